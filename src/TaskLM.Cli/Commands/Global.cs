@@ -1,0 +1,60 @@
+// Options every verb shares (device, threads, verbosity) and the one-line error report.
+using System.CommandLine;
+using System.Text.Json;
+using Spectre.Console;
+using TaskLM.Native;
+using TorchSharp;
+
+namespace TaskLM.Cli.Commands;
+
+/// <summary>Options shared by all verbs, and helpers verbs use to start torch and print results.</summary>
+public static class Global
+{
+    public static readonly Option<string> Device = new("--device")
+    {
+        Description = "Where models run: auto (CUDA when it initialises, else CPU), cpu, cuda or cuda:N",
+        DefaultValueFactory = _ => "auto",
+        Recursive = true,
+    };
+
+    public static readonly Option<int> Threads = new("--threads")
+    {
+        Description = "CPU threads for libtorch (0 = libtorch's default)",
+        DefaultValueFactory = _ => 0,
+        Recursive = true,
+    };
+
+    public static readonly Option<bool> Verbose = new("--verbose")
+    {
+        Description = "Show stack traces and extra detail",
+        Recursive = true,
+    };
+
+    /// <summary>A <c>--json</c> flag for a verb (machine-readable output on stdout).</summary>
+    public static Option<bool> JsonOption() => new("--json") { Description = "Print machine-readable JSON" };
+
+    public static readonly JsonSerializerOptions JsonOut = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>Loads libtorch, applies <c>--threads</c> and resolves <c>--device</c>.</summary>
+    public static torch.Device StartTorch(ParseResult p)
+    {
+        TorchBackend.EnsureLoaded();
+        TorchBackend.SetThreads(p.GetValue(Threads));
+        return TorchBackend.ResolveDevice(p.GetValue(Device));
+    }
+
+    /// <summary>Prints an error as one line (the whole chain with --verbose) and returns exit code 1.</summary>
+    public static int ReportError(Exception e, bool verbose)
+    {
+        var err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        if (verbose) err.WriteException(e);
+        else
+        {
+            var inner = e;
+            while (inner is System.Reflection.TargetInvocationException or TypeInitializationException && inner.InnerException != null)
+                inner = inner.InnerException;
+            err.MarkupLine($"[red]error:[/] {Markup.Escape(inner.Message.Split('\n')[0].Trim())}");
+        }
+        return 1;
+    }
+}
