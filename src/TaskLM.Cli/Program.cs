@@ -11,6 +11,7 @@ root.Options.Add(Global.Verbose);
 // One line per verb group; each file under Commands/ builds its own verbs.
 root.Subcommands.Add(EnvCommand.Create());
 root.Subcommands.Add(QuickstartCommand.Create());
+root.Subcommands.Add(DataCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 try
