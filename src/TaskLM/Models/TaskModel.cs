@@ -1,0 +1,56 @@
+// What every model family offers training, evaluation and serving: a batch in, logits (and loss) out.
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TaskLM.Models;
+
+/// <summary>One batch as Hugging Face models take it. All tensors (B, T) int64 unless noted.</summary>
+public sealed class ModelBatch
+{
+    public required Tensor InputIds { get; init; }
+    /// <summary>1 = real token, 0 = padding.</summary>
+    public Tensor? AttentionMask { get; init; }
+    public Tensor? TokenTypeIds { get; init; }
+    /// <summary>Causal/masked LM: (B, T) with -100 ignored (causal LM shifts inside the model, as HF);
+    /// sequence classification: (B,); token classification: (B, T) with -100 ignored.</summary>
+    public Tensor? Labels { get; init; }
+    /// <summary>Extractive QA answer span, (B,) each.</summary>
+    public Tensor? StartPositions { get; init; }
+    public Tensor? EndPositions { get; init; }
+}
+
+/// <summary>A forward pass's result: <c>Loss</c> when labels were given, as HF computes it.</summary>
+public sealed class ModelOutput
+{
+    /// <summary>Scalar loss, or null without labels.</summary>
+    public Tensor? Loss { get; init; }
+    /// <summary>LM: (B, T, V); sequence classification: (B, C); token classification: (B, T, C);
+    /// QA: null (see start/end).</summary>
+    public Tensor? Logits { get; init; }
+    /// <summary>QA: (B, T) each.</summary>
+    public Tensor? StartLogits { get; init; }
+    public Tensor? EndLogits { get; init; }
+}
+
+/// <summary>A model of one family with one task head, as training and evaluation drive it.</summary>
+public interface ITaskModel
+{
+    /// <summary>HF model_type: "gpt2" or "bert".</summary>
+    string ModelType { get; }
+
+    /// <summary>Head: causal-lm, masked-lm, classification, token-classification, question-answering.</summary>
+    string Task { get; }
+
+    /// <summary>The HF config.json content, including architectures, num_labels/id2label for heads.</summary>
+    JsonObject Config { get; }
+
+    /// <summary>The TorchSharp module (parameters named with HF's keys, e.g. transformer.h.0.attn.c_attn.weight).</summary>
+    nn.Module Module { get; }
+
+    /// <summary>Runs the model on a batch (on the module's device).</summary>
+    ModelOutput Forward(ModelBatch batch);
+
+    /// <summary>Writes config.json + model.safetensors that Python's from_pretrained loads.</summary>
+    void SavePretrained(string directory);
+}
