@@ -41,7 +41,12 @@ public static class JsonlFile
             }
             catch (JsonException e)
             {
-                bad = new DataFormatException(path, lineNo, $"invalid JSON: {e.Message}", e);
+                // JsonException's own text ends with "LineNumber: 0 | BytePositionInLine: N."; say the column instead.
+                var msg = e.Message;
+                int cut = msg.IndexOf(" LineNumber:", StringComparison.Ordinal);
+                if (cut > 0) msg = msg[..cut].TrimEnd();
+                var col = e.BytePositionInLine is long b ? $" at column {b + 1}" : "";
+                bad = new DataFormatException(path, lineNo, $"invalid JSON{col}: {msg}", e);
             }
             if (bad != null)
             {
