@@ -803,6 +803,12 @@ public static class Bert
         ["bert-large"] = (24, 1024, 16),
     };
 
+    static readonly Dictionary<string, string> GptAliases = new()
+    {
+        ["n_layer"] = "num_hidden_layers", ["n_head"] = "num_attention_heads", ["n_embd"] = "hidden_size",
+        ["n_positions"] = "max_position_embeddings", ["n_inner"] = "intermediate_size",
+    };
+
     /// <summary>The preset names, smallest first.</summary>
     public static IReadOnlyList<string> PresetNames => PresetShapes.Keys.ToList();
 
@@ -824,7 +830,8 @@ public static class Bert
     }
 
     /// <summary>A preset with random weights. <paramref name="overrides"/> use config.json names
-    /// (hidden_size, num_hidden_layers, vocab_size, num_labels, id2label, ...); when hidden_size is overridden
+    /// (hidden_size, num_hidden_layers, vocab_size, num_labels, id2label, ...; GPT-2's n_layer, n_head, n_embd,
+    /// n_positions, n_inner are accepted as aliases); when hidden_size is overridden
     /// alone, heads (H/64) and intermediate_size (4H) follow it. An unknown key is an error naming the closest one.</summary>
     public static BertPreTrainedModel FromPreset(string name, string task, IDictionary<string, object>? overrides, long? seed = null)
     {
@@ -832,6 +839,8 @@ public static class Bert
         cfg.Remove("architectures");
         if (overrides != null)
         {
+            // A recipe may use GPT-2's names for the shared shape settings; they mean the same here.
+            overrides = overrides.ToDictionary(kv => GptAliases.GetValueOrDefault(kv.Key, kv.Key), kv => kv.Value);
             foreach (var (k, v) in overrides)
             {
                 if (!BertConfig.Keys.Contains(k) || k is "model_type" or "architectures" or "dtype" or "torch_dtype")
