@@ -65,6 +65,9 @@ public sealed class BertConfig
         string pe = Str(json, "position_embedding_type", source) ?? "absolute";
         if (pe != "absolute")
             throw new InvalidDataException($"{source}: position_embedding_type '{pe}' is not supported (only 'absolute')");
+        foreach (string unsupported in (string[])["is_decoder", "add_cross_attention"])
+            if (Bool(json, unsupported, source) == true)
+                throw new InvalidDataException($"{source}: {unsupported} = true is not supported (TaskLM's BERT is an encoder)");
         var c = new BertConfig();
         c.vocab_size = Int(json, "vocab_size", source) ?? c.vocab_size;
         c.hidden_size = Int(json, "hidden_size", source) ?? c.hidden_size;
@@ -849,7 +852,9 @@ public static class Bert
             }
             if (overrides.ContainsKey("hidden_size"))
             {
-                int h = BertConfig.FromJson(cfg, $"preset {name}").hidden_size;
+                var probe = cfg.DeepClone().AsObject();
+                probe["num_attention_heads"] = 1; // read H before the preset's head count is checked against it
+                int h = BertConfig.FromJson(probe, $"preset {name} with overrides").hidden_size;
                 if (!overrides.ContainsKey("num_attention_heads")) cfg["num_attention_heads"] = Math.Max(1, h / 64);
                 if (!overrides.ContainsKey("intermediate_size")) cfg["intermediate_size"] = 4 * h;
             }

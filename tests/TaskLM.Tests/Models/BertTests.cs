@@ -292,6 +292,8 @@ public class BertTests
         // Overriding hidden_size alone keeps heads = H/64 and intermediate = 4H; a misspelt key names the right one.
         var small = Bert.FromPreset("bert-tiny", "masked-lm", new Dictionary<string, object> { ["n_embd"] = 64, ["vocab_size"] = "100" });
         Assert.Equal((1, 256, 100), (small.config.num_attention_heads, small.config.intermediate_size, small.config.vocab_size));
+        var odd = Bert.FromPreset("bert-tiny", "token-classification", new Dictionary<string, object> { ["hidden_size"] = 48, ["vocab_size"] = 50 });
+        Assert.Equal(1, odd.config.num_attention_heads); // 48/64 rounds up to one head, not an error about bert-tiny's two
         var e = Assert.Throws<ArgumentException>(() => Bert.FromPreset("bert-tiny", "masked-lm", new Dictionary<string, object> { ["hiden_size"] = 64 }));
         Assert.Contains("did you mean 'hidden_size'", e.Message);
     }
