@@ -92,7 +92,15 @@ public static class DataPrepCommands
                 removedRows.Add(copy);
             };
             DirectoryOf(outPath);
-            TempJsonl.Write(outPath, pipeline.Run(TempJsonl.Read(inPath), onRemoved).Select(r => r.Fields));
+            var cleaned = pipeline.Run(TempJsonl.Read(inPath), onRemoved).Select(r => r.Fields);
+            if (p.GetValue(json) || !AnsiConsole.Profile.Capabilities.Interactive) TempJsonl.Write(outPath, cleaned);
+            else
+                AnsiConsole.Status().Start($"cleaning {Markup.Escape(inPath)}", ctx =>
+                    TempJsonl.Write(outPath, cleaned.Select((row, i) =>
+                    {
+                        if (i % 500 == 0) ctx.Status($"cleaning: {pipeline.Report.InputRows:N0} rows read, {i:N0} kept");
+                        return row;
+                    })));
             if (removedPath != null) TempJsonl.Write(removedPath, removedRows);
             DirectoryOf(reportPath);
             File.WriteAllText(reportPath, pipeline.Report.ToJson() + "\n");
@@ -114,8 +122,9 @@ public static class DataPrepCommands
             long n = s.Kind == "transform" ? s.RowsChanged : s.Removed;
             string why = s.Kind == "filter"
                 ? string.Join("; ", s.Reasons.Select(kv => $"{kv.Key}: {kv.Value:N0}"))
-                : s.Examples.FirstOrDefault() is { } ex ? $"{ex.Source}:{ex.Line}" : "";
-            if (s.Kind == "filter" && s.Examples.FirstOrDefault() is { DuplicateOf: { } dupOf } fx) why += $" (e.g. {fx.Source}:{fx.Line} = {dupOf})";
+                : s.Examples.FirstOrDefault() is { } ex ? $"e.g. line {ex.Line}" : "";
+            if (s.Kind == "filter" && s.Examples.FirstOrDefault() is { DuplicateOf: { } dupOf } fx)
+                why += $" (e.g. line {fx.Line} = line {dupOf[(dupOf.LastIndexOf(':') + 1)..]})";
             table.AddRow(Markup.Escape(s.Step), s.Kind, $"{n:N0}", Markup.Escape(Trim(why, 90)));
         }
         AnsiConsole.Write(table);

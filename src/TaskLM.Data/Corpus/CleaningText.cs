@@ -333,7 +333,7 @@ public static partial class CleaningText
     [GeneratedRegex(@"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", RegexOptions.CultureInvariant)]
     private static partial Regex EmailRegex();
 
-    [GeneratedRegex(@"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}(?![\w.-]?\d)", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"(?<![\w.+\-:/])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}(?![\w.-]?\d)", RegexOptions.CultureInvariant)]
     private static partial Regex PhoneRegex();
 
     // ---- helpers --------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ public class CleanTests
         Assert.Equal("Write to [EMAIL] or see [URL]. Call [PHONE], [PHONE] or [PHONE].", masked);
 
         // Things that look numeric but are not phone numbers stay.
-        string keep = "On 2002-08-22 at 12:36:23 from 127.0.0.1, version 1.2.3, order #12345.";
+        string keep = "On 2002-08-22 at 12:36:23 from 127.0.0.1, version 1.2.3, order #12345, logged 12:04:13.785852.";
         Assert.Equal(keep, CleaningText.MaskPhones(keep));
         Assert.Equal("visit [URL], then stop", CleaningText.MaskUrls("visit www.example.org/x, then stop"));
     }
