@@ -20,6 +20,7 @@ public sealed class CleaningPipeline
     private readonly MinHash? _minHash;
     private readonly (string Name, Func<string, string> Apply)[] _transforms;
     private readonly HashSet<string>? _allowed;
+    private bool _ran;
 
     /// <summary>The report, filled in as rows stream through (complete once enumeration ends).</summary>
     public CleaningReport Report { get; } = new();
@@ -67,9 +68,13 @@ public sealed class CleaningPipeline
     private sealed record KeptRef(string Where, string? Label);
 
     /// <summary>Cleans <paramref name="rows"/> lazily, yielding the kept rows (text field replaced) in input order.
-    /// <paramref name="onRemoved"/> receives each removed row with the step name and the reason.</summary>
+    /// <paramref name="onRemoved"/> receives each removed row with the step name and the reason. A pipeline runs
+    /// once. <see cref="CleaningOptions.TokenCounter"/> is called from several threads at once.</summary>
     public IEnumerable<DataRow> Run(IEnumerable<DataRow> rows, Action<DataRow, string, string>? onRemoved = null)
     {
+        // The report and dedup state belong to one pass: a second pass would double-count.
+        if (_ran) throw new InvalidOperationException("a CleaningPipeline runs once; create a new one for another pass");
+        _ran = true;
         var sw = Stopwatch.StartNew();
         var exact = new Dictionary<UInt128, KeptRef>();
         LshIndex? lsh = _o.NearDedup is { } nd ? new LshIndex(nd.NumPerm, nd.Threshold) : null;

@@ -94,7 +94,8 @@ public static partial class CleaningText
     // ---- quoted replies and signatures ----------------------------------------------------------------
 
     /// <summary>Removes quoted replies: lines starting with "&gt;" (after optional spaces), the attribution line just
-    /// above a quote ("On Mon, Bob wrote:", "Bob writes:"), and everything from "-----Original Message-----" on.</summary>
+    /// above a quote ("On Mon, Bob wrote:", "Bob writes:"), and everything from "-----Original Message-----" on.
+    /// An mbox-escaped "&gt;From " line is unescaped and kept.</summary>
     public static string StripEmailQuotes(string text)
     {
         if (!text.Contains('>') && !text.Contains("Original Message", StringComparison.OrdinalIgnoreCase)) return text;
@@ -105,6 +106,8 @@ public static partial class CleaningText
         {
             string t = l.TrimStart();
             if (OriginalMessage().IsMatch(t)) { changed = true; break; }
+            // mbox escapes body lines starting with "From " as ">From ": that is text, not a quote.
+            if (l.StartsWith(">From ", StringComparison.Ordinal)) { keep.Add(l[1..]); changed = true; continue; }
             if (t.StartsWith('>'))
             {
                 changed = true;

@@ -40,6 +40,7 @@ public class CleanTests
             "Date: Thu, 22 Aug 2002 12:36:23 +0100",
             "",
             "Friday works for me.",
+            ">From Monday on I am away.",   // mbox's escape of a body line starting "From ", not a quote
             "",
             "On Thu, 22 Aug 2002, Bob wrote:",
             "> Shall we have lunch on Friday?",
@@ -55,7 +56,7 @@ public class CleanTests
         var o = new CleaningOptions { NearDedup = null };
         var p = new CleaningPipeline(o);
         var kept = p.Run([Row(raw)]).Single();
-        Assert.Equal("Re: lunch on Friday\n\nFriday works for me.\n\nSee you there.", (string)kept.Fields["text"]!);
+        Assert.Equal("Re: lunch on Friday\n\nFriday works for me.\nFrom Monday on I am away.\n\nSee you there.", (string)kept.Fields["text"]!);
         Assert.Equal(1, p.Report.Step("email_headers").RowsChanged);
         Assert.Equal(1, p.Report.Step("email_quotes").RowsChanged);
         Assert.Equal(1, p.Report.Step("email_signature").RowsChanged);
