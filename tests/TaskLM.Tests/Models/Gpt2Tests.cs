@@ -103,6 +103,38 @@ public class Gpt2Tests
     }
 
     [Fact]
+    public void HalfPrecisionAndShardedCheckpointsLoad()
+    {
+        // HF's shard layout (model-0000N-of-0000M.safetensors + index weight_map), stored as fp16.
+        var exp = Expected("gpt2-bin");
+        string dir = Path.Combine(Path.GetTempPath(), $"tasklm-shards-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(dir);
+            File.Copy(Fixture("gpt2-bin", "config.json"), Path.Combine(dir, "config.json"));
+            var sd = TorchPickle.LoadStateDict(Fixture("gpt2-bin", "pytorch_model.bin"));
+            var keys = sd.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+            var map = new JsonObject();
+            for (int shard = 0; shard < 2; shard++)
+            {
+                string file = $"model-0000{shard + 1}-of-00002.safetensors";
+                var part = keys.Where((_, i) => i % 2 == shard).ToDictionary(k => k, k => sd[k].to(float16));
+                SafeTensors.Save(Path.Combine(dir, file), part);
+                foreach (var k in part.Keys) map[k] = file;
+            }
+            File.WriteAllText(Path.Combine(dir, "model.safetensors.index.json"), new JsonObject { ["metadata"] = new JsonObject(), ["weight_map"] = map }.ToJsonString());
+            var m = Gpt2.FromPretrained(dir);
+            Assert.True(m.LoadReport!.IsExact, string.Join("\n", m.LoadReport.Warnings()));
+            Assert.Equal(new[] { "Float16->Float32" }, m.LoadReport.Conversions);
+            Assert.Equal(ScalarType.Float32, m.Module.parameters().First().dtype);
+            using var _ = no_grad();
+            var logits = m.Forward(new ModelBatch { InputIds = Ids(exp["input_ids"]!) }).Logits!.to(float64).data<double>().ToArray();
+            AssertClose(Flat(exp["logits"]!), logits, 2e-3, "fp16-rounded weights"); // fp16 keeps ~3 significant digits
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Gpt2ClsMatchesHfLogitsAndLossPoolingLastNonPadToken()
     {
         var exp = Expected("gpt2-cls");
