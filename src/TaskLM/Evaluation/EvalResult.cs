@@ -123,11 +123,11 @@ public sealed class EvalResult
     public static EvalResult FromJson(JsonObject o, string source = "eval.json")
     {
         var e = new EvalResult { Task = Str(o["task"]), Split = Str(o["split"]) };
-        if (o["n"] is JsonValue nv && nv.TryGetValue(out int n)) e.N = n;
+        if (AsNumber(o["n"]) is double n) e.N = (int)n;
         var metrics = o["metrics"] as JsonObject ?? throw new InvalidDataException($"{source}: missing the \"metrics\" object");
         foreach (var (k, v) in metrics)
         {
-            if (v is JsonValue jv && jv.TryGetValue(out double d)) e.Metrics[k] = d;
+            if (AsNumber(v) is double d) e.Metrics[k] = d;
             else if (k == "per_class" && v is JsonObject pc)
                 e.PerClass = pc.ToDictionary(kv => kv.Key, kv => kv.Value is JsonObject s
                     ? new PrfScore(Num(s, "precision", source), Num(s, "recall", source), Num(s, "f1", source), (int)Num(s, "support", source))
@@ -148,14 +148,14 @@ public sealed class EvalResult
             {
                 var row = rows[r] as JsonArray;
                 if (row == null || row.Count != labels.Count) throw new InvalidDataException($"{source}: confusion_matrix.matrix[{r}] should hold {labels.Count} counts");
-                for (int c = 0; c < labels.Count; c++) m[r, c] = row[c]!.GetValue<int>();
+                for (int c = 0; c < labels.Count; c++) m[r, c] = (int)(AsNumber(row[c]) ?? throw new InvalidDataException($"{source}: confusion_matrix.matrix[{r}][{c}] should be a number"));
             }
             e.ConfusionLabels = labels;
             e.ConfusionMatrix = m;
         }
         if (o["worst_examples"] is JsonArray we)
             foreach (var x in we.OfType<JsonObject>())
-                e.WorstExamples.Add(new WorstExample(Str(x["text"]) ?? "", Str(x["gold"]), Str(x["pred"]), x["loss"] is JsonValue lv && lv.TryGetValue(out double l) ? l : null));
+                e.WorstExamples.Add(new WorstExample(Str(x["text"]) ?? "", Str(x["gold"]), Str(x["pred"]), AsNumber(x["loss"])));
         if (o["samples"] is JsonArray sa)
             foreach (var x in sa.OfType<JsonObject>())
                 e.Samples.Add(new GenerationSample(Str(x["prompt"]) ?? "", Str(x["output"]) ?? "", Str(x["reference"])));
@@ -170,7 +170,12 @@ public sealed class EvalResult
     };
 
     private static double Num(JsonObject o, string key, string source) =>
-        o[key] is JsonValue v && v.TryGetValue(out double d) ? d : throw new InvalidDataException($"{source}: \"{key}\" should be a number");
+        AsNumber(o[key]) ?? throw new InvalidDataException($"{source}: \"{key}\" should be a number");
+
+    /// <summary>The number a JSON node holds (parsed or built in code, any numeric type), else null.</summary>
+    internal static double? AsNumber(JsonNode? n) =>
+        n is JsonValue v && v.GetValueKind() == JsonValueKind.Number
+            ? double.Parse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture) : null;
 
     /// <summary>A metric value for tables: integers as integers, others with 4 decimals.</summary>
     public static string Format(double v) =>

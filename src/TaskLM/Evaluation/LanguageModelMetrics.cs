@@ -38,15 +38,16 @@ public static class LanguageModelMetrics
     /// <summary>Perplexity of one long token sequence with a model that sees at most <paramref name="maxLength"/>
     /// tokens, as in Hugging Face's "Perplexity of fixed-length models" guide: windows start every
     /// <paramref name="stride"/> tokens, each ends at most maxLength later, and only the tokens past the previous
-    /// window's end are scored, so every token after the first is scored exactly once, with up to
-    /// maxLength − stride tokens of context before it. (The guide weights each window's mean loss by
+    /// window's end are scored, so each token is scored at most once, with at least maxLength − stride tokens of
+    /// context (fewer near the start). A window's first token has no context and is never scored, so with
+    /// stride == maxLength (disjoint chunks) each chunk's first token is skipped, as in the guide. (The guide weights each window's mean loss by
     /// "valid labels − 1", which undercounts later windows by one token; here the per-token NLLs are summed exactly.)</summary>
     /// <param name="ids">The token ids of the whole text.</param>
     /// <param name="maxLength">The model's context (window) length.</param>
     /// <param name="stride">Tokens between window starts.</param>
     /// <param name="perTokenNll">The model: given a window's ids (length L), returns L − 1 NLLs in nats, where
     /// entry j is −log p(ids[j+1] | ids[0..j]) (the shifted causal-LM loss with reduction "none").</param>
-    /// <returns>The score and, per token position, the NLL it was scored with (NaN for position 0).</returns>
+    /// <returns>The score and, per token position, the NLL it was scored with (NaN where unscored).</returns>
     public static (LmScore Score, double[] TokenNll) SlidingWindow(long[] ids, int maxLength, int stride, Func<long[], float[]> perTokenNll)
     {
         if (maxLength < 2) throw new ArgumentException($"max_length must be at least 2, got {maxLength}");
@@ -68,7 +69,7 @@ public static class LanguageModelMetrics
             prevEnd = end;
             if (end == ids.Length) break;
         }
-        return (FromNll(tokenNll.Skip(1)), tokenNll);
+        return (FromNll(tokenNll.Where(x => !double.IsNaN(x))), tokenNll);
     }
 
     /// <summary>Per-token NLLs of a causal LM's logits, the seam for <see cref="SlidingWindow"/>:

@@ -110,9 +110,9 @@ public static class Rouge
         return t;
     }
 
-    // Indices into ref of one LCS, read back from the table preferring to drop from the candidate on ties
-    // the way rouge-score's _backtrack_norec does.
-    internal static List<int> LcsIndices(List<string> reference, List<string> candidate)
+    /// <summary>Indices into <paramref name="reference"/> of one longest common subsequence, read back from the
+    /// table the way rouge-score's <c>_backtrack_norec</c> does (on ties, step back in the reference).</summary>
+    public static List<int> LcsIndices(List<string> reference, List<string> candidate)
     {
         var t = LcsTable(reference, candidate);
         int i = reference.Count, j = candidate.Count;

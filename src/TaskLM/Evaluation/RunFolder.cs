@@ -60,7 +60,7 @@ public static class RunFolder
             {
                 var m = new Dictionary<string, double>();
                 foreach (var (k, v) in ev)
-                    if (v is JsonValue jv && jv.TryGetValue(out double d)) m[k] = d;
+                    if (EvalResult.AsNumber(v) is double d) m[k] = d;
                 run.Evals.Add(new EvalPoint((long)step, m));
             }
             else
@@ -73,7 +73,7 @@ public static class RunFolder
     {
         var v = obj[key];
         if (v == null) return null;
-        if (v is JsonValue jv && jv.TryGetValue(out double d)) return d;
+        if (EvalResult.AsNumber(v) is double d) return d;
         throw new InvalidDataException($"{path} line {line}: \"{key}\" should be a number, got {v.ToJsonString()}");
     }
 }
