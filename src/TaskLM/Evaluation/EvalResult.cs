@@ -84,6 +84,40 @@ public sealed class EvalResult
         return e;
     }
 
+    /// <summary>A token-classification result: seqeval entity P/R/F1 (micro as precision/recall/f1, macro, weighted),
+    /// per entity type, token accuracy; worst examples are the sentences with the most wrong tags.</summary>
+    public static EvalResult ForTokenClassification(IReadOnlyList<IReadOnlyList<string>> gold, IReadOnlyList<IReadOnlyList<string>> pred,
+        IReadOnlyList<IReadOnlyList<string>>? words = null, int worst = 10, string? split = null)
+    {
+        var (perType, micro, macro, weighted, acc) = Seqeval.Evaluate(gold, pred);
+        var e = new EvalResult { Task = "token-classification", Split = split, N = gold.Count, PerClass = perType };
+        e.Metrics["precision"] = micro.Precision; e.Metrics["recall"] = micro.Recall; e.Metrics["f1"] = micro.F1;
+        e.Metrics["macro_f1"] = macro.F1; e.Metrics["weighted_f1"] = weighted.F1; e.Metrics["token_accuracy"] = acc;
+        if (words != null)
+        {
+            var bad = Enumerable.Range(0, gold.Count).Select(i => (i, wrong: gold[i].Zip(pred[i]).Count(p => p.First != p.Second)))
+                .Where(x => x.wrong > 0).OrderByDescending(x => x.wrong).Take(worst);
+            foreach (var (i, wrong) in bad)
+                e.WorstExamples.Add(new WorstExample(string.Join(' ', words[i]), string.Join(' ', gold[i]), string.Join(' ', pred[i]), wrong));
+        }
+        return e;
+    }
+
+    /// <summary>An extractive-QA result: SQuAD exact_match and f1 (percent); worst examples are the questions
+    /// with the lowest token F1 (loss = 1 − F1). <paramref name="questions"/> may be null.</summary>
+    public static EvalResult ForQuestionAnswering(IReadOnlyList<string> predictions, IReadOnlyList<IReadOnlyList<string>> golds,
+        IReadOnlyList<string>? questions = null, int worst = 10, string? split = null)
+    {
+        var (em, f1, per) = Squad.Evaluate(predictions, golds);
+        var e = new EvalResult { Task = "question-answering", Split = split, N = predictions.Count };
+        e.Metrics["exact_match"] = em;
+        e.Metrics["f1"] = f1;
+        if (questions != null)
+            foreach (int i in Enumerable.Range(0, per.Length).Where(i => per[i] < 1).OrderBy(i => per[i]).Take(worst))
+                e.WorstExamples.Add(new WorstExample(questions[i], string.Join(" | ", golds[i]), predictions[i], 1 - per[i]));
+        return e;
+    }
+
     /// <summary>eval.json as a JSON object.</summary>
     public JsonObject ToJson()
     {

@@ -73,6 +73,7 @@ public sealed class Report
             th, td { border: 1px solid #ccd; padding: .3em .7em; text-align: right; vertical-align: top; }
             th { background: #eef2f9; }
             td:first-child, th:first-child { text-align: left; }
+            table.long th { text-align: left; }
             table.long td { text-align: left; max-width: 520px; white-space: pre-wrap; word-break: break-word; }
             tr:nth-child(even) td { background: #fafbfd; }
             img { max-width: 100%; border: 1px solid #dde; margin: .4em 0; }
@@ -117,15 +118,17 @@ public static class ReportBuilder
     public static void AddEval(Report report, EvalResult e, string prefix = "", string? heading = null)
     {
         string H(string s) => heading == null ? s : $"{heading}: {s}";
+        bool withCi = e.Intervals.Count > 0;
         var rows = e.Metrics.Select(kv =>
         {
             var row = new List<string> { kv.Key, EvalResult.Format(kv.Value) };
-            row.Add(e.Intervals.TryGetValue(kv.Key, out var ci)
-                ? $"[{EvalResult.Format(ci.Low)}, {EvalResult.Format(ci.High)}] ({ci.Confidence * 100:0}%, {ci.Samples} resamples)" : "");
+            if (withCi)
+                row.Add(e.Intervals.TryGetValue(kv.Key, out var ci)
+                    ? $"[{EvalResult.Format(ci.Low)}, {EvalResult.Format(ci.High)}] ({ci.Confidence * 100:0}%, {ci.Samples} resamples)" : "");
             return (IReadOnlyList<string>)row;
         }).ToList();
         var meta = string.Join(", ", new[] { e.Task, e.Split == null ? null : $"split {e.Split}", e.N == null ? null : $"n = {e.N}" }.Where(x => x != null));
-        report.Blocks.Add(new ReportTable(H("Metrics" + (meta.Length > 0 ? $" ({meta})" : "")), ["metric", "value", "bootstrap CI"], rows));
+        report.Blocks.Add(new ReportTable(H("Metrics" + (meta.Length > 0 ? $" ({meta})" : "")), withCi ? ["metric", "value", "bootstrap CI"] : ["metric", "value"], rows));
         if (e.PerClass is { Count: > 0 } pc)
             report.Blocks.Add(new ReportTable(H("Per class"), ["class", "precision", "recall", "f1", "support"],
                 pc.Select(kv => (IReadOnlyList<string>)[kv.Key, EvalResult.Format(kv.Value.Precision), EvalResult.Format(kv.Value.Recall),

@@ -89,10 +89,6 @@ public class ClassificationMetricsTests
             m.GetProperty("per_class").GetProperty("fish").GetProperty("support").GetInt32());
         var ci = JsonDocument.Parse(r.Stdout).RootElement.GetProperty("confidence_intervals").GetProperty("macro_f1");
         Assert.True(ci.GetProperty("low").GetDouble() <= ci.GetProperty("high").GetDouble());
-        // Same seed, same interval: the CI is reproducible.
-        var again = CliRunner.Run("metrics", "classification", "--gold", Path.Combine(dir, "gold.txt"), "--pred", Path.Combine(dir, "pred.txt"),
-            "--bootstrap", "200", "--seed", "3", "--json");
-        Assert.Equal(r.Stdout, again.Stdout);
     }
 
     [Fact]
