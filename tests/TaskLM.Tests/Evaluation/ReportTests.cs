@@ -119,4 +119,29 @@ public class ReportTests
         Assert.Equal(0.6, json.GetProperty("metrics").GetProperty("accuracy").GetDouble(), 12);
         Assert.Equal(2, json.GetProperty("metrics").GetProperty("per_class").GetProperty("spam").GetProperty("support").GetInt32());
     }
+
+    [Fact]
+    public void GenerationAndLmResults_CarrySamplesAndWorstExamples()
+    {
+        // Generation: corpus BLEU equals sacrebleu's (HF fixture); the worst segment is the lowest sentence BLEU.
+        var hf = Fixture.Json("hf", "bleu.expected.json");
+        var hyps = Fixture.Strings(hf.GetProperty("hyps"));
+        var refs = Fixture.Strings(hf.GetProperty("refs"));
+        var g = EvalResult.ForGeneration(hyps.Select(h => "prompt: " + h).ToList(), hyps, refs, samples: 2, worst: 2);
+        Assert.True(Math.Abs(hf.GetProperty("corpus_bleu").GetDouble() - g.Metrics["bleu"]) < 1e-6);
+        Assert.Equal("a whale is a big fish", g.WorstExamples[0].Pred); // sentence BLEU 30.21, the lowest
+        Assert.Equal(100 - 30.213753973567677, g.WorstExamples[0].Loss!.Value, 6);
+        Assert.Equal(2, g.Samples.Count);
+        var report = new Report { Title = "generation" };
+        ReportBuilder.AddEval(report, g);
+        var html = report.ToHtml();
+        Assert.Contains("Generation samples", html);
+        Assert.Contains("prompt: the cat sat on the mat", html);
+        // Language model: perplexity = exp(loss); the highest-loss passage comes first.
+        var lm = EvalResult.ForLanguageModel(LanguageModelMetrics.FromNll([Math.Log(2), Math.Log(8)]), bytes: 4,
+            passages: [("calm sea", 0.5), ("Call me Ishmael", 2.5)]);
+        Assert.Equal(4, lm.Metrics["perplexity"], 12);
+        Assert.Equal(1, lm.Metrics["bits_per_byte"], 12);
+        Assert.Equal("Call me Ishmael", lm.WorstExamples[0].Text);
+    }
 }
