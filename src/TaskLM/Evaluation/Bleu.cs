@@ -45,45 +45,53 @@ public static class Bleu
                 throw new ArgumentException($"reference stream {r + 1} has {refStreams[r].Count} segments but there are {n} hypotheses");
     }
 
-    // [hyp_len, ref_len, correct_1..4, total_1..4], sacrebleu's per-segment statistics.
+    // [hyp_len, ref_len, correct_1..4, total_1..4], sacrebleu's per-segment statistics. Segments are
+    // right-stripped before tokenizing, as sacrebleu's BLEU._preprocess_segment does.
     private static long[] SegmentStats(string hyp, IReadOnlyList<string> refs)
     {
-        var hypTokens = Tokenize13a(hyp).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var hypTokens = Tokenize13a(hyp.TrimEnd()).Split(' ', StringSplitOptions.RemoveEmptyEntries);
         var hypNgrams = Ngrams(hypTokens);
-        var maxRef = new Dictionary<string, int>(StringComparer.Ordinal);
+        var maxRef = new Dictionary<string, int>[MaxOrder];
+        for (int n = 0; n < MaxOrder; n++) maxRef[n] = new(StringComparer.Ordinal);
         int closestLen = -1, closestDiff = int.MaxValue;
         foreach (var r in refs)
         {
-            var refTokens = Tokenize13a(r).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var refTokens = Tokenize13a(r.TrimEnd()).Split(' ', StringSplitOptions.RemoveEmptyEntries);
             int diff = Math.Abs(hypTokens.Length - refTokens.Length);
             if (diff < closestDiff) { closestDiff = diff; closestLen = refTokens.Length; }
             else if (diff == closestDiff) closestLen = Math.Min(closestLen, refTokens.Length);
-            foreach (var (ng, c) in Ngrams(refTokens))
-                if (!maxRef.TryGetValue(ng, out int m) || c > m) maxRef[ng] = c;
+            var refNgrams = Ngrams(refTokens);
+            for (int n = 0; n < MaxOrder; n++)
+                foreach (var (ng, c) in refNgrams[n])
+                    if (!maxRef[n].TryGetValue(ng, out int m) || c > m) maxRef[n][ng] = c;
         }
         var stats = new long[2 + 2 * MaxOrder];
         stats[0] = hypTokens.Length;
         stats[1] = closestLen;
-        foreach (var (ng, c) in hypNgrams)
-        {
-            int n = ng.Count(ch => ch == '\u0001') + 1;
-            stats[2 + MaxOrder + n - 1] += c;
-            if (maxRef.TryGetValue(ng, out int m)) stats[2 + n - 1] += Math.Min(c, m);
-        }
+        for (int n = 0; n < MaxOrder; n++)
+            foreach (var (ng, c) in hypNgrams[n])
+            {
+                stats[2 + MaxOrder + n] += c;
+                if (maxRef[n].TryGetValue(ng, out int m)) stats[2 + n] += Math.Min(c, m); // clipped by the most any reference has
+            }
         return stats;
     }
 
-    // N-gram counts (orders 1..4), each n-gram joined with U+0001 so it cannot collide with a token.
-    private static Dictionary<string, int> Ngrams(string[] tokens)
+    // N-gram counts per order (index 0 = unigrams), tokens joined with a space (13a tokens never contain one).
+    private static Dictionary<string, int>[] Ngrams(string[] tokens)
     {
-        var d = new Dictionary<string, int>(StringComparer.Ordinal);
+        var result = new Dictionary<string, int>[MaxOrder];
         for (int n = 1; n <= MaxOrder; n++)
+        {
+            var d = new Dictionary<string, int>(StringComparer.Ordinal);
             for (int i = 0; i + n <= tokens.Length; i++)
             {
-                var key = string.Join('\u0001', tokens, i, n);
+                var key = string.Join(' ', tokens, i, n);
                 d[key] = d.GetValueOrDefault(key) + 1;
             }
-        return d;
+            result[n - 1] = d;
+        }
+        return result;
     }
 
     private static BleuScore FromStats(long[] stats, bool effectiveOrder)
