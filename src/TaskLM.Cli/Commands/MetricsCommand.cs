@@ -107,8 +107,8 @@ public static class MetricsCommand
                 o["confidence_interval"] = CiJson(ci);
             }
             if (p.GetValue(json)) { Print(o); return 0; }
-            AnsiConsole.WriteLine(score.ToString());
-            if (ci != null) AnsiConsole.WriteLine($"95% bootstrap CI: [{ci.Low:F2}, {ci.High:F2}] ({ci.Samples} resamples, seed {ci.Seed})");
+            Console.WriteLine(score.ToString());
+            if (ci != null) Console.WriteLine($"95% bootstrap CI: [{ci.Low:F2}, {ci.High:F2}] ({ci.Samples} resamples, seed {ci.Seed})");
             return 0;
         });
         return cmd;
