@@ -108,7 +108,7 @@ public static class MetricsCommand
             }
             if (p.GetValue(json)) { Print(o); return 0; }
             Console.WriteLine(score.ToString());
-            if (ci != null) Console.WriteLine($"95% bootstrap CI: [{ci.Low:F2}, {ci.High:F2}] ({ci.Samples} resamples, seed {ci.Seed})");
+            if (ci != null) Console.WriteLine(FormattableString.Invariant($"95% bootstrap CI: [{ci.Low:F2}, {ci.High:F2}] ({ci.Samples} resamples, seed {ci.Seed})"));
             return 0;
         });
         return cmd;
@@ -131,7 +131,7 @@ public static class MetricsCommand
             var (hyps, streams) = ReadHypRefs(p, hyp, refs);
             double score = Evaluation.Chrf.Corpus(hyps, streams);
             if (p.GetValue(json)) { Print(new JsonObject { ["score"] = score }); return 0; }
-            AnsiConsole.WriteLine($"chrF2 = {score:F2}");
+            Console.WriteLine(FormattableString.Invariant($"chrF2 = {score:F2}"));
             return 0;
         });
         return cmd;
