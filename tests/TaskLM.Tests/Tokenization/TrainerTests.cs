@@ -48,4 +48,32 @@ public class TrainerTests
         }
         Assert.Equal(0, viaJson.EosTokenId);
     }
+
+    [Fact]
+    public void WordPiece_trained_on_MobyDick_has_HFs_vocabulary_and_reloads()
+    {
+        var lines = MobyLines.Value;
+        string[] specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+        var tok = TokenizerTrainer.TrainWordPiece(lines, new TrainerOptions { VocabSize = 2000, SpecialTokens = specials });
+        Assert.Equal(2000, tok.VocabSize);
+        Assert.Equal([0, 1, 2, 3, 4], specials.Select(s => tok.TokenToId(s)!.Value));
+
+        // HF's WordPieceTrainer is BPE with "##" continuations: the same 2,000 strings come out.
+        var hfVocab = File.ReadAllLines(HfParityTests.Hf("tok-wordpiece", "vocab.txt"));
+        Assert.Equal(hfVocab.Order(StringComparer.Ordinal), Enumerable.Range(0, 2000).Select(i => tok.IdToToken(i)!).Order(StringComparer.Ordinal));
+
+        // And it cuts the text into as many pieces as HF's tokenizer (loaded by the parity-tested loader).
+        var hf = TokenizerLoader.Load(HfParityTests.Hf("tok-wordpiece"));
+        Assert.Equal(lines.Take(500).Sum(l => hf.Encode(l).Count), lines.Take(500).Sum(l => tok.Encode(l).Count));
+
+        var dir = Directory.CreateTempSubdirectory("tasklm-train-wp").FullName;
+        tok.Save(dir);
+        var viaJson = TokenizerLoader.Load(dir);
+        File.Delete(Path.Combine(dir, "tokenizer.json"));
+        var viaVocab = TokenizerLoader.Load(dir);
+        var enc = tok.EncodeForModel("Call me Ishmael.", "Some years ago");
+        Assert.Equal(enc.InputIds, viaJson.EncodeForModel("Call me Ishmael.", "Some years ago").InputIds);
+        Assert.Equal(enc.InputIds, viaVocab.EncodeForModel("Call me Ishmael.", "Some years ago").InputIds);
+        Assert.Equal(2, enc.InputIds[0]);  // [CLS]
+    }
 }
