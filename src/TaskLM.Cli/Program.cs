@@ -12,6 +12,8 @@ root.Options.Add(Global.Verbose);
 root.Subcommands.Add(EnvCommand.Create());
 root.Subcommands.Add(QuickstartCommand.Create());
 root.Subcommands.Add(DataCommand.Create());
+root.Subcommands.Add(TokenizeCommand.Create());
+root.Subcommands.Add(TokenizerCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 try
