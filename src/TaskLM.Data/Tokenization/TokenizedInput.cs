@@ -7,7 +7,7 @@ public enum TruncationStrategy
 {
     /// <summary>Never truncate (<c>do_not_truncate</c>).</summary>
     None,
-    /// <summary>Remove one token at a time from the longer sequence, the second on ties (<c>longest_first</c>).</summary>
+    /// <summary>Shorten the longer sequence; when both must give, split the room in halves (<c>longest_first</c>).</summary>
     LongestFirst,
     /// <summary>Only truncate the first sequence (<c>only_first</c>).</summary>
     OnlyFirst,
@@ -99,18 +99,30 @@ public static class ModelInputBuilder
                 removed = toRemove;
                 switch (options.Truncation)
                 {
-                    case TruncationStrategy.LongestFirst:
-                        // One token at a time from the longer side; ties go to the second (HF's order).
-                        for (int i = 0; i < toRemove; i++)
-                            if (nA > nB) nA--; else if (nB > 0) nB--; else if (nA > 0) nA--;
+                    case TruncationStrategy.LongestFirst when b == null:
+                        nA = Math.Max(0, nA - toRemove);
                         break;
+                    case TruncationStrategy.LongestFirst:
+                    {
+                        // HF's rule: the shorter keeps its length if the longer can take the rest; otherwise both
+                        // get half the room, the second the odd token.
+                        int target = Math.Max(0, max - tpl.Count(true));
+                        bool swap = nA > nB;
+                        int n1 = Math.Min(nA, nB), n2 = Math.Max(nA, nB);
+                        n2 = n1 > target ? n1 : Math.Max(n1, target - n1);
+                        if (n1 + n2 > target) { n1 = target / 2; n2 = n1 + target % 2; }
+                        if (swap) (n1, n2) = (n2, n1);
+                        nA = Math.Min(nA, n1); nB = Math.Min(nB, n2);
+                        removed = a.Count + b.Count - nA - nB;
+                        break;
+                    }
                     case TruncationStrategy.OnlyFirst:
-                        if (toRemove > nA) throw new ArgumentException($"only_first truncation to max_length {max} would need to remove {toRemove} tokens but the first sequence has {nA}");
+                        if (toRemove >= nA) throw new ArgumentException($"only_first truncation to max_length {max} would need to remove {toRemove} tokens but the first sequence has {nA}");
                         nA -= toRemove;
                         break;
                     case TruncationStrategy.OnlySecond:
                         if (b == null) throw new ArgumentException("only_second truncation needs a text pair");
-                        if (toRemove > nB) throw new ArgumentException($"only_second truncation to max_length {max} would need to remove {toRemove} tokens but the second sequence has {nB}");
+                        if (toRemove >= nB) throw new ArgumentException($"only_second truncation to max_length {max} would need to remove {toRemove} tokens but the second sequence has {nB}");
                         nB -= toRemove;
                         break;
                 }
