@@ -1,5 +1,6 @@
 // Our vocabulary trainers against the tokenizers HF trained on the same Moby-Dick text (make_fixtures.py).
 using System.IO.Compression;
+using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
 
 namespace TaskLM.Tests.Tokenization;
@@ -12,6 +13,20 @@ public class TrainerTests
         using var gz = new GZipStream(File.OpenRead(Path.Combine(AppContext.BaseDirectory, "fixtures", "tokenization", "moby.txt.gz")), CompressionMode.Decompress);
         return new StreamReader(gz).ReadToEnd().Split('\n').Where(l => l.Trim().Length > 0).ToArray();
     });
+
+    /// <summary>What HF tokenizers (Rust, via npm "tokenizers" 0.23.2) encoded with the tokenizer.json files our trainers wrote.</summary>
+    private static readonly Lazy<JsonNode> HfOnOurFiles = new(() => JsonNode.Parse(File.ReadAllText(
+        Path.Combine(AppContext.BaseDirectory, "fixtures", "tokenization", "hf_encodes_our_trained.json")))!);
+
+    /// <summary>Asserts that our tokenizer gives, text for text, the ids HF computed from our saved files.</summary>
+    private static void AssertHfAgrees(ITokenizer ours, string key)
+    {
+        var texts = HfOnOurFiles.Value["texts"]!.AsArray().Select(t => t!.GetValue<string>()).ToArray();
+        var ids = HfOnOurFiles.Value[key]!.AsArray();
+        Assert.True(texts.Length >= 50);
+        for (int i = 0; i < texts.Length; i++)
+            Assert.Equal(ids[i]!.AsArray().Select(x => x!.GetValue<int>()), ours.EncodeForModel(texts[i]).InputIds);
+    }
 
     private static string[] HfMerges() => File.ReadLines(HfParityTests.Hf("tok-bpe", "merges.txt")).Skip(1).Where(l => l.Length > 0).ToArray();
 
@@ -47,6 +62,7 @@ public class TrainerTests
             Assert.Equal(tok.Encode(l), viaMerges.Encode(l));
         }
         Assert.Equal(0, viaJson.EosTokenId);
+        AssertHfAgrees(viaJson, "trained_bpe");
     }
 
     [Fact]
@@ -75,5 +91,6 @@ public class TrainerTests
         Assert.Equal(enc.InputIds, viaJson.EncodeForModel("Call me Ishmael.", "Some years ago").InputIds);
         Assert.Equal(enc.InputIds, viaVocab.EncodeForModel("Call me Ishmael.", "Some years ago").InputIds);
         Assert.Equal(2, enc.InputIds[0]);  // [CLS]
+        AssertHfAgrees(viaJson, "trained_wordpiece");
     }
 }
