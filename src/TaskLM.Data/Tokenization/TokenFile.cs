@@ -196,41 +196,67 @@ public static class TokenFileEncoder
     /// <summary>
     /// Encodes <paramref name="documents"/> into <paramref name="path"/>, appending the end-of-sequence id after each
     /// document when <paramref name="appendEos"/> and the tokenizer has one (GPT-2's &lt;|endoftext|&gt; separator).
-    /// Work is split into batches of about 4 MB of text, each encoded in parallel; <paramref name="progress"/> gets
-    /// the number of characters done so far.
+    /// Work is split into batches of about 4 MB of text, each encoded in parallel; a document longer than
+    /// <paramref name="chunkChars"/> is cut at line starts (see <see cref="SafeChunks"/>) so that one big book uses
+    /// all cores too. <paramref name="progress"/> gets the number of characters done so far.
     /// </summary>
     public static (long Tokens, int Documents, long Chars) Encode(ITokenizer tokenizer, IEnumerable<string> documents, string path,
-        bool appendEos = true, int maxThreads = -1, IProgress<long>? progress = null)
+        bool appendEos = true, int maxThreads = -1, IProgress<long>? progress = null, int chunkChars = 1 << 18)
     {
         int? eos = appendEos ? tokenizer.EosTokenId : null;
         using var writer = new TokenFileWriter(path, tokenizer.VocabSize);
-        var batch = new List<string>();
+        var items = new List<(int Doc, string Text)>();  // work items: whole documents or chunks of one
+        int docsInBatch = 0;
         long batchChars = 0, chars = 0;
         var po = new ParallelOptions { MaxDegreeOfParallelism = maxThreads };
         void Flush()
         {
-            var results = new int[batch.Count][];
-            Parallel.For(0, batch.Count, po, i =>
+            var results = new IReadOnlyList<int>[items.Count];
+            Parallel.For(0, items.Count, po, i => results[i] = tokenizer.Encode(items[i].Text));
+            var doc = new List<int>();
+            for (int i = 0; i < items.Count; i++)
             {
-                var ids = tokenizer.Encode(batch[i]);
-                var r = new int[ids.Count + (eos.HasValue ? 1 : 0)];
-                for (int k = 0; k < ids.Count; k++) r[k] = ids[k];
-                if (eos is int e) r[^1] = e;
-                results[i] = r;
-            });
-            foreach (var r in results) writer.Append(r);
+                doc.AddRange(results[i]);
+                if (i + 1 < items.Count && items[i + 1].Doc == items[i].Doc) continue;
+                if (eos is int e) doc.Add(e);
+                writer.Append(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(doc));
+                doc.Clear();
+            }
             chars += batchChars;
             progress?.Report(chars);
-            batch.Clear(); batchChars = 0;
+            items.Clear(); batchChars = 0; docsInBatch = 0;
         }
         foreach (var d in documents)
         {
-            batch.Add(d);
+            if (d.Length > chunkChars) foreach (var c in SafeChunks(d, chunkChars)) items.Add((docsInBatch, c));
+            else items.Add((docsInBatch, d));
+            docsInBatch++;
             batchChars += d.Length;
-            if (batchChars >= 4_000_000 || batch.Count >= 65536) Flush();
+            if (batchChars >= 4_000_000 || items.Count >= 65536) Flush();
         }
         Flush();
         writer.Complete();
         return (writer.TokenCount, writer.DocumentCount, chars);
+    }
+
+    /// <summary>
+    /// Cuts a long text into pieces of about <paramref name="target"/> characters, only right after a newline that is
+    /// followed by a character that is not whitespace. No GPT-2 pre-token and no BERT word crosses such a point
+    /// (the newline ends a whitespace run, the next character starts a new piece), so encoding the pieces one by one
+    /// gives the ids of encoding the whole text.
+    /// </summary>
+    public static IEnumerable<string> SafeChunks(string text, int target)
+    {
+        int start = 0;
+        while (text.Length - start > target)
+        {
+            int cut = -1;
+            for (int i = start + target; i < text.Length; i++)
+                if (text[i - 1] == '\n' && !char.IsWhiteSpace(text[i])) { cut = i; break; }
+            if (cut < 0) break;
+            yield return text[start..cut];
+            start = cut;
+        }
+        yield return text[start..];
     }
 }

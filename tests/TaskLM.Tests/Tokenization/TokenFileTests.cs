@@ -30,6 +30,22 @@ public class TokenFileTests
     }
 
     [Fact]
+    public void One_long_document_is_split_for_all_cores_without_changing_its_ids()
+    {
+        // The whole book as one document, cut into ~10 KB chunks at line starts: same ids as encoding it whole.
+        string book = string.Join("\n", TrainerTests.MobyLines.Value.Take(400));
+        Assert.True(TokenFileEncoder.SafeChunks(book, 10_000).Count() > 10);
+        foreach (var tok in new[] { TokenizerLoader.Load("gpt2"), TokenizerLoader.Load(HfParityTests.Hf("tok-wordpiece")) })
+        {
+            var path = Path.Combine(Directory.CreateTempSubdirectory("tasklm-tokfile-long").FullName, "book.tok");
+            TokenFileEncoder.Encode(tok, [book], path, appendEos: false, chunkChars: 10_000);
+            using var r = new TokenFileReader(path);
+            Assert.Equal(1, r.DocumentCount);
+            Assert.Equal(tok.Encode(book), r.Document(0));
+        }
+    }
+
+    [Fact]
     public void Large_vocabularies_use_uint32_and_bad_files_are_named()
     {
         var dir = Directory.CreateTempSubdirectory("tasklm-tokfile32").FullName;
