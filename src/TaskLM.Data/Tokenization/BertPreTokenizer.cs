@@ -15,11 +15,16 @@ public sealed record BertNormalizerOptions(bool CleanText = true, bool HandleChi
     public bool DoStripAccents => StripAccents ?? Lowercase;
 }
 
-/// <summary>One pre-tokenized word: its normalized runes and, for each, the span [Start, End) it came from.</summary>
-public readonly record struct BertWord(string[] Runes, (int Start, int End)[] Spans)
+/// <summary>One pre-tokenized word: its normalized text, where each of its code points ends in that text, and for
+/// each code point the span [Start, End) of the input it came from.</summary>
+public readonly record struct BertWord(string Text, int[] RuneEnds, (int Start, int End)[] Spans)
 {
+    /// <summary>Number of code points.</summary>
+    public int Length => RuneEnds.Length;
+    /// <summary>Char index in <see cref="Text"/> where code point <paramref name="k"/> starts.</summary>
+    public int RuneStart(int k) => k == 0 ? 0 : RuneEnds[k - 1];
     /// <summary>The word's normalized text.</summary>
-    public override string ToString() => string.Concat(Runes);
+    public override string ToString() => Text;
 }
 
 /// <summary>
@@ -33,13 +38,19 @@ public static class BertPreTokenizer
     public static List<BertWord> Split(string text, BertNormalizerOptions options, int baseOffset = 0)
     {
         var words = new List<BertWord>();
-        var runes = new List<string>();
+        var chars = new StringBuilder();
+        var ends = new List<int>();
         var spans = new List<(int, int)>();
         void EndWord()
         {
-            if (runes.Count == 0) return;
-            words.Add(new BertWord([.. runes], [.. spans]));
-            runes.Clear(); spans.Clear();
+            if (ends.Count == 0) return;
+            words.Add(new BertWord(chars.ToString(), [.. ends], [.. spans]));
+            chars.Clear(); ends.Clear(); spans.Clear();
+        }
+        void Add(Rune r, (int, int) span)
+        {
+            if (r.IsBmp) chars.Append((char)r.Value); else chars.Append(r.ToString());
+            ends.Add(chars.Length); spans.Add(span);
         }
 
         int i = 0;
@@ -56,15 +67,22 @@ public static class BertPreTokenizer
             else if (Rune.IsWhiteSpace(r)) { EndWord(); continue; }
             if (options.HandleChineseChars && IsChinese(r.Value))
             {
-                EndWord(); runes.Add(r.ToString()); spans.Add(span); EndWord();
+                EndWord(); Add(r, span); EndWord();
+                continue;
+            }
+            if (r.Value < 0x80)
+            {
+                // ASCII fast path: no accents, simple lowercase, no allocation.
+                if (IsPunctuation(r)) { EndWord(); Add(r, span); EndWord(); continue; }
+                Add(options.Lowercase && r.Value is >= 'A' and <= 'Z' ? new Rune(r.Value + 32) : r, span);
                 continue;
             }
             foreach (var n in Normalize(r, options))
             {
                 // Normalization can yield whitespace or punctuation too; split on what comes out, as HF does.
                 if (Rune.IsWhiteSpace(n)) { EndWord(); continue; }
-                if (IsPunctuation(n)) { EndWord(); runes.Add(n.ToString()); spans.Add(span); EndWord(); continue; }
-                runes.Add(n.ToString()); spans.Add(span);
+                if (IsPunctuation(n)) { EndWord(); Add(n, span); EndWord(); continue; }
+                Add(n, span);
             }
         }
         EndWord();
@@ -73,12 +91,6 @@ public static class BertPreTokenizer
 
     private static IEnumerable<Rune> Normalize(Rune r, BertNormalizerOptions o)
     {
-        if (r.Value < 0x80)
-        {
-            // ASCII fast path: no accents, simple lowercase.
-            yield return o.Lowercase && r.Value is >= 'A' and <= 'Z' ? new Rune(r.Value + 32) : r;
-            yield break;
-        }
         string s = r.ToString();
         if (o.DoStripAccents)
         {

@@ -177,20 +177,27 @@ public sealed class WordPieceTokenizer : ITokenizer
 
     private void AddWord(BertWord w, List<TokenSpan> into)
     {
-        int n = w.Runes.Length;
+        int n = w.Length;
         int unk = UnkTokenId ?? throw new InvalidOperationException($"the vocabulary has no unk token '{Specials.Unk}'");
         if (n > MaxInputCharsPerWord) { into.Add(new TokenSpan(unk, w.Spans[0].Start, w.Spans[^1].End)); return; }
+        // Candidates are looked up as spans of one scratch buffer: "##" followed by the word's text.
+        var lookup = _vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        int p = ContinuingSubwordPrefix.Length;
+        Span<char> buf = p + w.Text.Length <= 256 ? stackalloc char[p + w.Text.Length] : new char[p + w.Text.Length];
+        ContinuingSubwordPrefix.AsSpan().CopyTo(buf);
+        w.Text.AsSpan().CopyTo(buf[p..]);
         int mark = into.Count, start = 0;
-        var sb = new StringBuilder();
         while (start < n)
         {
-            int end = n, found = -1;
+            int end = n, found = -1, s0 = w.RuneStart(start);
             while (end > start)
             {
-                sb.Clear();
-                if (start > 0) sb.Append(ContinuingSubwordPrefix);
-                for (int i = start; i < end; i++) sb.Append(w.Runes[i]);
-                if (_vocab.TryGetValue(sb.ToString(), out var id)) { found = id; break; }
+                int e0 = w.RuneEnds[end - 1];
+                // A continuation is "##" + text[s0..e0]: move the prefix right before s0 in the buffer.
+                // (Those buffer cells held text before s0, already consumed.)
+                if (start > 0) ContinuingSubwordPrefix.AsSpan().CopyTo(buf.Slice(s0, p));
+                ReadOnlySpan<char> candidate = start == 0 ? buf.Slice(p, e0) : buf.Slice(s0, p + e0 - s0);
+                if (lookup.TryGetValue(candidate, out var id)) { found = id; break; }
                 end--;
             }
             if (found < 0)
