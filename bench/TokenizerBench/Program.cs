@@ -5,8 +5,9 @@ using System.IO.Compression;
 using System.Text;
 using TaskLM.Data.Tokenization;
 
-string? path = args.FirstOrDefault(a => !a.StartsWith("--"));
-int repeat = args.SkipWhile(a => a != "--repeat").Skip(1).Select(int.Parse).FirstOrDefault(3);
+int repeatAt = Array.IndexOf(args, "--repeat");
+int repeat = repeatAt >= 0 && repeatAt + 1 < args.Length ? int.Parse(args[repeatAt + 1]) : 3;
+string? path = args.Where((a, i) => !a.StartsWith("--") && i != repeatAt + 1).FirstOrDefault();
 path ??= FindUp(Path.Combine("tests", "fixtures", "tokenization", "moby.txt.gz"))
     ?? throw new FileNotFoundException("moby.txt.gz not found; pass the path of a text file");
 string text = path.EndsWith(".gz") ? new StreamReader(new GZipStream(File.OpenRead(path), CompressionMode.Decompress)).ReadToEnd() : File.ReadAllText(path);
