@@ -794,33 +794,24 @@ public static class Bert
     /// <summary>Tasks with a BERT head.</summary>
     public static readonly string[] Tasks = ["masked-lm", "classification", "token-classification", "question-answering"];
 
-    /// <summary>Published shapes: Turc et al. 2019 (tiny/mini/small/medium) and Devlin et al. 2019 (base/large);
-    /// heads = H/64, intermediate = 4H; HF's defaults otherwise (vocab 30522, 512 positions, 2 token types).</summary>
-    static readonly Dictionary<string, (int layers, int hidden, int heads)> PresetShapes = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["bert-tiny"] = (2, 128, 2),
-        ["bert-mini"] = (4, 256, 4),
-        ["bert-small"] = (4, 512, 8),
-        ["bert-medium"] = (8, 512, 8),
-        ["bert-base"] = (12, 768, 12),
-        ["bert-large"] = (24, 1024, 16),
-    };
-
+    /// <summary>GPT-2's names for the shape settings both families share.</summary>
     static readonly Dictionary<string, string> GptAliases = new()
     {
         ["n_layer"] = "num_hidden_layers", ["n_head"] = "num_attention_heads", ["n_embd"] = "hidden_size",
         ["n_positions"] = "max_position_embeddings", ["n_inner"] = "intermediate_size",
     };
 
-    /// <summary>The preset names, smallest first.</summary>
-    public static IReadOnlyList<string> PresetNames => PresetShapes.Keys.ToList();
+    /// <summary>The preset names, smallest first (the BERT rows of <see cref="ModelPresets"/>).</summary>
+    public static IReadOnlyList<string> PresetNames => ModelPresets.All.Where(p => p.ModelType == "bert").Select(p => p.Name).ToList();
 
-    /// <summary>The config of a preset (no head settings).</summary>
+    /// <summary>The config of a preset (no head settings): the shapes in <see cref="ModelPresets"/> (Turc et al.
+    /// 2019 for tiny/mini/small/medium, Devlin et al. 2019 for base/large; intermediate = 4H), HF's defaults otherwise.</summary>
     public static BertConfig PresetConfig(string name)
     {
-        if (!PresetShapes.TryGetValue(name, out var s))
-            throw new ArgumentException($"unknown BERT preset '{name}'{Suggest(name, PresetShapes.Keys)}; presets: {string.Join(", ", PresetShapes.Keys)}");
-        return new BertConfig { num_hidden_layers = s.layers, hidden_size = s.hidden, num_attention_heads = s.heads, intermediate_size = 4 * s.hidden };
+        var s = ModelPresets.Get(name);
+        if (s.ModelType != "bert")
+            throw new ArgumentException($"'{name}' is not a BERT preset; BERT presets: {string.Join(", ", PresetNames)}");
+        return new BertConfig { num_hidden_layers = s.Layers, hidden_size = s.Hidden, num_attention_heads = s.Heads, intermediate_size = s.Inner };
     }
 
     /// <summary>A head for <paramref name="task"/> on a config, every weight initialised as HF's _init_weights.</summary>
@@ -847,7 +838,7 @@ public static class Bert
             foreach (var (k, v) in overrides)
             {
                 if (!BertConfig.Keys.Contains(k) || k is "model_type" or "architectures" or "dtype" or "torch_dtype")
-                    throw new ArgumentException($"unknown BERT config key '{k}'{Suggest(k, BertConfig.Keys)}");
+                    throw new ArgumentException($"unknown BERT config key '{k}'{ModelPresets.Suggest(k, BertConfig.Keys)}");
                 cfg[k] = v as JsonNode ?? JsonSerializer.SerializeToNode(v);
             }
             if (overrides.ContainsKey("hidden_size"))
@@ -909,7 +900,7 @@ public static class Bert
         "masked-lm" => new BertForMaskedLM(config),
         "question-answering" => new BertForQuestionAnswering(config),
         "causal-lm" or "generation" => throw new ArgumentException($"BERT is an encoder and has no '{task}' head; use a GPT-2 model"),
-        _ => throw new ArgumentException($"BERT has no head for task '{task}'{Suggest(task, Tasks)}; tasks: {string.Join(", ", Tasks)}"),
+        _ => throw new ArgumentException($"BERT has no head for task '{task}'{ModelPresets.Suggest(task, Tasks)}; tasks: {string.Join(", ", Tasks)}"),
     };
 
     /// <summary>The task whose head HF's architectures entry names (BertForPreTraining loads as masked LM).</summary>
@@ -922,27 +913,4 @@ public static class Bert
         _ => null,
     }).FirstOrDefault(t => t != null);
 
-    static string Suggest(string input, IEnumerable<string> options)
-    {
-        var best = options.Select(o => (o, d: Levenshtein(input.ToLowerInvariant(), o.ToLowerInvariant()))).OrderBy(x => x.d).FirstOrDefault();
-        return best.o != null && best.d <= Math.Max(2, input.Length / 3) ? $" (did you mean '{best.o}'?)" : "";
-    }
-
-    static int Levenshtein(string a, string b)
-    {
-        var d = new int[b.Length + 1];
-        for (int j = 0; j <= b.Length; j++) d[j] = j;
-        for (int i = 1; i <= a.Length; i++)
-        {
-            int prev = d[0];
-            d[0] = i;
-            for (int j = 1; j <= b.Length; j++)
-            {
-                int cur = d[j];
-                d[j] = Math.Min(Math.Min(d[j] + 1, d[j - 1] + 1), prev + (a[i - 1] == b[j - 1] ? 0 : 1));
-                prev = cur;
-            }
-        }
-        return d[b.Length];
-    }
 }
