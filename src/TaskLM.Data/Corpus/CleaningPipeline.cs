@@ -208,16 +208,8 @@ public sealed class CleaningPipeline
     /// whitespace runs collapsed to one space and trimmed.</summary>
     public static UInt128 ExactKey(string text)
     {
-        var sb = new StringBuilder(text.Length);
-        bool space = false;
-        foreach (char c in text)
-        {
-            if (char.IsWhiteSpace(c)) { space = sb.Length > 0; continue; }
-            if (space) { sb.Append(' '); space = false; }
-            sb.Append(char.ToLowerInvariant(c));
-        }
         Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString()), hash);
+        SHA256.HashData(Encoding.UTF8.GetBytes(CleaningText.LowerCollapsed(text)), hash);
         return new UInt128(BitConverter.ToUInt64(hash[..8]), BitConverter.ToUInt64(hash[8..16]));
     }
 

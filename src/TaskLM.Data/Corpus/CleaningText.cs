@@ -9,6 +9,21 @@ namespace TaskLM.Data.Corpus;
 /// Each returns its input unchanged (the same instance) when there is nothing to do.</summary>
 public static partial class CleaningText
 {
+    /// <summary>Lower-cased text with whitespace runs collapsed to one space and trimmed: the form both
+    /// exact dedup keys and character shingles are taken from, so layout changes never count.</summary>
+    public static string LowerCollapsed(string text)
+    {
+        var sb = new StringBuilder(text.Length);
+        bool space = false;
+        foreach (char c in text)
+        {
+            if (char.IsWhiteSpace(c)) { space = sb.Length > 0; continue; }
+            if (space) { sb.Append(' '); space = false; }
+            sb.Append(char.ToLowerInvariant(c));
+        }
+        return sb.ToString();
+    }
+
     // ---- e-mail headers -------------------------------------------------------------------------------
 
     /// <summary>Removes a leading RFC 822 header block (an mbox "From " line and/or "Name: value" lines with

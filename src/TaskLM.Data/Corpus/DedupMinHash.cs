@@ -174,21 +174,14 @@ public static class Shingler
     private static List<ulong> CharShingles(string text, int size)
     {
         // Lower-case and collapse whitespace first so layout changes do not count as differences.
-        var sb = new StringBuilder(text.Length);
-        bool space = false;
-        foreach (char c in text)
-        {
-            if (char.IsWhiteSpace(c)) { space = sb.Length > 0; continue; }
-            if (space) { sb.Append(' '); space = false; }
-            sb.Append(char.ToLowerInvariant(c));
-        }
-        var shingles = new List<ulong>(Math.Max(1, sb.Length - size + 1));
-        if (sb.Length == 0) return shingles;
-        int k = Math.Min(size, sb.Length);
-        for (int s = 0; s + k <= sb.Length; s++)
+        string folded = CleaningText.LowerCollapsed(text);
+        var shingles = new List<ulong>(Math.Max(1, folded.Length - size + 1));
+        if (folded.Length == 0) return shingles;
+        int k = Math.Min(size, folded.Length);
+        for (int s = 0; s + k <= folded.Length; s++)
         {
             ulong h = 14695981039346656037UL;
-            for (int j = 0; j < k; j++) h = (h ^ sb[s + j]) * 1099511628211UL;
+            for (int j = 0; j < k; j++) h = (h ^ folded[s + j]) * 1099511628211UL;
             shingles.Add(Mix(h));
         }
         return shingles;
