@@ -42,7 +42,11 @@ public sealed class AdamW : IDisposable
     /// <summary>Hugging Face Trainer's grouping: weight decay on every trainable parameter except biases and
     /// the weights of LayerNorm modules (transformers' get_parameter_names with LayerNorm forbidden and
     /// "bias"/"layernorm"/"rmsnorm" excluded by name).</summary>
-    public static (ParamGroup decay, ParamGroup noDecay) HfGroups(nn.Module model, double weightDecay)
+    /// <param name="model">The module whose named parameters are grouped.</param>
+    /// <param name="weightDecay">Decay of the first group.</param>
+    /// <param name="trainable">Which parameters the optimizer holds; default: those with requires_grad (gradual
+    /// unfreezing passes all that will ever be unfrozen; a parameter without a gradient is skipped by the step).</param>
+    public static (ParamGroup decay, ParamGroup noDecay) HfGroups(nn.Module model, double weightDecay, Func<string, Parameter, bool>? trainable = null)
     {
         var norms = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, module) in model.named_modules())
@@ -51,9 +55,11 @@ public sealed class AdamW : IDisposable
                     norms.Add(name.Length == 0 ? pn : $"{name}.{pn}");
         var dn = new List<string>(); var dp = new List<Parameter>();
         var nn_ = new List<string>(); var np = new List<Parameter>();
+        var seen = new HashSet<IntPtr>();
         foreach (var (name, p) in model.named_parameters())
         {
-            if (!p.requires_grad) continue;
+            // Tied weights (GPT-2's lm_head = wte) appear once, under their first name, as torch's named_parameters.
+            if ((trainable != null ? !trainable(name, p) : !p.requires_grad) || !seen.Add(p.Handle)) continue;
             string lower = name.ToLowerInvariant();
             bool decay = !norms.Contains(name) && !lower.Contains("bias") && !lower.Contains("layernorm") && !lower.Contains("rmsnorm");
             if (decay) { dn.Add(name); dp.Add(p); } else { nn_.Add(name); np.Add(p); }

@@ -13,7 +13,7 @@ sealed class TinyLmModule : nn.Module<Tensor, Tensor>
     public readonly Embedding wte;
     public readonly Dropout drop;
     public readonly LayerNorm ln_f;
-    public readonly Linear fc;
+    public nn.Module<Tensor, Tensor> fc;   // typed as the interface so LoRA can swap it
     public readonly Linear lm_head;
 
     public TinyLmModule(int vocab, int dim, double dropout) : base("TinyLm")

@@ -101,7 +101,7 @@ public class TrainerTests
         var m = new TinyLm(dropout: 0);
         var t = Make(m, Data(40), 2, 1, 20, maxBad: 3);
         // From step 2 on, poison a weight: every later loss is NaN.
-        rec.Then = (tr, log) => { if (log.Step == 2) using (no_grad()) ((TinyLmModule)m.Module).fc.weight!.fill_(double.NaN); };
+        rec.Then = (tr, log) => { if (log.Step == 2) using (no_grad()) ((TinyLmModule)m.Module).lm_head.weight!.fill_(double.NaN); };
         t.Callbacks.Add(rec);
         var e = Assert.Throws<InvalidOperationException>(() => t.Train());
         Assert.Contains("3 optimizer steps in a row", e.Message);
