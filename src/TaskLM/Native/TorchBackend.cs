@@ -37,7 +37,12 @@ public static class TorchBackend
             if (_loaded) return;
             string? byo = Environment.GetEnvironmentVariable(LibTorchEnv);
             if (!string.IsNullOrWhiteSpace(byo)) PreloadFrom(byo);
-            else _directory = FindBundledDirectory() ?? "";
+            else
+            {
+                _directory = FindBundledDirectory()
+                    ?? throw new InvalidOperationException(
+                        $"no libtorch found: this build bundles none (built with -p:LibTorchRid=none?); set {LibTorchEnv} to a PyTorch torch/lib folder");
+            }
             try
             {
                 // Touching torch runs TorchSharp's static initialiser, which loads the CPU backend.

@@ -1,0 +1,212 @@
+// Model verbs: `tasklm logits` (raw head outputs for given ids), `tasklm generate` (decode from a causal LM), `tasklm models` (preset table).
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using TaskLM.Data.Tokenization;
+using TaskLM.Models;
+using TaskLM.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TaskLM.Cli.Commands;
+
+/// <summary>Builds the model verbs (each registered at the root).</summary>
+public static class ModelCommands
+{
+    /// <summary>Finds a tokenizer for a model folder. Set by the tokenization code once it exists (the seam
+    /// keeps this file independent of it); null means `--prompt` text cannot be encoded.</summary>
+    public static Func<string, ITokenizer>? TokenizerLoader { get; set; }
+
+    /// <summary>All model verbs.</summary>
+    public static IEnumerable<Command> Create() => new[] { Logits(), Generate(), Models() };
+
+    static Command Logits()
+    {
+        var cmd = new Command("logits", "Run an HF model folder on token ids from a JSON file and write its logits as JSON");
+        var model = new Option<string>("--model") { Description = "HF model folder (config.json + weights)", Required = true };
+        var input = new Option<string>("--input") { Description = "JSON with input_ids and optional attention_mask, token_type_ids (nested lists)", Required = true };
+        var output = new Option<string>("--output") { Description = "JSON file to write logits (or start_logits/end_logits) to", Required = true };
+        cmd.Options.Add(model); cmd.Options.Add(input); cmd.Options.Add(output);
+        cmd.SetAction(p =>
+        {
+            var device = Global.StartTorch(p);
+            string inPath = p.GetValue(input)!;
+            JsonObject json;
+            try { json = JsonNode.Parse(File.ReadAllText(inPath))?.AsObject() ?? throw new InvalidDataException($"{inPath}: empty JSON"); }
+            catch (JsonException e) { throw new InvalidDataException($"{inPath}: invalid JSON (line {e.LineNumber + 1}): {e.Message}", e); }
+            var m = ModelFactory.FromPretrained(p.GetValue(model)!);
+            m.Module.to(device);
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var batch = new ModelBatch
+            {
+                InputIds = IdsTensor(json, "input_ids", inPath, device, required: true)!,
+                AttentionMask = IdsTensor(json, "attention_mask", inPath, device, required: false),
+                TokenTypeIds = IdsTensor(json, "token_type_ids", inPath, device, required: false),
+            };
+            var o = m.Forward(batch);
+            var result = new JsonObject();
+            if (o.Logits is not null) result["logits"] = Nested(o.Logits);
+            if (o.StartLogits is not null) result["start_logits"] = Nested(o.StartLogits);
+            if (o.EndLogits is not null) result["end_logits"] = Nested(o.EndLogits);
+            string outPath = p.GetValue(output)!;
+            string? dir = Path.GetDirectoryName(Path.GetFullPath(outPath));
+            if (dir != null) Directory.CreateDirectory(dir);
+            File.WriteAllText(outPath, result.ToJsonString());
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command Generate()
+    {
+        var cmd = new Command("generate", "Continue a prompt with a causal LM (greedy or sampled)");
+        var model = new Option<string>("--model") { Description = "HF model folder of a GPT-2 LM", Required = true };
+        var prompt = new Option<string?>("--prompt") { Description = "Prompt text (needs the folder's tokenizer)" };
+        var promptIds = new Option<string?>("--prompt-ids") { Description = "Prompt token ids, comma-separated" };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens to generate", DefaultValueFactory = _ => 20 };
+        var greedy = new Option<bool>("--greedy") { Description = "Greedy decoding (the default unless a sampling option is given)" };
+        var temperature = new Option<double?>("--temperature") { Description = "Sampling temperature" };
+        var topK = new Option<int?>("--top-k") { Description = "Sample among the k most likely tokens" };
+        var topP = new Option<double?>("--top-p") { Description = "Sample from the smallest set reaching probability p" };
+        var seed = new Option<long?>("--seed") { Description = "Sampling seed" };
+        var rep = new Option<double>("--repetition-penalty") { Description = "HF repetition penalty (1 = off)", DefaultValueFactory = _ => 1.0 };
+        var stop = new Option<string[]>("--stop") { Description = "Stop when the continuation contains this text (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole sequence every step (no KV cache)" };
+        var json = Global.JsonOption();
+        foreach (var o in new Option[] { model, prompt, promptIds, maxNew, greedy, temperature, topK, topP, seed, rep, stop, noCache, json }) cmd.Options.Add(o);
+        cmd.SetAction(p =>
+        {
+            string folder = p.GetValue(model)!;
+            string? text = p.GetValue(prompt), idText = p.GetValue(promptIds);
+            if ((text is null) == (idText is null)) throw new ArgumentException("give exactly one of --prompt or --prompt-ids");
+            bool sample = p.GetValue(temperature) is not null || p.GetValue(topK) is not null || p.GetValue(topP) is not null || p.GetValue(seed) is not null;
+            if (sample && p.GetValue(greedy)) throw new ArgumentException("--greedy cannot be combined with --temperature/--top-k/--top-p/--seed");
+            var device = Global.StartTorch(p);
+            var m = ModelFactory.FromPretrained(folder) as Gpt2
+                ?? throw new ArgumentException($"{folder}: generation needs a GPT-2 causal LM folder");
+            if (m.Task != "causal-lm") throw new ArgumentException($"{folder}: generation needs a causal LM, this folder is a '{m.Task}' model");
+            m.Module.to(device);
+            ITokenizer? tok = null;
+            if (text is not null || p.GetValue(stop) is { Length: > 0 })
+                tok = (TokenizerLoader ?? throw new NotSupportedException("--prompt/--stop need a tokenizer, which this build cannot load yet; use --prompt-ids"))(folder);
+            IReadOnlyList<int> ids = text is not null ? tok!.Encode(text) : ParseIds(idText!);
+            var opts = new GenerationOptions
+            {
+                MaxNewTokens = p.GetValue(maxNew), DoSample = sample,
+                Temperature = p.GetValue(temperature) ?? 1.0, TopK = p.GetValue(topK) ?? 0, TopP = p.GetValue(topP) ?? 1.0,
+                Seed = p.GetValue(seed), RepetitionPenalty = p.GetValue(rep), StopStrings = p.GetValue(stop),
+                UseCache = !p.GetValue(noCache),
+            };
+            bool asJson = p.GetValue(json);
+            Func<IReadOnlyList<int>, string>? decode = tok is null ? null : x => tok.Decode(x);
+            if (!asJson && tok is not null) Console.Write(text);
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var outTokens = Generation.Generate(m, new[] { ids }, opts,
+                onToken: asJson ? null : (_, t) => Console.Write(tok is null ? $"{t} " : tok.Decode(new[] { t })), decode: decode)[0];
+            double secs = sw.Elapsed.TotalSeconds;
+            if (asJson)
+            {
+                var all = ids.Concat(outTokens).ToArray();
+                var o = new JsonObject
+                {
+                    ["prompt_ids"] = new JsonArray(ids.Select(i => (JsonNode)i).ToArray()),
+                    ["new_ids"] = new JsonArray(outTokens.Select(i => (JsonNode)i).ToArray()),
+                    ["ids"] = new JsonArray(all.Select(i => (JsonNode)i).ToArray()),
+                    ["tokens_per_second"] = outTokens.Length / Math.Max(secs, 1e-9),
+                };
+                if (tok is not null) { o["text"] = tok.Decode(all); o["new_text"] = tok.Decode(outTokens); }
+                Console.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+            else Console.WriteLine();
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command Models()
+    {
+        var cmd = new Command("models", "Model presets with their size, memory, FLOPs and estimated speed on this machine");
+        var json = Global.JsonOption();
+        cmd.Options.Add(json);
+        cmd.SetAction(p =>
+        {
+            var device = Global.StartTorch(p);
+            double gflops = TorchBackend.MeasureMatmulGflops(device, 512, 5);
+            var rows = ModelPresets.All.Select(m => new
+            {
+                name = m.Name, model_type = m.ModelType, layers = m.Layers, hidden = m.Hidden, heads = m.Heads,
+                parameters = m.Parameters, fp32_bytes = m.WeightBytesFp32, bf16_bytes = m.WeightBytesBf16,
+                adamw_training_bytes = m.AdamWTrainingBytes, train_flops_per_token = m.TrainFlopsPerToken, context = m.Context,
+                est_train_tokens_per_second = gflops * 1e9 / m.TrainFlopsPerToken, source = m.Source,
+            }).ToList();
+            if (p.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new { device = device.ToString(), matmul_fp32_gflops = gflops, presets = rows }, Global.JsonOut));
+                return 0;
+            }
+            var table = new Table().AddColumns("preset", "layers x hidden (heads)", "params", "fp32", "bf16", "AdamW train", "train FLOPs/token", "est. train tok/s");
+            foreach (var r in rows)
+                table.AddRow(r.name, $"{r.layers} x {r.hidden} ({r.heads})", Count(r.parameters), Bytes(r.fp32_bytes), Bytes(r.bf16_bytes),
+                    Bytes(r.adamw_training_bytes), $"{r.train_flops_per_token / 1e9:0.00} G", $"{r.est_train_tokens_per_second:N0}");
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"[grey]Measured fp32 matmul rate on {device}: {gflops:0.0} GFLOP/s. FLOPs/token = 6N + 6·layers·context·hidden " +
+                "(context = max positions); tok/s assumes that matmul rate throughout (an upper bound). AdamW memory = weights + grads + 2 moments " +
+                "(16 bytes/param), activations excluded. Parameter counts: GPT2Model / BertModel with pooler.[/]");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static string Count(long n) => n >= 1e9 ? $"{n / 1e9:0.00}B" : n >= 1e6 ? $"{n / 1e6:0.0}M" : $"{n / 1e3:0.0}K";
+    static string Bytes(long n) => n >= 1L << 30 ? $"{n / (double)(1L << 30):0.00} GiB" : $"{n / (double)(1L << 20):0} MiB";
+
+    static IReadOnlyList<int> ParseIds(string s)
+    {
+        var parts = s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var ids = new List<int>();
+        foreach (var part in parts)
+            ids.Add(int.TryParse(part, out int v) && v >= 0 ? v : throw new ArgumentException($"--prompt-ids: '{part}' is not a token id"));
+        if (ids.Count == 0) throw new ArgumentException("--prompt-ids: no ids given");
+        return ids;
+    }
+
+    /// <summary>A (B, T) int64 tensor from a nested list in the input JSON (a flat list means one row).</summary>
+    static Tensor? IdsTensor(JsonObject json, string key, string file, Device device, bool required)
+    {
+        if (json[key] is not JsonArray rows)
+        {
+            if (required) throw new InvalidDataException($"{file}: key \"{key}\" (a list of lists of token ids) is missing");
+            return null;
+        }
+        try
+        {
+            var lists = rows.Count > 0 && rows[0] is JsonArray ? rows.Select(r => r!.AsArray().Select(x => x!.GetValue<long>()).ToArray()).ToList()
+                : new List<long[]> { rows.Select(x => x!.GetValue<long>()).ToArray() };
+            int len = lists[0].Length;
+            if (lists.Any(l => l.Length != len)) throw new InvalidDataException($"{file}: \"{key}\" rows have different lengths");
+            return tensor(lists.SelectMany(x => x).ToArray(), new long[] { lists.Count, len }, dtype: int64, device: device);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{file}: \"{key}\" must hold integers: {e.Message}", e);
+        }
+    }
+
+    static JsonNode Nested(Tensor t)
+    {
+        var cpu = t.detach().to(float64).cpu().contiguous();
+        double[] flat = cpu.data<double>().ToArray();
+        long[] shape = cpu.shape;
+        int pos = 0;
+        JsonNode Build(int dim)
+        {
+            var a = new JsonArray();
+            for (long i = 0; i < shape[dim]; i++)
+                a.Add(dim == shape.Length - 1 ? JsonValue.Create(flat[pos++]) : Build(dim + 1));
+            return a;
+        }
+        return shape.Length == 0 ? JsonValue.Create(flat[0]) : Build(0);
+    }
+}

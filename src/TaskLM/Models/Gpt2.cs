@@ -1,0 +1,563 @@
+// The GPT-2 family, top to bottom: config → attention → MLP → block → model → heads → load/save, with HF names.
+using System.Text.Json.Nodes;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TaskLM.Models;
+
+// ───────────────────────────── config ─────────────────────────────
+
+/// <summary>GPT-2 hyperparameters under Hugging Face's config.json names. Keys this class does not know
+/// are kept as they were, so a loaded config saves back unchanged.</summary>
+public sealed class Gpt2Config
+{
+    public int vocab_size { get; set; } = 50257;
+    public int n_positions { get; set; } = 1024;
+    public int n_embd { get; set; } = 768;
+    public int n_layer { get; set; } = 12;
+    public int n_head { get; set; } = 12;
+    /// <summary>MLP width; null means 4 * n_embd.</summary>
+    public int? n_inner { get; set; }
+    public string activation_function { get; set; } = "gelu_new";
+    public double resid_pdrop { get; set; } = 0.1;
+    public double embd_pdrop { get; set; } = 0.1;
+    public double attn_pdrop { get; set; } = 0.1;
+    public double layer_norm_epsilon { get; set; } = 1e-5;
+    public double initializer_range { get; set; } = 0.02;
+    public bool scale_attn_weights { get; set; } = true;
+    public bool scale_attn_by_inverse_layer_idx { get; set; }
+    public bool tie_word_embeddings { get; set; } = true;
+    public int? bos_token_id { get; set; } = 50256;
+    public int? eos_token_id { get; set; } = 50256;
+    public int? pad_token_id { get; set; }
+    /// <summary>Heads: number of labels (from id2label when present).</summary>
+    public int num_labels { get; set; } = 2;
+    /// <summary>Class names by id; HF's default is LABEL_0, LABEL_1, ...</summary>
+    public List<string> id2label { get; set; } = new() { "LABEL_0", "LABEL_1" };
+    /// <summary>regression | single_label_classification | multi_label_classification | null (inferred as HF does).</summary>
+    public string? problem_type { get; set; }
+    /// <summary>Token classification dropout; null means 0.1, as HF.</summary>
+    public double? classifier_dropout { get; set; }
+
+    /// <summary>MLP inner width.</summary>
+    public int InnerSize => n_inner ?? 4 * n_embd;
+
+    JsonObject _extra = new();
+    bool _labelsSet; // HF writes id2label only for models that have labels
+
+    /// <summary>Reads a config.json object (unknown keys are kept for saving).</summary>
+    public static Gpt2Config FromJson(JsonObject json)
+    {
+        var c = new Gpt2Config { _extra = (JsonObject)json.DeepClone() };
+        // Parse through JSON text so ints, doubles and JsonElement-backed values all convert the same way.
+        T Get<T>(string k, T d) => json[k] is JsonValue v ? System.Text.Json.JsonSerializer.Deserialize<T>(v.ToJsonString())! : d;
+        int I(string k, int d) => Get(k, d);
+        int? NI(string k, int? d) => json.ContainsKey(k) ? Get<int?>(k, null) : d;
+        double D(string k, double d) => Get(k, d);
+        bool B(string k, bool d) => Get(k, d);
+        try
+        {
+            c.vocab_size = I("vocab_size", c.vocab_size); c.n_positions = I("n_positions", c.n_positions);
+            c.n_embd = I("n_embd", c.n_embd); c.n_layer = I("n_layer", c.n_layer); c.n_head = I("n_head", c.n_head);
+            c.n_inner = NI("n_inner", null);
+            c.activation_function = json["activation_function"]?.GetValue<string>() ?? c.activation_function;
+            c.resid_pdrop = D("resid_pdrop", c.resid_pdrop); c.embd_pdrop = D("embd_pdrop", c.embd_pdrop);
+            c.attn_pdrop = D("attn_pdrop", c.attn_pdrop); c.layer_norm_epsilon = D("layer_norm_epsilon", c.layer_norm_epsilon);
+            c.initializer_range = D("initializer_range", c.initializer_range);
+            c.scale_attn_weights = B("scale_attn_weights", true);
+            c.scale_attn_by_inverse_layer_idx = B("scale_attn_by_inverse_layer_idx", false);
+            c.tie_word_embeddings = B("tie_word_embeddings", true);
+            c.bos_token_id = NI("bos_token_id", c.bos_token_id); c.eos_token_id = NI("eos_token_id", c.eos_token_id);
+            c.pad_token_id = NI("pad_token_id", null);
+            c.problem_type = json["problem_type"]?.GetValue<string>();
+            c.classifier_dropout = Get<double?>("classifier_dropout", null);
+            if (json["id2label"] is JsonObject id2)
+            {
+                var labels = id2.Select(kv => (id: int.Parse(kv.Key), name: kv.Value!.GetValue<string>())).OrderBy(x => x.id).ToList();
+                c.id2label = labels.Select(x => x.name).ToList();
+                c.num_labels = labels.Count;
+                c._labelsSet = true;
+            }
+            else if (json["num_labels"] is JsonValue nl) c.SetLabels(nl.GetValue<int>(), null);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or System.Text.Json.JsonException)
+        {
+            throw new InvalidDataException($"config.json: a GPT-2 key has the wrong type: {e.Message}", e);
+        }
+        if (json["reorder_and_upcast_attn"] is JsonValue r && r.GetValue<bool>())
+            throw new NotSupportedException("config.json: reorder_and_upcast_attn=true is not supported");
+        if (c.n_embd % c.n_head != 0) throw new InvalidDataException($"config.json: n_embd {c.n_embd} is not divisible by n_head {c.n_head}");
+        return c;
+    }
+
+    /// <summary>Sets num_labels and id2label (default names LABEL_i).</summary>
+    public void SetLabels(int numLabels, IReadOnlyList<string>? labels)
+    {
+        if (labels != null && labels.Count != numLabels) throw new ArgumentException($"{labels.Count} label names for num_labels={numLabels}");
+        num_labels = numLabels;
+        _labelsSet = true;
+        id2label = labels?.ToList() ?? Enumerable.Range(0, numLabels).Select(i => $"LABEL_{i}").ToList();
+    }
+
+    /// <summary>The config.json object: the keys read in, updated with this object's values.</summary>
+    public JsonObject ToJson(string? architecture = null)
+    {
+        var j = (JsonObject)_extra.DeepClone();
+        j["model_type"] = "gpt2";
+        if (architecture != null) j["architectures"] = new JsonArray(architecture);
+        j["vocab_size"] = vocab_size; j["n_positions"] = n_positions; j["n_embd"] = n_embd; j["n_layer"] = n_layer;
+        j["n_head"] = n_head; j["n_inner"] = n_inner; j["activation_function"] = activation_function;
+        j["resid_pdrop"] = resid_pdrop; j["embd_pdrop"] = embd_pdrop; j["attn_pdrop"] = attn_pdrop;
+        j["layer_norm_epsilon"] = layer_norm_epsilon; j["initializer_range"] = initializer_range;
+        j["scale_attn_weights"] = scale_attn_weights; j["scale_attn_by_inverse_layer_idx"] = scale_attn_by_inverse_layer_idx;
+        j["reorder_and_upcast_attn"] = false;
+        j["tie_word_embeddings"] = tie_word_embeddings; j["bos_token_id"] = bos_token_id; j["eos_token_id"] = eos_token_id;
+        j["pad_token_id"] = pad_token_id;
+        if (!j.ContainsKey("dtype")) j["dtype"] = "float32";
+        if (_labelsSet || (architecture != null && architecture != "GPT2LMHeadModel"))
+        {
+            var id2 = new JsonObject(); var l2i = new JsonObject();
+            for (int i = 0; i < id2label.Count; i++) { id2[i.ToString()] = id2label[i]; l2i[id2label[i]] = i; }
+            j["id2label"] = id2; j["label2id"] = l2i;
+        }
+        j.Remove("num_labels"); // HF derives it from id2label
+        if (problem_type != null) j["problem_type"] = problem_type;
+        if (classifier_dropout != null) j["classifier_dropout"] = classifier_dropout;
+        return j;
+    }
+}
+
+// ───────────────────────────── attention ─────────────────────────────
+
+/// <summary>Per-layer key/value buffers for incremental decoding: (B, nh, capacity, hs) each, filled up to
+/// <see cref="Length"/>. Preallocated so each new token writes one position instead of copying the prefix.</summary>
+public sealed class Gpt2KvCache : IDisposable
+{
+    readonly Tensor[] _k, _v;
+    /// <summary>Positions filled so far.</summary>
+    public long Length { get; internal set; }
+    public long Capacity { get; }
+
+    public Gpt2KvCache(Gpt2Config cfg, long batch, long capacity, Device device, ScalarType dtype)
+    {
+        Capacity = capacity;
+        int hs = cfg.n_embd / cfg.n_head;
+        _k = new Tensor[cfg.n_layer]; _v = new Tensor[cfg.n_layer];
+        for (int i = 0; i < cfg.n_layer; i++)
+        {
+            // outlive any dispose scope of the caller's steps
+            _k[i] = zeros(new[] { batch, cfg.n_head, capacity, hs }, dtype, device).DetachFromDisposeScope();
+            _v[i] = zeros(new[] { batch, cfg.n_head, capacity, hs }, dtype, device).DetachFromDisposeScope();
+        }
+    }
+
+    /// <summary>Writes the new (B, nh, T, hs) keys/values of a layer at [Length, Length+T) and returns the
+    /// views over all (B, nh, Length+T, hs) positions.</summary>
+    internal (Tensor k, Tensor v) Append(int layer, Tensor k, Tensor v)
+    {
+        long t = k.shape[2];
+        if (Length + t > Capacity) throw new InvalidOperationException($"KV cache full: {Length}+{t} > {Capacity} positions");
+        _k[layer].narrow(2, Length, t).copy_(k);
+        _v[layer].narrow(2, Length, t).copy_(v);
+        return (_k[layer].narrow(2, 0, Length + t), _v[layer].narrow(2, 0, Length + t));
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _k) t.Dispose();
+        foreach (var t in _v) t.Dispose();
+    }
+}
+
+/// <summary>Causal self-attention. c_attn and c_proj are HF Conv1D layers: held here as Linear [out, in],
+/// transposed from HF's [in, out] on load and back on save.</summary>
+public sealed class GPT2Attention : nn.Module
+{
+    readonly Linear c_attn, c_proj;
+    readonly Dropout resid_dropout;
+    readonly int _nHead, _nEmbd, _layer;
+    readonly double _attnPdrop;
+    readonly bool _inverseLayerScale;
+
+    public GPT2Attention(Gpt2Config cfg, int layerIdx) : base(nameof(GPT2Attention))
+    {
+        _nHead = cfg.n_head; _nEmbd = cfg.n_embd; _layer = layerIdx; _attnPdrop = cfg.attn_pdrop;
+        _inverseLayerScale = cfg.scale_attn_by_inverse_layer_idx;
+        if (!cfg.scale_attn_weights) throw new NotSupportedException("config.json: scale_attn_weights=false is not supported");
+        c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd);
+        c_proj = nn.Linear(cfg.n_embd, cfg.n_embd);
+        resid_dropout = nn.Dropout(cfg.resid_pdrop);
+        RegisterComponents();
+    }
+
+    /// <summary>x: (B, T, C). mask: null (plain causal) or bool (B, 1, T, S), true = may attend.</summary>
+    public Tensor Forward(Tensor x, Tensor? mask, bool causal, Gpt2KvCache? cache)
+    {
+        long b = x.shape[0], t = x.shape[1], hs = _nEmbd / _nHead;
+        var qkv = c_attn.forward(x).split(_nEmbd, dim: 2);                      // 3 x (B, T, C)
+        var q = qkv[0].view(b, t, _nHead, hs).transpose(1, 2);                   // (B, nh, T, hs)
+        var k = qkv[1].view(b, t, _nHead, hs).transpose(1, 2);
+        var v = qkv[2].view(b, t, _nHead, hs).transpose(1, 2);
+        if (_inverseLayerScale) q = q / (_layer + 1.0);
+        if (cache != null) (k, v) = cache.Append(_layer, k, v);                  // (B, nh, S, hs)
+        var y = F.scaled_dot_product_attention(q, k, v, attn_mask: mask, p: training ? _attnPdrop : 0.0, is_casual: causal);
+        y = y.transpose(1, 2).contiguous().view(b, t, _nEmbd);                   // (B, T, C)
+        return resid_dropout.forward(c_proj.forward(y));
+    }
+}
+
+// ───────────────────────────── MLP and block ─────────────────────────────
+
+/// <summary>c_fc → activation (gelu_new = tanh GELU) → c_proj, both Conv1D in HF.</summary>
+public sealed class GPT2MLP : nn.Module
+{
+    readonly Linear c_fc, c_proj;
+    readonly Dropout dropout;
+    readonly Func<Tensor, Tensor> _act;
+
+    public GPT2MLP(Gpt2Config cfg) : base(nameof(GPT2MLP))
+    {
+        c_fc = nn.Linear(cfg.n_embd, cfg.InnerSize);
+        c_proj = nn.Linear(cfg.InnerSize, cfg.n_embd);
+        dropout = nn.Dropout(cfg.resid_pdrop);
+        _act = cfg.activation_function switch
+        {
+            "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => h => F.gelu(h, GELU.Approximate.tanh),
+            "gelu" => h => F.gelu(h),
+            "relu" => h => F.relu(h),
+            "silu" or "swish" => h => F.silu(h),
+            _ => throw new NotSupportedException($"config.json: activation_function '{cfg.activation_function}' is not supported"),
+        };
+        RegisterComponents();
+    }
+
+    /// <summary>(B, T, C) → (B, T, C).</summary>
+    public Tensor Forward(Tensor x) => dropout.forward(c_proj.forward(_act(c_fc.forward(x))));
+}
+
+/// <summary>Pre-LayerNorm block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).</summary>
+public sealed class GPT2Block : nn.Module
+{
+    readonly LayerNorm ln_1, ln_2;
+    readonly GPT2Attention attn;
+    readonly GPT2MLP mlp;
+
+    public GPT2Block(Gpt2Config cfg, int layerIdx) : base(nameof(GPT2Block))
+    {
+        ln_1 = nn.LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon);
+        attn = new GPT2Attention(cfg, layerIdx);
+        ln_2 = nn.LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon);
+        mlp = new GPT2MLP(cfg);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, Tensor? mask, bool causal, Gpt2KvCache? cache)
+    {
+        x = x + attn.Forward(ln_1.forward(x), mask, causal, cache);
+        return x + mlp.Forward(ln_2.forward(x));
+    }
+}
+
+// ───────────────────────────── model ─────────────────────────────
+
+/// <summary>GPT2Model ("transformer" in the head models): token + position embeddings, blocks, final LayerNorm.</summary>
+public sealed class GPT2Model : nn.Module
+{
+    readonly Embedding wte, wpe;
+    readonly Dropout drop;
+    readonly ModuleList<GPT2Block> h;
+    readonly LayerNorm ln_f;
+    readonly Gpt2Config _cfg;
+
+    public GPT2Model(Gpt2Config cfg) : base(nameof(GPT2Model))
+    {
+        _cfg = cfg;
+        wte = nn.Embedding(cfg.vocab_size, cfg.n_embd);
+        wpe = nn.Embedding(cfg.n_positions, cfg.n_embd);
+        drop = nn.Dropout(cfg.embd_pdrop);
+        h = nn.ModuleList(Enumerable.Range(0, cfg.n_layer).Select(i => new GPT2Block(cfg, i)).ToArray());
+        ln_f = nn.LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon);
+        RegisterComponents();
+    }
+
+    /// <summary>Token embedding matrix (V, C); the LM head reuses it when tie_word_embeddings.</summary>
+    public Parameter TokenEmbedding => wte.weight!;
+
+    /// <summary>
+    /// inputIds (B, T); attentionMask (B, past+T) 1 = real, 0 = pad (covers cached positions too, as HF);
+    /// positionIds (B, T), default past..past+T-1 (HF's default when none are given). Returns (B, T, C).
+    /// </summary>
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, Gpt2KvCache? cache = null)
+    {
+        long b = inputIds.shape[0], t = inputIds.shape[1], past = cache?.Length ?? 0;
+        if (past + t > _cfg.n_positions)
+            throw new ArgumentException($"sequence of {past + t} tokens is longer than n_positions={_cfg.n_positions}");
+        positionIds ??= arange(past, past + t, dtype: int64, device: inputIds.device).unsqueeze(0);  // (1, T)
+        var x = drop.forward(wte.forward(inputIds) + wpe.forward(positionIds));                      // (B, T, C)
+
+        // Attention mask: fused causal SDPA when nothing is padded; else an explicit (B, 1, T, S) bool mask.
+        Tensor? mask = null;
+        bool causal = past == 0;
+        bool padded = attentionMask is not null && attentionMask.eq(0).any().item<bool>();
+        if (padded || (past > 0 && t > 1))
+        {
+            long s = past + t;
+            var qi = arange(past, s, device: inputIds.device).view(t, 1);               // query positions (T, 1)
+            var kj = arange(0, s, device: inputIds.device).view(1, s);                  // key positions (1, S)
+            mask = kj.le(qi).view(1, 1, t, s);                                          // causal (1, 1, T, S)
+            if (padded)
+            {
+                var keep = attentionMask!.to(ScalarType.Bool).view(b, 1, 1, s);
+                // A pad query that may attend to nothing would give NaN rows; let it see itself (its output is
+                // never used: real tokens never attend to pads).
+                mask = mask.logical_and(keep).logical_or(kj.eq(qi).view(1, 1, t, s));
+            }
+            causal = false;
+        }
+        for (int i = 0; i < h.Count; i++) x = h[i].Forward(x, mask, causal, cache);
+        if (cache != null) cache.Length = past + t;
+        return ln_f.forward(x);
+    }
+}
+
+// ───────────────────────────── heads ─────────────────────────────
+
+/// <summary>Causal LM: logits = hidden @ wte^T when tied (HF ties lm_head.weight to wte), else lm_head.</summary>
+public sealed class GPT2LMHeadModel : nn.Module
+{
+    readonly GPT2Model transformer;
+    readonly Linear? lm_head;
+
+    public GPT2LMHeadModel(Gpt2Config cfg) : base(nameof(GPT2LMHeadModel))
+    {
+        transformer = new GPT2Model(cfg);
+        if (!cfg.tie_word_embeddings) lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, hasBias: false);
+        RegisterComponents();
+    }
+
+    public GPT2Model Transformer => transformer;
+
+    /// <summary>(B, T) ids → (B, T, V) logits; optionally with a KV cache and explicit positions.</summary>
+    public Tensor Logits(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, Gpt2KvCache? cache = null)
+    {
+        var hidden = transformer.Forward(inputIds, attentionMask, positionIds, cache);
+        return lm_head is null ? F.linear(hidden, transformer.TokenEmbedding) : lm_head.forward(hidden);
+    }
+
+    public ModelOutput Forward(ModelBatch batch)
+    {
+        var logits = Logits(batch.InputIds, batch.AttentionMask);
+        Tensor? loss = null;
+        if (batch.Labels is not null)
+        {
+            // HF shifts inside the model: position t predicts label t+1; -100 is ignored.
+            long v = logits.shape[2];
+            long t = logits.shape[1];
+            var shifted = logits.narrow(1, 0, t - 1).reshape(-1, v).to(float32);        // (B*(T-1), V)
+            var targets = batch.Labels.narrow(1, 1, t - 1).reshape(-1);                 // (B*(T-1),)
+            loss = F.cross_entropy(shifted, targets, ignore_index: -100);
+        }
+        return new ModelOutput { Logits = logits, Loss = loss };
+    }
+}
+
+/// <summary>Sequence classification: score (no bias) on every position, then the last non-pad token's row (HF).</summary>
+public sealed class GPT2ForSequenceClassification : nn.Module
+{
+    readonly GPT2Model transformer;
+    readonly Linear score;
+    readonly Gpt2Config _cfg;
+
+    public GPT2ForSequenceClassification(Gpt2Config cfg) : base(nameof(GPT2ForSequenceClassification))
+    {
+        _cfg = cfg;
+        transformer = new GPT2Model(cfg);
+        score = nn.Linear(cfg.n_embd, cfg.num_labels, hasBias: false);
+        RegisterComponents();
+    }
+
+    public ModelOutput Forward(ModelBatch batch)
+    {
+        var ids = batch.InputIds;
+        long b = ids.shape[0], t = ids.shape[1];
+        var all = score.forward(transformer.Forward(ids, batch.AttentionMask));          // (B, T, C)
+        Tensor last;
+        if (_cfg.pad_token_id is int pad)
+        {
+            // HF: the rightmost position whose id is not the pad id (0 when all are pads).
+            var notPad = ids.ne(pad).to(int64);
+            last = (arange(t, dtype: int64, device: ids.device) * notPad).argmax(-1);  // (B,)
+        }
+        else
+        {
+            if (b != 1) throw new InvalidOperationException("GPT-2 sequence classification needs pad_token_id in config.json to pool batches of more than one sequence (as in HF)");
+            last = full(new long[] { 1 }, t - 1, dtype: int64, device: ids.device);
+        }
+        long c = all.shape[2];
+        var logits = all.gather(1, last.view(b, 1, 1).expand(b, 1, c)).squeeze(1);      // (B, C)
+        return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : SequenceClassificationLoss(logits, batch.Labels, _cfg.num_labels, _cfg.problem_type) };
+    }
+
+    /// <summary>HF's loss choice: regression (MSE) when num_labels == 1, single-label CE for integer labels,
+    /// multi-label BCE-with-logits otherwise, unless problem_type says which.</summary>
+    public static Tensor SequenceClassificationLoss(Tensor logits, Tensor labels, int numLabels, string? problemType)
+    {
+        problemType ??= numLabels == 1 ? "regression"
+            : labels.dtype is ScalarType.Int64 or ScalarType.Int32 ? "single_label_classification" : "multi_label_classification";
+        return problemType switch
+        {
+            "regression" => numLabels == 1 ? F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).squeeze(-1)) : F.mse_loss(logits, labels.to(logits.dtype)),
+            "single_label_classification" => F.cross_entropy(logits.view(-1, numLabels), labels.view(-1)),
+            "multi_label_classification" => F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)),
+            _ => throw new InvalidDataException($"config.json: unknown problem_type '{problemType}'"),
+        };
+    }
+}
+
+/// <summary>Token classification: dropout then classifier (with bias) on every position; CE ignoring -100.</summary>
+public sealed class GPT2ForTokenClassification : nn.Module
+{
+    readonly GPT2Model transformer;
+    readonly Dropout dropout;
+    readonly Linear classifier;
+    readonly int _numLabels;
+
+    public GPT2ForTokenClassification(Gpt2Config cfg) : base(nameof(GPT2ForTokenClassification))
+    {
+        _numLabels = cfg.num_labels;
+        transformer = new GPT2Model(cfg);
+        dropout = nn.Dropout(cfg.classifier_dropout ?? 0.1); // HF: classifier_dropout, else 0.1
+        classifier = nn.Linear(cfg.n_embd, cfg.num_labels);
+        RegisterComponents();
+    }
+
+    public ModelOutput Forward(ModelBatch batch)
+    {
+        var logits = classifier.forward(dropout.forward(transformer.Forward(batch.InputIds, batch.AttentionMask))); // (B, T, C)
+        Tensor? loss = batch.Labels is null ? null : F.cross_entropy(logits.view(-1, _numLabels), batch.Labels.view(-1), ignore_index: -100);
+        return new ModelOutput { Logits = logits, Loss = loss };
+    }
+}
+
+// ───────────────────────────── the task model: init, load, save ─────────────────────────────
+
+/// <summary>A GPT-2 body with one task head, as <see cref="ITaskModel"/>.</summary>
+public sealed class Gpt2 : ITaskModel
+{
+    /// <summary>HF architecture name of each task head.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Architectures = new Dictionary<string, string>
+    {
+        ["causal-lm"] = "GPT2LMHeadModel",
+        ["classification"] = "GPT2ForSequenceClassification",
+        ["token-classification"] = "GPT2ForTokenClassification",
+    };
+
+    readonly Func<ModelBatch, ModelOutput> _forward;
+
+    public Gpt2Config Cfg { get; }
+    public string ModelType => "gpt2";
+    public string Task { get; }
+    public JsonObject Config => Cfg.ToJson(Architectures[Task]);
+    public nn.Module Module { get; }
+    /// <summary>The LM head module (causal-lm only), for generation.</summary>
+    public GPT2LMHeadModel? LMHead => Module as GPT2LMHeadModel;
+    /// <summary>What loading a checkpoint did (null for a fresh model).</summary>
+    public LoadReport? LoadReport { get; private set; }
+
+    /// <summary>A randomly initialised model (HF's _init_weights: N(0, initializer_range), c_proj scaled by
+    /// 1/sqrt(2 n_layer), LayerNorm 1/0, biases 0).</summary>
+    public Gpt2(Gpt2Config cfg, string task)
+    {
+        Cfg = cfg;
+        Task = task;
+        switch (task)
+        {
+            case "causal-lm": { var m = new GPT2LMHeadModel(cfg); Module = m; _forward = m.Forward; break; }
+            case "classification": { var m = new GPT2ForSequenceClassification(cfg); Module = m; _forward = m.Forward; break; }
+            case "token-classification": { var m = new GPT2ForTokenClassification(cfg); Module = m; _forward = m.Forward; break; }
+            default: throw new NotSupportedException($"GPT-2 has no '{task}' head (causal-lm, classification, token-classification)");
+        }
+        InitWeights();
+        Module.eval();
+    }
+
+    public ModelOutput Forward(ModelBatch batch) => _forward(batch);
+
+    void InitWeights()
+    {
+        using var _ = no_grad();
+        double std = Cfg.initializer_range, projStd = std / Math.Sqrt(2.0 * Cfg.n_layer);
+        foreach (var (name, p) in Module.named_parameters())
+        {
+            if (name.Contains(".ln_") || name.StartsWith("transformer.ln_f"))
+            { if (name.EndsWith(".weight")) p.fill_(1.0); else p.zero_(); }
+            else if (name.EndsWith(".bias")) p.zero_();
+            else if (name.EndsWith("c_proj.weight")) nn.init.normal_(p, 0, projStd);
+            else nn.init.normal_(p, 0, std);
+        }
+    }
+
+    /// <summary>HF's Conv1D weights, stored [in, out]; ours are Linear [out, in].</summary>
+    public static bool IsConv1DWeight(string key) =>
+        key.EndsWith(".attn.c_attn.weight") || key.EndsWith(".attn.c_proj.weight") ||
+        key.EndsWith(".mlp.c_fc.weight") || key.EndsWith(".mlp.c_proj.weight") || key.EndsWith(".attn.q_attn.weight");
+
+    /// <summary>Maps an HF state dict key/tensor onto ours: base-model checkpoints (keys without
+    /// "transformer.") are prefixed, Conv1D weights transposed, old causal-mask buffers and a tied
+    /// lm_head.weight skipped. Returns null for a key to skip silently.</summary>
+    (string, Tensor)? MapIn(string key, Tensor value)
+    {
+        if (key.EndsWith(".attn.bias") || key.EndsWith(".attn.masked_bias")) return null; // old buffers
+        if (key == "lm_head.weight" && Cfg.tie_word_embeddings) return null;             // tied to wte
+        if (!key.StartsWith("transformer.") && (key.StartsWith("h.") || key.StartsWith("wte.") || key.StartsWith("wpe.") || key.StartsWith("ln_f.")))
+            key = "transformer." + key;
+        if (IsConv1DWeight(key)) value = value.t();
+        return (key, value);
+    }
+
+    /// <summary>Loads an HF folder (config.json + safetensors or pytorch_model.bin) with a task head.
+    /// Task defaults to the folder's architecture; a head absent from the checkpoint is newly initialised.</summary>
+    public static Gpt2 FromPretrained(string folder, string? task = null, int? numLabels = null, IReadOnlyList<string>? labels = null)
+    {
+        var json = HfCheckpoint.LoadConfig(folder);
+        var cfg = Gpt2Config.FromJson(json);
+        task ??= TaskFromArchitectures(json) ?? "causal-lm";
+        if (numLabels != null || labels != null) cfg.SetLabels(numLabels ?? labels!.Count, labels);
+        var model = new Gpt2(cfg, task);
+        var sd = HfCheckpoint.LoadStateDict(folder);
+        try { model.LoadReport = HfCheckpoint.LoadInto(model.Module, sd, model.MapIn, folder,
+                allowShapeMismatch: k => k.StartsWith("score.") || k.StartsWith("classifier.")); }
+        finally { foreach (var t in sd.Values) t.Dispose(); }
+        return model;
+    }
+
+    static string? TaskFromArchitectures(JsonObject json)
+    {
+        string? arch = json["architectures"] is JsonArray a && a.Count > 0 ? a[0]!.GetValue<string>() : null;
+        return arch switch
+        {
+            null => null,
+            "GPT2LMHeadModel" or "GPT2Model" or "GPT2DoubleHeadsModel" => "causal-lm",
+            _ => Architectures.FirstOrDefault(kv => kv.Value == arch).Key,
+        };
+    }
+
+    /// <summary>The state dict in HF's layout: Conv1D weights back to [in, out], tied lm_head omitted (as HF saves).</summary>
+    public Dictionary<string, Tensor> HfStateDict()
+    {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, p) in Module.state_dict())
+            result[name] = IsConv1DWeight(name) ? p.detach().t().contiguous() : p.detach();
+        return result;
+    }
+
+    public void SavePretrained(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        using (var scope = NewDisposeScope())
+            SafeTensors.Save(Path.Combine(directory, "model.safetensors"), HfStateDict(), new Dictionary<string, string> { ["format"] = "pt" });
+        HfCheckpoint.WriteConfig(directory, Config);
+    }
+}

@@ -1,0 +1,107 @@
+// Named model shapes (published GPT-2 and BERT sizes plus small CPU ones) and their cost in parameters, memory and FLOPs.
+using System.Text.Json.Nodes;
+
+namespace TaskLM.Models;
+
+/// <summary>One named shape. GPT-2: n_layer/n_embd/n_head/n_positions; BERT: num_hidden_layers/
+/// hidden_size/num_attention_heads/max_position_embeddings. Inner = MLP width (4 x hidden for all presets).</summary>
+public sealed record ModelPreset(string Name, string ModelType, int Layers, int Hidden, int Heads, int Vocab, int MaxPositions, string Source)
+{
+    public int Inner => 4 * Hidden;
+
+    /// <summary>Parameter count of the body as HF builds it: GPT2Model (its LM head is tied to wte, so
+    /// GPT2LMHeadModel has the same count); BertModel with its pooler.</summary>
+    public long Parameters
+    {
+        get
+        {
+            long c = Hidden, i = Inner, v = Vocab, p = MaxPositions, l = Layers;
+            if (ModelType == "gpt2")
+            {
+                long block = 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + 2 * c + (c * i + i) + (i * c + c);
+                return v * c + p * c + l * block + 2 * c;
+            }
+            long embeddings = v * c + p * c + 2 * c + 2 * c;                               // word, position, token type (2), LayerNorm
+            long layer = 4 * (c * c + c) + 2 * c + (c * i + i) + (i * c + c) + 2 * c;
+            return embeddings + l * layer + (c * c + c);                                   // + pooler
+        }
+    }
+
+    /// <summary>Context length the FLOP estimate assumes.</summary>
+    public int Context => MaxPositions;
+
+    /// <summary>Training FLOPs per token: 6N (forward 2N, backward 4N) plus attention scores and mixing,
+    /// 6 · n_layer · T · d_model (Kaplan et al. 2020, forward 2·L·T·d), at T = the full context.</summary>
+    public double TrainFlopsPerToken => 6.0 * Parameters + 6.0 * Layers * (double)Context * Hidden;
+
+    /// <summary>Bytes of fp32 weights.</summary>
+    public long WeightBytesFp32 => 4 * Parameters;
+    public long WeightBytesBf16 => 2 * Parameters;
+
+    /// <summary>fp32 training with AdamW: weights + gradients + two moments = 16 bytes a parameter,
+    /// activations not included (they scale with batch x sequence).</summary>
+    public long AdamWTrainingBytes => 16 * Parameters;
+
+    /// <summary>config.json content for this shape (HF key names).</summary>
+    public JsonObject ToConfigJson() => ModelType == "gpt2"
+        ? new JsonObject
+        {
+            ["model_type"] = "gpt2", ["vocab_size"] = Vocab, ["n_positions"] = MaxPositions, ["n_embd"] = Hidden,
+            ["n_layer"] = Layers, ["n_head"] = Heads, ["n_inner"] = null, ["activation_function"] = "gelu_new",
+        }
+        : new JsonObject
+        {
+            ["model_type"] = "bert", ["vocab_size"] = Vocab, ["hidden_size"] = Hidden, ["num_hidden_layers"] = Layers,
+            ["num_attention_heads"] = Heads, ["intermediate_size"] = Inner, ["max_position_embeddings"] = MaxPositions,
+            ["type_vocab_size"] = 2, ["hidden_act"] = "gelu",
+        };
+}
+
+/// <summary>The preset table shared by both families and `tasklm models`.</summary>
+public static class ModelPresets
+{
+    public static readonly IReadOnlyList<ModelPreset> All = new ModelPreset[]
+    {
+        new("gpt2-tiny", "gpt2", 2, 128, 2, 50257, 256, "TaskLM CPU size"),
+        new("gpt2-mini", "gpt2", 4, 256, 4, 50257, 512, "TaskLM CPU size"),
+        new("gpt2", "gpt2", 12, 768, 12, 50257, 1024, "Radford et al. 2019 (124M)"),
+        new("gpt2-medium", "gpt2", 24, 1024, 16, 50257, 1024, "Radford et al. 2019 (355M)"),
+        new("gpt2-large", "gpt2", 36, 1280, 20, 50257, 1024, "Radford et al. 2019 (774M)"),
+        new("gpt2-xl", "gpt2", 48, 1600, 25, 50257, 1024, "Radford et al. 2019 (1.5B)"),
+        new("bert-tiny", "bert", 2, 128, 2, 30522, 512, "Turc et al. 2019 (L=2, H=128)"),
+        new("bert-mini", "bert", 4, 256, 4, 30522, 512, "Turc et al. 2019 (L=4, H=256)"),
+        new("bert-small", "bert", 4, 512, 8, 30522, 512, "Turc et al. 2019 (L=4, H=512)"),
+        new("bert-medium", "bert", 8, 512, 8, 30522, 512, "Turc et al. 2019 (L=8, H=512)"),
+        new("bert-base", "bert", 12, 768, 12, 30522, 512, "Devlin et al. 2019 (uncased vocab)"),
+        new("bert-large", "bert", 24, 1024, 16, 30522, 512, "Devlin et al. 2019 (uncased vocab)"),
+    };
+
+    /// <summary>The preset of that name, or an error listing the names.</summary>
+    public static ModelPreset Get(string name) =>
+        All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
+        ?? throw new ArgumentException($"unknown model preset '{name}'{Suggest(name, All.Select(p => p.Name))}; presets: {string.Join(", ", All.Select(p => p.Name))}");
+
+    /// <summary>" (did you mean 'x'?)" for the closest candidate by edit distance, or "".</summary>
+    public static string Suggest(string given, IEnumerable<string> candidates)
+    {
+        var best = candidates.Select(c => (c, d: Levenshtein(given.ToLowerInvariant(), c.ToLowerInvariant()))).OrderBy(x => x.d).FirstOrDefault();
+        return best.c != null && best.d <= Math.Max(2, given.Length / 3) ? $" (did you mean '{best.c}'?)" : "";
+    }
+
+    static int Levenshtein(string a, string b)
+    {
+        var d = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++) d[j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            int prev = d[0]; d[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int tmp = d[j];
+                d[j] = Math.Min(Math.Min(d[j] + 1, d[j - 1] + 1), prev + (a[i - 1] == b[j - 1] ? 0 : 1));
+                prev = tmp;
+            }
+        }
+        return d[b.Length];
+    }
+}
