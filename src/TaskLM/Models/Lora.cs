@@ -193,7 +193,8 @@ public sealed class LoraModel : ITaskModel
             ["peft_type"] = "LORA", ["task_type"] = PeftTaskType(Task), ["base_model_name_or_path"] = baseModelNameOrPath,
             ["r"] = Lora.R, ["lora_alpha"] = Lora.Alpha, ["lora_dropout"] = Lora.Dropout,
             ["target_modules"] = new JsonArray(Lora.TargetModules.Select(t => (JsonNode)t).ToArray()),
-            ["fan_in_fan_out"] = _layers.Values.First().FanInFanOut, ["bias"] = "none", ["use_rslora"] = Lora.UseRsLora,
+            // HF GPT-2's targets are Conv1D (weights saved (in, out)) even though we hold them as Linear.
+            ["fan_in_fan_out"] = ModelType == "gpt2" || _layers.Values.First().FanInFanOut, ["bias"] = "none", ["use_rslora"] = Lora.UseRsLora,
             ["modules_to_save"] = ModulesToSave.Count == 0 ? null : new JsonArray(ModulesToSave.Select(t => (JsonNode)t).ToArray()),
             ["init_lora_weights"] = true, ["inference_mode"] = true, ["use_dora"] = false,
         };
