@@ -43,18 +43,21 @@ public static class Global
         return TorchBackend.ResolveDevice(p.GetValue(Device));
     }
 
-    /// <summary>Prints an error as one line (the whole chain with --verbose) and returns exit code 1.</summary>
+    /// <summary>Prints an error as one line (the whole chain with --verbose) and returns exit code 1.
+    /// Plain Console.Error, not Spectre: a terminal width must never wrap the one line.</summary>
     public static int ReportError(Exception e, bool verbose)
     {
-        var err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-        if (verbose) err.WriteException(e);
-        else
+        if (verbose)
         {
-            var inner = e;
-            while (inner is System.Reflection.TargetInvocationException or TypeInitializationException && inner.InnerException != null)
-                inner = inner.InnerException;
-            err.MarkupLine($"[red]error:[/] {Markup.Escape(inner.Message.Split('\n')[0].Trim())}");
+            Console.Error.WriteLine(e.ToString());
+            return 1;
         }
+        var inner = e;
+        while (inner is System.Reflection.TargetInvocationException or TypeInitializationException && inner.InnerException != null)
+            inner = inner.InnerException;
+        bool color = !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("NO_COLOR") == null;
+        string prefix = color ? "\u001b[31merror:\u001b[0m" : "error:";
+        Console.Error.WriteLine($"{prefix} {inner.Message.Split('\n')[0].Trim()}");
         return 1;
     }
 }

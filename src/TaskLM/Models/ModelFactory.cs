@@ -20,8 +20,7 @@ public static class ModelFactory
             case "gpt2":
                 return Gpt2.FromPretrained(folder, task, numLabels, labels);
             case "bert":
-                // BERT hook: Bert.FromPretrained(folder, task, numLabels, labels) — filled in by the BERT family's branch.
-                throw new NotSupportedException($"{folder}: model_type 'bert' is not available in this build yet");
+                return Bert.FromPretrained(folder, task, numLabels, labels);
             default:
                 throw new NotSupportedException($"{Path.Combine(folder, "config.json")}: model_type '{type}' is not supported (gpt2, bert)");
         }
@@ -54,8 +53,7 @@ public static class ModelFactory
                 return new Gpt2(cfg, task);
             }
             case "bert":
-                // BERT hook: Bert.FromPreset(preset, task, overrides) — filled in by the BERT family's branch.
-                throw new NotSupportedException($"preset '{name}': the BERT family is not available in this build yet");
+                return Bert.FromPreset(name, task, overrides);
             default:
                 throw new NotSupportedException($"preset '{name}': model_type '{preset.ModelType}' is not supported");
         }

@@ -8,6 +8,7 @@ using static TorchSharp.torch;
 
 namespace TaskLM.Tests.Models;
 
+[Collection(SerialCollection.Name)]
 public class BertTests
 {
     public BertTests() => TorchBackend.EnsureLoaded();

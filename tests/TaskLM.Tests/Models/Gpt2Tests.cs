@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 
 namespace TaskLM.Tests.Models;
 
+[Collection(SerialCollection.Name)]
 public class Gpt2Tests
 {
     internal static string Fixture(params string[] parts) => Path.Combine(new[] { AppContext.BaseDirectory, "fixtures", "hf" }.Concat(parts).ToArray());
