@@ -224,7 +224,7 @@ public static class TaskData
         if (wp) { ids.Add(Special(tok, "[CLS]")); types.Add(0); }
         foreach (int x in tok.Encode(q)) { ids.Add(x); types.Add(0); }
         if (wp) { ids.Add(Special(tok, "[SEP]")); types.Add(0); }
-        int start = 0, end = 0, pos = 0; bool first = true;
+        int start = 0, end = 0, pos = 0; bool first = true, cut = false;
         while (pos < ctx.Length)
         {
             while (pos < ctx.Length && char.IsWhiteSpace(ctx[pos])) pos++;
@@ -235,14 +235,14 @@ public static class TaskData
             first = false;
             foreach (int x in pieces)
             {
-                if (ids.Count >= d.MaxLength - (wp ? 1 : 0)) break;
+                if (ids.Count >= d.MaxLength - (wp ? 1 : 0)) { cut |= ws < aend; break; }
                 if (start == 0 && pos > astart && ws <= astart) start = ids.Count;
                 if (ws < aend) end = ids.Count;
                 ids.Add(x); types.Add(1);
             }
         }
         if (wp) { ids.Add(Special(tok, "[SEP]")); types.Add(1); }
-        if (start == 0 || end < start) { start = 0; end = 0; }   // answer cut off: point at [CLS], as HF
+        if (cut || start == 0 || end < start) { start = 0; end = 0; }   // answer (partly) cut off: point at [CLS], as HF
         return new Example { InputIds = ids.ToArray(), TokenTypeIds = wp ? types.ToArray() : null, StartPosition = start, EndPosition = end };
     }
 
