@@ -146,14 +146,14 @@ public static class ModelCommands
                 Console.WriteLine(JsonSerializer.Serialize(new { device = device.ToString(), matmul_fp32_gflops = gflops, presets = rows }, Global.JsonOut));
                 return 0;
             }
-            var table = new Table().AddColumns("preset", "layers x hidden (heads)", "params", "fp32", "bf16", "AdamW train", "train FLOPs/token", "est. train tok/s");
+            var table = new Table().AddColumns("preset", "L x d/heads", "params", "fp32", "bf16", "AdamW", "FLOPs/tok", "tok/s est.");
             foreach (var r in rows)
-                table.AddRow(r.name, $"{r.layers} x {r.hidden} ({r.heads})", Count(r.parameters), Bytes(r.fp32_bytes), Bytes(r.bf16_bytes),
-                    Bytes(r.adamw_training_bytes), $"{r.train_flops_per_token / 1e9:0.00} G", $"{r.est_train_tokens_per_second:N0}");
+                table.AddRow(r.name, $"{r.layers}x{r.hidden}/{r.heads}", Count(r.parameters), Bytes(r.fp32_bytes), Bytes(r.bf16_bytes),
+                    Bytes(r.adamw_training_bytes), $"{r.train_flops_per_token / 1e9:0.00}G", $"{r.est_train_tokens_per_second:N0}");
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine($"[grey]Measured fp32 matmul rate on {device}: {gflops:0.0} GFLOP/s. FLOPs/token = 6N + 6·layers·context·hidden " +
-                "(context = max positions); tok/s assumes that matmul rate throughout (an upper bound). AdamW memory = weights + grads + 2 moments " +
-                "(16 bytes/param), activations excluded. Parameter counts: GPT2Model / BertModel with pooler.[/]");
+            AnsiConsole.MarkupLine($"[grey]Measured fp32 matmul rate on {device}: {gflops:0.0} GFLOP/s. FLOPs/tok = training FLOPs per token, " +
+                "6N + 6·layers·context·hidden (context = max positions); tok/s est. = training tokens/s at that matmul rate (an upper bound). " +
+                "AdamW = fp32 weights + grads + 2 moments (16 bytes/param), activations excluded. Params: GPT2Model / BertModel with pooler.[/]");
             return 0;
         });
         return cmd;

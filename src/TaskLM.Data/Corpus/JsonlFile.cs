@@ -74,8 +74,7 @@ public static class JsonlFile
             {
                 foreach (var row in rows)
                 {
-                    writer.Write(row.ToJsonString(WriteOptions));
-                    writer.Write('\n');
+                    WriteRow(writer, row);
                     n++;
                 }
             }
@@ -91,6 +90,22 @@ public static class JsonlFile
 
     /// <summary>Writes the rows' fields (see <see cref="Write(string, IEnumerable{JsonObject})"/>).</summary>
     public static long Write(string path, IEnumerable<DataRow> rows) => Write(path, rows.Select(r => r.Fields));
+
+    /// <summary>Opens a JSONL file for row-by-row writing (gzip by name), for output that must survive an
+    /// interruption page by page (e.g. scraping) rather than appear whole at the end.</summary>
+    public static StreamWriter CreateWriter(string path)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        return CreateText(path, IsGzip(path));
+    }
+
+    /// <summary>Writes one row as a line of compact JSON.</summary>
+    public static void WriteRow(TextWriter writer, JsonObject row)
+    {
+        writer.Write(row.ToJsonString(WriteOptions));
+        writer.Write('\n');
+    }
 
     /// <summary>True when the path names a gzip file (ends in .gz).</summary>
     public static bool IsGzip(string path) => path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase);

@@ -65,6 +65,9 @@ public sealed class BertConfig
         string pe = Str(json, "position_embedding_type", source) ?? "absolute";
         if (pe != "absolute")
             throw new InvalidDataException($"{source}: position_embedding_type '{pe}' is not supported (only 'absolute')");
+        foreach (string unsupported in (string[])["is_decoder", "add_cross_attention"])
+            if (Bool(json, unsupported, source) == true)
+                throw new InvalidDataException($"{source}: {unsupported} = true is not supported (TaskLM's BERT is an encoder)");
         var c = new BertConfig();
         c.vocab_size = Int(json, "vocab_size", source) ?? c.vocab_size;
         c.hidden_size = Int(json, "hidden_size", source) ?? c.hidden_size;
@@ -804,6 +807,12 @@ public static class Bert
         ["bert-large"] = (24, 1024, 16),
     };
 
+    static readonly Dictionary<string, string> GptAliases = new()
+    {
+        ["n_layer"] = "num_hidden_layers", ["n_head"] = "num_attention_heads", ["n_embd"] = "hidden_size",
+        ["n_positions"] = "max_position_embeddings", ["n_inner"] = "intermediate_size",
+    };
+
     /// <summary>The preset names, smallest first.</summary>
     public static IReadOnlyList<string> PresetNames => PresetShapes.Keys.ToList();
 
@@ -825,7 +834,8 @@ public static class Bert
     }
 
     /// <summary>A preset with random weights. <paramref name="overrides"/> use config.json names
-    /// (hidden_size, num_hidden_layers, vocab_size, num_labels, id2label, ...); when hidden_size is overridden
+    /// (hidden_size, num_hidden_layers, vocab_size, num_labels, id2label, ...; GPT-2's n_layer, n_head, n_embd,
+    /// n_positions, n_inner are accepted as aliases); when hidden_size is overridden
     /// alone, heads (H/64) and intermediate_size (4H) follow it. An unknown key is an error naming the closest one.</summary>
     public static BertPreTrainedModel FromPreset(string name, string task, IDictionary<string, object>? overrides, long? seed = null)
     {
@@ -833,6 +843,8 @@ public static class Bert
         cfg.Remove("architectures");
         if (overrides != null)
         {
+            // A recipe may use GPT-2's names for the shared shape settings; they mean the same here.
+            overrides = overrides.ToDictionary(kv => GptAliases.GetValueOrDefault(kv.Key, kv.Key), kv => kv.Value);
             foreach (var (k, v) in overrides)
             {
                 if (!BertConfig.Keys.Contains(k) || k is "model_type" or "architectures" or "dtype" or "torch_dtype")
@@ -841,7 +853,9 @@ public static class Bert
             }
             if (overrides.ContainsKey("hidden_size"))
             {
-                int h = BertConfig.FromJson(cfg, $"preset {name}").hidden_size;
+                var probe = cfg.DeepClone().AsObject();
+                probe["num_attention_heads"] = 1; // read H before the preset's head count is checked against it
+                int h = BertConfig.FromJson(probe, $"preset {name} with overrides").hidden_size;
                 if (!overrides.ContainsKey("num_attention_heads")) cfg["num_attention_heads"] = Math.Max(1, h / 64);
                 if (!overrides.ContainsKey("intermediate_size")) cfg["intermediate_size"] = 4 * h;
             }

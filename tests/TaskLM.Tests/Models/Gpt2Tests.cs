@@ -21,6 +21,15 @@ public class Gpt2Tests
 
     internal static double[] Flat(JsonNode? node) => node is JsonArray a ? a.SelectMany(Flat).ToArray() : node is null ? throw new ArgumentNullException(nameof(node)) : new[] { node.GetValue<double>() };
 
+    /// <summary>Runs with one intra-op thread: these models are tiny, and on a loaded 2-core box a second
+    /// spinning libtorch thread only slows them down.</summary>
+    static void OneThread(Action body)
+    {
+        int threads = get_num_threads();
+        set_num_threads(1);
+        try { body(); } finally { set_num_threads(threads); }
+    }
+
     static void AssertClose(double[] expected, double[] actual, double tol, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
@@ -95,6 +104,38 @@ public class Gpt2Tests
     }
 
     [Fact]
+    public void HalfPrecisionAndShardedCheckpointsLoad()
+    {
+        // HF's shard layout (model-0000N-of-0000M.safetensors + index weight_map), stored as fp16.
+        var exp = Expected("gpt2-bin");
+        string dir = Path.Combine(Path.GetTempPath(), $"tasklm-shards-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(dir);
+            File.Copy(Fixture("gpt2-bin", "config.json"), Path.Combine(dir, "config.json"));
+            var sd = TorchPickle.LoadStateDict(Fixture("gpt2-bin", "pytorch_model.bin"));
+            var keys = sd.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+            var map = new JsonObject();
+            for (int shard = 0; shard < 2; shard++)
+            {
+                string file = $"model-0000{shard + 1}-of-00002.safetensors";
+                var part = keys.Where((_, i) => i % 2 == shard).ToDictionary(k => k, k => sd[k].to(float16));
+                SafeTensors.Save(Path.Combine(dir, file), part);
+                foreach (var k in part.Keys) map[k] = file;
+            }
+            File.WriteAllText(Path.Combine(dir, "model.safetensors.index.json"), new JsonObject { ["metadata"] = new JsonObject(), ["weight_map"] = map }.ToJsonString());
+            var m = Gpt2.FromPretrained(dir);
+            Assert.True(m.LoadReport!.IsExact, string.Join("\n", m.LoadReport.Warnings()));
+            Assert.Equal(new[] { "Float16->Float32" }, m.LoadReport.Conversions);
+            Assert.Equal(ScalarType.Float32, m.Module.parameters().First().dtype);
+            using var _ = no_grad();
+            var logits = m.Forward(new ModelBatch { InputIds = Ids(exp["input_ids"]!) }).Logits!.to(float64).data<double>().ToArray();
+            AssertClose(Flat(exp["logits"]!), logits, 2e-3, "fp16-rounded weights"); // fp16 keeps ~3 significant digits
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Gpt2ClsMatchesHfLogitsAndLossPoolingLastNonPadToken()
     {
         var exp = Expected("gpt2-cls");
@@ -160,35 +201,41 @@ public class Gpt2Tests
     [Fact]
     public void KvCacheGenerationEqualsFullRecomputation()
     {
-        var m = Gpt2.FromPretrained(Fixture("lora-base"));
-        var prompts = new[] { new[] { 5, 17, 300, 42 }, new[] { 9, 8 } };
-        foreach (var sample in new[] { false, true })
+        OneThread(() =>
         {
-            GenerationOptions Opts(bool cache) => new()
+            var m = Gpt2.FromPretrained(Fixture("lora-base"));
+            var prompts = new[] { new[] { 5, 17, 300, 42 }, new[] { 9, 8 } };
+            foreach (var sample in new[] { false, true })
             {
-                MaxNewTokens = 20, DoSample = sample, TopK = 50, TopP = 0.95, Temperature = 0.8, Seed = 3,
-                RepetitionPenalty = 1.2, EosTokenId = -1, UseCache = cache,
-            };
-            var withCache = Generation.Generate(m, prompts, Opts(true));
-            var without = Generation.Generate(m, prompts, Opts(false));
-            Assert.Equal(without, withCache);
-            Assert.All(withCache, r => Assert.Equal(20, r.Length));
-        }
+                GenerationOptions Opts(bool cache) => new()
+                {
+                    MaxNewTokens = 20, DoSample = sample, TopK = 50, TopP = 0.95, Temperature = 0.8, Seed = 3,
+                    RepetitionPenalty = 1.2, EosTokenId = -1, UseCache = cache,
+                };
+                var withCache = Generation.Generate(m, prompts, Opts(true));
+                var without = Generation.Generate(m, prompts, Opts(false));
+                Assert.Equal(without, withCache);
+                Assert.All(withCache, r => Assert.Equal(20, r.Length));
+            }
+        });
     }
 
     [Fact]
     public void LeftPaddedBatchGenerationEqualsOneByOne()
     {
-        var m = Gpt2.FromPretrained(Fixture("lora-base"));
-        var prompts = new[] { new[] { 11, 500, 7 }, new[] { 3, 99, 250, 600, 12, 1 }, new[] { 42 } };
-        var opts = new GenerationOptions { MaxNewTokens = 10, EosTokenId = -1, PadTokenId = 0 };
-        var batch = Generation.Generate(m, prompts, opts);
-        for (int i = 0; i < prompts.Length; i++)
-            Assert.Equal(Generation.Generate(m, new[] { prompts[i] }, opts)[0], batch[i]);
-        // Streaming reports every token of every row as it is chosen.
-        var streamed = prompts.Select(_ => new List<int>()).ToArray();
-        Generation.Generate(m, prompts, opts, onToken: (r, t) => streamed[r].Add(t));
-        Assert.Equal(batch, streamed.Select(s => s.ToArray()).ToList());
+        OneThread(() =>
+        {
+            var m = Gpt2.FromPretrained(Fixture("lora-base"));
+            var prompts = new[] { new[] { 11, 500, 7 }, new[] { 3, 99, 250, 600, 12, 1 }, new[] { 42 } };
+            var opts = new GenerationOptions { MaxNewTokens = 10, EosTokenId = -1, PadTokenId = 0 };
+            var batch = Generation.Generate(m, prompts, opts);
+            for (int i = 0; i < prompts.Length; i++)
+                Assert.Equal(Generation.Generate(m, new[] { prompts[i] }, opts)[0], batch[i]);
+            // Streaming reports every token of every row as it is chosen.
+            var streamed = prompts.Select(_ => new List<int>()).ToArray();
+            Generation.Generate(m, prompts, opts, onToken: (r, t) => streamed[r].Add(t));
+            Assert.Equal(batch, streamed.Select(s => s.ToArray()).ToList());
+        });
     }
 
     [Fact]
@@ -230,12 +277,16 @@ public class Gpt2Tests
             using var _ = no_grad();
             m.Forward(new ModelBatch { InputIds = ids, Labels = ids }).Loss!.item<float>();
         }
-        for (int i = 0; i < 100; i++) Step();
-        GC.Collect(); GC.WaitForPendingFinalizers();
-        long before = System.Diagnostics.Process.GetCurrentProcess().WorkingSet64;
-        for (int i = 0; i < 1000; i++) Step();
-        GC.Collect(); GC.WaitForPendingFinalizers();
-        long after = System.Diagnostics.Process.GetCurrentProcess().WorkingSet64;
+        long before = 0, after = 0;
+        OneThread(() =>
+        {
+            for (int i = 0; i < 100; i++) Step();
+            GC.Collect(); GC.WaitForPendingFinalizers();
+            before = System.Diagnostics.Process.GetCurrentProcess().WorkingSet64;
+            for (int i = 0; i < 1000; i++) Step();
+            GC.Collect(); GC.WaitForPendingFinalizers();
+            after = System.Diagnostics.Process.GetCurrentProcess().WorkingSet64;
+        });
         Assert.True(after <= before * 1.03 + (4 << 20), $"resident memory grew from {before >> 20} MiB to {after >> 20} MiB");
     }
 }
