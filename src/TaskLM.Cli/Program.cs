@@ -14,6 +14,8 @@ root.Subcommands.Add(QuickstartCommand.Create());
 root.Subcommands.Add(DataCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
+root.Subcommands.Add(MetricsCommand.Create());
+root.Subcommands.Add(ReportCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 try
