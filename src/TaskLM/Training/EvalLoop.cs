@@ -1,4 +1,5 @@
 // Held-out evaluation during training: mean loss plus the task's headline metrics (what early stopping can watch).
+using TaskLM.Evaluation;
 using TaskLM.Models;
 using static TorchSharp.torch;
 
@@ -50,35 +51,16 @@ public static class EvalLoop
         if (model.Task is "causal-lm" or "masked-lm" or "generation" && batches > 0) m["perplexity"] = Math.Exp(m["loss"]);
         if (gold.Count > 0)
         {
-            foreach (var (k, v) in Classification(gold, pred)) m[k] = v;
-            for (int c = 0; labels != null && c < labels.Count; c++)
-            {
-                int tp = gold.Zip(pred).Count(x => x.First == c && x.Second == c), fp = pred.Count(x => x == c) - tp, fn = gold.Count(x => x == c) - tp;
-                m[$"f1_{labels[c]}"] = tp == 0 ? 0 : 2.0 * tp / (2.0 * tp + fp + fn);
-            }
+            // sklearn's definitions (Evaluation/ClassificationMetrics), over the classes present in gold or predictions.
+            string Name(int c) => labels != null && c >= 0 && c < labels.Count ? labels[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var rep = ClassificationMetrics.Compute(gold.Select(Name).ToList(), pred.Select(Name).ToList());
+            m["accuracy"] = rep.Accuracy;
+            m["micro_f1"] = rep.Micro.F1; m["macro_f1"] = rep.Macro.F1; m["weighted_f1"] = rep.Weighted.F1;
+            m["macro_precision"] = rep.Macro.Precision; m["macro_recall"] = rep.Macro.Recall;
+            foreach (var (name, score) in rep.PerClass) m[$"f1_{name}"] = score.F1;
         }
         if (tokAll > 0) m["token_accuracy"] = (double)tokOk / tokAll;
         if (spanAll > 0) m["exact_match"] = (double)spanOk / spanAll;
         return m;
-    }
-
-    /// <summary>Accuracy and micro/macro/weighted F1 over the classes present in gold or predictions (sklearn's defaults).</summary>
-    public static Dictionary<string, double> Classification(IReadOnlyList<int> gold, IReadOnlyList<int> pred)
-    {
-        var classes = gold.Concat(pred).Distinct().ToList();
-        double macro = 0, weighted = 0;
-        foreach (int c in classes)
-        {
-            int tp = 0, fp = 0, fn = 0, support = 0;
-            for (int i = 0; i < gold.Count; i++)
-            {
-                if (gold[i] == c) support++;
-                if (pred[i] == c && gold[i] == c) tp++; else if (pred[i] == c) fp++; else if (gold[i] == c) fn++;
-            }
-            double f1 = tp == 0 ? 0 : 2.0 * tp / (2.0 * tp + fp + fn);
-            macro += f1; weighted += f1 * support;
-        }
-        double acc = gold.Zip(pred).Count(x => x.First == x.Second) / (double)gold.Count;
-        return new() { ["accuracy"] = acc, ["micro_f1"] = acc, ["macro_f1"] = macro / classes.Count, ["weighted_f1"] = weighted / gold.Count };
     }
 }

@@ -6,6 +6,8 @@ using static TorchSharp.torch;
 
 namespace TaskLM.Tests.Training;
 
+// Serial: the resume test replays torch's global RNG (dropout), which parallel test classes would also draw from.
+[Collection(SerialCollection.Name)]
 public class TrainerTests
 {
     static readonly string Fixtures = Path.Combine(AppContext.BaseDirectory, "fixtures", "hf");
