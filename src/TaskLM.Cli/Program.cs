@@ -16,6 +16,8 @@ root.Subcommands.Add(TrainCommand.Create());
 foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(MetricsCommand.Create());
 root.Subcommands.Add(ReportCommand.Create());
+root.Subcommands.Add(TokenizeCommand.Create());
+root.Subcommands.Add(TokenizerCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 try

@@ -14,10 +14,6 @@ namespace TaskLM.Cli.Commands;
 /// <summary>Builds the model verbs (each registered at the root).</summary>
 public static class ModelCommands
 {
-    /// <summary>Finds a tokenizer for a model folder. Set by the tokenization code once it exists (the seam
-    /// keeps this file independent of it); null means `--prompt` text cannot be encoded.</summary>
-    public static Func<string, ITokenizer>? TokenizerLoader { get; set; }
-
     /// <summary>All model verbs.</summary>
     public static IEnumerable<Command> Create() => new[] { Logits(), Generate(), Models() };
 
@@ -72,10 +68,11 @@ public static class ModelCommands
         var topP = new Option<double?>("--top-p") { Description = "Sample from the smallest set reaching probability p" };
         var seed = new Option<long?>("--seed") { Description = "Sampling seed" };
         var rep = new Option<double>("--repetition-penalty") { Description = "HF repetition penalty (1 = off)", DefaultValueFactory = _ => 1.0 };
+        var tokenizerOpt = new Option<string?>("--tokenizer") { Description = "Tokenizer for --prompt/--stop text: a folder or \"gpt2\" (default: the model folder)" };
         var stop = new Option<string[]>("--stop") { Description = "Stop when the continuation contains this text (repeatable)", AllowMultipleArgumentsPerToken = false };
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole sequence every step (no KV cache)" };
         var json = Global.JsonOption();
-        foreach (var o in new Option[] { model, prompt, promptIds, maxNew, greedy, temperature, topK, topP, seed, rep, stop, noCache, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, prompt, promptIds, maxNew, greedy, temperature, topK, topP, seed, rep, stop, tokenizerOpt, noCache, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             string folder = p.GetValue(model)!;
@@ -90,7 +87,7 @@ public static class ModelCommands
             m.Module.to(device);
             ITokenizer? tok = null;
             if (text is not null || p.GetValue(stop) is { Length: > 0 })
-                tok = (TokenizerLoader ?? throw new NotSupportedException("--prompt/--stop need a tokenizer, which this build cannot load yet; use --prompt-ids"))(folder);
+                tok = TokenizerLoader.Load(p.GetValue(tokenizerOpt) ?? folder);
             IReadOnlyList<int> ids = text is not null ? tok!.Encode(text) : ParseIds(idText!);
             var opts = new GenerationOptions
             {

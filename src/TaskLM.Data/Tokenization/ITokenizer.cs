@@ -30,4 +30,36 @@ public interface ITokenizer
 
     /// <summary>Writes the tokenizer as Hugging Face files into <paramref name="directory"/>.</summary>
     void Save(string directory);
+
+    // Members added after the first surface; defaults keep other implementations compiling.
+
+    /// <summary>Beginning-of-sequence id (GPT-2's &lt;|endoftext|&gt;), if any.</summary>
+    int? BosTokenId => null;
+
+    /// <summary>Unknown-token id (BERT's [UNK]), if any.</summary>
+    int? UnkTokenId => null;
+
+    /// <summary>Classifier id (BERT's [CLS]), if any.</summary>
+    int? ClsTokenId => null;
+
+    /// <summary>Separator id (BERT's [SEP]), if any.</summary>
+    int? SepTokenId => null;
+
+    /// <summary>Mask id for masked-LM (BERT's [MASK]), if any.</summary>
+    int? MaskTokenId => null;
+
+    /// <summary>Longest input the model was trained for (tokenizer_config.json's model_max_length), if known.</summary>
+    int? ModelMaxLength => null;
+
+    /// <summary>
+    /// What a model takes, as Hugging Face's <c>tokenizer(text, text_pair, ...)</c> returns it: ids with the
+    /// special tokens of the tokenizer's template, token_type_ids, attention_mask, offsets back to characters,
+    /// after truncation and padding. The default joins plain encodings without special tokens or offsets.
+    /// </summary>
+    TokenizedInput EncodeForModel(string text, string? pair = null, EncodeOptions? options = null)
+    {
+        var a = Encode(text).Select(id => new TokenSpan(id, 0, 0)).ToList();
+        var b = pair == null ? null : Encode(pair).Select(id => new TokenSpan(id, 0, 0)).ToList();
+        return ModelInputBuilder.Build(a, b, SpecialTokensTemplate.None, options ?? new EncodeOptions(), PadTokenId ?? 0);
+    }
 }

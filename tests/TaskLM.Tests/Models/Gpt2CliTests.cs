@@ -46,6 +46,19 @@ public class Gpt2CliTests
     }
 
     [Fact]
+    public void GenerateFromPromptTextEncodesWithTheGpt2TokenizerAsHf()
+    {
+        // HF's prompt ids [464, 2068, 7586, 21831] are GPT-2's encoding of "The quick brown fox".
+        var greedy = Gpt2Tests.Flat(Gpt2Tests.Expected("gpt2-tiny")["greedy"]![0]!).Select(x => (int)x).ToArray();
+        var r = CliRunner.Run("generate", "--model", Gpt2Tests.Fixture("gpt2-tiny"), "--tokenizer", "gpt2", "--prompt", "The quick brown fox",
+            "--max-new-tokens", "12", "--greedy", "--json", "--device", "cpu", "--threads", "1");
+        Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+        var json = JsonNode.Parse(r.Stdout)!;
+        Assert.Equal(greedy, json["ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray());
+        Assert.StartsWith("The quick brown fox", json["text"]!.GetValue<string>());
+    }
+
+    [Fact]
     public void ModelsVerbListsEveryPresetWithItsSize()
     {
         var r = CliRunner.Run("models", "--json", "--threads", "1");
