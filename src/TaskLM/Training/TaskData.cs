@@ -23,8 +23,10 @@ public static class TaskData
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: data file not found");
         var d = recipe.Data;
-        string format = d.Format != "auto" ? d.Format : path.EndsWith(".txt", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".txt.gz", StringComparison.OrdinalIgnoreCase) ? "txt" : "jsonl";
-        if (format == "tokens") throw new NotSupportedException($"{path}: token files are not wired into training yet; use pre-tokenized JSONL (input_ids per line)");
+        string format = d.Format != "auto" ? d.Format
+            : path.EndsWith(".tok", StringComparison.OrdinalIgnoreCase) ? "tokens"
+            : path.EndsWith(".txt", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".txt.gz", StringComparison.OrdinalIgnoreCase) ? "txt" : "jsonl";
+        if (format == "tokens") return new TaskExamples(TokenBlocks(recipe, path, maxExamples), null);
         var rows = format == "txt" ? ReadTextDocuments(path, d.TextColumn) : ReadJsonl(path);
         if (rows.Count == 0) throw new InvalidDataException($"{path}: no examples");
         bool preTokenized = rows[0].row.ContainsKey("input_ids");
@@ -244,6 +246,26 @@ public static class TaskData
         if (wp) { ids.Add(Special(tok, "[SEP]")); types.Add(1); }
         if (cut || start == 0 || end < start) { start = 0; end = 0; }   // answer (partly) cut off: point at [CLS], as HF
         return new Example { InputIds = ids.ToArray(), TokenTypeIds = wp ? types.ToArray() : null, StartPosition = start, EndPosition = end };
+    }
+
+    /// <summary>Causal LM on a token file (`tasklm data encode`): the documents, each already ending in EOS, are one
+    /// stream cut into blocks of max_length (the remainder dropped, as group_texts).</summary>
+    static List<Example> TokenBlocks(Recipe r, string path, int maxExamples)
+    {
+        if (r.Task != "causal-lm") throw new InvalidDataException($"{path}: token files train causal-lm only (task is {r.Task})");
+        using var reader = new TokenFileReader(path);
+        int block = r.Data.MaxLength;
+        long n = reader.Count / block;
+        if (maxExamples > 0) n = Math.Min(n, maxExamples);
+        if (n == 0) throw new InvalidDataException($"{path}: {reader.Count} tokens, fewer than one block of data.max_length={block}");
+        var list = new List<Example>((int)n);
+        for (long i = 0; i < n; i++)
+        {
+            var ids = new int[block];
+            reader.Read(i * block, ids);
+            list.Add(new Example { InputIds = ids });
+        }
+        return list;
     }
 
     /// <summary>Causal/masked LM on text: documents tokenized, joined with EOS ([SEP] for WordPiece) so a document's

@@ -14,7 +14,7 @@ public sealed class RunOptions
     public string? Resume { get; init; }
     public Device Device { get; init; } = CPU;
     /// <summary>Loads a tokenizer by folder or name (text data); null = only pre-tokenized data works.</summary>
-    public Func<string, ITokenizer>? TokenizerLoader { get; init; }
+    public Func<string, ITokenizer>? TokenizerLoader { get; init; } = Data.Tokenization.TokenizerLoader.Load;
     /// <summary>Progress lines for people (the CLI prints them).</summary>
     public Action<string> Say { get; init; } = _ => { };
     /// <summary>Extra observers (the CLI's progress bar).</summary>
@@ -40,7 +40,9 @@ public static class TrainingRun
 
         // Data. The tokenizer: the recipe's, else the model folder's (when it has tokenizer files).
         ITokenizer? tok = null;
-        string? tokSource = r.Tokenizer ?? (Directory.Exists(r.Model.Init) && Directory.EnumerateFiles(r.Model.Init, "*vocab*").Any() ? r.Model.Init : null);
+        string? tokSource = r.Tokenizer ?? (Directory.Exists(r.Model.Init)
+            ? (Directory.EnumerateFiles(r.Model.Init, "*vocab*").Any() || File.Exists(Path.Combine(r.Model.Init, "tokenizer.json")) ? r.Model.Init : null)
+            : ModelPresets.Get(r.Model.Init).ModelType == "gpt2" ? "gpt2" : null);   // a GPT-2 preset speaks GPT-2's vocabulary
         if (tokSource != null && o.TokenizerLoader != null) tok = o.TokenizerLoader(tokSource);
         var train = TaskData.Load(r, r.Data.Train!, tok, null, r.Data.MaxTrainExamples);
         var labels = train.Labels;
@@ -128,7 +130,10 @@ public static class TrainingRun
 
     static Collator MakeCollator(Recipe r, ITaskModel model, ITokenizer? tok, Device device)
     {
-        int pad = tok?.PadTokenId ?? tok?.EosTokenId ?? (int?)model.Config["pad_token_id"] ?? 0;
+        // Padding id: the model's, else the tokenizer's pad or EOS; never past the embedding (a preset with a small vocab).
+        int vocab = (int?)model.Config["vocab_size"] ?? int.MaxValue;
+        int pad = (int?)model.Config["pad_token_id"] ?? tok?.PadTokenId ?? tok?.EosTokenId ?? 0;
+        if (pad < 0 || pad >= vocab) pad = 0;
         if (r.Task != "masked-lm") return new Collator(r.Task, pad, device);
         if (tok == null) throw new InvalidOperationException("masked-lm needs a tokenizer (for [MASK] and the special tokens)");
         var specials = new HashSet<int>();
