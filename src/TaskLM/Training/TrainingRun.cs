@@ -116,7 +116,28 @@ public static class TrainingRun
         trainer.Callbacks.AddRange(o.Callbacks);
         o.Say($"training: {totalSteps} optimizer steps ({plan.StepsPerEpoch}/epoch, batch {t.BatchSize} × accum {t.GradAccum}), {t.Scheduler} lr {t.Lr:G3}, warmup {schedule.WarmupSteps}");
         var state = trainer.Train();
+        if (r.Data.Test != null) EvaluateTest(r, runDir, model, tok, labels, collator, modelTask, o);
         return new RunResult(state, trainer.LastEval, runDir, trainer.Control.StopReason, trainable, total);
+    }
+
+    /// <summary>Scores the test split with best/ (or the final model when there is none) and writes eval.json
+    /// ({"task", "split": "test", "n", "metrics"}).</summary>
+    static void EvaluateTest(Recipe r, string runDir, ITaskModel model, ITokenizer? tok, IReadOnlyList<string>? labels, Collator collator, string modelTask, RunOptions o)
+    {
+        var test = TaskData.Load(r, r.Data.Test!, tok, labels, r.Data.MaxEvalExamples);
+        string best = Path.Combine(runDir, "best");
+        var scored = model is not LoraModel && File.Exists(Path.Combine(best, "config.json"))
+            ? ModelFactory.FromPretrained(best, modelTask, labels?.Count, labels) : model;
+        scored.Module.to(o.Device);
+        scored.Module.eval();
+        Dictionary<string, double> metrics;
+        using (no_grad()) metrics = EvalLoop.Run(scored, test.Examples, collator, r.Training.EvalBatchSize, labels);
+        var json = new JsonObject { ["task"] = r.Task, ["split"] = "test", ["n"] = test.Examples.Count, ["model"] = ReferenceEquals(scored, model) ? "final" : "best" };
+        var mj = new JsonObject();
+        foreach (var (k, v) in metrics) mj[k] = v;
+        json["metrics"] = mj;
+        File.WriteAllText(Path.Combine(runDir, "eval.json"), json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        o.Say("test: " + string.Join("  ", metrics.Select(kv => $"{kv.Key}={kv.Value:G5}")));
     }
 
     static void SaveAtomically(string dir, Action<string> save)
