@@ -12,6 +12,7 @@ root.Options.Add(Global.Verbose);
 root.Subcommands.Add(EnvCommand.Create());
 root.Subcommands.Add(QuickstartCommand.Create());
 root.Subcommands.Add(DataCommand.Create());
+root.Subcommands.Add(TrainCommand.Create());
 foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(MetricsCommand.Create());
 root.Subcommands.Add(ReportCommand.Create());

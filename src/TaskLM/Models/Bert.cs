@@ -256,9 +256,10 @@ public sealed class BertEmbeddings : nn.Module
 /// <summary>Multi-head self-attention: query/key/value projections and PyTorch's fused SDPA.</summary>
 public sealed class BertSelfAttention : nn.Module
 {
-    readonly Linear query;
-    readonly Linear key;
-    readonly Linear value;
+    // Typed as the layer interface (not Linear) so LoRA can swap a LoraLayer in for a target.
+    readonly nn.Module<Tensor, Tensor> query;
+    readonly nn.Module<Tensor, Tensor> key;
+    readonly nn.Module<Tensor, Tensor> value;
     readonly int numHeads;
     readonly int headSize;
     readonly double dropoutP;

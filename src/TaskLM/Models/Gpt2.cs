@@ -175,7 +175,8 @@ public sealed class Gpt2KvCache : IDisposable
 /// transposed from HF's [in, out] on load and back on save.</summary>
 public sealed class GPT2Attention : nn.Module
 {
-    readonly Linear c_attn, c_proj;
+    // Typed as the layer interface (not Linear) so LoRA can swap a LoraLayer in for a target.
+    readonly nn.Module<Tensor, Tensor> c_attn, c_proj;
     readonly Dropout resid_dropout;
     readonly int _nHead, _nEmbd, _layer;
     readonly double _attnPdrop;
@@ -213,7 +214,7 @@ public sealed class GPT2Attention : nn.Module
 /// <summary>c_fc → activation (gelu_new = tanh GELU) → c_proj, both Conv1D in HF.</summary>
 public sealed class GPT2MLP : nn.Module
 {
-    readonly Linear c_fc, c_proj;
+    readonly nn.Module<Tensor, Tensor> c_fc, c_proj;   // swappable for LoRA, as in GPT2Attention
     readonly Dropout dropout;
     readonly Func<Tensor, Tensor> _act;
 

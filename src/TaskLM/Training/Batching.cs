@@ -1,0 +1,134 @@
+// Tokenized examples, the collator that pads them into a ModelBatch, and the seeded, resumable batch order.
+using TaskLM.Models;
+using static TorchSharp.torch;
+
+namespace TaskLM.Training;
+
+/// <summary>One tokenized training example.</summary>
+public sealed class Example
+{
+    public required int[] InputIds { get; init; }
+    public int[]? TokenTypeIds { get; init; }
+    /// <summary>Per-token labels (-100 = ignored): token classification, prompt→completion; causal LM uses the
+    /// input ids when null.</summary>
+    public int[]? TokenLabels { get; init; }
+    /// <summary>Sequence classification label id (-1 = none).</summary>
+    public int Label { get; init; } = -1;
+    /// <summary>Extractive QA answer span in token positions.</summary>
+    public int StartPosition { get; init; } = -1;
+    public int EndPosition { get; init; } = -1;
+}
+
+/// <summary>Pads examples to the longest in the batch and builds the tensors the task's head takes.
+/// Masked LM masks here, as HF's DataCollatorForLanguageModeling: each non-special token is selected with
+/// probability <see cref="MlmProbability"/>; of the selected, 80% become [MASK], 10% a random token, 10% stay;
+/// only selected tokens carry labels.</summary>
+public sealed class Collator(string task, int padId, Device device)
+{
+    public string Task { get; } = task;
+    public int PadId { get; } = padId;
+    public double MlmProbability { get; init; } = 0.15;
+    public int MaskTokenId { get; init; } = -1;
+    public int VocabSize { get; init; }
+    /// <summary>Ids never masked (CLS, SEP, PAD, ...).</summary>
+    public IReadOnlySet<int> SpecialIds { get; init; } = new HashSet<int>();
+
+    /// <summary>Builds a batch; <paramref name="maskSeed"/> seeds masked-LM masking so a resumed run masks identically.</summary>
+    public ModelBatch Collate(IReadOnlyList<Example> examples, long maskSeed = 0)
+    {
+        int b = examples.Count, t = examples.Max(e => e.InputIds.Length);
+        var ids = new long[b * t]; var mask = new long[b * t]; var labels = new long[b * t];
+        long[]? types = examples.Any(e => e.TokenTypeIds != null) ? new long[b * t] : null;
+        Array.Fill(ids, PadId); Array.Fill(labels, -100);
+        var rng = Task == "masked-lm" ? new Random(unchecked((int)(maskSeed * 1000003 + 7919))) : null;
+        for (int i = 0; i < b; i++)
+        {
+            var e = examples[i];
+            for (int j = 0; j < e.InputIds.Length; j++)
+            {
+                int k = i * t + j;
+                ids[k] = e.InputIds[j]; mask[k] = 1;
+                if (types != null && e.TokenTypeIds != null) types[k] = e.TokenTypeIds[j];
+                labels[k] = e.TokenLabels != null ? e.TokenLabels[j] : e.InputIds[j];
+                if (rng != null)
+                {
+                    // Masked LM (seeded per batch, not HashCode: that is randomised per process): decide selection, then replacement (80/10/10).
+                    if (SpecialIds.Contains(e.InputIds[j]) || rng.NextDouble() >= MlmProbability) { labels[k] = -100; continue; }
+                    double r = rng.NextDouble();
+                    if (r < 0.8) ids[k] = MaskTokenId;
+                    else if (r < 0.9) ids[k] = rng.Next(VocabSize);
+                }
+            }
+        }
+        Tensor? seqLabels = null, start = null, end = null, tokLabels = null;
+        switch (Task)
+        {
+            case "classification":
+                seqLabels = tensor(examples.Select(e => (long)e.Label).ToArray(), device: device); break;
+            case "question-answering":
+                start = tensor(examples.Select(e => (long)e.StartPosition).ToArray(), device: device);
+                end = tensor(examples.Select(e => (long)e.EndPosition).ToArray(), device: device); break;
+            default:
+                tokLabels = tensor(labels, [b, t], device: device); break;
+        }
+        return new ModelBatch
+        {
+            InputIds = tensor(ids, [b, t], device: device),
+            AttentionMask = tensor(mask, [b, t], device: device),
+            TokenTypeIds = types == null ? null : tensor(types, [b, t], device: device),
+            Labels = seqLabels ?? tokLabels,
+            StartPositions = start,
+            EndPositions = end,
+        };
+    }
+}
+
+/// <summary>Where the data loader stands: epoch and micro-batch index within it (what a checkpoint saves).</summary>
+public sealed record LoaderPosition(int Epoch, int Batch);
+
+/// <summary>Micro-batches in a seeded order (a permutation per epoch from seed + epoch, or file order when not
+/// shuffling), grouped into optimizer steps of <c>gradAccum</c>. The order depends only on (seed, epoch), so a
+/// position is all resume needs.</summary>
+public sealed class BatchPlan(int exampleCount, int batchSize, int gradAccum, bool shuffle, int seed)
+{
+    public int ExampleCount { get; } = exampleCount;
+    public int BatchSize { get; } = batchSize;
+    public int GradAccum { get; } = gradAccum;
+
+    /// <summary>Micro-batches per epoch (the last one may be short, as HF's drop_last=False).</summary>
+    public int BatchesPerEpoch => (ExampleCount + BatchSize - 1) / BatchSize;
+
+    /// <summary>Optimizer steps per epoch: ceil(batches / grad_accum), as HF.</summary>
+    public int StepsPerEpoch => Math.Max(1, (BatchesPerEpoch + GradAccum - 1) / GradAccum);
+
+    public LoaderPosition Position { get; set; } = new(0, 0);
+
+    int[]? _order; int _orderEpoch = -1;
+
+    int[] Order(int epoch)
+    {
+        if (_orderEpoch == epoch && _order != null) return _order;
+        _order = Enumerable.Range(0, ExampleCount).ToArray();
+        if (shuffle) new Random(unchecked(seed * 1000003 + epoch * 7919 + 0x5eed)).Shuffle(_order);
+        _orderEpoch = epoch;
+        return _order;
+    }
+
+    /// <summary>The example indices of the next optimizer step's micro-batches; <paramref name="epochEnded"/> is true
+    /// when they finish an epoch. Advances <see cref="Position"/>.</summary>
+    public List<int[]> NextStep(out int epoch, out bool epochEnded)
+    {
+        var (e, bi) = Position;
+        var order = Order(e);
+        var micro = new List<int[]>();
+        while (micro.Count < GradAccum && bi < BatchesPerEpoch)
+        {
+            micro.Add(order[(bi * BatchSize)..Math.Min(ExampleCount, (bi + 1) * BatchSize)]);
+            bi++;
+        }
+        epoch = e;
+        epochEnded = bi >= BatchesPerEpoch;
+        Position = epochEnded ? new LoaderPosition(e + 1, 0) : new LoaderPosition(e, bi);
+        return micro;
+    }
+}

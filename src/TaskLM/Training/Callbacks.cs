@@ -1,0 +1,115 @@
+// The loop's collaborators: when to evaluate/save, metrics.jsonl + TensorBoard, early stopping with best/.
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace TaskLM.Training;
+
+/// <summary>Sets ShouldEvaluate every N steps or at each epoch end, and ShouldSave every N steps.</summary>
+public sealed class ScheduleFlags(string evalEvery, int saveEvery) : ITrainerCallback
+{
+    public void OnStep(Trainer t, StepLog log)
+    {
+        if (int.TryParse(evalEvery, out int n) && n > 0 && log.Step % n == 0) t.Control.ShouldEvaluate = true;
+        if (saveEvery > 0 && log.Step % saveEvery == 0) t.Control.ShouldSave = true;
+    }
+
+    public void OnEpochEnd(Trainer t, int epoch)
+    {
+        if (evalEvery == "epoch") t.Control.ShouldEvaluate = true;
+    }
+}
+
+/// <summary>Appends one JSON line per optimizer step ({step, epoch, loss, lr, grad_norm, tokens_per_s}) and one per
+/// evaluation ({"eval": {...}, "step": N}) to metrics.jsonl, flushed per line; mirrors scalars to TensorBoard.</summary>
+public sealed class MetricsLogger : ITrainerCallback, IDisposable
+{
+    readonly StreamWriter _out;
+    readonly TorchSharp.Modules.SummaryWriter? _tb;
+    readonly int _logEvery;
+
+    /// <summary>Opens <c>metrics.jsonl</c> in <paramref name="runDir"/>. When resuming from <paramref name="resumeStep"/>,
+    /// lines of later steps (written by the interrupted run after its last checkpoint) are dropped first, so the
+    /// file shows one continuous curve.</summary>
+    public MetricsLogger(string runDir, int logEvery = 1, bool tensorboard = true, int resumeStep = -1)
+    {
+        string path = Path.Combine(runDir, "metrics.jsonl");
+        if (resumeStep >= 0 && File.Exists(path))
+        {
+            var keep = File.ReadAllLines(path).Where(l =>
+            {
+                try { return (JsonNode.Parse(l)?["step"]?.GetValue<int>() ?? int.MaxValue) <= resumeStep; }
+                catch (JsonException) { return false; }   // a line cut off by the kill
+            }).ToList();
+            File.WriteAllLines(path, keep);
+        }
+        else if (resumeStep < 0 && File.Exists(path)) File.Delete(path);
+        _out = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
+        _logEvery = Math.Max(1, logEvery);
+        if (tensorboard)
+        {
+            try { _tb = TorchSharp.torch.utils.tensorboard.SummaryWriter(runDir, createRunName: false); }
+            catch (Exception) { _tb = null; }   // TensorBoard is a convenience; metrics.jsonl is the record
+        }
+    }
+
+    public void OnStep(Trainer t, StepLog log)
+    {
+        if (log.Step % _logEvery != 0 && log.Step != t.Options.TotalSteps) return;
+        var line = new JsonObject
+        {
+            ["step"] = log.Step, ["epoch"] = Math.Round(log.Epoch, 4), ["loss"] = Num(log.Loss), ["lr"] = log.Lr,
+            ["grad_norm"] = Num(log.GradNorm), ["tokens_per_s"] = Math.Round(log.TokensPerSecond, 1),
+        };
+        if (log.Skipped) line["skipped"] = true;
+        _out.WriteLine(line.ToJsonString());
+        if (_tb != null)
+        {
+            if (double.IsFinite(log.Loss)) _tb.add_scalar("train/loss", (float)log.Loss, log.Step);
+            _tb.add_scalar("train/lr", (float)log.Lr, log.Step);
+            if (double.IsFinite(log.GradNorm)) _tb.add_scalar("train/grad_norm", (float)log.GradNorm, log.Step);
+        }
+    }
+
+    public void OnEvaluate(Trainer t, IReadOnlyDictionary<string, double> metrics)
+    {
+        var ev = new JsonObject();
+        foreach (var (k, v) in metrics) ev[k] = Num(v);
+        _out.WriteLine(new JsonObject { ["eval"] = ev, ["step"] = t.State.Step }.ToJsonString());
+        if (_tb != null)
+            foreach (var (k, v) in metrics)
+                if (double.IsFinite(v)) _tb.add_scalar($"eval/{k}", (float)v, t.State.Step);
+    }
+
+    static JsonNode? Num(double v) => double.IsFinite(v) ? JsonValue.Create(v) : JsonValue.Create(v.ToString(CultureInfo.InvariantCulture));
+
+    public void Dispose() => _out.Dispose();
+}
+
+/// <summary>Tracks the chosen metric: writes best/ whenever it improves by more than min_delta, and sets ShouldStop
+/// after <c>patience</c> evaluations without improvement (null patience = never stop). A metric name the
+/// evaluation does not produce is an error listing those it does.</summary>
+public sealed class EarlyStopping(string metric, string mode, int? patience, double minDelta, Action<string>? saveBest) : ITrainerCallback
+{
+    public string Metric { get; } = metric;
+    /// <summary>"min" or "max" (auto resolved: min for loss/perplexity, max otherwise).</summary>
+    public string Mode { get; } = mode == "auto" ? (metric.Contains("loss") || metric.Contains("perplexity") ? "min" : "max") : mode;
+
+    public void OnEvaluate(Trainer t, IReadOnlyDictionary<string, double> metrics)
+    {
+        if (!metrics.TryGetValue(Metric, out double value))
+            throw new InvalidOperationException($"training.early_stopping.metric: evaluation produced no metric '{Metric}'; it produced: {string.Join(", ", metrics.Keys)}");
+        var s = t.State;
+        bool better = s.BestMetric is not { } best || (Mode == "min" ? value < best - minDelta : value > best + minDelta);
+        if (better)
+        {
+            s.BestMetric = value; s.BestStep = s.Step; s.EvalsWithoutImprovement = 0;
+            saveBest?.Invoke(Metric);
+        }
+        else if (patience is { } p && ++s.EvalsWithoutImprovement >= p)
+        {
+            t.Control.ShouldStop = true;
+            t.Control.StopReason = $"early stopping: {Metric} did not improve by more than {minDelta} for {p} evaluations (best {s.BestMetric:G6} at step {s.BestStep})";
+        }
+    }
+}

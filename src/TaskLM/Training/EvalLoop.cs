@@ -1,0 +1,66 @@
+// Held-out evaluation during training: mean loss plus the task's headline metrics (what early stopping can watch).
+using TaskLM.Evaluation;
+using TaskLM.Models;
+using static TorchSharp.torch;
+
+namespace TaskLM.Training;
+
+/// <summary>Runs a model over examples in batches (no grad) and computes loss and task metrics:
+/// LM: loss, perplexity; classification: accuracy, micro_f1, macro_f1, weighted_f1; token classification:
+/// token_accuracy; QA: exact_match (start and end both right).</summary>
+public static class EvalLoop
+{
+    /// <summary>Evaluates <paramref name="model"/> on <paramref name="examples"/> in batches of <paramref name="batchSize"/>
+    /// collated by <paramref name="collator"/>; <paramref name="labels"/> (class names) add f1_&lt;name&gt; per class.</summary>
+    public static Dictionary<string, double> Run(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, int batchSize, IReadOnlyList<string>? labels = null)
+    {
+        double lossSum = 0; int batches = 0;
+        var gold = new List<int>(); var pred = new List<int>();
+        long tokOk = 0, tokAll = 0, spanOk = 0, spanAll = 0;
+        for (int i = 0; i < examples.Count; i += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            var chunk = examples.Skip(i).Take(batchSize).ToList();
+            var batch = collator.Collate(chunk, maskSeed: i);   // fixed masking seed: every evaluation masks alike
+            var o = model.Forward(batch);
+            if (o.Loss is { } l) { lossSum += l.item<float>(); batches++; }
+            switch (model.Task)
+            {
+                case "classification":
+                    gold.AddRange(chunk.Select(e => e.Label));
+                    pred.AddRange(o.Logits!.argmax(-1).data<long>().Select(x => (int)x));
+                    break;
+                case "token-classification":
+                {
+                    var p = o.Logits!.argmax(-1); var y = batch.Labels!;
+                    var valid = y.ne(-100);
+                    tokOk += p.eq(y).logical_and(valid).sum().item<long>();
+                    tokAll += valid.sum().item<long>();
+                    break;
+                }
+                case "question-answering":
+                {
+                    var ok = o.StartLogits!.argmax(-1).eq(batch.StartPositions!).logical_and(o.EndLogits!.argmax(-1).eq(batch.EndPositions!));
+                    spanOk += ok.sum().item<long>(); spanAll += chunk.Count;
+                    break;
+                }
+            }
+        }
+        var m = new Dictionary<string, double>();
+        if (batches > 0) m["loss"] = lossSum / batches;
+        if (model.Task is "causal-lm" or "masked-lm" or "generation" && batches > 0) m["perplexity"] = Math.Exp(m["loss"]);
+        if (gold.Count > 0)
+        {
+            // sklearn's definitions (Evaluation/ClassificationMetrics), over the classes present in gold or predictions.
+            string Name(int c) => labels != null && c >= 0 && c < labels.Count ? labels[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var rep = ClassificationMetrics.Compute(gold.Select(Name).ToList(), pred.Select(Name).ToList());
+            m["accuracy"] = rep.Accuracy;
+            m["micro_f1"] = rep.Micro.F1; m["macro_f1"] = rep.Macro.F1; m["weighted_f1"] = rep.Weighted.F1;
+            m["macro_precision"] = rep.Macro.Precision; m["macro_recall"] = rep.Macro.Recall;
+            foreach (var (name, score) in rep.PerClass) m[$"f1_{name}"] = score.F1;
+        }
+        if (tokAll > 0) m["token_accuracy"] = (double)tokOk / tokAll;
+        if (spanAll > 0) m["exact_match"] = (double)spanOk / spanAll;
+        return m;
+    }
+}

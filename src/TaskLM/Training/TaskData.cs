@@ -1,0 +1,291 @@
+// Turns a recipe's data files into tokenized examples for its objective (pre-tokenized JSONL or text + tokenizer).
+using System.IO.Compression;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TaskLM.Data.Tokenization;
+
+namespace TaskLM.Training;
+
+/// <summary>Examples of one split plus the label names the head uses.</summary>
+public sealed record TaskExamples(List<Example> Examples, IReadOnlyList<string>? Labels);
+
+/// <summary>Reads examples for every task. Pre-tokenized JSONL lines carry <c>input_ids</c> (and <c>labels</c>: an
+/// id for classification, a per-token array for token classification / LM; <c>start_positions</c>/<c>end_positions</c>
+/// for QA). Text lines are tokenized with the recipe's tokenizer: causal LM packs documents (EOS between them) into
+/// blocks of max_length; masked LM likewise with [CLS]/[SEP]; classification encodes text (and pair); token
+/// classification labels the first sub-token of each word (-100 for the rest and specials); QA maps the answer's
+/// characters to token positions; generation puts loss on the completion only.</summary>
+public static class TaskData
+{
+    /// <summary>Loads <paramref name="path"/> for <paramref name="recipe"/>'s task. <paramref name="labels"/>: the label
+    /// names fixed by the training split (null = collect them from this file, sorted).</summary>
+    public static TaskExamples Load(Recipe recipe, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: data file not found");
+        var d = recipe.Data;
+        string format = d.Format != "auto" ? d.Format
+            : path.EndsWith(".tok", StringComparison.OrdinalIgnoreCase) ? "tokens"
+            : path.EndsWith(".txt", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".txt.gz", StringComparison.OrdinalIgnoreCase) ? "txt" : "jsonl";
+        if (format == "tokens") return new TaskExamples(TokenBlocks(recipe, path, maxExamples), null);
+        var rows = format == "txt" ? ReadTextDocuments(path, d.TextColumn) : ReadJsonl(path);
+        if (rows.Count == 0) throw new InvalidDataException($"{path}: no examples");
+        bool preTokenized = rows[0].row.ContainsKey("input_ids");
+        List<string>? labelNames = labels?.ToList() ?? recipe.Data.Labels?.ToList();
+        if (recipe.Task is "classification" or "token-classification" && labelNames == null)
+            labelNames = CollectLabels(rows, recipe, preTokenized, path);
+        var examples = new List<Example>();
+        if (!preTokenized && tokenizer == null) throw new InvalidOperationException($"{path}: text data needs a tokenizer (set 'tokenizer' in the recipe or give a model folder that has one)");
+        if (!preTokenized && recipe.Task is "causal-lm" or "masked-lm")
+            examples.AddRange(PackBlocks(rows, recipe, tokenizer!, path));
+        else
+            foreach (var (row, line) in rows)
+            {
+                try { examples.Add(preTokenized ? FromIds(row, recipe, labelNames) : FromText(row, recipe, tokenizer!, labelNames)); }
+                catch (Exception e) when (e is not InvalidDataException) { throw new InvalidDataException($"{path}:{line}: {e.Message}", e); }
+                catch (InvalidDataException e) { throw new InvalidDataException($"{path}:{line}: {e.Message}", e); }
+            }
+        if (maxExamples > 0 && examples.Count > maxExamples) examples = examples.Take(maxExamples).ToList();
+        return new TaskExamples(examples, labelNames);
+    }
+
+    static List<(JsonObject row, long line)> ReadJsonl(string path)
+    {
+        var rows = new List<(JsonObject, long)>();
+        using var reader = OpenText(path);
+        long n = 0;
+        for (string? l; (l = reader.ReadLine()) != null;)
+        {
+            n++;
+            if (string.IsNullOrWhiteSpace(l)) continue;
+            try { rows.Add((JsonNode.Parse(l)!.AsObject(), n)); }
+            catch (Exception e) when (e is JsonException or InvalidOperationException) { throw new InvalidDataException($"{path}:{n}: not a JSON object: {e.Message}"); }
+        }
+        return rows;
+    }
+
+    // A text file: documents separated by blank lines.
+    static List<(JsonObject row, long line)> ReadTextDocuments(string path, string column)
+    {
+        var rows = new List<(JsonObject, long)>();
+        using var reader = OpenText(path);
+        var sb = new System.Text.StringBuilder(); long start = 1, n = 0;
+        for (string? l; (l = reader.ReadLine()) != null;)
+        {
+            n++;
+            if (l.Trim().Length == 0) { Flush(); start = n + 1; continue; }
+            if (sb.Length > 0) sb.Append('\n');
+            sb.Append(l);
+        }
+        Flush();
+        return rows;
+        void Flush() { if (sb.Length > 0) rows.Add((new JsonObject { [column] = sb.ToString() }, start)); sb.Clear(); }
+    }
+
+    static StreamReader OpenText(string path) => path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)
+        ? new StreamReader(new GZipStream(File.OpenRead(path), CompressionMode.Decompress))
+        : new StreamReader(path);
+
+    static List<string> CollectLabels(List<(JsonObject row, long line)> rows, Recipe r, bool preTokenized, string path)
+    {
+        if (preTokenized)
+        {
+            // Ids already: name them by number up to the largest seen.
+            int max = rows.Max(x => x.row["labels"] switch { JsonArray a => a.Max(v => (int)v!), JsonValue v => (int)v, _ => -1 });
+            return Enumerable.Range(0, max + 1).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        }
+        var set = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var (row, line) in rows)
+        {
+            if (r.Task == "classification") set.Add(Field(row, r.Data.LabelColumn, path, line));
+            else foreach (var t in (row[r.Data.TagsColumn] as JsonArray) ?? throw new InvalidDataException($"{path}:{line}: no '{r.Data.TagsColumn}' list")) set.Add(t!.ToString());
+        }
+        return set.ToList();
+    }
+
+    static string Field(JsonObject row, string column, string path, long line) =>
+        row[column] switch
+        {
+            null => throw new InvalidDataException($"{path}:{line}: no field '{column}' (fields: {string.Join(", ", row.Select(kv => kv.Key))})"),
+            JsonValue v when v.TryGetValue(out string? s) => s,
+            var other => other.ToString(),
+        };
+
+    static int[] Ints(JsonNode? n, string name) => n is JsonArray a ? a.Select(v => (int)v!).ToArray() : throw new InvalidDataException($"'{name}' must be an array of integers");
+
+    static Example FromIds(JsonObject row, Recipe r, List<string>? labels)
+    {
+        int max = r.Data.MaxLength;
+        int[] ids = Ints(row["input_ids"], "input_ids");
+        if (ids.Length == 0) throw new InvalidDataException("empty input_ids");
+        int[] Cut(int[] a) => a.Length > max ? a[..max] : a;
+        int[]? types = row["token_type_ids"] is JsonArray ? Cut(Ints(row["token_type_ids"], "token_type_ids")) : null;
+        switch (r.Task)
+        {
+            case "classification":
+                int label = row["labels"] is JsonValue lv ? (int)lv : row["label"] is JsonValue l2 ? (int)l2 : throw new InvalidDataException("classification needs an integer 'labels'");
+                if (labels != null && (label < 0 || label >= labels.Count)) throw new InvalidDataException($"label {label} outside 0..{labels.Count - 1}");
+                return new Example { InputIds = Cut(ids), TokenTypeIds = types, Label = label };
+            case "question-answering":
+                return new Example { InputIds = Cut(ids), TokenTypeIds = types, StartPosition = (int)row["start_positions"]!, EndPosition = (int)row["end_positions"]! };
+            default:
+                int[]? tl = row["labels"] is JsonArray ? Ints(row["labels"], "labels") : null;
+                if (tl != null && tl.Length != ids.Length) throw new InvalidDataException($"labels has {tl.Length} entries, input_ids {ids.Length}");
+                if (r.Task == "token-classification" && tl == null) throw new InvalidDataException("token classification needs a 'labels' array");
+                return new Example { InputIds = Cut(ids), TokenTypeIds = types, TokenLabels = tl == null ? null : Cut(tl) };
+        }
+    }
+
+    static bool IsWordPiece(ITokenizer t) => t.Kind == "wordpiece";
+
+    static int Special(ITokenizer t, string token) => t.TokenToId(token) ?? throw new InvalidDataException($"tokenizer has no {token} token");
+
+    // [CLS] a [SEP] (b [SEP]) for WordPiece; a (b) for GPT-2's BPE, which adds no specials. Truncation: longest first.
+    static (int[] ids, int[]? types) EncodePair(ITokenizer tok, string a, string? b, int max)
+    {
+        var ia = tok.Encode(a).ToList(); var ib = b == null ? null : tok.Encode(b).ToList();
+        bool wp = IsWordPiece(tok);
+        int budget = max - (wp ? (ib == null ? 2 : 3) : 0);
+        while (ia.Count + (ib?.Count ?? 0) > budget)
+        {
+            if (ib != null && ib.Count > ia.Count) ib.RemoveAt(ib.Count - 1); else ia.RemoveAt(ia.Count - 1);
+        }
+        if (!wp) return ([.. ia, .. ib ?? []], null);
+        int cls = Special(tok, "[CLS]"), sep = Special(tok, "[SEP]");
+        var ids = new List<int> { cls }; ids.AddRange(ia); ids.Add(sep);
+        var types = Enumerable.Repeat(0, ids.Count).ToList();
+        if (ib != null) { ids.AddRange(ib); ids.Add(sep); types.AddRange(Enumerable.Repeat(1, ib.Count + 1)); }
+        return (ids.ToArray(), types.ToArray());
+    }
+
+    static Example FromText(JsonObject row, Recipe r, ITokenizer tok, List<string>? labels)
+    {
+        var d = r.Data; int max = d.MaxLength;
+        switch (r.Task)
+        {
+            case "classification":
+            {
+                string label = row[d.LabelColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.LabelColumn}'");
+                int id = labels!.IndexOf(label);
+                if (id < 0) throw new InvalidDataException($"label '{label}' is not among the training labels ({string.Join(", ", labels)})");
+                var (ids, types) = EncodePair(tok, row[d.TextColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.TextColumn}'"),
+                    d.TextPairColumn == null ? null : row[d.TextPairColumn]?.ToString(), max);
+                return new Example { InputIds = ids, TokenTypeIds = types, Label = id };
+            }
+            case "token-classification":
+            {
+                var words = (row[d.TokensColumn] as JsonArray ?? throw new InvalidDataException($"no '{d.TokensColumn}' list")).Select(w => w!.ToString()).ToList();
+                var tags = (row[d.TagsColumn] as JsonArray ?? throw new InvalidDataException($"no '{d.TagsColumn}' list")).Select(w => w!.ToString()).ToList();
+                if (words.Count != tags.Count) throw new InvalidDataException($"{words.Count} tokens but {tags.Count} tags");
+                bool wp = IsWordPiece(tok);
+                var ids = new List<int>(); var lab = new List<int>();
+                if (wp) { ids.Add(Special(tok, "[CLS]")); lab.Add(-100); }
+                for (int i = 0; i < words.Count; i++)
+                {
+                    // GPT-2 BPE marks word starts with a leading space (HF's is_split_into_words + add_prefix_space).
+                    var pieces = tok.Encode(!wp && i > 0 ? " " + words[i] : words[i]);
+                    if (pieces.Count == 0) continue;
+                    int tag = labels!.IndexOf(tags[i]);
+                    if (tag < 0) throw new InvalidDataException($"tag '{tags[i]}' is not among the training tags");
+                    for (int k = 0; k < pieces.Count; k++) { ids.Add(pieces[k]); lab.Add(k == 0 ? tag : -100); }
+                }
+                int limit = max - (wp ? 1 : 0);
+                if (ids.Count > limit) { ids.RemoveRange(limit, ids.Count - limit); lab.RemoveRange(limit, lab.Count - limit); }
+                if (wp) { ids.Add(Special(tok, "[SEP]")); lab.Add(-100); }
+                return new Example { InputIds = ids.ToArray(), TokenLabels = lab.ToArray(), TokenTypeIds = wp ? new int[ids.Count] : null };
+            }
+            case "question-answering":
+                return QaExample(row, r, tok);
+            case "generation":
+            {
+                var p = tok.Encode(row[d.PromptColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.PromptColumn}'"));
+                var c = tok.Encode(row[d.CompletionColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.CompletionColumn}'")).ToList();
+                if (tok.EosTokenId is int eos) c.Add(eos);
+                var ids = p.Concat(c).Take(max).ToArray();
+                // Loss on the completion only: prompt positions are -100.
+                var lab = ids.Select((x, i) => i < p.Count ? -100 : x).ToArray();
+                return new Example { InputIds = ids, TokenLabels = lab };
+            }
+            default:
+                throw new InvalidDataException($"task {r.Task} takes text through packing, not per line");
+        }
+    }
+
+    /// <summary>Extractive QA: question + context, answer characters → token positions through per-word character
+    /// offsets (each sub-token inherits its word's span; words split on whitespace as both tokenizers pre-split).</summary>
+    static Example QaExample(JsonObject row, Recipe r, ITokenizer tok)
+    {
+        var d = r.Data;
+        string q = row[d.QuestionColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.QuestionColumn}'");
+        string ctx = row[d.ContextColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.ContextColumn}'");
+        var ans = row[d.AnswersColumn] as JsonObject ?? throw new InvalidDataException($"no '{d.AnswersColumn}' object (SQuAD layout: text, answer_start)");
+        string atext = ans["text"] is JsonArray ta ? ta[0]!.ToString() : ans["text"]!.ToString();
+        int astart = ans["answer_start"] is JsonArray sa ? (int)sa[0]! : (int)ans["answer_start"]!;
+        int aend = astart + atext.Length;
+        bool wp = IsWordPiece(tok);
+        var ids = new List<int>(); var types = new List<int>();
+        if (wp) { ids.Add(Special(tok, "[CLS]")); types.Add(0); }
+        foreach (int x in tok.Encode(q)) { ids.Add(x); types.Add(0); }
+        if (wp) { ids.Add(Special(tok, "[SEP]")); types.Add(0); }
+        int start = 0, end = 0, pos = 0; bool first = true, cut = false;
+        while (pos < ctx.Length)
+        {
+            while (pos < ctx.Length && char.IsWhiteSpace(ctx[pos])) pos++;
+            int ws = pos;
+            while (pos < ctx.Length && !char.IsWhiteSpace(ctx[pos])) pos++;
+            if (ws == pos) break;
+            var pieces = tok.Encode(!wp && !first ? " " + ctx[ws..pos] : ctx[ws..pos]);
+            first = false;
+            foreach (int x in pieces)
+            {
+                if (ids.Count >= d.MaxLength - (wp ? 1 : 0)) { cut |= ws < aend; break; }
+                if (start == 0 && pos > astart && ws <= astart) start = ids.Count;
+                if (ws < aend) end = ids.Count;
+                ids.Add(x); types.Add(1);
+            }
+        }
+        if (wp) { ids.Add(Special(tok, "[SEP]")); types.Add(1); }
+        if (cut || start == 0 || end < start) { start = 0; end = 0; }   // answer (partly) cut off: point at [CLS], as HF
+        return new Example { InputIds = ids.ToArray(), TokenTypeIds = wp ? types.ToArray() : null, StartPosition = start, EndPosition = end };
+    }
+
+    /// <summary>Causal LM on a token file (`tasklm data encode`): the documents, each already ending in EOS, are one
+    /// stream cut into blocks of max_length (the remainder dropped, as group_texts).</summary>
+    static List<Example> TokenBlocks(Recipe r, string path, int maxExamples)
+    {
+        if (r.Task != "causal-lm") throw new InvalidDataException($"{path}: token files train causal-lm only (task is {r.Task})");
+        using var reader = new TokenFileReader(path);
+        int block = r.Data.MaxLength;
+        long n = reader.Count / block;
+        if (maxExamples > 0) n = Math.Min(n, maxExamples);
+        if (n == 0) throw new InvalidDataException($"{path}: {reader.Count} tokens, fewer than one block of data.max_length={block}");
+        var list = new List<Example>((int)n);
+        for (long i = 0; i < n; i++)
+        {
+            var ids = new int[block];
+            reader.Read(i * block, ids);
+            list.Add(new Example { InputIds = ids });
+        }
+        return list;
+    }
+
+    /// <summary>Causal/masked LM on text: documents tokenized, joined with EOS ([SEP] for WordPiece) so a document's
+    /// end is marked, and cut into blocks of max_length (the remainder is dropped, as HF's group_texts).</summary>
+    static IEnumerable<Example> PackBlocks(List<(JsonObject row, long line)> rows, Recipe r, ITokenizer tok, string path)
+    {
+        bool wp = IsWordPiece(tok);
+        int sep = wp ? Special(tok, "[SEP]") : tok.EosTokenId ?? throw new InvalidDataException("tokenizer has no end-of-text token to mark document boundaries");
+        int block = r.Data.MaxLength - (wp ? 2 : 0);
+        var stream = new List<int>();
+        foreach (var (row, line) in rows)
+        {
+            stream.AddRange(tok.Encode(Field(row, r.Data.TextColumn, path, line)));
+            stream.Add(sep);
+        }
+        for (int i = 0; i + block <= stream.Count; i += block)
+        {
+            var ids = stream.GetRange(i, block);
+            if (wp) { ids.Insert(0, Special(tok, "[CLS]")); ids.Add(sep); }
+            yield return new Example { InputIds = ids.ToArray() };
+        }
+    }
+}

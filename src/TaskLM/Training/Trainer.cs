@@ -1,0 +1,200 @@
+// The training loop: one optimizer step per iteration; logging, evaluation, early stopping and checkpoints are
+// collaborators that observe the loop and set flags on TrainerControl (as HF's TrainerCallback/TrainerControl).
+using System.Diagnostics;
+using TaskLM.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TaskLM.Training;
+
+/// <summary>Settings of the loop itself (the recipe's training section, resolved to numbers).</summary>
+public sealed class TrainerOptions
+{
+    public int TotalSteps { get; init; }
+    public double MaxGradNorm { get; init; } = 1.0;
+    public double LabelSmoothing { get; init; }
+    /// <summary>(C,) loss weights per class, or null.</summary>
+    public float[]? ClassWeights { get; init; }
+    public int MaxBadSteps { get; init; } = 5;
+    public int Seed { get; init; } = 42;
+}
+
+/// <summary>What one optimizer step did (one metrics.jsonl line).</summary>
+public sealed record StepLog(int Step, double Epoch, double Loss, double Lr, double GradNorm, double TokensPerSecond, bool Skipped);
+
+/// <summary>Flags collaborators set; the loop acts on them after each step.</summary>
+public sealed class TrainerControl
+{
+    public bool ShouldEvaluate { get; set; }
+    public bool ShouldSave { get; set; }
+    public bool ShouldStop { get; set; }
+    /// <summary>Why training stopped early (early stopping), for the report.</summary>
+    public string? StopReason { get; set; }
+}
+
+/// <summary>The loop's progress, checkpointed with the weights so a resumed run continues exactly.</summary>
+public sealed class TrainerState
+{
+    public int Step { get; set; }
+    public int Epoch { get; set; }
+    public int BatchInEpoch { get; set; }
+    public int BadStepsInARow { get; set; }
+    public int SkippedSteps { get; set; }
+    public double? BestMetric { get; set; }
+    public int BestStep { get; set; }
+    public int EvalsWithoutImprovement { get; set; }
+    public long TokensSeen { get; set; }
+}
+
+/// <summary>Observes the loop. Every method has an empty default; override what you need.</summary>
+public interface ITrainerCallback
+{
+    void OnTrainBegin(Trainer t) { }
+    void OnStep(Trainer t, StepLog log) { }
+    void OnEpochEnd(Trainer t, int epoch) { }
+    void OnEvaluate(Trainer t, IReadOnlyDictionary<string, double> metrics) { }
+    void OnSave(Trainer t, string checkpointDir) { }
+    void OnTrainEnd(Trainer t) { }
+}
+
+/// <summary>Trains an <see cref="ITaskModel"/> on a list of examples with <see cref="AdamW"/> and an <see cref="LrSchedule"/>.</summary>
+public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Collator collator, BatchPlan plan,
+    AdamW optimizer, LrSchedule schedule, TrainerOptions options)
+{
+    public ITaskModel Model { get; } = model;
+    public AdamW Optimizer { get; } = optimizer;
+    public LrSchedule Schedule { get; } = schedule;
+    public BatchPlan Plan { get; } = plan;
+    public TrainerOptions Options { get; } = options;
+    public TrainerState State { get; private set; } = new();
+    public TrainerControl Control { get; } = new();
+    public List<ITrainerCallback> Callbacks { get; } = [];
+    /// <summary>Runs evaluation on held-out data and returns its metrics (loss, accuracy, ...); null = none.</summary>
+    public Func<IReadOnlyDictionary<string, double>>? Evaluator { get; set; }
+    /// <summary>Writes a checkpoint of the model and this trainer into a folder; set by <see cref="Checkpoints"/>.</summary>
+    public Action<Trainer>? Saver { get; set; }
+    /// <summary>The last evaluation's metrics.</summary>
+    public IReadOnlyDictionary<string, double>? LastEval { get; private set; }
+
+    readonly IReadOnlyList<Parameter> _params = optimizer.Groups.SelectMany(g => g.Params).ToList();
+    Tensor? _classWeights;
+
+    /// <summary>Runs until the total step count or a stop flag. The whole loop is this method.</summary>
+    public TrainerState Train()
+    {
+        Plan.Position = new LoaderPosition(State.Epoch, State.BatchInEpoch);
+        Fire(c => c.OnTrainBegin(this));
+        while (State.Step < Options.TotalSteps && !Control.ShouldStop)
+        {
+            var micro = Plan.NextStep(out int epoch, out bool epochEnded);
+            StepLog log = TrainStep(micro, epoch);
+            (State.Epoch, State.BatchInEpoch) = (Plan.Position.Epoch, Plan.Position.Batch);
+            Fire(c => c.OnStep(this, log));
+            if (epochEnded) Fire(c => c.OnEpochEnd(this, epoch));
+            if (Control.ShouldEvaluate || (State.Step == Options.TotalSteps && Evaluator != null)) Evaluate();
+            if (Control.ShouldSave || State.Step == Options.TotalSteps || Control.ShouldStop) Save();
+        }
+        Fire(c => c.OnTrainEnd(this));
+        return State;
+    }
+
+    /// <summary>Forward/backward over the step's micro-batches, clip, update: all inside one dispose scope so
+    /// memory stays flat. The logged loss is the mean of the micro-batch losses.</summary>
+    StepLog TrainStep(List<int[]> micro, int epoch)
+    {
+        var sw = Stopwatch.StartNew();
+        using var scope = NewDisposeScope();
+        Model.Module.train();
+        double lossSum = 0; long tokens = 0;
+        for (int i = 0; i < micro.Count; i++)
+        {
+            var batch = collator.Collate(micro[i].Select(j => train[j]).ToList(), maskSeed: (long)State.Step * 1009 + i + Options.Seed * 7L);
+            var loss = ComputeLoss(Model.Forward(batch), batch);
+            (loss / micro.Count).backward();
+            lossSum += loss.item<float>();
+            tokens += batch.InputIds.numel();
+        }
+        double lossMean = lossSum / micro.Count;
+        double gradNorm = TotalGradNorm();
+        double lr = Schedule.LrAt(State.Step);
+        bool bad = !double.IsFinite(lossMean) || !double.IsFinite(gradNorm);
+        if (bad)
+        {
+            State.SkippedSteps++;
+            if (++State.BadStepsInARow >= Options.MaxBadSteps)
+                throw new InvalidOperationException($"training diverged: loss or gradients were NaN/inf for {State.BadStepsInARow} optimizer steps in a row (step {State.Step + 1}); lower training.lr or check the data");
+        }
+        else
+        {
+            State.BadStepsInARow = 0;
+            if (Options.MaxGradNorm > 0) ClipGradients(gradNorm);
+            Optimizer.Step(lr);
+        }
+        Optimizer.ZeroGrad();
+        State.Step++;
+        State.TokensSeen += tokens;
+        double epochF = epoch + (double)Plan.Position.Batch / Plan.BatchesPerEpoch + (Plan.Position.Batch == 0 && Plan.Position.Epoch > epoch ? 1 : 0);
+        return new StepLog(State.Step, epochF, lossMean, lr, gradNorm, tokens / Math.Max(1e-9, sw.Elapsed.TotalSeconds), bad);
+    }
+
+    /// <summary>The model's own loss (HF's), or cross-entropy with label smoothing / class weights when asked.</summary>
+    Tensor ComputeLoss(ModelOutput output, ModelBatch batch)
+    {
+        bool custom = (Options.LabelSmoothing > 0 || Options.ClassWeights != null) && output.Logits is not null && batch.Labels is not null;
+        if (!custom) return output.Loss ?? throw new InvalidOperationException("the model returned no loss for a training batch (labels missing?)");
+        var logits = output.Logits!; var labels = batch.Labels!;
+        if (Model.Task is "causal-lm" or "generation")
+        {
+            // HF shifts inside the model: position t predicts token t+1. (B, T-1, V) vs (B, T-1).
+            long t = logits.shape[1];
+            logits = logits.narrow(1, 0, t - 1); labels = labels.narrow(1, 1, t - 1);
+        }
+        if (Options.ClassWeights != null) _classWeights ??= tensor(Options.ClassWeights, device: logits.device).DetachFromDisposeScope();
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1),
+            weight: _classWeights, ignore_index: -100, label_smoothing: Options.LabelSmoothing);
+    }
+
+    /// <summary>torch.nn.utils.clip_grad_norm_'s total norm: the 2-norm of all gradients' 2-norms.</summary>
+    double TotalGradNorm()
+    {
+        var norms = _params.Where(p => p.grad is not null).Select(p => p.grad!.norm()).ToArray();
+        if (norms.Length == 0) return 0;
+        return stack(norms).norm().item<float>();
+    }
+
+    /// <summary>Scales gradients by max_norm / (norm + 1e-6) when that is below 1, as clip_grad_norm_.</summary>
+    void ClipGradients(double totalNorm)
+    {
+        double coef = Options.MaxGradNorm / (totalNorm + 1e-6);
+        if (coef >= 1) return;
+        using var _ = no_grad();
+        foreach (var p in _params) p.grad?.mul_(coef);
+    }
+
+    /// <summary>Runs the evaluator (in eval mode, no grad) and tells the collaborators.</summary>
+    public IReadOnlyDictionary<string, double>? Evaluate()
+    {
+        Control.ShouldEvaluate = false;
+        if (Evaluator == null) return null;
+        Model.Module.eval();
+        using (no_grad()) LastEval = Evaluator();
+        Model.Module.train();
+        Fire(c => c.OnEvaluate(this, LastEval));
+        return LastEval;
+    }
+
+    void Save()
+    {
+        Control.ShouldSave = false;
+        Saver?.Invoke(this);
+    }
+
+    /// <summary>Replaces the loop state (resume).</summary>
+    public void Restore(TrainerState state) => State = state;
+
+    void Fire(Action<ITrainerCallback> a)
+    {
+        foreach (var c in Callbacks) a(c);
+    }
+}

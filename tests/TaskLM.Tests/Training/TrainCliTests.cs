@@ -1,0 +1,98 @@
+// `tasklm train` end to end on a tiny GPT-2 preset: a SIGKILLed run resumed gives the uninterrupted loss curve; recipe errors.
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace TaskLM.Tests.Training;
+
+public class TrainCliTests
+{
+    static string Recipe(string dir)
+    {
+        // 48 pre-tokenized lines of a deterministic sequence rule; dropout on so resume must restore torch's RNG.
+        var rng = new Random(5);
+        var lines = Enumerable.Range(0, 48).Select(_ =>
+        {
+            int x = rng.Next(64); var ids = new List<int>();
+            for (int i = 0; i < 12; i++) { ids.Add(x); x = (5 * x + 3) % 64; }
+            return new JsonObject { ["input_ids"] = new JsonArray(ids.Select(v => (JsonNode)v).ToArray()) }.ToJsonString();
+        });
+        File.WriteAllLines(Path.Combine(dir, "train.jsonl"), lines);
+        File.WriteAllLines(Path.Combine(dir, "val.jsonl"), lines.Take(8));
+        string recipe = Path.Combine(dir, "tiny.yaml");
+        File.WriteAllText(recipe, """
+            task: causal-lm
+            model:
+              init: gpt2-tiny
+              config: {vocab_size: 64, n_layer: 1, n_head: 2, n_embd: 16, n_positions: 16, resid_pdrop: 0.1, embd_pdrop: 0.1}
+            data: {train: train.jsonl, validation: val.jsonl, max_length: 12}
+            training: {max_steps: 36, batch_size: 4, lr: 3.0e-3, warmup: 0.1, save_every: 4, keep_last: 2, eval_every: 12, tensorboard: false}
+            """);
+        return recipe;
+    }
+
+    static List<(int step, double loss)> Losses(string runDir) =>
+        File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(j => j["loss"] != null)
+            .Select(j => ((int)j["step"]!, (double)j["loss"]!)).ToList();
+
+    [Fact]
+    public void A_killed_run_resumes_onto_the_uninterrupted_loss_curve()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "tasklm-train-cli-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string recipe = Recipe(dir);
+            var full = CliRunner.Run(["train", recipe, "output_dir=" + Path.Combine(dir, "full"), "--threads", "1"], workingDirectory: dir);
+            Assert.True(full.ExitCode == 0, full.Stderr);
+            Assert.Contains("trainable params:", full.Stdout);
+            var reference = Losses(Path.Combine(dir, "full"));
+            Assert.Equal(Enumerable.Range(1, 36), reference.Select(x => x.step));
+            Assert.True(File.Exists(Path.Combine(dir, "full", "recipe.resolved.yaml")));
+            Assert.True(File.Exists(Path.Combine(dir, "full", "best", "model.safetensors")));
+
+            // Second run: SIGKILL as soon as a checkpoint exists, then resume from the latest.
+            string run = Path.Combine(dir, "killed");
+            var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+            foreach (var a in new[] { CliRunner.CliDll, "train", recipe, "output_dir=" + run, "--threads", "1" }) psi.ArgumentList.Add(a);
+            using (var p = Process.Start(psi)!)
+            {
+                p.OutputDataReceived += (_, _) => { }; p.ErrorDataReceived += (_, _) => { };
+                p.BeginOutputReadLine(); p.BeginErrorReadLine();
+                var sw = Stopwatch.StartNew();
+                while (!Directory.Exists(Path.Combine(run, "checkpoints", "step-8")) && !p.HasExited && sw.Elapsed.TotalSeconds < 240) Thread.Sleep(10);
+                Assert.False(p.HasExited, "the run ended before it could be killed");
+                p.Kill();   // SIGKILL on Unix
+                p.WaitForExit();
+            }
+            Assert.False(Directory.Exists(Path.Combine(run, "checkpoints", "step-36")));
+            var resumed = CliRunner.Run(["train", recipe, "output_dir=" + run, "--resume", "--threads", "1"], workingDirectory: dir);
+            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+            Assert.Contains("resumed from", resumed.Stdout);
+            var curve = Losses(run);
+            Assert.Equal(Enumerable.Range(1, 36), curve.Select(x => x.step));
+            for (int i = 0; i < 36; i++) Assert.InRange(Math.Abs(curve[i].loss - reference[i].loss), 0, 1e-6);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    // Spectre wraps long error lines at the console width.
+    static string OneLine(string s) => System.Text.RegularExpressions.Regex.Replace(s, @"\s+", " ");
+
+    [Fact]
+    public void Recipe_mistakes_fail_with_the_key_and_a_suggestion()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "tasklm-train-bad-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string recipe = Recipe(dir);
+            var r = CliRunner.Run(["train", recipe, "training.batch_sise=8"], workingDirectory: dir);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains("unknown key 'training.batch_sise'; did you mean 'training.batch_size'?", OneLine(r.Stderr));
+            var r2 = CliRunner.Run(["train", recipe, "training.early_stopping.metric=f1", "output_dir=" + Path.Combine(dir, "es")], workingDirectory: dir);
+            Assert.Equal(1, r2.ExitCode);
+            Assert.Contains("evaluation produced no metric 'f1'; it produced: loss, perplexity", OneLine(r2.Stderr));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
