@@ -149,7 +149,7 @@ public static class TrainingRun
         Directory.Move(tmp, dir);
     }
 
-    static Collator MakeCollator(Recipe r, ITaskModel model, ITokenizer? tok, Device device)
+    internal static Collator MakeCollator(Recipe r, ITaskModel model, ITokenizer? tok, Device device)
     {
         // Padding id: the model's, else the tokenizer's pad or EOS; never past the embedding (a preset with a small vocab).
         int vocab = (int?)model.Config["vocab_size"] ?? int.MaxValue;

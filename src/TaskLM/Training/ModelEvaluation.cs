@@ -1,0 +1,131 @@
+// `tasklm evaluate`: score a trained model (a run folder or an HF folder) on a data file; eval.json + report.
+using System.Text.Json.Nodes;
+using TaskLM.Data.Tokenization;
+using TaskLM.Evaluation;
+using TaskLM.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TaskLM.Training;
+
+/// <summary>What <see cref="ModelEvaluation.Run"/> needs beyond the model and the data.</summary>
+public sealed class EvaluateOptions
+{
+    /// <summary>Tokenizer folder or "gpt2"; default: the run's recipe, else the model folder's files, else
+    /// GPT-2's vocabulary for a GPT-2 model.</summary>
+    public string? Tokenizer { get; init; }
+    /// <summary>Recipe-style overrides (data.text_column=body, data.max_length=256, ...).</summary>
+    public IReadOnlyList<string> Overrides { get; init; } = [];
+    /// <summary>Where eval.json and the report go; default: the run folder, or ./eval for a bare model folder.</summary>
+    public string? OutDir { get; init; }
+    public int BatchSize { get; init; } = 32;
+    public int Worst { get; init; } = 10;
+    public Device Device { get; init; } = CPU;
+    public Action<string> Say { get; init; } = _ => { };
+}
+
+/// <summary>Loads the model a run produced (best/, else the newest checkpoint) or an HF model folder, reads the
+/// data the way training reads it (same recipe columns and tokenizer), and builds the task's evaluation:
+/// for classification every prediction is kept (confusion matrix, per-class table, worst examples with their
+/// texts and losses); other tasks report the metrics training's evaluation computes.</summary>
+public static class ModelEvaluation
+{
+    public static (EvalResult Result, string OutDir, string ReportPath) Run(string modelPath, string dataPath, EvaluateOptions o)
+    {
+        if (!File.Exists(dataPath)) throw new FileNotFoundException($"data file '{dataPath}' does not exist", dataPath);
+        string? runDir = File.Exists(Path.Combine(modelPath, "recipe.resolved.yaml")) ? modelPath : null;
+        string modelDir;
+        Recipe recipe;
+        if (runDir != null)
+        {
+            recipe = RecipeLoader.Load(Path.Combine(runDir, "recipe.resolved.yaml"), o.Overrides);
+            string best = Path.Combine(runDir, "best");
+            modelDir = File.Exists(Path.Combine(best, "config.json")) ? best : Checkpoints.Latest(runDir);
+        }
+        else
+        {
+            if (!File.Exists(Path.Combine(modelPath, "config.json")))
+                throw new FileNotFoundException($"'{modelPath}' is neither a run folder (recipe.resolved.yaml) nor a Hugging Face model folder (config.json)");
+            modelDir = modelPath;
+            string task = ModelFactory.FromPretrained(modelPath).Task;
+            recipe = RecipeLoader.Parse($"task: {task}\nmodel: {{init: '{modelPath.Replace("'", "''")}'}}\ndata: {{train: '{dataPath.Replace("'", "''")}'}}\n",
+                $"{modelPath} (defaults for evaluation)", o.Overrides);
+        }
+        string modelTask = recipe.Task == "generation" ? "causal-lm" : recipe.Task;
+        o.Say($"model: {modelDir} ({modelTask})");
+
+        ITaskModel model = File.Exists(Path.Combine(modelDir, "adapter_config.json"))
+            ? LoraModel.FromAdapter(ModelFactory.FromPretrained(recipe.Model.Init, modelTask), modelDir)
+            : ModelFactory.FromPretrained(modelDir, modelTask);
+        model.Module.to(o.Device);
+        model.Module.eval();
+        IReadOnlyList<string>? labels = model.Config["id2label"] is JsonObject id2
+            ? id2.OrderBy(kv => int.Parse(kv.Key, System.Globalization.CultureInfo.InvariantCulture)).Select(kv => kv.Value!.GetValue<string>()).ToList()
+            : null;
+        if (recipe.Task is not ("classification" or "token-classification")) labels = null;
+
+        string? tokSource = o.Tokenizer ?? recipe.Tokenizer
+            ?? (File.Exists(Path.Combine(modelDir, "tokenizer.json")) || Directory.EnumerateFiles(modelDir, "*vocab*").Any() ? modelDir : null)
+            ?? (model.ModelType == "gpt2" ? "gpt2" : null);
+        ITokenizer? tok = tokSource != null ? TokenizerLoader.Load(tokSource) : null;
+        var data = TaskData.Load(recipe, dataPath, tok, labels);
+        if (data.Examples.Count == 0) throw new InvalidDataException($"{dataPath}: no examples to evaluate");
+        o.Say($"data: {data.Examples.Count} examples from {dataPath}");
+        var collator = TrainingRun.MakeCollator(recipe, model, tok, o.Device);
+
+        string split = Path.GetFileNameWithoutExtension(dataPath.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? dataPath[..^3] : dataPath);
+        EvalResult result;
+        using (no_grad())
+            result = recipe.Task == "classification"
+                ? Classify(model, data.Examples, collator, labels ?? data.Labels ?? [], tok, o, split)
+                : Aggregate(model, data.Examples, collator, labels, o, recipe.Task, split);
+
+        string outDir = o.OutDir ?? runDir ?? Path.Combine(Directory.GetCurrentDirectory(), "eval");
+        Directory.CreateDirectory(outDir);
+        string evalPath = Path.Combine(outDir, "eval.json");
+        string tmp = evalPath + ".tmp";
+        File.WriteAllText(tmp, result.ToJsonString());
+        File.Move(tmp, evalPath, overwrite: true);
+        string report = ReportBuilder.ForRuns([RunFolder.Read(outDir)]).Write(outDir);
+        return (result, outDir, report);
+    }
+
+    // Sequence classification: every prediction kept, so the result has the confusion matrix and worst examples.
+    static EvalResult Classify(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, IReadOnlyList<string> labels,
+        ITokenizer? tok, EvaluateOptions o, string split)
+    {
+        string Name(int c) => c >= 0 && c < labels.Count ? labels[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var gold = new List<string>(); var pred = new List<string>(); var losses = new List<double>(); var texts = new List<string>();
+        for (int i = 0; i < examples.Count; i += o.BatchSize)
+        {
+            using var scope = NewDisposeScope();
+            var chunk = examples.Skip(i).Take(o.BatchSize).ToList();
+            var logits = model.Forward(collator.Collate(chunk)).Logits!;           // (B, C)
+            var logp = nn.functional.log_softmax(logits.to(float32), -1).cpu();    // (B, C)
+            long[] argmax = logp.argmax(-1).data<long>().ToArray();
+            float[] lp = logp.data<float>().ToArray();
+            int c = (int)logp.shape[1];
+            for (int b = 0; b < chunk.Count; b++)
+            {
+                gold.Add(Name(chunk[b].Label));
+                pred.Add(Name((int)argmax[b]));
+                losses.Add(chunk[b].Label >= 0 && chunk[b].Label < c ? -lp[b * c + chunk[b].Label] : double.NaN);
+                texts.Add(tok?.Decode(chunk[b].InputIds, skipSpecialTokens: true) ?? string.Join(' ', chunk[b].InputIds));
+            }
+            if (i / o.BatchSize % 10 == 0) o.Say($"  {Math.Min(i + o.BatchSize, examples.Count)}/{examples.Count}");
+        }
+        var result = EvalResult.ForClassification(gold, pred, texts, losses, o.Worst, split);
+        result.Metrics["loss"] = losses.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+        return result;
+    }
+
+    // Other tasks: the metrics training's evaluation computes (loss, perplexity, token accuracy, exact match).
+    static EvalResult Aggregate(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, IReadOnlyList<string>? labels,
+        EvaluateOptions o, string task, string split)
+    {
+        var m = EvalLoop.Run(model, examples, collator, o.BatchSize, labels);
+        var result = new EvalResult { Task = task, Split = split, N = examples.Count };
+        foreach (var (k, v) in m) result.Metrics[k] = v;
+        return result;
+    }
+}
