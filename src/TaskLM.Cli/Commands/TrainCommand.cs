@@ -1,7 +1,9 @@
 // `tasklm train <recipe.yaml> [key=value ...] [--resume [checkpoint]]`: runs a training recipe into its run folder.
 using System.CommandLine;
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
+using TaskLM.Logging;
 using TaskLM.Native;
 using TaskLM.Training;
 
@@ -27,12 +29,18 @@ public static class TrainCommand
             if (p.GetValue(Global.Device) == "auto" && recipe.Training.Device != "auto") device = TorchBackend.ResolveDevice(recipe.Training.Device);
             string? resumeFrom = p.GetResult(resume) is null ? null : p.GetValue(resume) ?? "latest";
             bool quiet = p.GetValue(json);
-            var progress = new ProgressLine(quiet);
+            // Every line people see is also appended to the run folder's train.log (Microsoft.Extensions.Logging).
+            using var logs = RunLogging.Create(Path.Combine(recipe.OutputDir, "train.log"));
+            var log = logs.CreateLogger("tasklm.train");
+            log.LogInformation("tasklm train {Recipe} {Overrides} (resume: {Resume}, device: {Device})",
+                p.GetValue(recipeArg), string.Join(' ', p.GetValue(overridesArg) ?? []), resumeFrom ?? "no", device);
+            var progress = new ProgressLine(quiet, log);
             var result = TrainingRun.Run(recipe, new RunOptions
             {
                 Resume = resumeFrom, Device = device, Callbacks = [progress],
-                Say = s => { if (!quiet) AnsiConsole.MarkupLine(Markup.Escape(s)); },
+                Say = s => { log.LogInformation("{Line}", s); if (!quiet) AnsiConsole.MarkupLine(Markup.Escape(s)); },
             });
+            log.LogInformation("done: {Steps} steps, stop reason: {Reason}", result.State.Step, result.StopReason ?? "none");
             if (quiet)
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
@@ -53,26 +61,29 @@ public static class TrainCommand
     }
 
     /// <summary>One status line per logged step: step/total, loss, lr, tokens/s and ETA (stderr, so --json stays clean).</summary>
-    sealed class ProgressLine(bool quiet) : ITrainerCallback
+    sealed class ProgressLine(bool quiet, ILogger log) : ITrainerCallback
     {
         readonly System.Diagnostics.Stopwatch _sw = new();
         int _startStep;
 
         public void OnTrainBegin(Trainer t) { _sw.Restart(); _startStep = t.State.Step; }
 
-        public void OnStep(Trainer t, StepLog log)
+        public void OnStep(Trainer t, StepLog step)
         {
-            if (quiet) return;
             int total = t.Options.TotalSteps, every = Math.Max(1, total / 50);
-            if (log.Step % every != 0 && log.Step != total) return;
-            double perStep = _sw.Elapsed.TotalSeconds / Math.Max(1, log.Step - _startStep);
-            var eta = TimeSpan.FromSeconds(perStep * (total - log.Step));
-            Console.Error.WriteLine($"step {log.Step}/{total}  epoch {log.Epoch:F2}  loss {log.Loss:F4}  lr {log.Lr:E2}  grad_norm {log.GradNorm:F3}  {log.TokensPerSecond:F0} tok/s  ETA {eta:hh\\:mm\\:ss}");
+            if (step.Step % every != 0 && step.Step != total) return;
+            double perStep = _sw.Elapsed.TotalSeconds / Math.Max(1, step.Step - _startStep);
+            var eta = TimeSpan.FromSeconds(perStep * (total - step.Step));
+            string line = $"step {step.Step}/{total}  epoch {step.Epoch:F2}  loss {step.Loss:F4}  lr {step.Lr:E2}  grad_norm {step.GradNorm:F3}  {step.TokensPerSecond:F0} tok/s  ETA {eta:hh\\:mm\\:ss}";
+            log.LogInformation("{Line}", line);
+            if (!quiet) Console.Error.WriteLine(line);
         }
 
         public void OnEvaluate(Trainer t, IReadOnlyDictionary<string, double> metrics)
         {
-            if (!quiet) Console.Error.WriteLine($"eval @ step {t.State.Step}: " + string.Join("  ", metrics.Select(kv => $"{kv.Key}={kv.Value:G5}")));
+            string line = $"eval @ step {t.State.Step}: " + string.Join("  ", metrics.Select(kv => $"{kv.Key}={kv.Value:G5}"));
+            log.LogInformation("{Line}", line);
+            if (!quiet) Console.Error.WriteLine(line);
         }
 
         public void OnSave(Trainer t, string dir) { }

@@ -71,6 +71,11 @@ public class TrainCliTests
             var curve = Losses(run);
             Assert.Equal(Enumerable.Range(1, 36), curve.Select(x => x.step));
             for (int i = 0; i < 36; i++) Assert.InRange(Math.Abs(curve[i].loss - reference[i].loss), 0, 1e-6);
+            // Both sessions appended to the run's log file: the killed one up to its kill, the resumed one to the end.
+            string trainLog = File.ReadAllText(Path.Combine(run, "train.log"));
+            Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(trainLog, "tasklm train ").Count);
+            Assert.Contains("resumed from", trainLog);
+            Assert.Contains("step 36/36", trainLog);
         }
         finally { Directory.Delete(dir, true); }
     }
