@@ -60,6 +60,8 @@ public sealed class MetricsLogger : ITrainerCallback, IDisposable
         {
             ["step"] = log.Step, ["epoch"] = Math.Round(log.Epoch, 4), ["loss"] = Num(log.Loss), ["lr"] = log.Lr,
             ["grad_norm"] = Num(log.GradNorm), ["tokens_per_s"] = Math.Round(log.TokensPerSecond, 1),
+            // Resident memory of the process: a long run's must stay flat (one dispose scope per step).
+            ["rss_mb"] = Math.Round(Environment.WorkingSet / 1048576.0, 1),
         };
         if (log.Skipped) line["skipped"] = true;
         _out.WriteLine(line.ToJsonString());
