@@ -209,24 +209,10 @@ public static class RecipeLoader
         string? best = null; int bestD = int.MaxValue;
         foreach (string v in valid)
         {
-            int d = v.StartsWith(key, StringComparison.Ordinal) || key.StartsWith(v, StringComparison.Ordinal) ? Math.Abs(v.Length - key.Length) : Levenshtein(key, v);
+            int d = v.StartsWith(key, StringComparison.Ordinal) || key.StartsWith(v, StringComparison.Ordinal) ? Math.Abs(v.Length - key.Length) : TaskLM.Data.EditDistance.Levenshtein(key, v);
             if (d < bestD) { bestD = d; best = v; }
         }
         return best != null && bestD <= Math.Max(2, key.Length / 2) ? best : null;
-    }
-
-    static int Levenshtein(string a, string b)
-    {
-        var prev = new int[b.Length + 1]; var cur = new int[b.Length + 1];
-        for (int j = 0; j <= b.Length; j++) prev[j] = j;
-        for (int i = 1; i <= a.Length; i++)
-        {
-            cur[0] = i;
-            for (int j = 1; j <= b.Length; j++)
-                cur[j] = Math.Min(Math.Min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            (prev, cur) = (cur, prev);
-        }
-        return prev[b.Length];
     }
 
     static void OneOf(string value, string[] allowed, string key, string source)
