@@ -12,7 +12,7 @@ namespace TaskLM.Training;
 public sealed class EvaluateOptions
 {
     /// <summary>Tokenizer folder or "gpt2"; default: the run's recipe, else the model folder's files, else
-    /// GPT-2's vocabulary for a GPT-2 model.</summary>
+    /// what training used for the recipe's init (GPT-2's vocabulary for a GPT-2 preset).</summary>
     public string? Tokenizer { get; init; }
     /// <summary>Recipe-style overrides (data.text_column=body, data.max_length=256, ...).</summary>
     public IReadOnlyList<string> Overrides { get; init; } = [];
@@ -65,8 +65,7 @@ public static class ModelEvaluation
         if (recipe.Task is not ("classification" or "token-classification")) labels = null;
 
         string? tokSource = o.Tokenizer ?? recipe.Tokenizer
-            ?? (File.Exists(Path.Combine(modelDir, "tokenizer.json")) || Directory.EnumerateFiles(modelDir, "*vocab*").Any() ? modelDir : null)
-            ?? (model.ModelType == "gpt2" ? "gpt2" : null);
+            ?? (TrainingRun.HasTokenizerFiles(modelDir) ? modelDir : TrainingRun.DefaultTokenizerSource(recipe.Model.Init));
         ITokenizer? tok = tokSource != null ? TokenizerLoader.Load(tokSource) : null;
         var data = TaskData.Load(recipe, dataPath, tok, labels);
         if (data.Examples.Count == 0) throw new InvalidDataException($"{dataPath}: no examples to evaluate");

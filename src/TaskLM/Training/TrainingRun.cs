@@ -40,9 +40,7 @@ public static class TrainingRun
 
         // Data. The tokenizer: the recipe's, else the model folder's (when it has tokenizer files).
         ITokenizer? tok = null;
-        string? tokSource = r.Tokenizer ?? (Directory.Exists(r.Model.Init)
-            ? (Directory.EnumerateFiles(r.Model.Init, "*vocab*").Any() || File.Exists(Path.Combine(r.Model.Init, "tokenizer.json")) ? r.Model.Init : null)
-            : ModelPresets.Get(r.Model.Init).ModelType == "gpt2" ? "gpt2" : null);   // a GPT-2 preset speaks GPT-2's vocabulary
+        string? tokSource = r.Tokenizer ?? DefaultTokenizerSource(r.Model.Init);
         if (tokSource != null && o.TokenizerLoader != null) tok = o.TokenizerLoader(tokSource);
         var train = TaskData.Load(r, r.Data.Train!, tok, null, r.Data.MaxTrainExamples);
         var labels = train.Labels;
@@ -119,6 +117,15 @@ public static class TrainingRun
         if (r.Data.Test != null) EvaluateTest(r, runDir, model, tok, labels, collator, modelTask, o);
         return new RunResult(state, trainer.LastEval, runDir, trainer.Control.StopReason, trainable, total);
     }
+
+    /// <summary>The tokenizer a model init speaks when the recipe names none: the folder's own tokenizer files,
+    /// else GPT-2's vocabulary for a GPT-2 preset, else none (pre-tokenized data only).</summary>
+    internal static string? DefaultTokenizerSource(string init) =>
+        Directory.Exists(init) ? (HasTokenizerFiles(init) ? init : null)
+        : ModelPresets.Get(init).ModelType == "gpt2" ? "gpt2" : null;
+
+    internal static bool HasTokenizerFiles(string folder) =>
+        File.Exists(Path.Combine(folder, "tokenizer.json")) || Directory.EnumerateFiles(folder, "*vocab*").Any();
 
     /// <summary>Scores the test split with best/ (or the final model when there is none) and writes eval.json
     /// ({"task", "split": "test", "n", "metrics"}).</summary>
