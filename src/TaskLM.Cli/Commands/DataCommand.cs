@@ -11,6 +11,7 @@ public static class DataCommand
         foreach (var c in DataIngestCommands.Create()) cmd.Subcommands.Add(c);  // list, import
         foreach (var c in DataPrepCommands.Create()) cmd.Subcommands.Add(c);    // clean, split, scrape
         foreach (var c in DataEncodeCommands.Create()) cmd.Subcommands.Add(c);  // encode
+        cmd.Subcommands.Add(DataBrownCommand.Create());                          // brown-pos
         return cmd;
     }
 }

@@ -835,7 +835,8 @@ public static class Bert
         if (overrides != null)
         {
             // A recipe may use GPT-2's names for the shared shape settings; they mean the same here.
-            overrides = overrides.ToDictionary(kv => GptAliases.GetValueOrDefault(kv.Key, kv.Key), kv => kv.Value);
+            // "labels" (class names, as the trainer passes them and the GPT-2 factory takes them) is id2label as a list.
+            overrides = overrides.ToDictionary(kv => kv.Key == "labels" ? "id2label" : GptAliases.GetValueOrDefault(kv.Key, kv.Key), kv => kv.Value);
             foreach (var (k, v) in overrides)
             {
                 if (!BertConfig.Keys.Contains(k) || k is "model_type" or "architectures" or "dtype" or "torch_dtype")
@@ -850,6 +851,7 @@ public static class Bert
                 if (!overrides.ContainsKey("num_attention_heads")) cfg["num_attention_heads"] = Math.Max(1, h / 64);
                 if (!overrides.ContainsKey("intermediate_size")) cfg["intermediate_size"] = 4 * h;
             }
+            if (overrides.ContainsKey("id2label") && !overrides.ContainsKey("label2id")) cfg.Remove("label2id");
             if (overrides.ContainsKey("num_labels") && !overrides.ContainsKey("id2label"))
             {
                 cfg.Remove("id2label");

@@ -295,6 +295,9 @@ public class BertTests
         Assert.Equal((1, 256, 100), (small.config.num_attention_heads, small.config.intermediate_size, small.config.vocab_size));
         var odd = Bert.FromPreset("bert-tiny", "token-classification", new Dictionary<string, object> { ["hidden_size"] = 48, ["vocab_size"] = 50 });
         Assert.Equal(1, odd.config.num_attention_heads); // 48/64 rounds up to one head, not an error about bert-tiny's two
+        // `tasklm train` passes the training data's class names as "labels" (as for GPT-2): they become id2label.
+        var tagger = Bert.FromPreset("bert-tiny", "token-classification", new Dictionary<string, object> { ["labels"] = new List<string> { "DET", "NOUN", "VERB" } });
+        Assert.Equal(new[] { "DET", "NOUN", "VERB" }, tagger.config.id2label);
         var e = Assert.Throws<ArgumentException>(() => Bert.FromPreset("bert-tiny", "masked-lm", new Dictionary<string, object> { ["hiden_size"] = 64 }));
         Assert.Contains("did you mean 'hidden_size'", e.Message);
     }
