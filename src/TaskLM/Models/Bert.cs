@@ -287,16 +287,17 @@ public sealed class BertSelfAttention : nn.Module
     }
 }
 
-/// <summary>Attention output projection, dropout, residual, LayerNorm (post-LN).</summary>
-public sealed class BertSelfOutput : nn.Module
+/// <summary>Projection to H, dropout, residual, LayerNorm (post-LN): HF's BertSelfOutput (after attention,
+/// input H) and BertOutput (after the feed-forward, input intermediate_size) are this one shape.</summary>
+public sealed class BertResidualOutput : nn.Module
 {
     readonly Linear dense;
     readonly LayerNorm LayerNorm;
     readonly Dropout dropout;
 
-    public BertSelfOutput(BertConfig c) : base(nameof(BertSelfOutput))
+    public BertResidualOutput(BertConfig c, int inFeatures) : base(nameof(BertResidualOutput))
     {
-        dense = nn.Linear(c.hidden_size, c.hidden_size);
+        dense = nn.Linear(inFeatures, c.hidden_size);
         LayerNorm = nn.LayerNorm(c.hidden_size, eps: c.layer_norm_eps);
         dropout = nn.Dropout(c.hidden_dropout_prob);
         RegisterComponents();
@@ -309,12 +310,12 @@ public sealed class BertSelfOutput : nn.Module
 public sealed class BertAttention : nn.Module
 {
     readonly BertSelfAttention self;
-    readonly BertSelfOutput output;
+    readonly BertResidualOutput output;   // attention.output
 
     public BertAttention(BertConfig c) : base(nameof(BertAttention))
     {
         self = new BertSelfAttention(c);
-        output = new BertSelfOutput(c);
+        output = new BertResidualOutput(c, c.hidden_size);
         RegisterComponents();
     }
 
@@ -337,36 +338,18 @@ public sealed class BertIntermediate : nn.Module
     public Tensor forward(Tensor hidden) => act(dense.forward(hidden));
 }
 
-/// <summary>Feed-forward down-projection, dropout, residual, LayerNorm.</summary>
-public sealed class BertOutput : nn.Module
-{
-    readonly Linear dense;
-    readonly LayerNorm LayerNorm;
-    readonly Dropout dropout;
-
-    public BertOutput(BertConfig c) : base(nameof(BertOutput))
-    {
-        dense = nn.Linear(c.intermediate_size, c.hidden_size);
-        LayerNorm = nn.LayerNorm(c.hidden_size, eps: c.layer_norm_eps);
-        dropout = nn.Dropout(c.hidden_dropout_prob);
-        RegisterComponents();
-    }
-
-    public Tensor forward(Tensor hidden, Tensor input) => LayerNorm.forward(dropout.forward(dense.forward(hidden)) + input);
-}
-
 /// <summary>One encoder layer: attention block then feed-forward block, each followed by its LayerNorm.</summary>
 public sealed class BertLayer : nn.Module
 {
     readonly BertAttention attention;
     readonly BertIntermediate intermediate;
-    readonly BertOutput output;
+    readonly BertResidualOutput output;   // output: feed-forward down-projection
 
     public BertLayer(BertConfig c) : base(nameof(BertLayer))
     {
         attention = new BertAttention(c);
         intermediate = new BertIntermediate(c);
-        output = new BertOutput(c);
+        output = new BertResidualOutput(c, c.intermediate_size);
         RegisterComponents();
     }
 
