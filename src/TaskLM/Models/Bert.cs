@@ -614,19 +614,8 @@ public sealed class BertForSequenceClassification : BertPreTrainedModel
         Tensor? loss = null;
         if (batch.Labels is not null)
         {
-            var labels = Labels(batch.Labels);
             // HF decides the problem type on the first labelled batch and records it in the config.
-            config.problem_type ??= config.num_labels == 1 ? "regression"
-                : labels.dtype is ScalarType.Int64 or ScalarType.Int32 ? "single_label_classification"
-                : "multi_label_classification";
-            loss = config.problem_type switch
-            {
-                "regression" => config.num_labels == 1
-                    ? F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
-                    : F.mse_loss(logits, labels.to(logits.dtype)),
-                "single_label_classification" => F.cross_entropy(logits.view(-1, config.num_labels), labels.view(-1).to(ScalarType.Int64)),
-                _ => F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)),
-            };
+            (loss, config.problem_type) = HeadLosses.SequenceClassification(logits, Labels(batch.Labels), config.num_labels, config.problem_type);
         }
         return new ModelOutput { Logits = logits, Loss = loss };
     }

@@ -398,22 +398,7 @@ public sealed class GPT2ForSequenceClassification : nn.Module
         }
         long c = all.shape[2];
         var logits = all.gather(1, last.view(b, 1, 1).expand(b, 1, c)).squeeze(1);      // (B, C)
-        return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : SequenceClassificationLoss(logits, batch.Labels, _cfg.num_labels, _cfg.problem_type) };
-    }
-
-    /// <summary>HF's loss choice: regression (MSE) when num_labels == 1, single-label CE for integer labels,
-    /// multi-label BCE-with-logits otherwise, unless problem_type says which.</summary>
-    public static Tensor SequenceClassificationLoss(Tensor logits, Tensor labels, int numLabels, string? problemType)
-    {
-        problemType ??= numLabels == 1 ? "regression"
-            : labels.dtype is ScalarType.Int64 or ScalarType.Int32 ? "single_label_classification" : "multi_label_classification";
-        return problemType switch
-        {
-            "regression" => numLabels == 1 ? F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).squeeze(-1)) : F.mse_loss(logits, labels.to(logits.dtype)),
-            "single_label_classification" => F.cross_entropy(logits.view(-1, numLabels), labels.view(-1)),
-            "multi_label_classification" => F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)),
-            _ => throw new InvalidDataException($"config.json: unknown problem_type '{problemType}'"),
-        };
+        return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.SequenceClassification(logits, batch.Labels, _cfg.num_labels, _cfg.problem_type).Loss };
     }
 }
 

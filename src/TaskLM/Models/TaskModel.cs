@@ -54,3 +54,24 @@ public interface ITaskModel
     /// <summary>Writes config.json + model.safetensors that Python's from_pretrained loads.</summary>
     void SavePretrained(string directory);
 }
+
+/// <summary>Losses every family's heads compute the same way Hugging Face does.</summary>
+public static class HeadLosses
+{
+    /// <summary>HF's sequence-classification loss: <paramref name="problemType"/> when set, else regression (MSE)
+    /// when num_labels == 1, single-label CE for integer labels, multi-label BCE-with-logits otherwise.
+    /// Returns the loss and the problem type it used (HF records it in the config).</summary>
+    public static (Tensor Loss, string ProblemType) SequenceClassification(Tensor logits, Tensor labels, int numLabels, string? problemType)
+    {
+        problemType ??= numLabels == 1 ? "regression"
+            : labels.dtype is ScalarType.Int64 or ScalarType.Int32 ? "single_label_classification" : "multi_label_classification";
+        var loss = problemType switch
+        {
+            "regression" => numLabels == 1 ? nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).squeeze(-1)) : nn.functional.mse_loss(logits, labels.to(logits.dtype)),
+            "single_label_classification" => nn.functional.cross_entropy(logits.view(-1, numLabels), labels.view(-1).to(ScalarType.Int64)),
+            "multi_label_classification" => nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)),
+            _ => throw new InvalidDataException($"config.json: unknown problem_type '{problemType}'"),
+        };
+        return (loss, problemType);
+    }
+}
