@@ -16,6 +16,9 @@ public sealed class OnnxExportTests : IDisposable
 {
     const double Tol = 1e-4;
     readonly string _tmp = Path.Combine(Path.GetTempPath(), "tasklm-onnx-" + Guid.NewGuid().ToString("N"));
+    readonly Xunit.Abstractions.ITestOutputHelper _out;
+
+    public OnnxExportTests(Xunit.Abstractions.ITestOutputHelper output) => _out = output;
 
     static OnnxExportTests() => TorchBackend.EnsureLoaded();
 
@@ -34,11 +37,12 @@ public sealed class OnnxExportTests : IDisposable
 
     static double[] F(Tensor t) => t.to(float64).contiguous().data<double>().ToArray();
 
-    static void Close(IReadOnlyList<double> expected, IReadOnlyList<float> actual, string what, double tol = Tol)
+    void Close(IReadOnlyList<double> expected, IReadOnlyList<float> actual, string what, double tol = Tol)
     {
         Assert.Equal(expected.Count, actual.Count);
         double worst = 0;
         for (int i = 0; i < expected.Count; i++) worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
+        _out.WriteLine($"{what}: max |diff| {worst:g3} over {expected.Count} values");
         Assert.True(worst <= tol, $"{what}: max |diff| {worst:g3} > {tol:g3}");
     }
 
