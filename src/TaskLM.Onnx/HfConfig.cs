@@ -40,6 +40,7 @@ public sealed class HfConfig
         "BertForQuestionAnswering" => "question-answering",
         "BertForMaskedLM" or "BertForPreTraining" => "masked-lm",
         null when ModelType == "gpt2" => "causal-lm",
+        null => throw new InvalidDataException($"{Source}: no \"architectures\" entry names the task head"),
         var a => throw new NotSupportedException($"{Source}: architecture '{a}' has no ONNX export"),
     };
 

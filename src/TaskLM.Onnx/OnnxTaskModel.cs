@@ -134,7 +134,8 @@ public sealed class OnnxTaskModel : IDisposable
         try
         {
             var names = _session.OutputMetadata.Keys.ToList();
-            using var outs = _session.Run(new RunOptions(), inputs, names);
+            using var ro = new RunOptions();
+            using var outs = _session.Run(ro, inputs, names);
             return names.Select((n, i) => (n, Read(outs[i]))).ToDictionary(x => x.n, x => x.Item2);
         }
         finally { foreach (var v in inputs.Values) v.Dispose(); }
@@ -172,7 +173,8 @@ public sealed class OnnxTaskModel : IDisposable
         try
         {
             // The outputs are not disposed here: the presents become the cache's past for the next step.
-            var outs = _session.Run(new RunOptions(), inputs, names);
+            using var ro = new RunOptions();
+            var outs = _session.Run(ro, inputs, names);
             var logits = Read(outs[0]);
             outs[0].Dispose();
             for (int i = 0; i < _layers; i++)

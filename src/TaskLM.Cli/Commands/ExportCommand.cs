@@ -25,6 +25,11 @@ public static class ExportCommand
             Global.StartTorch(p);
             string fmt = p.GetValue(format)!, output = p.GetValue(outDir)!;
             var src = HfExport.Resolve(p.GetValue(model)!, p.GetValue(baseModel), p.GetValue(tokenizer));
+            // Never write over what is being exported (a run, the adapter or its base): export into a new folder.
+            string full = Path.GetFullPath(output).TrimEnd(Path.DirectorySeparatorChar);
+            foreach (var taken in new[] { p.GetValue(model)!, src.ModelDir, src.BaseModel }.OfType<string>())
+                if (string.Equals(Path.GetFullPath(taken).TrimEnd(Path.DirectorySeparatorChar), full, StringComparison.Ordinal))
+                    throw new ArgumentException($"--out '{output}' is the model being exported ({taken}); export into a new folder");
             if (Directory.Exists(output) && File.Exists(Path.Combine(output, "recipe.resolved.yaml")))
                 throw new ArgumentException($"--out '{output}' is a run folder; export into a new folder");
             string task;

@@ -208,6 +208,15 @@ public sealed class OnnxRunnerTests : IDisposable
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("no-such-model", r.Stderr);
         Assert.False(File.Exists(Path.Combine(outDir, "model.onnx")));
+        // Exporting over the model itself is refused before anything is written.
+        string copy = Path.Combine(_tmp, "gpt2-copy");
+        Directory.CreateDirectory(copy);
+        foreach (var f in Directory.GetFiles(Gpt2Tests.Fixture("gpt2-tiny"))) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+        var before = File.GetLastWriteTimeUtc(Path.Combine(copy, "model.safetensors"));
+        r = CliRunner.Run("export", "--model", copy, "--format", "hf", "--out", copy);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--out", r.Stderr);
+        Assert.Equal(before, File.GetLastWriteTimeUtc(Path.Combine(copy, "model.safetensors")));
         // An adapter without a base names the option that fixes it.
         r = CliRunner.Run("export", "--model", Gpt2Tests.Fixture("lora-adapter"), "--format", "onnx", "--out", outDir);
         Assert.NotEqual(0, r.ExitCode);
