@@ -198,6 +198,43 @@ public sealed class OnnxRunnerTests : IDisposable
     }
 
     [Fact]
+    public void HfExportOfAPytorchBinFolderReloadsWithHfLogitsAndOnnxMatches()
+    {
+        // pytorch_model.bin in, model.safetensors out; the reloaded model and the ONNX export both give HF's logits.
+        var exp = Gpt2Tests.Expected("gpt2-bin");
+        string hf = Path.Combine(_tmp, "bin-hf"), dir = Path.Combine(_tmp, "bin-onnx");
+        Assert.True(CliRunner.Run("export", "--model", Gpt2Tests.Fixture("gpt2-bin"), "--format", "hf", "--out", hf) is { ExitCode: 0 });
+        Assert.True(File.Exists(Path.Combine(hf, "model.safetensors")));
+        var ids = exp["input_ids"]!.AsArray().Select(r => r!.AsArray().Select(x => x!.GetValue<long>()).ToArray()).ToArray();
+        var want = Gpt2Tests.Flat(exp["logits"]);
+        var m = ModelFactory.FromPretrained(hf);
+        double[] got;
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+            got = m.Forward(new ModelBatch { InputIds = tensor(ids.SelectMany(r => r).ToArray(), [ids.Length, ids[0].Length]) }).Logits!.to(float64).data<double>().ToArray();
+        Assert.True(want.Zip(got, (a, b) => Math.Abs(a - b)).Max() < 1e-4, "reloaded HF export");
+        var r = CliRunner.Run("export", "--model", Gpt2Tests.Fixture("gpt2-bin"), "--format", "onnx", "--out", dir);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var onnx = OnnxTaskModel.Load(dir);
+        Assert.True(want.Zip(onnx.Forward(ids)["logits"].Data, (a, b) => Math.Abs(a - b)).Max() < 1e-4, "ONNX export of a pytorch_model.bin folder");
+    }
+
+    [Fact]
+    public void HfExportShipsTheTokenizerAndLabels()
+    {
+        var (hf, _) = BertFolder("token-classification", 3);
+        string outDir = Path.Combine(_tmp, "tok-export");
+        var r = CliRunner.Run("export", "--model", hf, "--format", "hf", "--out", outDir);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.True(File.Exists(Path.Combine(outDir, "tokenizer.json")) && File.Exists(Path.Combine(outDir, "vocab.txt")));
+        string text = Texts[2];
+        Assert.Equal(TokenizerLoader.Load(hf).Encode(text), TokenizerLoader.Load(outDir).Encode(text));
+        var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "config.json")))!;
+        Assert.Equal("BertForTokenClassification", (string)cfg["architectures"]![0]!);
+        Assert.Equal(3, cfg["id2label"]!.AsObject().Count);
+    }
+
+    [Fact]
     public void ExportVerbRefusesBadInputWithOneClearLine()
     {
         string outDir = Path.Combine(_tmp, "bad");
