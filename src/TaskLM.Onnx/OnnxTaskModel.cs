@@ -218,6 +218,61 @@ public sealed class OnnxTaskModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Generates for several prompts at once, as one batch: prompts left-padded (pad_token_id, else EOS, else 0) with
+    /// attention mask 0 on the pads and positions counted from the mask (HF's rule, and TaskLM's Generation), one
+    /// prompt step and then one decoder step per token through the cache. A row that reached EOS is filled with the
+    /// pad id until every row is done. <paramref name="choose"/>(row, logits) picks a row's next id (default greedy);
+    /// <paramref name="onToken"/>(row, id) is called as each new id is chosen. Returns each row's new ids.
+    /// </summary>
+    public int[][] GenerateBatch(IReadOnlyList<IReadOnlyList<int>> prompts, int maxNewTokens, Func<int, float[], int>? choose = null,
+        int? eosTokenId = null, Action<int, int>? onToken = null)
+    {
+        if (Task != "causal-lm") throw new InvalidOperationException($"a {Task} model does not generate; use a causal LM");
+        if (prompts.Count == 0) return [];
+        if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("every prompt needs at least one token");
+        int b = prompts.Count, longest = prompts.Max(p => p.Count);
+        if (longest + maxNewTokens > MaxLength)
+            throw new ArgumentException($"prompt of {longest} tokens + {maxNewTokens} new ones is longer than n_positions={MaxLength}");
+        int eos = eosTokenId ?? Config.Int("eos_token_id") ?? -1;
+        int pad = Config.Int("pad_token_id") ?? (eos >= 0 ? eos : 0);
+        var mask = prompts.Select(p => Enumerable.Repeat(0L, longest - p.Count).Concat(Enumerable.Repeat(1L, p.Count)).ToList()).ToList();
+        var step = prompts.Select(p => Enumerable.Repeat((long)pad, longest - p.Count).Concat(p.Select(i => (long)i)).ToArray()).ToArray();
+        // Position of a token = real tokens before it (pads get 1; nothing attends to them).
+        long[] Positions(List<long> m)
+        {
+            var pos = new long[m.Count];
+            long seen = 0;
+            for (int i = 0; i < m.Count; i++) { seen += m[i]; pos[i] = m[i] == 0 ? 1 : seen - 1; }
+            return pos;
+        }
+        var outputs = Enumerable.Range(0, b).Select(_ => new List<int>()).ToArray();
+        var done = new bool[b];
+        using var cache = NewCache(b);
+        for (int n = 0; n < maxNewTokens && !done.All(d => d); n++)
+        {
+            int t = step[0].Length;
+            var positions = mask.Select(m => Positions(m)[^t..]).ToArray();
+            var logits = DecodeStep(step, mask.Select(m => m.ToArray()).ToArray(), positions, cache);   // (B, T, V)
+            int v = (int)logits.Shape[2];
+            for (int r = 0; r < b; r++)
+            {
+                int tok = pad;
+                if (!done[r])
+                {
+                    var row = logits.Data.AsSpan((r * t + t - 1) * v, v).ToArray();
+                    tok = choose?.Invoke(r, row) ?? Argmax(row);
+                    outputs[r].Add(tok);
+                    onToken?.Invoke(r, tok);
+                    if (tok == eos) done[r] = true;
+                }
+                mask[r].Add(1);
+                step[r] = [tok];
+            }
+        }
+        return outputs.Select(o => o.ToArray()).ToArray();
+    }
+
     /// <summary>Greedy continuation of a text prompt (needs the tokenizer): the new text only.</summary>
     public string GenerateText(string prompt, int maxNewTokens)
     {

@@ -166,6 +166,29 @@ public sealed class OnnxRunnerTests : IDisposable
     }
 
     [Fact]
+    public void BatchedGreedyGenerationWithLeftPaddingMatchesTaskLm()
+    {
+        // Prompts of three lengths in one batch (left-padded, positions from the mask), and one that stops at EOS
+        // early when EOS is set to the id it generates first.
+        string dir = Path.Combine(_tmp, "gpt2-batch");
+        OnnxExport.Export(Gpt2Tests.Fixture("gpt2-tiny"), dir);
+        using var onnx = OnnxTaskModel.Load(dir);
+        var m = Gpt2.FromPretrained(Gpt2Tests.Fixture("gpt2-tiny"));
+        IReadOnlyList<int>[] prompts = [[464, 3290, 318, 257, 1332, 286], [1212, 318], [50256, 40, 588, 257]];
+        var ours = Generation.Generate(m, prompts, new GenerationOptions { MaxNewTokens = 10, EosTokenId = -1 });
+        var streamed = new List<(int, int)>();
+        var theirs = onnx.GenerateBatch(prompts, 10, eosTokenId: -1, onToken: (r, t) => streamed.Add((r, t)));
+        for (int r = 0; r < prompts.Length; r++) Assert.Equal(ours[r], theirs[r]);
+        Assert.Equal(30, streamed.Count);
+        int eos = ours[1][2];
+        var ours2 = Generation.Generate(m, prompts, new GenerationOptions { MaxNewTokens = 10, EosTokenId = eos });
+        var theirs2 = onnx.GenerateBatch(prompts, 10, eosTokenId: eos);
+        for (int r = 0; r < prompts.Length; r++) Assert.Equal(ours2[r], theirs2[r]);
+        Assert.Equal(Array.IndexOf(ours[1], eos) + 1, theirs2[1].Length);        // stopped at the first EOS
+        Assert.True(theirs2.Any(row => row.Length == 10), "the batch ran on for the rows that had not stopped");
+    }
+
+    [Fact]
     public void HfExportMergesLoraAndReloadsWithPeftLogits()
     {
         // The PEFT adapter fixture merged into its base: a plain HF folder whose logits are PEFT's (not merged) ones.
