@@ -77,6 +77,11 @@ public sealed class OnnxTaskModel : IDisposable
         else MaxLength = Config.Int("max_position_embeddings") ?? 512;
     }
 
+    /// <summary>True when <paramref name="folder"/> holds an ONNX export (model.onnx beside config.json), so a caller
+    /// can pick this runner over TorchSharp for it.</summary>
+    public static bool IsExport(string folder) =>
+        File.Exists(Path.Combine(folder, "model.onnx")) && File.Exists(Path.Combine(folder, "config.json"));
+
     /// <summary>Loads <c>model.onnx</c> of an exported folder (see <see cref="OnnxExport"/>) and its tokenizer.
     /// <paramref name="intraOpThreads"/>: ONNX Runtime's threads per call (default: its own choice).</summary>
     public static OnnxTaskModel Load(string folder, int? intraOpThreads = null)

@@ -283,6 +283,27 @@ public sealed class OnnxRunnerTests : IDisposable
         Assert.Contains("--base", r.Stderr);
     }
 
+    [Fact]
+    public void BrokenWeightsOrConfigNameTheFile()
+    {
+        string dir = Path.Combine(_tmp, "broken");
+        Directory.CreateDirectory(dir);
+        File.Copy(Gpt2Tests.Fixture("gpt2-tiny", "config.json"), Path.Combine(dir, "config.json"));
+        var bytes = File.ReadAllBytes(Gpt2Tests.Fixture("gpt2-tiny", "model.safetensors"));
+        File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), bytes[..(bytes.Length / 2)]);     // cut in half
+        var e = Assert.Throws<InvalidDataException>(() => OnnxExport.Export(dir, Path.Combine(_tmp, "broken-out")));
+        Assert.Contains("model.safetensors", e.Message);
+        Assert.False(File.Exists(Path.Combine(_tmp, "broken-out", "model.onnx")));
+        // A config whose shapes disagree with the weights is refused before a graph is written.
+        var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
+        cfg["n_embd"] = 64;
+        File.WriteAllText(Path.Combine(dir, "config.json"), cfg.ToJsonString());
+        File.Copy(Gpt2Tests.Fixture("gpt2-tiny", "model.safetensors"), Path.Combine(dir, "model.safetensors"), overwrite: true);
+        e = Assert.Throws<InvalidDataException>(() => OnnxExport.Export(dir, Path.Combine(_tmp, "broken-out")));
+        Assert.Contains("transformer.wte.weight", e.Message);
+        Assert.False(OnnxTaskModel.IsExport(Path.Combine(_tmp, "broken-out")));
+    }
+
     [OnnxCheckerFact]
     public void OnnxCheckerAcceptsTheExports()
     {
