@@ -120,12 +120,9 @@ public static class TrainingRun
 
     /// <summary>The tokenizer a model init speaks when the recipe names none: the folder's own tokenizer files,
     /// else GPT-2's vocabulary for a GPT-2 preset, else none (pre-tokenized data only).</summary>
-    internal static string? DefaultTokenizerSource(string init) =>
-        Directory.Exists(init) ? (HasTokenizerFiles(init) ? init : null)
-        : ModelPresets.Get(init).ModelType == "gpt2" ? "gpt2" : null;
+    internal static string? DefaultTokenizerSource(string init) => ModelFactory.DefaultTokenizerSource(init);
 
-    internal static bool HasTokenizerFiles(string folder) =>
-        File.Exists(Path.Combine(folder, "tokenizer.json")) || Directory.EnumerateFiles(folder, "*vocab*").Any();
+    internal static bool HasTokenizerFiles(string folder) => ModelFactory.HasTokenizerFiles(folder);
 
     /// <summary>Scores the test split with best/ (or the final model when there is none) and writes eval.json
     /// ({"task", "split": "test", "n", "metrics"}).</summary>
