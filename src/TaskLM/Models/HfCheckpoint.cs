@@ -117,6 +117,8 @@ public static class HfCheckpoint
             MismatchedShapes = shapes,
             BodyMissing = missing.Where(k => !family.IsHead(k)).ToList(),
             BodyUnexpected = bodyUnexpected,
+            ModelLayers = target.Keys.Select(family.LayerOf).DefaultIfEmpty(-1).Max() + 1,
+            CheckpointLayers = keys.Select(family.LayerOf).DefaultIfEmpty(-1).Max() + 1,
         };
     }
 }
@@ -139,6 +141,10 @@ public sealed record LoadReport(string Source, IReadOnlyList<string> Missing, IR
     public IReadOnlyList<string> BodyMissing { get; init; } = [];
     /// <summary>Unexpected checkpoint keys that belong to the body (layers config.json does not have).</summary>
     public IReadOnlyList<string> BodyUnexpected { get; init; } = [];
+
+    /// <summary>Numbered layers the model built from config.json has, and the checkpoint holds.</summary>
+    public int ModelLayers { get; init; }
+    public int CheckpointLayers { get; init; }
 
     /// <summary>Missing plus shape-mismatched weights: those initialised fresh (as HF's _init_weights draws them).</summary>
     public IReadOnlyList<string> NewlyInitialised => Missing.Concat(Mismatched).OrderBy(k => k, StringComparer.Ordinal).ToList();
@@ -170,11 +176,14 @@ public sealed record LoadReport(string Source, IReadOnlyList<string> Missing, IR
     /// whose head is newly initialised (its outputs would be random).</summary>
     public void EnsureUsableForInference(bool allowNewHead = false)
     {
-        string Keys(IReadOnlyList<string> k) => string.Join(", ", k.Take(6)) + (k.Count > 6 ? $", ... ({k.Count} in all)" : "");
+        string Keys(IReadOnlyList<string> k) => string.Join(", ", k.Take(4)) + (k.Count > 4 ? $", ... ({k.Count} in all)" : "");
+        string hint = ModelLayers != CheckpointLayers
+            ? $"config.json describes {ModelLayers} layers, the checkpoint holds {CheckpointLayers}"
+            : "check config.json against the weights file";
         if (BodyMissing.Count > 0)
-            throw new ModelWeightsException($"{Source}: the checkpoint lacks {BodyMissing.Count} weight(s) of the model config.json describes: {Keys(BodyMissing)}; check config.json (e.g. the layer count) against the weights file");
+            throw new ModelWeightsException($"{Source}: the checkpoint lacks {BodyMissing.Count} weight(s) of the model config.json describes: {Keys(BodyMissing)}; {hint}");
         if (BodyUnexpected.Count > 0)
-            throw new ModelWeightsException($"{Source}: the checkpoint holds {BodyUnexpected.Count} weight(s) the model config.json describes has no place for: {Keys(BodyUnexpected)}; check config.json (e.g. the layer count) against the weights file");
+            throw new ModelWeightsException($"{Source}: the checkpoint holds {BodyUnexpected.Count} weight(s) the model config.json describes has no place for: {Keys(BodyUnexpected)}; {hint}");
         if (!allowNewHead && NewlyInitialised.Count > 0)
             throw new ModelWeightsException($"{Source}: {Architecture}'s head is not in the checkpoint (newly initialized: {Keys(NewlyInitialised)}); train it first, or choose the task the checkpoint was saved for");
     }
