@@ -30,6 +30,26 @@ public static class Global
         Recursive = true,
     };
 
+    /// <summary>Adds a parse-time check that the option's value, when given, is at least <paramref name="min"/>.</summary>
+    public static Option<int?> AtLeast(this Option<int?> option, int min)
+    {
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is int v && v < min) r.AddError($"{option.Name} must be at least {min}, got {v}");
+        });
+        return option;
+    }
+
+    /// <inheritdoc cref="AtLeast(Option{int?}, int)"/>
+    public static Option<int> AtLeast(this Option<int> option, int min)
+    {
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is int v && v < min) r.AddError($"{option.Name} must be at least {min}, got {v}");
+        });
+        return option;
+    }
+
     /// <summary>A <c>--json</c> flag for a verb (machine-readable output on stdout).</summary>
     public static Option<bool> JsonOption() => new("--json") { Description = "Print machine-readable JSON" };
 

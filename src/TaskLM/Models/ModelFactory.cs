@@ -13,11 +13,12 @@ public static class ModelFactory
 
     /// <summary>Loads an HF model folder for inference (logits, generate, evaluate, predict, serve): a checkpoint
     /// that does not fill the body config.json describes (missing or unexpected body weights), or a head the
-    /// checkpoint lacks, is a <see cref="ModelWeightsException"/> naming the keys.</summary>
-    public static PreTrainedModel ForInference(string folder, string? task = null)
+    /// checkpoint lacks, is a <see cref="ModelWeightsException"/> naming the keys. <paramref name="allowNewHead"/>:
+    /// the base of a LoRA adapter, whose head comes with the adapter.</summary>
+    public static PreTrainedModel ForInference(string folder, string? task = null, bool allowNewHead = false)
     {
         var m = PreTrainedModel.FromPretrained(folder, task);
-        m.LoadReport!.EnsureUsableForInference();
+        m.LoadReport!.EnsureUsableForInference(allowNewHead);
         return m;
     }
 

@@ -180,6 +180,42 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
         return o;
     }
 
+    /// <summary>Checks an inference batch before it reaches the model, so a bad input is one line naming
+    /// <paramref name="source"/>, the key, the position and the limit instead of libtorch's "index out of range
+    /// in self": input_ids (B, T) non-empty and inside the vocabulary, attention_mask and token_type_ids of the
+    /// same shape, token types inside type_vocab_size, T within the position table.</summary>
+    public void CheckInputs(ModelBatch batch, string source)
+    {
+        var ids = batch.InputIds;
+        if (ids.dim() != 2) throw new InvalidDataException($"{source}: input_ids must be a list of token-id rows (B, T), got {ids.dim()} dimensions");
+        if (ids.numel() == 0) throw new InvalidDataException($"{source}: input_ids is empty (no tokens)");
+        var cfg = Config;
+        int vocab = HfConfig.Int(cfg, "vocab_size", "config.json") ?? int.MaxValue;
+        CheckRange(ids, "input_ids", vocab, $"the vocabulary (vocab_size {vocab}: ids 0..{vocab - 1})", source);
+        int? positions = HfConfig.Int(cfg, "n_positions", "config.json") ?? HfConfig.Int(cfg, "max_position_embeddings", "config.json");
+        if (positions is int np && ids.shape[1] > np)
+            throw new InvalidDataException($"{source}: input_ids rows have {ids.shape[1]} tokens, more than the model's {np} positions");
+        foreach (var (key, t) in new[] { ("attention_mask", batch.AttentionMask), ("token_type_ids", batch.TokenTypeIds) })
+        {
+            if (t is null) continue;
+            if (!t.shape.SequenceEqual(ids.shape))
+                throw new InvalidDataException($"{source}: {key} has shape [{string.Join(", ", t.shape)}], input_ids [{string.Join(", ", ids.shape)}]; they must match");
+        }
+        if (batch.AttentionMask is { } mask) CheckRange(mask, "attention_mask", 2, "0 (padding) and 1 (token)", source);
+        int types = HfConfig.Int(cfg, "type_vocab_size", "config.json") ?? 1;
+        if (batch.TokenTypeIds is { } tt) CheckRange(tt, "token_type_ids", types, $"the token types (type_vocab_size {types}: 0..{types - 1})", source);
+    }
+
+    static void CheckRange(Tensor t, string key, int limit, string what, string source)
+    {
+        using var scope = NewDisposeScope();
+        var bad = t.lt(0).logical_or(t.ge(limit));
+        if (!bad.any().item<bool>()) return;
+        var at = bad.nonzero()[0].data<long>().ToArray();   // (row, col) of the first bad value
+        long v = t[at[0], at[1]].item<long>();
+        throw new InvalidDataException($"{source}: {key}[{at[0]}][{at[1]}] = {v} is outside {what}");
+    }
+
     /// <summary>HF's <c>_init_weights</c> for one parameter (family rules: normal std, zero bias, norm weight 1).</summary>
     protected abstract void InitWeight(string name, Parameter p, Generator? generator);
 

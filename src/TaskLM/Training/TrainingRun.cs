@@ -52,7 +52,12 @@ public static class TrainingRun
         bool lora = r.Strategy.Method == "lora";
         ITaskModel model;
         string init = resumeDir != null && !lora ? resumeDir : r.Model.Init;
-        if (Directory.Exists(init)) model = ModelFactory.FromPretrained(init, modelTask, labels?.Count, labels);
+        if (Directory.Exists(init))
+        {
+            model = ModelFactory.FromPretrained(init, modelTask, labels?.Count, labels);
+            // HF's load report: a new head is normal when fine-tuning, and said so; so are unused weights.
+            if (model is PreTrainedModel { LoadReport: { } report }) foreach (var line in report.ToString().Split(Environment.NewLine)) o.Say(line);
+        }
         else
         {
             var ov = new Dictionary<string, object>();
