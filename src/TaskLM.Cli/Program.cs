@@ -3,6 +3,7 @@ using System.CommandLine;
 using Spectre.Console;
 using TaskLM.Cli.Commands;
 
+Global.ConfigureConsole();
 var root = new RootCommand("TaskLM: train a language model for one task, from raw data to a served model.");
 root.Options.Add(Global.Device);
 root.Options.Add(Global.Threads);

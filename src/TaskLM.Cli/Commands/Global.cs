@@ -55,6 +55,14 @@ public static class Global
 
     public static readonly JsonSerializerOptions JsonOut = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
+    /// <summary>Output for programs and pipes: when stdout is not a terminal, tables and lines never wrap (a
+    /// cell such as "gpt2-tiny" is never split); COLUMNS, when set, is the width either way.</summary>
+    public static void ConfigureConsole()
+    {
+        if (int.TryParse(Environment.GetEnvironmentVariable("COLUMNS"), out int columns) && columns > 0) AnsiConsole.Profile.Width = columns;
+        else if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 32_768;
+    }
+
     /// <summary>Loads libtorch, applies <c>--threads</c> and resolves <c>--device</c>.</summary>
     public static torch.Device StartTorch(ParseResult p)
     {
