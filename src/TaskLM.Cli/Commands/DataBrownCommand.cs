@@ -11,10 +11,10 @@ public static class DataBrownCommand
 {
     public static Command Create()
     {
-        var outDir = new Option<string>("--out-dir") { Description = "Folder for train/validation/test.jsonl and train.txt", Required = true };
+        var outDir = Global.OutOption("Folder for train/validation/test.jsonl and train.txt");
         var tagset = new Option<string>("--tagset") { Description = "universal (12 tags of Petrov et al. 2012) or full (Brown's own tags)", DefaultValueFactory = _ => "universal" };
-        var seed = new Option<int>("--seed") { Description = "Seed of the document shuffle (90/5/5 per genre)", DefaultValueFactory = _ => 42 };
-        var dataDir = new Option<string?>("--data-dir") { Description = "Folder holding catalog.json (default: data/ found from here or the program)" };
+        var seed = Global.SeedOption("the document shuffle (90/5/5 per genre)");
+        var dataDir = Global.DataDirOption();
         var json = Global.JsonOption();
         var cmd = new Command("brown-pos", "Brown corpus → sentence-level POS tagging JSONL (tokens, tags), split by document");
         foreach (var o in new Option[] { outDir, tagset, seed, dataDir, json }) cmd.Options.Add(o);
@@ -22,7 +22,7 @@ public static class DataBrownCommand
         {
             var cat = CorpusCatalog.Load(p.GetValue(dataDir));
             var corpus = cat.PathOf(cat.Get("brown"));
-            var splits = BrownPos.Write(corpus, p.GetValue(outDir)!, p.GetValue(tagset)!, p.GetValue(seed));
+            var splits = BrownPos.Write(corpus, p.GetValue(outDir)!, p.GetValue(tagset)!, p.GetValue(seed) ?? 42);
             if (p.GetValue(json))
             {
                 var arr = new JsonArray(splits.Select(s => (JsonNode?)new JsonObject

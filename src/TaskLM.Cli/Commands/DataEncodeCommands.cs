@@ -12,14 +12,15 @@ public static class DataEncodeCommands
     public static IEnumerable<Command> Create()
     {
         var tokenizer = new Option<string>("--tokenizer") { Description = "A tokenizer folder or \"gpt2\"", DefaultValueFactory = _ => "gpt2" };
-        var input = new Option<string[]>("--input") { Description = ".txt / .jsonl files or folders of them", Required = true, AllowMultipleArgumentsPerToken = true };
-        var output = new Option<string>("--output") { Description = "Token file to write (e.g. data/train.tok)", Required = true };
+        var input = new Argument<string[]>("inputs") { Description = ".txt / .jsonl files or folders of them", Arity = ArgumentArity.OneOrMore };
+        var output = Global.OutOption("Token file to write (e.g. data/train.tok)");
         var split = new Option<string>("--doc-split") { Description = "How .txt files become documents: file, line or blank (blank-line-separated)", DefaultValueFactory = _ => "file" };
-        var column = new Option<string>("--text-column") { Description = "Field holding the text in .jsonl files", DefaultValueFactory = _ => "text" };
+        var column = Global.TextColumnOption();
         var noEos = new Option<bool>("--no-eos") { Description = "Do not append the end-of-sequence id after each document" };
         var json = Global.JsonOption();
         var cmd = new Command("encode", "Encode a corpus into a token file (uint16/uint32 ids, document index), on all cores");
-        foreach (var o in new Option[] { tokenizer, input, output, split, column, noEos, json }) cmd.Options.Add(o);
+        cmd.Arguments.Add(input);
+        foreach (var o in new Option[] { tokenizer, output, split, column, noEos, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var docSplit = p.GetValue(split)!.ToLowerInvariant() switch
@@ -34,7 +35,7 @@ public static class DataEncodeCommands
             var sw = Stopwatch.StartNew();
             (long Tokens, int Documents, long Chars) r = default;
             void Run(IProgress<long>? progress) =>
-                r = TokenFileEncoder.Encode(tok, TextSources.Documents(files, docSplit, p.GetValue(column)!), p.GetValue(output)!,
+                r = TokenFileEncoder.Encode(tok, TextSources.Documents(files, docSplit, p.GetValue(column) ?? "text"), p.GetValue(output)!,
                     !p.GetValue(noEos), threads, progress);
             if (p.GetValue(json)) Run(null);
             else

@@ -20,14 +20,17 @@ public static class ModelCommands
     static Command Logits()
     {
         var cmd = new Command("logits", "Run an HF model folder on token ids from a JSON file and write its logits as JSON");
-        var model = new Option<string>("--model") { Description = "HF model folder (config.json + weights)", Required = true };
-        var input = new Option<string>("--input") { Description = "JSON with input_ids and optional attention_mask, token_type_ids (nested lists)", Required = true };
-        var output = new Option<string>("--output") { Description = "JSON file to write logits (or start_logits/end_logits) to", Required = true };
-        cmd.Options.Add(model); cmd.Options.Add(input); cmd.Options.Add(output);
+        var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder (config.json + weights); INPUT: JSON with input_ids and optional attention_mask, token_type_ids (nested lists)",
+            overrides: false, ("MODEL", "--model"), ("INPUT", "--input"));
+        var output = Global.OutOption("JSON file to write logits (or start_logits/end_logits) to", required: false);
+        var legacyOutput = new Option<string?>("--output") { Hidden = true, Description = "Same as --out" };
+        cmd.Options.Add(output); cmd.Options.Add(legacyOutput);
         cmd.SetAction(p =>
         {
+            var (values, _) = inputs.Read(p);
+            string outPath = p.GetValue(output) ?? p.GetValue(legacyOutput) ?? throw new Global.UsageException("missing option --out (JSON file to write logits to)");
             var device = Global.StartTorch(p);
-            string inPath = p.GetValue(input)!;
+            string inPath = values[1];
             JsonObject json;
             try { json = JsonNode.Parse(File.ReadAllText(inPath))?.AsObject() ?? throw new InvalidDataException($"{inPath}: empty JSON"); }
             catch (JsonException e) { throw new InvalidDataException($"{inPath}: invalid JSON (line {e.LineNumber + 1}): {e.Message}", e); }
@@ -38,7 +41,7 @@ public static class ModelCommands
                 AttentionMask = IdsTensor(json, "attention_mask", inPath, CPU, required: false),
                 TokenTypeIds = IdsTensor(json, "token_type_ids", inPath, CPU, required: false),
             };
-            var m = ModelFactory.ForInference(p.GetValue(model)!);
+            var m = ModelFactory.ForInference(values[0]);
             m.CheckInputs(batch, inPath);
             m.to(device);
             using var noGrad = no_grad();
@@ -47,7 +50,6 @@ public static class ModelCommands
             if (o.Logits is not null) result["logits"] = Nested(o.Logits);
             if (o.StartLogits is not null) result["start_logits"] = Nested(o.StartLogits);
             if (o.EndLogits is not null) result["end_logits"] = Nested(o.EndLogits);
-            string outPath = p.GetValue(output)!;
             string? dir = Path.GetDirectoryName(Path.GetFullPath(outPath));
             if (dir != null) Directory.CreateDirectory(dir);
             File.WriteAllText(outPath, result.ToJsonString());
@@ -59,7 +61,6 @@ public static class ModelCommands
     static Command Generate()
     {
         var cmd = new Command("generate", "Continue a prompt with a causal LM (greedy or sampled)");
-        var model = new Option<string>("--model") { Description = "HF model folder of a GPT-2 LM", Required = true };
         var prompt = new Option<string?>("--prompt") { Description = "Prompt text (needs the folder's tokenizer)" };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Prompt token ids, comma-separated" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens to generate", DefaultValueFactory = _ => 20 };
@@ -73,10 +74,11 @@ public static class ModelCommands
         var stop = new Option<string[]>("--stop") { Description = "Stop when the continuation contains this text (repeatable)", AllowMultipleArgumentsPerToken = false };
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole sequence every step (no KV cache)" };
         var json = Global.JsonOption();
-        foreach (var o in new Option[] { model, prompt, promptIds, maxNew, greedy, temperature, topK, topP, seed, rep, stop, tokenizerOpt, noCache, json }) cmd.Options.Add(o);
+        var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder of a causal LM (GPT-2)", overrides: false, ("MODEL", "--model"));
+        foreach (var o in new Option[] { prompt, promptIds, maxNew, greedy, temperature, topK, topP, seed, rep, stop, tokenizerOpt, noCache, json }) cmd.Options.Add(o);
         cmd.SetAction(async (p, ct) =>
         {
-            string folder = p.GetValue(model)!;
+            string folder = inputs.Read(p).Values[0];
             string? text = p.GetValue(prompt), idText = p.GetValue(promptIds);
             // The request is validated in one place (GenerationRequest), before any model is loaded.
             var request = new GenerationRequest

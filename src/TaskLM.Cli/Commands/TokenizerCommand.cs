@@ -12,16 +12,17 @@ public static class TokenizerCommand
     public static Command Create()
     {
         var kind = new Option<string>("--kind") { Description = "bpe (GPT-2 byte-level) or wordpiece (BERT)", DefaultValueFactory = _ => "bpe" };
-        var input = new Option<string[]>("--input") { Description = ".txt / .jsonl files or folders (each non-empty line of a .txt is one text)", Required = true, AllowMultipleArgumentsPerToken = true };
-        var output = new Option<string>("--output") { Description = "Folder for the tokenizer files", Required = true };
+        var input = new Argument<string[]>("inputs") { Description = ".txt / .jsonl files or folders (each non-empty line of a .txt is one text)", Arity = ArgumentArity.OneOrMore };
+        var output = Global.OutOption("Folder for the tokenizer files");
         var vocabSize = new Option<int>("--vocab-size") { Description = "vocab_size, special tokens and alphabet included", DefaultValueFactory = _ => 8192 };
         var minFreq = new Option<int>("--min-frequency") { Description = "min_frequency: stop when the best pair is rarer", DefaultValueFactory = _ => 2 };
         var specials = new Option<string?>("--special-tokens") { Description = "Comma-separated; default <|endoftext|> (bpe) or [PAD],[UNK],[CLS],[SEP],[MASK] (wordpiece)" };
         var cased = new Option<bool>("--cased") { Description = "WordPiece: keep case and accents (do_lower_case=false)" };
-        var column = new Option<string>("--text-column") { Description = "Field holding the text in .jsonl files", DefaultValueFactory = _ => "text" };
+        var column = Global.TextColumnOption();
         var json = Global.JsonOption();
         var train = new Command("train", "Train a vocabulary on a corpus and save it as Hugging Face tokenizer files");
-        foreach (var o in new Option[] { kind, input, output, vocabSize, minFreq, specials, cased, column, json }) train.Options.Add(o);
+        train.Arguments.Add(input);
+        foreach (var o in new Option[] { kind, output, vocabSize, minFreq, specials, cased, column, json }) train.Options.Add(o);
         train.SetAction(p =>
         {
             var k = p.GetValue(kind)!.ToLowerInvariant();

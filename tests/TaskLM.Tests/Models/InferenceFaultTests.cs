@@ -65,8 +65,8 @@ public class InferenceFaultTests
         using var t = new TempDir();
         string model = CopyFixture("gpt2-cls", t.Path);
         SetConfig(model, "n_layer", 4);
-        var r = CliRunner.Run("logits", "--model", model, "--input", Ids(t.File("in.json"), new { input_ids = new[] { new[] { 1, 2, 3 } } }),
-            "--output", t.File("out.json"), "--device", "cpu", "--threads", "1");
+        var r = CliRunner.Run("logits", model, Ids(t.File("in.json"), new { input_ids = new[] { new[] { 1, 2, 3 } } }),
+            "--out", t.File("out.json"), "--device", "cpu", "--threads", "1");
         AssertOneLineError(r, "transformer.h.2.", "describes 4 layers, the checkpoint holds 2");
         Assert.False(File.Exists(t.File("out.json")));
     }
@@ -77,8 +77,8 @@ public class InferenceFaultTests
         using var t = new TempDir();
         string model = CopyFixture("bert-cls", t.Path);
         SetConfig(model, "num_hidden_layers", null);   // HF's default is 12
-        var r = CliRunner.Run("logits", "--model", model, "--input", Ids(t.File("in.json"), new { input_ids = new[] { new[] { 1, 2, 3 } } }),
-            "--output", t.File("out.json"), "--device", "cpu", "--threads", "1");
+        var r = CliRunner.Run("logits", model, Ids(t.File("in.json"), new { input_ids = new[] { new[] { 1, 2, 3 } } }),
+            "--out", t.File("out.json"), "--device", "cpu", "--threads", "1");
         AssertOneLineError(r, "bert.encoder.layer.", "describes 12 layers, the checkpoint holds 2");
     }
 
@@ -88,7 +88,7 @@ public class InferenceFaultTests
         using var t = new TempDir();
         string model = CopyFixture("gpt2-tiny", t.Path);
         RemoveTensor(model, "transformer.wte.weight");
-        var r = CliRunner.Run("generate", "--model", model, "--prompt-ids", "1,2,3", "--max-new-tokens", "2", "--device", "cpu", "--threads", "1");
+        var r = CliRunner.Run("generate", model, "--prompt-ids", "1,2,3", "--max-new-tokens", "2", "--device", "cpu", "--threads", "1");
         AssertOneLineError(r, "transformer.wte.weight", "lacks 1 weight");
     }
 
@@ -99,7 +99,7 @@ public class InferenceFaultTests
         string model = CopyFixture("bert-cls", t.Path);
         RemoveTensor(model, "bert.encoder.layer.1.output.dense.weight");
         File.WriteAllLines(t.File("test.jsonl"), ["{\"input_ids\": [2, 5, 7, 3], \"labels\": 0}", "{\"input_ids\": [2, 6, 3], \"labels\": 1}"]);
-        var r = CliRunner.Run("evaluate", "--model", model, "--data", t.File("test.jsonl"), "--out", t.File("out"), "--device", "cpu", "--threads", "1");
+        var r = CliRunner.Run("evaluate", model, t.File("test.jsonl"), "--out", t.File("out"), "--device", "cpu", "--threads", "1");
         AssertOneLineError(r, "bert.encoder.layer.1.output.dense.weight");
         Assert.False(File.Exists(Path.Combine(t.File("out"), "eval.json")));
     }
@@ -109,7 +109,7 @@ public class InferenceFaultTests
     {
         using var t = new TempDir();
         string model = Fixture("gpt2-cls");
-        CliResult Logits(object json) => CliRunner.Run("logits", "--model", model, "--input", Ids(t.File("in.json"), json), "--output", t.File("out.json"), "--device", "cpu", "--threads", "1");
+        CliResult Logits(object json) => CliRunner.Run("logits", model, Ids(t.File("in.json"), json), "--out", t.File("out.json"), "--device", "cpu", "--threads", "1");
 
         AssertOneLineError(Logits(new { input_ids = new[] { new[] { 1, 99999, 3 } } }), "in.json", "input_ids[0][1] = 99999", "vocab_size 1000: ids 0..999");
         AssertOneLineError(Logits(new { input_ids = new[] { new[] { 1, -4 } } }), "input_ids[0][1] = -4");
@@ -129,7 +129,7 @@ public class InferenceFaultTests
     [InlineData("--prompt-ids", "1,60000", "prompt id 60000 at position 1 is outside the model's vocabulary (vocab_size 50257")]
     public void GenerateSettingsAreCheckedInOnePlace(string option, string value, string message)
     {
-        var args = new List<string> { "generate", "--model", Fixture("gpt2-tiny"), "--device", "cpu", "--threads", "1" };
+        var args = new List<string> { "generate", Fixture("gpt2-tiny"), "--device", "cpu", "--threads", "1" };
         if (option != "--prompt-ids") args.AddRange(["--prompt-ids", "1,2"]);
         args.AddRange([option, value]);
         AssertOneLineError(CliRunner.Run(args), message);
