@@ -158,7 +158,7 @@ public static class DataPrepCommands
     private static Command Split()
     {
         var input = new Argument<string>("input") { Description = "JSONL file (.jsonl or .jsonl.gz)" };
-        var outDir = Global.OutOption("Folder for the split files and manifest.json");
+        var outDir = Global.OutOption("Folder for the split files and manifest.json", legacy: "--out-dir");
         var ratios = new Option<string?>("--ratios") { Description = "Fractions per split, e.g. 0.8,0.1,0.1 (train,validation,test) or 0.9,0.1 (train,test); default 0.8,0.1,0.1" };
         var counts = new Option<string?>("--counts") { Description = "Rows per split instead of ratios, e.g. 5000,500,500" };
         var names = new Option<string?>("--names") { Description = "Split names (default train,validation,test or train,test)" };
@@ -171,10 +171,11 @@ public static class DataPrepCommands
 
         var cmd = new Command("split", "Split a JSONL corpus into train/validation/test: stratified, seeded, group-aware; writes manifest.json with hashes");
         cmd.Arguments.Add(input);
-        foreach (var o in new Option[] { outDir, ratios, counts, names, stratify, seed, group, threshold, shingles, shingleSize, text, json }) cmd.Options.Add(o);
+        outDir.AddTo(cmd);
+        foreach (var o in new Option[] { ratios, counts, names, stratify, seed, group, threshold, shingles, shingleSize, text, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
-            string inPath = p.GetValue(input)!, dir = p.GetValue(outDir)!;
+            string inPath = p.GetValue(input)!, dir = outDir.Read(p)!;
             var o = new SplitOptions { Seed = p.GetValue(seed) ?? 42, TextColumn = p.GetValue(text) ?? "text" };
             if (p.GetValue(counts) is { } cs)
             {

@@ -44,9 +44,61 @@ public static class Global
         }
     }
 
-    /// <summary>The output of a verb, a file or a folder, whichever the verb writes: always <c>--out</c>.</summary>
-    public static Option<string?> OutOption(string description, bool required = true) =>
-        new("--out") { Description = description, Required = required, HelpName = "path" };
+    /// <summary>The output of a verb, a file or a folder, whichever the verb writes: always <c>--out</c>. A verb
+    /// that used another spelling before keeps it as a hidden <see cref="OutputOption.Legacy"/> alias (scripts).</summary>
+    public static OutputOption OutOption(string description, bool required = true, string? legacy = null) => new(description, required, legacy);
+
+    /// <summary><c>--out</c>, with its requirement checked when read (so a legacy spelling can stand in).</summary>
+    public sealed class OutputOption : Option<string?>
+    {
+        public OutputOption(string description, bool required, string? legacy) : base("--out")
+        {
+            Description = required ? description + " (required)" : description;
+            HelpName = "path";
+            MustBeGiven = required;
+            if (legacy != null) Legacy = new Option<string?>(legacy) { Hidden = true, Description = "Same as --out" };
+        }
+
+        /// <summary>True when the verb cannot run without it.</summary>
+        public bool MustBeGiven { get; }
+        /// <summary>The older spelling (--output, --out-dir), hidden from help.</summary>
+        public Option<string?>? Legacy { get; }
+
+        /// <summary>Adds this option (and its hidden legacy spelling) to a command.</summary>
+        public OutputOption AddTo(Command cmd)
+        {
+            cmd.Options.Add(this);
+            if (Legacy != null) cmd.Options.Add(Legacy);
+            return this;
+        }
+
+        /// <summary>The path given, or null when optional and absent; a usage error when required and absent.</summary>
+        public string? Read(ParseResult p) =>
+            p.GetValue(this) ?? (Legacy != null ? p.GetValue(Legacy) : null)
+            ?? (MustBeGiven ? throw new UsageException($"missing option --out ({Description!.Replace(" (required)", "")})") : null);
+    }
+
+    /// <summary>A verb's input files, positional (one or more), with the older <c>--input</c> spelling hidden.</summary>
+    public sealed class InputFiles
+    {
+        readonly Argument<string[]> _arg;
+        readonly Option<string[]> _legacy;
+
+        public InputFiles(Command cmd, string description)
+        {
+            _arg = new Argument<string[]>("inputs") { Description = description, Arity = ArgumentArity.ZeroOrMore, HelpName = "INPUT..." };
+            _legacy = new Option<string[]>("--input") { Hidden = true, AllowMultipleArgumentsPerToken = true, Description = "Same as the positional inputs" };
+            cmd.Arguments.Add(_arg);
+            cmd.Options.Add(_legacy);
+        }
+
+        /// <summary>The inputs given (at least one, else a usage error).</summary>
+        public string[] Read(ParseResult p)
+        {
+            var all = (p.GetValue(_arg) ?? []).Concat(p.GetValue(_legacy) ?? []).ToArray();
+            return all.Length > 0 ? all : throw new UsageException($"missing INPUT ({_arg.Description})");
+        }
+    }
 
     /// <summary>The folder holding the data catalog (data list, data brown-pos).</summary>
     public static Option<string?> DataDirOption() =>

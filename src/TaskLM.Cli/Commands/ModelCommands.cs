@@ -22,13 +22,11 @@ public static class ModelCommands
         var cmd = new Command("logits", "Run an HF model folder on token ids from a JSON file and write its logits as JSON");
         var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder (config.json + weights); INPUT: JSON with input_ids and optional attention_mask, token_type_ids (nested lists)",
             overrides: false, ("MODEL", "--model"), ("INPUT", "--input"));
-        var output = Global.OutOption("JSON file to write logits (or start_logits/end_logits) to", required: false);
-        var legacyOutput = new Option<string?>("--output") { Hidden = true, Description = "Same as --out" };
-        cmd.Options.Add(output); cmd.Options.Add(legacyOutput);
+        var output = Global.OutOption("JSON file to write logits (or start_logits/end_logits) to", legacy: "--output").AddTo(cmd);
         cmd.SetAction(p =>
         {
             var (values, _) = inputs.Read(p);
-            string outPath = p.GetValue(output) ?? p.GetValue(legacyOutput) ?? throw new Global.UsageException("missing option --out (JSON file to write logits to)");
+            string outPath = output.Read(p)!;
             var device = Global.StartTorch(p);
             string inPath = values[1];
             JsonObject json;

@@ -94,6 +94,13 @@ public class CliVocabularyTests
             var r = CliRunner.Run("logits", "--model", Path.Combine(AppContext.BaseDirectory, "fixtures", "hf", "gpt2-cls"), "--input", input, "--output", output, "--device", "cpu", "--threads", "1");
             Assert.True(r.ExitCode == 0, r.Stderr);
             Assert.Equal(3, JsonNode.Parse(File.ReadAllText(output))!["logits"]!.AsArray().Count);
+
+            // Older spellings of other verbs keep working too, hidden from help: --input/--output, --out-dir, --set.
+            string txt = Path.Combine(dir, "a.txt");
+            File.WriteAllText(txt, "Call me Ishmael.");
+            var enc = CliRunner.Run("data", "encode", "--input", txt, "--output", Path.Combine(dir, "a.tok"));
+            Assert.True(enc.ExitCode == 0, enc.Stderr);
+            Assert.True(File.Exists(Path.Combine(dir, "a.tok")));
         }
         finally { Directory.Delete(dir, true); }
     }
