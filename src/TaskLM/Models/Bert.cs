@@ -601,6 +601,7 @@ public sealed partial class BertFamily : ModelFamily
     private static partial System.Text.RegularExpressions.Regex Layer();
     protected override System.Text.RegularExpressions.Regex LayerPattern => Layer();
     public override IReadOnlyList<string> EmbeddingModules { get; } = ["embeddings"];
+    public override string InputEmbeddingKey => "bert.embeddings.word_embeddings.weight";
     public override IReadOnlyList<string> TiedWeightKeys { get; } = ["cls.predictions.decoder.weight"];
     public override IReadOnlyList<string> LoraTargetModules { get; } = ["query", "value"];
     public override IReadOnlyDictionary<string, string> Architectures { get; } = new Dictionary<string, string>
@@ -674,7 +675,7 @@ public sealed partial class BertFamily : ModelFamily
 public static class Bert
 {
     /// <summary>Tasks with a BERT head.</summary>
-    public static readonly string[] Tasks = ["masked-lm", "classification", "token-classification", "question-answering"];
+    public static readonly string[] Tasks = [.. BertFamily.Instance.Tasks];
 
     /// <summary>The preset names, smallest first (the BERT rows of <see cref="ModelPresets"/>).</summary>
     public static IReadOnlyList<string> PresetNames => ModelPresets.All.Where(p => p.Family == BertFamily.Instance).Select(p => p.Name).ToList();

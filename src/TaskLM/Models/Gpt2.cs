@@ -378,6 +378,7 @@ public sealed partial class Gpt2Family : ModelFamily
     private static partial System.Text.RegularExpressions.Regex Layer();
     protected override System.Text.RegularExpressions.Regex LayerPattern => Layer();
     public override IReadOnlyList<string> EmbeddingModules { get; } = ["wte", "wpe"];
+    public override string InputEmbeddingKey => "transformer.wte.weight";
     public override IReadOnlyList<string> TiedWeightKeys { get; } = ["lm_head.weight"];
     public override IReadOnlyList<string> LoraTargetModules { get; } = ["c_attn"];
     public override bool FanInFanOut => true;

@@ -36,6 +36,9 @@ public abstract class ModelFamily
     /// <summary>Embedding modules, relative to the body (GPT-2 "wte", "wpe"; BERT "embeddings").</summary>
     public abstract IReadOnlyList<string> EmbeddingModules { get; }
 
+    /// <summary>The input token embedding's parameter (the one a tied LM head shares).</summary>
+    public abstract string InputEmbeddingKey { get; }
+
     /// <summary>HF's <c>_tied_weights_keys</c>: head weights that are the input embedding when
     /// tie_word_embeddings is on; a checkpoint may hold them, the model does not.</summary>
     public abstract IReadOnlyList<string> TiedWeightKeys { get; }

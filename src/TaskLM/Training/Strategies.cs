@@ -24,8 +24,8 @@ public static partial class Strategies
         foreach (var (name, p) in m.Module.named_parameters())
         {
             bool freeze = (f.AllButHead && !IsHead(m, name)) || (f.Embeddings && IsEmbedding(m, name)) || (LayerOf(m, name) is int l && l >= 0 && l < f.Layers);
-            // GPT-2's LM head is tied to wte: all_but_head still trains it (it is the head).
-            if (freeze && !(f.AllButHead && name.EndsWith("wte.weight", StringComparison.Ordinal) && m.Task is "causal-lm" or "generation" && !f.Embeddings)) { p.requires_grad = false; frozen++; }
+            // A causal LM's head is tied to the input embedding: all_but_head still trains it (it is the head).
+            if (freeze && !(f.AllButHead && name == FamilyOf(m).InputEmbeddingKey && m.Task is "causal-lm" or "generation" && !f.Embeddings)) { p.requires_grad = false; frozen++; }
         }
         return $"froze {frozen} parameter tensors (embeddings: {f.Embeddings}, bottom layers: {f.Layers}, all but head: {f.AllButHead})";
     }
