@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Prints the transfer table (Markdown) and writes runs/transfer/table.json from the run folders bench/transfer/run.sh
+made: test-split metric of the pre-trained and the random-init fine-tune, and of the classical baseline (TF-IDF +
+logistic regression from `tasklm baseline`, recorded in eval.json by train; for POS the most-frequent-tag-per-word
+tagger computed here from the training split)."""
+import json, os, collections
+
+ROWS = [("spam", "SpamAssassin spam vs ham", "f1_spam"), ("brown-pos", "Brown POS, 12 tags", "token_accuracy"),
+        ("brown-genre", "Brown genre, 15 classes", "macro_f1")]
+ROOT = "runs/transfer"
+
+
+def load(task, init):
+    p = os.path.join(ROOT, f"{task}-{init}", "eval.json")
+    if not os.path.exists(p):
+        return None
+    return json.load(open(p))
+
+
+def wall(task, init):
+    p = os.path.join(ROOT, f"{task}-{init}", "metrics.jsonl")
+    if not os.path.exists(p):
+        return None
+    steps = [json.loads(l) for l in open(p) if '"eval"' not in l]
+    return len(steps)
+
+
+def unigram_tagger(data="runs/transfer-data/pos"):
+    """Most frequent tag of each training word (lower-cased); unseen words get the most frequent tag overall."""
+    counts, overall = collections.defaultdict(collections.Counter), collections.Counter()
+    for l in open(os.path.join(data, "train.jsonl")):
+        r = json.loads(l)
+        for w, t in zip(r["tokens"], r["tags"]):
+            counts[w.lower()][t] += 1
+            overall[t] += 1
+    best = {w: c.most_common(1)[0][0] for w, c in counts.items()}
+    top = overall.most_common(1)[0][0]
+    ok = n = 0
+    for l in open(os.path.join(data, "test.jsonl")):
+        r = json.loads(l)
+        for w, t in zip(r["tokens"], r["tags"]):
+            ok += best.get(w.lower(), top) == t
+            n += 1
+    return ok / n
+
+
+def main():
+    table = []
+    print("| task | metric | pre-trained encoder | random init | baseline | steps |")
+    print("|---|---|---|---|---|---|")
+    for task, name, metric in ROWS:
+        pre, rnd = load(task, "pretrained"), load(task, "random")
+        get = lambda e: None if e is None else e["metrics"].get(metric)
+        base, base_name = None, ""
+        if task == "brown-pos":
+            base, base_name = unigram_tagger(), "most-frequent tag per word"
+        elif pre is not None and "baseline" in pre:
+            base, base_name = pre["baseline"]["metrics"].get(metric), "TF-IDF + logistic regression"
+        fmt = lambda v: "–" if v is None else f"{v:.4f}"
+        print(f"| {name} | {metric} | {fmt(get(pre))} | {fmt(get(rnd))} | {fmt(base)} ({base_name}) | {wall(task, 'pretrained')} |")
+        table.append({"task": task, "metric": metric, "pretrained": get(pre), "random": get(rnd), "baseline": base,
+                      "baseline_kind": base_name})
+    json.dump(table, open(os.path.join(ROOT, "table.json"), "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()
