@@ -18,6 +18,7 @@ root.Subcommands.Add(ReportCommand.Create());
 root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
+root.Subcommands.Add(ExportCommand.Create());
 
 Global.AddTorchOptions(root);   // --device/--threads on the verbs that run a model
 

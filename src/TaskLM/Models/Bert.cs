@@ -544,6 +544,19 @@ public sealed class BertForMaskedLM : BertPreTrainedModel
     {
         var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
         var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
+        if (batch.Labels is not null && training)
+        {
+            // Sparse prediction (Geiping & Goldstein 2022, "Cramming"): while training, run the head only at the M
+            // masked positions. The loss is the same mean over those positions that HF computes from full logits,
+            // but the (V x H) decoder, most of a small model's FLOPs, sees ~15% of the tokens. Evaluation (eval
+            // mode) still returns HF's full (B, T, V) logits. No logits come back here, so the trainer's label
+            // smoothing does not apply to masked-LM training.
+            var labels = Labels(batch.Labels).view(-1);                    // (B*T)
+            var at = labels.ne(-100).nonzero().squeeze(1);                 // (M)
+            var hidden = seq.reshape(-1, seq.shape[^1]).index_select(0, at); // (M, H)
+            var sparse = cls.forward(hidden, bert.WordEmbeddingWeight);    // (M, V)
+            return new ModelOutput { Loss = F.cross_entropy(sparse, labels.index_select(0, at)) };
+        }
         var logits = cls.forward(seq, bert.WordEmbeddingWeight); // (B, T, V)
         Tensor? loss = batch.Labels is null ? null
             : F.cross_entropy(logits.view(-1, config.vocab_size), batch.Labels.view(-1), ignore_index: -100);
