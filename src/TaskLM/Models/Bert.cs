@@ -551,7 +551,7 @@ public sealed class BertForMaskedLM : BertPreTrainedModel
             // but the (V x H) decoder, most of a small model's FLOPs, sees ~15% of the tokens. Evaluation (eval
             // mode) still returns HF's full (B, T, V) logits. No logits come back here, so the trainer's label
             // smoothing does not apply to masked-LM training.
-            var labels = batch.Labels.view(-1);                            // (B*T)
+            var labels = batch.Labels.view(-1);                            // (B*T); the batch is on the device already
             var at = labels.ne(-100).nonzero().squeeze(1);                 // (M)
             var hidden = seq.reshape(-1, seq.shape[^1]).index_select(0, at); // (M, H)
             var sparse = cls.forward(hidden, bert.WordEmbeddingWeight);    // (M, V)
