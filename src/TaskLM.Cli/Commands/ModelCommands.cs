@@ -95,7 +95,7 @@ public static class ModelCommands
             var generator = new TextGenerator(m, tok);
             var ids = generator.PromptIds(request);
             bool asJson = p.GetValue(json);
-            if (!asJson && tok is not null) Console.Write(tok.Decode(ids));
+            if (!asJson && tok is not null) Console.Write(text ?? tok.Decode(ids));
             var sw = System.Diagnostics.Stopwatch.StartNew();
             var newIds = new List<int>();
             FinishReason finish = FinishReason.Length;

@@ -1,4 +1,4 @@
-// BERT as Hugging Face's modeling_bert builds it: config → embeddings → post-LN encoder → pooler → task heads → load/save.
+// BERT as Hugging Face's modeling_bert builds it: config → embeddings → post-LN encoder → pooler → _init_weights → task heads → declared facts.
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
