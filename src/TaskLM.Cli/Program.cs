@@ -19,6 +19,8 @@ root.Subcommands.Add(ReportCommand.Create());
 root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
+foreach (var c in RecipeCommands.Create()) root.Subcommands.Add(c);  // recipes, recipe validate|copy|show
+root.Subcommands.Add(TuneCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 try
