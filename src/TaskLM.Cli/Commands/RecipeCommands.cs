@@ -77,8 +77,8 @@ public static class RecipeCommands
                 return 0;
             }
             Console.WriteLine($"ok: {path} ({recipe.Task}, model {recipe.Model.Init}" + (space != null ? $", search over {string.Join(", ", space.Params.Select(x => x.Key))}" : "") + ")");
-            foreach (var m in missing)
-                Console.Error.WriteLine($"note: {m} does not exist yet" + (info.Prepare.Count > 0 ? $"; make the data with: {string.Join(" && ", info.Prepare)}" : ""));
+            if (missing.Count > 0)
+                Console.Error.WriteLine($"note: {string.Join(", ", missing)} not there yet" + (info.Prepare.Count > 0 ? $"; make the data with: {string.Join(" && ", info.Prepare)}" : ""));
             return 0;
         });
         return cmd;

@@ -115,7 +115,7 @@ public static class RecipeCatalog
         {
             string key = prefix + ((YamlScalarNode)k).Value;
             // A mapping's own line says nothing about the keys it leaves out (they stay defaults): only leaves count.
-            if (v is YamlMappingNode mm && mm.Children.Count > 0) { if (key != "search") Keys(mm, key + ".", into); }
+            if (v is YamlMappingNode mm && mm.Children.Count > 0) Keys(mm, key + ".", into);
             else into[key] = (int)k.Start.Line;
         }
     }
