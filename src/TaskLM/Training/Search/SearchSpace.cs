@@ -106,7 +106,10 @@ public sealed class SearchSpace
             var p = ParseParam(key, v, where, line);
             if (ps.Any(q => q.Key == key)) throw new RecipeException($"{where}: listed twice");
             // Check the key and the value type with the recipe's own rules: each end of the range, every choice.
-            var probes = p.Kind == ParamKind.Choice ? Enumerable.Range(0, p.Choices.Count).Select(i => (double)i) : [p.Low, p.High];
+            // A float range probes an inner point too (a whole-number range end would pass an integer key).
+            var probes = p.Kind == ParamKind.Choice ? Enumerable.Range(0, p.Choices.Count).Select(i => (double)i)
+                : p.Kind == ParamKind.Int || p.Step != null ? [p.Low, p.High]
+                : [p.Low, p.High, p.Log ? Math.Exp(Math.Log(p.Low) + 0.37 * (Math.Log(p.High) - Math.Log(p.Low))) : p.Low + 0.37 * (p.High - p.Low)];
             foreach (double probe in probes)
             {
                 try { RecipeLoader.Load(path, [.. overrides ?? [], p.Override(probe)]); }
