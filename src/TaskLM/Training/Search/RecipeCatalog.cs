@@ -36,7 +36,7 @@ public static class RecipeCatalog
     public static IReadOnlyList<RecipeInfo> List(string? dir = null)
     {
         dir ??= FindDir() ?? throw new DirectoryNotFoundException("no recipes/ folder found here, in a parent folder, or next to the program (set TASKLM_RECIPES)");
-        return Directory.EnumerateFiles(dir, "*.yaml").Order(StringComparer.Ordinal).Select(Read).ToList();
+        return Directory.EnumerateFiles(dir, "*.yaml").Select(Read).OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
     }
 
     /// <summary>A recipe argument: an existing file, else a shipped recipe's name (with or without .yaml).</summary>
