@@ -85,18 +85,26 @@ public static class TuneCommand
 
     static void Print(JsonObject board, StudySetup setup)
     {
-        var table = new Table().AddColumns("trial", "state", setup.Metric);
-        foreach (var prm in setup.Space.Params) table.AddColumn(prm.Key);
-        table.AddColumns("evals", "steps", "wall s");
+        // A plain aligned table (not Spectre's): a redirected console is 80 columns to Spectre and would wrap every cell.
+        var keys = setup.Space.Params.Select(x => x.Key).ToList();
+        var shortNames = keys.Select(k => k[(k.LastIndexOf('.') + 1)..]).ToList();
+        var heads = new List<string> { "trial", "state", setup.Metric };
+        heads.AddRange(shortNames.Distinct().Count() == shortNames.Count ? shortNames : keys);
+        heads.AddRange(["evals", "steps", "wall s"]);
+        var rows = new List<List<string>>();
         foreach (var t in board["trials"]!.AsArray())
         {
             var cells = new List<string> { t!["trial"]!.ToString(), t["state"]!.ToString(), t["value"] is { } v ? v.GetValue<double>().ToString("G5") : "-" };
-            foreach (var prm in setup.Space.Params)
-                cells.Add(t["params"]?[prm.Key] is { } pv ? (pv.GetValueKind() == System.Text.Json.JsonValueKind.Number ? pv.GetValue<double>().ToString("G4") : pv.ToString()) : "-");
+            foreach (var k in keys)
+                cells.Add(t["params"]?[k] is { } pv ? (pv.GetValueKind() == System.Text.Json.JsonValueKind.Number ? pv.GetValue<double>().ToString("G4") : pv.ToString()) : "-");
             cells.AddRange([t["evaluations"]?.ToString() ?? "0", t["steps"]?.ToString() ?? "-", t["wall_s"]?.ToString() ?? "-"]);
-            table.AddRow(cells.Select(Markup.Escape).ToArray());
+            rows.Add(cells);
         }
-        AnsiConsole.Write(table);
+        var width = heads.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToList();
+        string Line(IReadOnlyList<string> cells) => string.Join("  ", cells.Select((c, i) => c.PadRight(width[i]))).TrimEnd();
+        Console.WriteLine(Line(heads));
+        Console.WriteLine(Line(width.Select(w => new string('-', w)).ToList()));
+        foreach (var r in rows) Console.WriteLine(Line(r));
         var c = board["counts"]!;
         Console.WriteLine($"{c["complete"]} complete, {c["pruned"]} pruned, {c["failed"]} failed; trials' wall time {board["trial_wall_s"]} s, study span {board["span_s"]} s");
         if (board["best"] is JsonObject b)
