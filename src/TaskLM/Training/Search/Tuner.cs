@@ -224,6 +224,7 @@ public static class Tuner
         foreach (var t in complete.OrderBy(t => t.Record.Number))
         {
             double v = t.Record.Value!.Value;
+            if (run is { } prev) { bx.Add(t.Record.Number); by.Add(prev); }   // a step: flat until the trial that improves
             run = run is not { } r ? v : s.Maximize ? Math.Max(r, v) : Math.Min(r, v);
             bx.Add(t.Record.Number); by.Add(run.Value);
         }
