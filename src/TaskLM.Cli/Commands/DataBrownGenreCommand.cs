@@ -11,17 +11,18 @@ public static class DataBrownGenreCommand
 {
     public static Command Create()
     {
-        var outDir = new Option<string>("--out-dir") { Description = "Folder for train/validation/test.jsonl ({text, label, doc})", Required = true };
+        var outDir = Global.OutOption("Folder for train/validation/test.jsonl ({text, label, doc})", legacy: "--out-dir");
         var words = new Option<int>("--words") { Description = "Words per passage (whole sentences, at least this many)", DefaultValueFactory = _ => 150 };
-        var seed = new Option<int>("--seed") { Description = "Seed of the document shuffle (80/10/10 per genre, at least one held-out document each)", DefaultValueFactory = _ => 42 };
-        var dataDir = new Option<string?>("--data-dir") { Description = "Folder holding catalog.json (default: data/ found from here or the program)" };
+        var seed = Global.SeedOption("the document shuffle (80/10/10 per genre, at least one held-out document each)");
+        var dataDir = Global.DataDirOption();
         var json = Global.JsonOption();
         var cmd = new Command("brown-genre", "Brown corpus → genre classification JSONL (15 genres, ~150-word passages), split by document");
-        foreach (var o in new Option[] { outDir, words, seed, dataDir, json }) cmd.Options.Add(o);
+        outDir.AddTo(cmd);
+        foreach (var o in new Option[] { words, seed, dataDir, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var cat = CorpusCatalog.Load(p.GetValue(dataDir));
-            var splits = BrownGenre.Write(cat.PathOf(cat.Get("brown")), p.GetValue(outDir)!, p.GetValue(words), p.GetValue(seed));
+            var splits = BrownGenre.Write(cat.PathOf(cat.Get("brown")), outDir.Read(p)!, p.GetValue(words), p.GetValue(seed) ?? 42);
             if (p.GetValue(json))
             {
                 var arr = new JsonArray(splits.Select(s =>
@@ -30,7 +31,7 @@ public static class DataBrownGenreCommand
                     foreach (var (g, n) in s.PerGenre) per[g] = n;
                     return (JsonNode?)new JsonObject { ["name"] = s.Name, ["documents"] = s.Documents, ["passages"] = s.Passages, ["per_genre"] = per };
                 }).ToArray());
-                Console.WriteLine(new JsonObject { ["out_dir"] = p.GetValue(outDir), ["splits"] = arr }.ToJsonString(Global.JsonOut));
+                Console.WriteLine(new JsonObject { ["out_dir"] = outDir.Read(p), ["splits"] = arr }.ToJsonString(Global.JsonOut));
                 return 0;
             }
             var table = new Table().AddColumns("split", "documents", "passages", "genres");

@@ -13,6 +13,7 @@ public static class DataCommand
         foreach (var c in DataEncodeCommands.Create()) cmd.Subcommands.Add(c);  // encode
         cmd.Subcommands.Add(DataBrownCommand.Create());                          // brown-pos
         cmd.Subcommands.Add(DataBrownGenreCommand.Create());                     // brown-genre
+        cmd.Subcommands.Add(DataPretrainCommand.Create());                       // pretrain-corpus
         return cmd;
     }
 }

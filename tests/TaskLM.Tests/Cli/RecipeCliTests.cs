@@ -33,7 +33,7 @@ public class RecipeCliTests
         }
         var genre = list.First(x => x!["name"]!.GetValue<string>() == "brown-genre")!;
         Assert.Equal("classification", genre["task"]!.GetValue<string>());
-        Assert.Equal(["tasklm data brown-genre --out-dir runs/brown-genre/data"], genre["prepare"]!.AsArray().Select(p => p!.GetValue<string>()));
+        Assert.Equal(["tasklm data brown-genre --out runs/brown-genre/data"], genre["prepare"]!.AsArray().Select(p => p!.GetValue<string>()));
         // The table form, as people read it.
         r = CliRunner.Run(["recipes"], workingDirectory: RecipeWorkspace.Repo);
         Assert.Equal(0, r.ExitCode);

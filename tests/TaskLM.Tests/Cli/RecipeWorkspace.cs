@@ -48,7 +48,7 @@ public static class RecipeWorkspace
             lock (Gate)
             {
                 if (Done.Contains(cmd)) continue;
-                var r = CliRunner.Run(cmd.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Append("--threads").Append("2"), timeoutSeconds: 600, workingDirectory: Dir);
+                var r = CliRunner.Run(cmd.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1), timeoutSeconds: 600, workingDirectory: Dir);
                 Assert.True(r.ExitCode == 0, $"{Path.GetFileName(recipePath)}: '{cmd}' failed: {r.Stderr}");
                 Done.Add(cmd);
             }
