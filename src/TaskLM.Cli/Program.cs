@@ -19,6 +19,8 @@ root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(ExportCommand.Create());
+foreach (var c in RecipeCommands.Create()) root.Subcommands.Add(c);  // recipes, recipe validate|copy|show
+root.Subcommands.Add(TuneCommand.Create());
 
 Global.AddTorchOptions(root);   // --device/--threads on the verbs that run a model
 

@@ -24,7 +24,7 @@ public static class TrainCommand
         cmd.Options.Add(json);
         cmd.SetAction(p =>
         {
-            var recipe = RecipeLoader.Load(p.GetValue(recipeArg)!, p.GetValue(overridesArg) ?? []);
+            var recipe = RecipeLoader.Load(TaskLM.Training.Search.RecipeCatalog.Resolve(p.GetValue(recipeArg)!), p.GetValue(overridesArg) ?? []);   // a file, or a shipped recipe by name
             var device = Global.StartTorch(p);
             if (p.GetValue(Global.Device) == "auto" && recipe.Training.Device != "auto") device = TorchBackend.ResolveDevice(recipe.Training.Device);
             string? resumeFrom = p.GetResult(resume) is null ? null : p.GetValue(resume) ?? "latest";

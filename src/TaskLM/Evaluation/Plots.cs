@@ -63,6 +63,36 @@ public static class Plots
         return plt.GetImageBytes(width, height, ImageFormat.Png);
     }
 
+    /// <summary>Points without lines (one colour per series), plus optional line series such as a running best, as PNG
+    /// bytes; <paramref name="logX"/> plots log10 of x (a log-scale hyperparameter).</summary>
+    public static byte[] ScatterChart(string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> points, IReadOnlyList<PlotSeries>? lines = null, bool logX = false, int width = 720, int height = 400)
+    {
+        var plt = NewPlot();
+        int shown = 0;
+        foreach (var s in points)
+        {
+            if (s.X.Count == 0) continue;
+            var sc = plt.Add.Scatter(s.X.Select(x => logX ? Math.Log10(Math.Max(x, 1e-300)) : x).ToArray(), s.Y.ToArray());
+            sc.LineWidth = 0;
+            sc.MarkerSize = 8;
+            sc.LegendText = s.Name;
+            shown++;
+        }
+        foreach (var s in lines ?? [])
+        {
+            if (s.X.Count == 0) continue;
+            var line = plt.Add.ScatterLine(s.X.Select(x => logX ? Math.Log10(Math.Max(x, 1e-300)) : x).ToArray(), s.Y.ToArray());
+            line.LineWidth = 2;
+            line.LegendText = s.Name;
+            shown++;
+        }
+        plt.Title(title);
+        plt.XLabel(logX ? xLabel + " (log10)" : xLabel);
+        plt.YLabel(yLabel);
+        if (shown > 1) plt.ShowLegend(Alignment.LowerRight);
+        return plt.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
     /// <summary>A confusion matrix heat map (rows gold, columns predicted, counts written in the cells) as PNG bytes.</summary>
     public static byte[] ConfusionMatrix(IReadOnlyList<string> labels, int[,] matrix, int size = 560)
     {

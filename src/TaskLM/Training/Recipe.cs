@@ -17,6 +17,9 @@ public sealed class Recipe
     public TrainingSection Training { get; set; } = new();
     /// <summary>The run folder (metrics.jsonl, checkpoints/, best/, recipe.resolved.yaml).</summary>
     public string OutputDir { get; set; } = "runs/run";
+    /// <summary>Hyperparameter search space for <c>tasklm tune</c> (dotted key → {choice|uniform|loguniform|int: ...});
+    /// training ignores it. Parsed and checked by <see cref="Search.SearchSpace"/>.</summary>
+    public JsonObject? Search { get; set; }
 
     /// <summary>The task names a recipe may use.</summary>
     public static readonly string[] Tasks = ["causal-lm", "masked-lm", "classification", "token-classification", "question-answering", "generation"];
