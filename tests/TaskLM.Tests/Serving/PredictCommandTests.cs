@@ -28,7 +28,7 @@ public class PredictCommandTests
         var j = JsonNode.Parse(one.Stdout)!;
         var cells = rows[4].Split(',');
         Assert.Equal((string)j["label"]!, cells[^5]);   // label, score, prob_neg, prob_neu, prob_pos close the row
-        Assert.Equal((double)j["probabilities"]!["pos"]!, double.Parse(cells[^1], System.Globalization.CultureInfo.InvariantCulture), 12);
+        Assert.Equal((double)j["probabilities"]!["pos"]!, double.Parse(cells[^1], System.Globalization.CultureInfo.InvariantCulture), 6);   // padded batch vs one row: float noise only
     }
 
     [Fact]
