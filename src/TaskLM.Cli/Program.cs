@@ -20,6 +20,7 @@ root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(PredictCommand.Create());
+root.Subcommands.Add(ServeCommand.Create());
 
 ParseResult parsed = root.Parse(args);
 try

@@ -16,7 +16,9 @@ internal enum RowKind { Logits, Embedding }
 /// <summary>Counters the server exports on /metrics. Updated by the engine thread, read by anyone.</summary>
 public sealed class EngineStats
 {
-    long _queued, _tokensIn, _tokensOut, _batches, _batchRows, _active;
+    long _queued, _tokensIn, _tokensOut, _batches, _batchRows, _active, _cancelled;
+    /// <summary>Sequences stopped by their caller's cancellation (client gone, timeout).</summary>
+    public long Cancelled => Interlocked.Read(ref _cancelled);
     /// <summary>Rows and sequences waiting for the model.</summary>
     public long QueueLength => Interlocked.Read(ref _queued);
     /// <summary>Sequences decoding now.</summary>
@@ -38,6 +40,7 @@ public sealed class EngineStats
     internal void In(long n) => Interlocked.Add(ref _tokensIn, n);
     internal void Out(long n) => Interlocked.Add(ref _tokensOut, n);
     internal void Active(long n) => Interlocked.Exchange(ref _active, n);
+    internal void Cancel() => Interlocked.Increment(ref _cancelled);
     internal void Batch(int rows)
     {
         Interlocked.Increment(ref _batches);
@@ -410,7 +413,7 @@ internal sealed class ModelEngine : IDisposable
     {
         s.Finished = true;
         s.Rng?.Dispose();
-        if (cancelled) s.Out.Writer.TryComplete(new OperationCanceledException(s.Ct));
+        if (cancelled) { Stats.Cancel(); s.Out.Writer.TryComplete(new OperationCanceledException(s.Ct)); }
         else s.Out.Writer.TryComplete();
     }
 

@@ -119,6 +119,8 @@ public sealed class TaskLMModel : IDisposable
     public IReadOnlyList<string>? Labels => _labels;
     /// <summary>Longest input in tokens.</summary>
     public int MaxLength { get; }
+    /// <summary>A causal LM's context in tokens (n_positions): prompt plus completion must fit; 0 for other tasks.</summary>
+    public int ContextLength => _engine.Positions;
     /// <summary>The tokenizer inputs go through.</summary>
     public ITokenizer Tokenizer => _tok;
     /// <summary>Task, labels, size and (for a run folder) its test metrics and report.</summary>
