@@ -74,12 +74,12 @@ public sealed class TaskLMServer : IAsyncDisposable
             else k.Listen(ip, o.Port);
         });
         _app = builder.Build();
-        _loading = Task.Run(load);
-        _loading.ContinueWith(t =>
+        // Ready completes only once the routes can see the model (or the error).
+        _loading = Task.Run(() =>
         {
-            if (t.IsCompletedSuccessfully) _model = t.Result;
-            else _loadError = t.Exception?.InnerException?.Message ?? "the model failed to load";
-        }, TaskScheduler.Default);
+            try { return _model = load(); }
+            catch (Exception e) { _loadError = e.Message.Split('\n')[0]; throw; }
+        });
         Routes();
     }
 
