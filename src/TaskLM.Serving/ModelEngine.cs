@@ -95,7 +95,7 @@ internal sealed class ModelEngine : IDisposable
     List<Sequence> _rows = new();
     Gpt2KvCache? _cache;
     List<List<int>> _batchIds = new(), _batchMask = new();
-    readonly int _eos, _pad;
+    readonly int _eos, _pad, _threads;
 
     public EngineStats Stats { get; } = new();
     /// <summary>Context length of a causal LM (n_positions); 0 for others.</summary>
@@ -111,6 +111,8 @@ internal sealed class ModelEngine : IDisposable
             _eos = g.Cfg.eos_token_id ?? tok.EosTokenId ?? -1;
             _pad = g.Cfg.pad_token_id ?? (_eos >= 0 ? _eos : 0);
         }
+        // libtorch's intra-op thread count (OpenMP) is per OS thread: carry the caller's setting (--threads) to the model thread.
+        _threads = get_num_threads();
         _thread = new Thread(Loop) { IsBackground = true, Name = "tasklm-model" };
         _thread.Start();
     }
@@ -154,6 +156,7 @@ internal sealed class ModelEngine : IDisposable
 
     void Loop()
     {
+        set_num_threads(_threads);
         while (true)
         {
             List<EncoderJob>? batch = null;
