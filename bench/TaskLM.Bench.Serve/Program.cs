@@ -48,6 +48,35 @@ foreach (bool batching in arg.GetValueOrDefault("order", "on-first") == "off-fir
     if (only is "all" or "generate") failures += await Run($"{gptPreset} completions ({newTokens} new tokens)", gptDir, batching, i =>
         ("/v1/completions", new JsonObject { ["prompt"] = $"Request {i}: the quick brown fox", ["max_tokens"] = newTokens, ["temperature"] = 0 }.ToJsonString()), newTokens);
 }
+if (only is "all" or "classify" or "inproc")
+{
+    // The same classifier load without HTTP: concurrent in-process callers of ClassifyAsync, to separate model time from the web stack.
+    Console.WriteLine();
+    Console.WriteLine("| in-process (no HTTP) | batching | requests | req/s | p50 ms | p99 ms | mean rows/pass |");
+    Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- |");
+    foreach (bool batching in new[] { false, true })
+    {
+        using var model = TaskLMModel.Load(bertDir, new TaskLMModelOptions { MaxBatchSize = batching ? 32 : 1, BatchWindow = batching ? TimeSpan.FromMilliseconds(2) : TimeSpan.Zero });
+        string text = string.Join(' ', Enumerable.Range(0, inputTokens - 2).Select(k => $"w{5 + k * 7 % (vocab - 5)}"));
+        await model.ClassifyAsync([text]);
+        long batches = model.Stats.Batches, rows = model.Stats.BatchRows;
+        var lat = new List<double>();
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
+        {
+            while (sw.Elapsed.TotalSeconds < seconds)
+            {
+                var t0 = sw.Elapsed;
+                await model.ClassifyAsync([text]);
+                lock (lat) lat.Add((sw.Elapsed - t0).TotalMilliseconds);
+            }
+        }));
+        double el = sw.Elapsed.TotalSeconds;
+        lat.Sort();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {bertPreset} classify ({inputTokens} tokens) | {(batching ? "on (max 32)" : "off")} | {lat.Count} | {lat.Count / el:0.0} | {lat[lat.Count / 2]:0} | {lat[(int)(lat.Count * 0.99)]:0} | {(model.Stats.BatchRows - rows) / Math.Max(1.0, model.Stats.Batches - batches):0.0} |"));
+    }
+}
 Console.WriteLine();
 Console.WriteLine($"load average after: {LoadAverage()}");
 try { Directory.Delete(root, true); } catch (IOException) { }
