@@ -407,13 +407,24 @@ public sealed class TaskLMModel : IDisposable
     {
         Need("causal-lm");
         var o = options ?? new GenerateOptions();
-        var reader = _engine.StartSequence(promptIds, Validate(o, promptIds.Count), ct);
-        while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
-            while (reader.TryRead(out var chunk))
-            {
-                ct.ThrowIfCancellationRequested();   // chunks already made are not handed out after a cancel
-                yield return chunk;
-            }
+        // A consumer that stops early (breaks out, fails writing to its client) cancels the sequence too.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var reader = _engine.StartSequence(promptIds, Validate(o, promptIds.Count), stop.Token);
+        bool complete = false;
+        try
+        {
+            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+                while (reader.TryRead(out var chunk))
+                {
+                    ct.ThrowIfCancellationRequested();   // chunks already made are not handed out after a cancel
+                    yield return chunk;
+                }
+            complete = true;
+        }
+        finally
+        {
+            if (!complete) stop.Cancel();
+        }
     }
 
     /// <summary>The whole continuation of <paramref name="prompt"/>.</summary>

@@ -248,7 +248,16 @@ public sealed class TaskLMServer : IAsyncDisposable
     async Task<JsonObject> Body(HttpContext ctx)
     {
         if (ctx.Request.ContentLength > _o.MaxBodyBytes)
+        {
+            // Read (and drop) a moderately oversized body first, so the client is done sending and reads the 413
+            // instead of a reset connection; a huge one is refused without reading it.
+            if (ctx.Request.ContentLength <= 16L << 20 && ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+            {
+                size.MaxRequestBodySize = ctx.Request.ContentLength;
+                await ctx.Request.Body.CopyToAsync(System.IO.Stream.Null, ctx.RequestAborted).ConfigureAwait(false);
+            }
             throw new ApiError(413, $"request body of {ctx.Request.ContentLength} bytes is larger than the limit of {_o.MaxBodyBytes}", "invalid_request_error", null, "request_too_large");
+        }
         JsonNode? node;
         try { node = await JsonNode.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted).ConfigureAwait(false); }
         catch (JsonException e) { throw new ApiError(400, $"We could not parse the JSON body of your request: {e.Message}", "invalid_request_error", null, "invalid_json"); }

@@ -102,6 +102,13 @@ public class InProcessApiTests
         Assert.InRange(n, 3, 4);
         // The model still answers afterwards.
         Assert.Equal("length", (await model.GenerateTextAsync("Hello", new GenerateOptions { MaxTokens = 2 })).FinishReason);
+        // Leaving the stream early (no token cancelled) stops the sequence as well.
+        long cancelled = model.Stats.Cancelled, outBefore = model.Stats.TokensOut;
+        await foreach (var c in model.GenerateAsync("Hello", new GenerateOptions { MaxTokens = 55 })) break;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (model.Stats.Cancelled == cancelled && DateTime.UtcNow < deadline) await Task.Delay(10);
+        Assert.Equal(cancelled + 1, model.Stats.Cancelled);
+        Assert.True(model.Stats.TokensOut - outBefore < 55, "the abandoned sequence ran to max_tokens");
     }
 
     [Fact]

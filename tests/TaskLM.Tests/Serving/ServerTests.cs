@@ -277,10 +277,10 @@ public class ServerLimitTests
     [Fact]
     public async Task A_client_that_disconnects_mid_stream_cancels_its_sequence()
     {
-        // A one-layer GPT-2 with a 1024-token context: a 1000-token stream lasts long after the client leaves.
+        // A small GPT-2 with a 1024-token context: a 1000-token stream lasts long after the client leaves.
         torch_seed();
         string dir = ServingFixtures.TempDir();
-        ModelFactory.FromPreset("gpt2-tiny", "causal-lm", new Dictionary<string, object> { ["n_positions"] = 1024, ["n_layer"] = 1, ["n_embd"] = 32, ["n_head"] = 2 }).SavePretrained(dir);
+        ModelFactory.FromPreset("gpt2-tiny", "causal-lm", new Dictionary<string, object> { ["n_positions"] = 1024, ["n_layer"] = 2, ["n_embd"] = 64, ["n_head"] = 2 }).SavePretrained(dir);
         await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0 }, () => TaskLMModel.Load(dir));
         var model = await server.Ready;
         using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
