@@ -22,6 +22,9 @@ root.Subcommands.Add(ExportCommand.Create());
 foreach (var c in RecipeCommands.Create()) root.Subcommands.Add(c);  // recipes, recipe validate|copy|show
 root.Subcommands.Add(TuneCommand.Create());
 
+root.Subcommands.Add(PredictCommand.Create());
+root.Subcommands.Add(ServeCommand.Create());
+
 Global.AddTorchOptions(root);   // --device/--threads on the verbs that run a model
 
 ParseResult parsed = root.Parse(args);

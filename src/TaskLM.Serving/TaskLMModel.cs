@@ -1,0 +1,479 @@
+// The in-process API over a trained model (a run folder or an HF folder): load once, then Classify / Tag / Answer / Generate / Embed.
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text.Json.Nodes;
+using TaskLM.Data.Tokenization;
+using TaskLM.Evaluation;
+using TaskLM.Models;
+using TaskLM.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TaskLM.Serving;
+
+/// <summary>How <see cref="TaskLMModel.Load"/> loads and batches.</summary>
+public sealed record TaskLMModelOptions
+{
+    /// <summary>Tokenizer folder or "gpt2"; default: the run's recipe, else the model folder's files, else GPT-2's vocabulary for a GPT-2 model.</summary>
+    public string? Tokenizer { get; init; }
+    /// <summary>Where the model runs (default CPU).</summary>
+    public Device? Device { get; init; }
+    /// <summary>Most rows in one forward pass (encoder batch, or sequences decoding together). 1 turns batching off.</summary>
+    public int MaxBatchSize { get; init; } = 16;
+    /// <summary>How long an encoder batch waits for more rows once one arrived (dynamic batching).</summary>
+    public TimeSpan BatchWindow { get; init; } = TimeSpan.FromMilliseconds(2);
+    /// <summary>Most rows (encoder rows + sequences) waiting for the model; more are refused with <see cref="QueueFullException"/>.</summary>
+    public int MaxQueue { get; init; } = 1024;
+    /// <summary>Longest input in tokens, special tokens included (default: the recipe's data.max_length, else the model's positions).</summary>
+    public int? MaxLength { get; init; }
+}
+
+/// <summary>One class's prediction for a text.</summary>
+/// <param name="Label">the winning class name (config id2label)</param>
+/// <param name="Score">its probability</param>
+/// <param name="Probabilities">every class's probability (softmax of the logits), by name</param>
+public sealed record Classification(string Label, double Score, IReadOnlyDictionary<string, double> Probabilities);
+
+/// <summary>A whitespace-separated word of the input with its tag (the tag of its first sub-token, as HF's "first" aggregation).</summary>
+public sealed record TaggedWord(string Word, int Start, int End, string Tag, double Score);
+
+/// <summary>A BIO entity (seqeval's rules): type, text and character span [Start, End) in the input.</summary>
+public sealed record TaggedEntity(string Type, string Text, int Start, int End);
+
+/// <summary>Tags of a text's words; entities when the tag set is BIO.</summary>
+public sealed record TagResult(IReadOnlyList<TaggedWord> Words, IReadOnlyList<TaggedEntity>? Entities);
+
+/// <summary>An extractive answer: the context span [Start, End) and HF's pipeline score p(start)·p(end).</summary>
+public sealed record Answer(string Text, int Start, int End, double Score);
+
+/// <summary>How to generate, with OpenAI's names. Temperature 0 (or null) decodes greedily.</summary>
+public sealed record GenerateOptions
+{
+    public int MaxTokens { get; init; } = 16;
+    /// <summary>null or 0 = greedy (argmax); otherwise sample at this temperature.</summary>
+    public double? Temperature { get; init; }
+    /// <summary>Nucleus sampling: keep the smallest set of tokens reaching this probability (1 = off).</summary>
+    public double TopP { get; init; } = 1.0;
+    /// <summary>Keep the k most likely tokens (0 = off).</summary>
+    public int TopK { get; init; }
+    /// <summary>Seed of this sequence's sampling generator: the same seed and prompt give the same text.</summary>
+    public long? Seed { get; init; }
+    /// <summary>Stop before any of these texts; the stop text is not part of the output (as OpenAI).</summary>
+    public IReadOnlyList<string>? Stop { get; init; }
+}
+
+/// <summary>One streamed piece of a generation. The last has <see cref="FinishReason"/> set ("stop", "length").</summary>
+/// <param name="Text">new text since the previous piece (may be empty)</param>
+/// <param name="TokenIds">the tokens chosen since the previous piece</param>
+/// <param name="FinishReason">null until the last piece: "stop" (EOS or a stop text) or "length" (max_tokens or the context)</param>
+/// <param name="PromptTokens">tokens in the prompt</param>
+/// <param name="CompletionTokens">tokens generated so far</param>
+public sealed record GeneratedChunk(string Text, IReadOnlyList<int> TokenIds, string? FinishReason, int PromptTokens, int CompletionTokens);
+
+/// <summary>A whole generation.</summary>
+public sealed record Generated(string Text, string FinishReason, int PromptTokens, int CompletionTokens);
+
+/// <summary>The queue of rows waiting for the model is full (HTTP 429).</summary>
+public sealed class QueueFullException(string message) : Exception(message);
+
+/// <summary>A request the model cannot take (too many tokens, wrong task, bad values): HTTP 400.</summary>
+public sealed class BadRequestException(string message, string? param = null, string code = "invalid_request_error") : Exception(message)
+{
+    public string? Param { get; } = param;
+    public string Code { get; } = code;
+}
+
+/// <summary>What the model is: shown by the playground and /v1/models.</summary>
+public sealed record ModelCard
+{
+    public required string Id { get; init; }
+    public required string Task { get; init; }
+    public required string ModelType { get; init; }
+    public IReadOnlyList<string>? Labels { get; init; }
+    public long Parameters { get; init; }
+    public int MaxLength { get; init; }
+    /// <summary>The run folder, when the model came from one.</summary>
+    public string? RunFolder { get; init; }
+    /// <summary>The run's eval.json (test metrics), when it has one.</summary>
+    public JsonObject? Eval { get; init; }
+    /// <summary>The run's report.md text, when it has one.</summary>
+    public string? Report { get; init; }
+}
+
+/// <summary>
+/// A trained TaskLM model loaded once for use from .NET. Thread-safe: any number of callers may use it at
+/// once; their rows are batched on the model (dynamic batching for encoder tasks, continuous batching for
+/// generation). Inputs are encoded the way training encoded them ([CLS] text [SEP] for BERT, words
+/// encoded one by one for tagging, question + context words for QA), truncated to <see cref="MaxLength"/>.
+/// </summary>
+public sealed class TaskLMModel : IDisposable
+{
+    readonly ITaskModel _model;
+    readonly ITokenizer _tok;
+    readonly ModelEngine _engine;
+    readonly IReadOnlyList<string>? _labels;
+
+    /// <summary>The model's task: classification, token-classification, question-answering, causal-lm, masked-lm.</summary>
+    public string Task => _model.Task;
+    /// <summary>Class or tag names (config id2label), for classification and token classification.</summary>
+    public IReadOnlyList<string>? Labels => _labels;
+    /// <summary>Longest input in tokens.</summary>
+    public int MaxLength { get; }
+    /// <summary>A causal LM's context in tokens (n_positions): prompt plus completion must fit; 0 for other tasks.</summary>
+    public int ContextLength => _engine.Positions;
+    /// <summary>The tokenizer inputs go through.</summary>
+    public ITokenizer Tokenizer => _tok;
+    /// <summary>Task, labels, size and (for a run folder) its test metrics and report.</summary>
+    public ModelCard Card { get; }
+    /// <summary>Live counters (queue length, batch sizes, tokens) for /metrics.</summary>
+    public EngineStats Stats => _engine.Stats;
+    /// <summary>The chat template used for chat requests (the tokenizer's when it has one, else TaskLM's default).</summary>
+    public ChatTemplate ChatTemplate { get; }
+
+    TaskLMModel(ITaskModel model, ITokenizer tok, TaskLMModelOptions o, int maxLength, ModelCard card)
+    {
+        _model = model; _tok = tok; MaxLength = maxLength; Card = card;
+        _labels = card.Labels;
+        ChatTemplate = ChatTemplate.Default;
+        _engine = new ModelEngine(model, o, tok);
+    }
+
+    /// <summary>Loads a run folder (its best/, else its newest checkpoint; tokenizer and max length from its recipe)
+    /// or a Hugging Face model folder (config.json + weights).</summary>
+    public static TaskLMModel Load(string path, TaskLMModelOptions? options = null)
+    {
+        var o = options ?? new TaskLMModelOptions();
+        if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"model '{path}' is neither a run folder nor a model folder (it does not exist)");
+        string? runDir = File.Exists(Path.Combine(path, "recipe.resolved.yaml")) ? path : null;
+        Recipe? recipe = null;
+        string modelDir;
+        if (runDir != null)
+        {
+            recipe = RecipeLoader.Load(Path.Combine(runDir, "recipe.resolved.yaml"));
+            string best = Path.Combine(runDir, "best");
+            modelDir = File.Exists(Path.Combine(best, "config.json")) || File.Exists(Path.Combine(best, "adapter_config.json")) ? best : Checkpoints.Latest(runDir);
+        }
+        else if (File.Exists(Path.Combine(path, "config.json"))) modelDir = path;
+        else throw new FileNotFoundException($"'{path}' is neither a run folder (recipe.resolved.yaml) nor a Hugging Face model folder (config.json)");
+
+        string? task = recipe?.Task is "generation" ? "causal-lm" : recipe?.Task;
+        ITaskModel model = File.Exists(Path.Combine(modelDir, "adapter_config.json"))
+            ? LoraModel.FromAdapter(ModelFactory.FromPretrained(recipe?.Model.Init ?? throw new InvalidDataException($"{modelDir}: a LoRA adapter needs its run's recipe (model.init)"), task), modelDir)
+            : ModelFactory.FromPretrained(modelDir, task);
+        model.Module.to(o.Device ?? CPU);
+        model.Module.eval();
+
+        string tokSource = o.Tokenizer ?? recipe?.Tokenizer
+            ?? (HasTokenizerFiles(modelDir) ? modelDir
+                : model.ModelType == "gpt2" ? "gpt2"
+                : throw new FileNotFoundException($"{modelDir}: no tokenizer files (tokenizer.json, vocab.txt, vocab.json + merges.txt); give one with --tokenizer"));
+        var tok = TokenizerLoader.Load(tokSource);
+
+        var cfg = model.Config;
+        int positions = (int?)cfg["n_positions"] ?? (int?)cfg["max_position_embeddings"] ?? 512;
+        int maxLength = Math.Min(o.MaxLength ?? recipe?.Data.MaxLength ?? positions, positions);
+        IReadOnlyList<string>? labels = model.Task is "classification" or "token-classification" && cfg["id2label"] is JsonObject id2
+            ? id2.OrderBy(kv => int.Parse(kv.Key, CultureInfo.InvariantCulture)).Select(kv => kv.Value!.GetValue<string>()).ToList()
+            : null;
+        JsonObject? eval = null; string? report = null;
+        if (runDir != null)
+        {
+            string ev = Path.Combine(runDir, "eval.json"), rep = Path.Combine(runDir, "report.md");
+            if (File.Exists(ev)) eval = JsonNode.Parse(File.ReadAllText(ev)) as JsonObject;
+            if (File.Exists(rep)) report = File.ReadAllText(rep);
+        }
+        var full = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
+        var card = new ModelCard
+        {
+            Id = Path.GetFileName(full), Task = model.Task, ModelType = model.ModelType, Labels = labels,
+            Parameters = model.Module.parameters().Sum(p => p.numel()), MaxLength = maxLength,
+            RunFolder = runDir == null ? null : full, Eval = eval, Report = report,
+        };
+        return new TaskLMModel(model, tok, o, maxLength, card);
+    }
+
+    static bool HasTokenizerFiles(string folder) =>
+        File.Exists(Path.Combine(folder, "tokenizer.json")) || Directory.EnumerateFiles(folder, "*vocab*").Any();
+
+    void Need(params string[] tasks)
+    {
+        if (!tasks.Contains(Task)) throw new BadRequestException($"this model is a '{Task}' model; this call needs {string.Join(" or ", tasks)}", code: "wrong_task");
+    }
+
+    bool WordPiece => _tok.Kind == "wordpiece";
+    int Special(string token) => _tok.TokenToId(token) ?? throw new InvalidDataException($"tokenizer has no {token} token");
+
+    // ───────────── classification ─────────────
+
+    /// <summary>Classifies each text (optionally a pair); rows of concurrent callers share forward passes.</summary>
+    public async Task<IReadOnlyList<Classification>> ClassifyAsync(IReadOnlyList<string> texts, IReadOnlyList<string>? pairs = null, CancellationToken ct = default)
+    {
+        Need("classification");
+        if (pairs != null && pairs.Count != texts.Count) throw new BadRequestException($"{texts.Count} texts but {pairs.Count} pairs", "text_pair");
+        var rows = texts.Select((t, i) => EncodePair(t, pairs?[i])).ToList();
+        var outs = await _engine.RunEncoder(rows, RowKind.Logits, ct).ConfigureAwait(false);
+        var labels = _labels ?? [];
+        return outs.Select(logits =>
+        {
+            var p = Softmax(logits);
+            int best = ArgMax(p);
+            var byName = new Dictionary<string, double>();
+            for (int c = 0; c < p.Length; c++) byName[Name(labels, c)] = p[c];
+            return new Classification(Name(labels, best), p[best], byName);
+        }).ToList();
+    }
+
+    /// <summary>Synchronous <see cref="ClassifyAsync"/> of one text.</summary>
+    public Classification Classify(string text) => ClassifyAsync([text]).GetAwaiter().GetResult()[0];
+
+    // [CLS] a [SEP] (b [SEP]) for WordPiece, a (b) for GPT-2's BPE; longest-first truncation (as training's TaskData).
+    EncoderRow EncodePair(string a, string? b)
+    {
+        var ia = _tok.Encode(a).ToList(); var ib = b == null ? null : _tok.Encode(b).ToList();
+        int budget = MaxLength - (WordPiece ? (ib == null ? 2 : 3) : 0);
+        while (ia.Count + (ib?.Count ?? 0) > budget)
+        {
+            if (ib != null && ib.Count > ia.Count) ib.RemoveAt(ib.Count - 1); else ia.RemoveAt(ia.Count - 1);
+        }
+        if (!WordPiece)
+        {
+            int[] ids = [.. ia, .. ib ?? []];
+            if (ids.Length == 0) throw new BadRequestException("the text has no tokens", "input");
+            return new EncoderRow(ids, null);
+        }
+        int cls = Special("[CLS]"), sep = Special("[SEP]");
+        var all = new List<int> { cls }; all.AddRange(ia); all.Add(sep);
+        var types = Enumerable.Repeat(0, all.Count).ToList();
+        if (ib != null) { all.AddRange(ib); all.Add(sep); types.AddRange(Enumerable.Repeat(1, ib.Count + 1)); }
+        return new EncoderRow(all.ToArray(), types.ToArray());
+    }
+
+    // ───────────── token classification ─────────────
+
+    /// <summary>Tags each text's whitespace-separated words; entities when the tags are BIO (B-X/I-X/O).</summary>
+    public async Task<IReadOnlyList<TagResult>> TagAsync(IReadOnlyList<string> texts, CancellationToken ct = default)
+    {
+        Need("token-classification");
+        var enc = texts.Select(EncodeWords).ToList();
+        var outs = await _engine.RunEncoder(enc.Select(e => e.Row).ToList(), RowKind.Logits, ct).ConfigureAwait(false);
+        var labels = _labels ?? [];
+        bool bio = labels.Count > 0 && labels.All(l => l == "O" || l.StartsWith("B-", StringComparison.Ordinal) || l.StartsWith("I-", StringComparison.Ordinal));
+        var results = new List<TagResult>();
+        for (int i = 0; i < texts.Count; i++)
+        {
+            var (row, words, firstPos) = enc[i];
+            float[] logits = outs[i];                                   // (T * C) row-major
+            int c = logits.Length / row.Ids.Length;
+            var tagged = new List<TaggedWord>();
+            for (int w = 0; w < words.Count; w++)
+            {
+                if (firstPos[w] < 0) continue;                           // no tokens (empty encoding) or truncated away
+                var p = Softmax(logits.AsSpan(firstPos[w] * c, c).ToArray());
+                int best = ArgMax(p);
+                tagged.Add(new TaggedWord(texts[i][words[w].Start..words[w].End], words[w].Start, words[w].End, Name(labels, best), p[best]));
+            }
+            List<TaggedEntity>? entities = null;
+            if (bio)
+            {
+                entities = [];
+                foreach (var e in Seqeval.GetEntities([tagged.Select(t => t.Tag).ToList()]))
+                {
+                    int s = tagged[e.Start].Start, end = tagged[e.End].End;
+                    entities.Add(new TaggedEntity(e.Type, texts[i][s..end], s, end));
+                }
+            }
+            results.Add(new TagResult(tagged, entities));
+        }
+        return results;
+    }
+
+    /// <summary>Synchronous <see cref="TagAsync"/> of one text.</summary>
+    public TagResult Tag(string text) => TagAsync([text]).GetAwaiter().GetResult()[0];
+
+    static List<(int Start, int End)> Words(string text)
+    {
+        var words = new List<(int, int)>();
+        int pos = 0;
+        while (pos < text.Length)
+        {
+            while (pos < text.Length && char.IsWhiteSpace(text[pos])) pos++;
+            int s = pos;
+            while (pos < text.Length && !char.IsWhiteSpace(text[pos])) pos++;
+            if (pos > s) words.Add((s, pos));
+        }
+        return words;
+    }
+
+    // Each word encoded on its own (GPT-2: with a leading space after the first), as training encodes tagged words.
+    (EncoderRow Row, List<(int Start, int End)> Words, int[] FirstPos) EncodeWords(string text)
+    {
+        var words = Words(text);
+        if (words.Count == 0) throw new BadRequestException("the text has no words", "input");
+        var ids = new List<int>();
+        if (WordPiece) ids.Add(Special("[CLS]"));
+        int limit = MaxLength - (WordPiece ? 1 : 0);
+        var first = Enumerable.Repeat(-1, words.Count).ToArray();
+        for (int w = 0; w < words.Count && ids.Count < limit; w++)
+        {
+            var pieces = _tok.Encode(!WordPiece && w > 0 ? " " + text[words[w].Start..words[w].End] : text[words[w].Start..words[w].End]);
+            if (pieces.Count == 0) continue;
+            first[w] = ids.Count;
+            foreach (int x in pieces) { if (ids.Count >= limit) break; ids.Add(x); }
+        }
+        if (WordPiece) ids.Add(Special("[SEP]"));
+        return (new EncoderRow(ids.ToArray(), WordPiece ? new int[ids.Count] : null), words, first);
+    }
+
+    // ───────────── question answering ─────────────
+
+    /// <summary>Finds each question's answer span in its context: the best start ≤ end within the context tokens
+    /// (at most <paramref name="maxAnswerTokens"/> long), scored p(start)·p(end) as HF's QA pipeline.</summary>
+    public async Task<IReadOnlyList<Answer>> AnswerAsync(IReadOnlyList<(string Question, string Context)> items, int maxAnswerTokens = 30, CancellationToken ct = default)
+    {
+        Need("question-answering");
+        var enc = items.Select(x => EncodeQa(x.Question, x.Context)).ToList();
+        var outs = await _engine.RunEncoder(enc.Select(e => e.Row).ToList(), RowKind.Logits, ct).ConfigureAwait(false);
+        var answers = new List<Answer>();
+        for (int i = 0; i < items.Count; i++)
+        {
+            var (row, spans) = enc[i];
+            int t = row.Ids.Length;
+            var start = Softmax(outs[i][..t]); var end = Softmax(outs[i][t..]);   // start logits then end logits, (T) each
+            double best = -1; int bs = -1, be = -1;
+            for (int s = 0; s < t; s++)
+            {
+                if (spans[s] is null) continue;
+                for (int e = s; e < Math.Min(t, s + maxAnswerTokens); e++)
+                {
+                    if (spans[e] is null) continue;
+                    double score = start[s] * end[e];
+                    if (score > best) { best = score; bs = s; be = e; }
+                }
+            }
+            if (bs < 0) { answers.Add(new Answer("", 0, 0, 0)); continue; }
+            int cs = spans[bs]!.Value.Start, ce = spans[be]!.Value.End;
+            answers.Add(new Answer(items[i].Context[cs..ce], cs, ce, best));
+        }
+        return answers;
+    }
+
+    /// <summary>Synchronous <see cref="AnswerAsync"/> of one question.</summary>
+    public Answer Answer(string question, string context) => AnswerAsync([(question, context)]).GetAwaiter().GetResult()[0];
+
+    // Question tokens, then the context word by word (each sub-token carries its word's character span), as training's QA encoding.
+    (EncoderRow Row, (int Start, int End)?[] Spans) EncodeQa(string question, string context)
+    {
+        var ids = new List<int>(); var types = new List<int>(); var spans = new List<(int, int)?>();
+        void Add(int id, int type, (int, int)? span) { ids.Add(id); types.Add(type); spans.Add(span); }
+        if (WordPiece) Add(Special("[CLS]"), 0, null);
+        foreach (int x in _tok.Encode(question)) Add(x, 0, null);
+        if (WordPiece) Add(Special("[SEP]"), 0, null);
+        int limit = MaxLength - (WordPiece ? 1 : 0);
+        if (ids.Count >= limit) throw new BadRequestException($"the question alone has {ids.Count} tokens; at most {limit - 1} fit", "question", "context_length_exceeded");
+        bool firstWord = true;
+        foreach (var (s, e) in Words(context))
+        {
+            var pieces = _tok.Encode(!WordPiece && !firstWord ? " " + context[s..e] : context[s..e]);
+            firstWord = false;
+            foreach (int x in pieces) { if (ids.Count >= limit) break; Add(x, 1, (s, e)); }
+            if (ids.Count >= limit) break;
+        }
+        if (WordPiece) Add(Special("[SEP]"), 1, null);
+        return (new EncoderRow(ids.ToArray(), WordPiece ? types.ToArray() : null), spans.ToArray());
+    }
+
+    // ───────────── embeddings ─────────────
+
+    /// <summary>Mean of the encoder's last hidden states over each text's real tokens (special tokens included, as
+    /// sentence-transformers' mean pooling): (hidden size) per text.</summary>
+    public async Task<IReadOnlyList<float[]>> EmbedAsync(IReadOnlyList<string> texts, CancellationToken ct = default)
+    {
+        var rows = texts.Select(t => EncodePair(t, null)).ToList();
+        return await _engine.RunEncoder(rows, RowKind.Embedding, ct).ConfigureAwait(false);
+    }
+
+    // ───────────── generation ─────────────
+
+    /// <summary>Prompt tokens of a text (what counts against the context).</summary>
+    public int CountTokens(string text) => _tok.Encode(text).Count;
+
+    /// <summary>Streams a continuation of <paramref name="prompt"/>. Sequences of concurrent callers decode in one
+    /// batch: a new one joins at the next token step, a finished one leaves. Cancelling the token stops this sequence.</summary>
+    public IAsyncEnumerable<GeneratedChunk> GenerateAsync(string prompt, GenerateOptions? options = null, CancellationToken ct = default)
+        => GenerateAsync(_tok.Encode(prompt), options, ct);
+
+    /// <summary>As <see cref="GenerateAsync(string, GenerateOptions?, CancellationToken)"/> from prompt token ids.</summary>
+    public async IAsyncEnumerable<GeneratedChunk> GenerateAsync(IReadOnlyList<int> promptIds, GenerateOptions? options = null, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        Need("causal-lm");
+        var o = options ?? new GenerateOptions();
+        // A consumer that stops early (breaks out, fails writing to its client) cancels the sequence too.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var reader = _engine.StartSequence(promptIds, Validate(o, promptIds.Count), stop.Token);
+        bool complete = false;
+        try
+        {
+            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+                while (reader.TryRead(out var chunk))
+                {
+                    ct.ThrowIfCancellationRequested();   // chunks already made are not handed out after a cancel
+                    yield return chunk;
+                }
+            complete = true;
+        }
+        finally
+        {
+            if (!complete) stop.Cancel();
+        }
+    }
+
+    /// <summary>The whole continuation of <paramref name="prompt"/>.</summary>
+    public async Task<Generated> GenerateTextAsync(string prompt, GenerateOptions? options = null, CancellationToken ct = default)
+    {
+        var sb = new System.Text.StringBuilder();
+        GeneratedChunk? last = null;
+        await foreach (var c in GenerateAsync(prompt, options, ct).ConfigureAwait(false)) { sb.Append(c.Text); last = c; }
+        return new Generated(sb.ToString(), last?.FinishReason ?? "stop", last?.PromptTokens ?? 0, last?.CompletionTokens ?? 0);
+    }
+
+    GenerateOptions Validate(GenerateOptions o, int promptTokens)
+    {
+        if (promptTokens == 0) throw new BadRequestException("the prompt has no tokens", "prompt");
+        if (o.MaxTokens < 1) throw new BadRequestException($"max_tokens must be at least 1, got {o.MaxTokens}", "max_tokens");
+        if (o.Temperature is < 0 or > 2) throw new BadRequestException($"temperature must be in [0, 2], got {o.Temperature}", "temperature");
+        if (o.TopP is <= 0 or > 1) throw new BadRequestException($"top_p must be in (0, 1], got {o.TopP}", "top_p");
+        if (o.TopK < 0) throw new BadRequestException($"top_k must be >= 0, got {o.TopK}", "top_k");
+        if (o.Stop is { Count: > 4 }) throw new BadRequestException("at most 4 stop sequences", "stop");
+        if (promptTokens >= _engine.Positions)
+            throw new BadRequestException($"the prompt has {promptTokens} tokens; this model's context is {_engine.Positions} tokens", "prompt", "context_length_exceeded");
+        // As OpenAI: the prompt plus max_tokens must fit the context; otherwise cut max_tokens to what fits.
+        return promptTokens + o.MaxTokens > _engine.Positions ? o with { MaxTokens = _engine.Positions - promptTokens } : o;
+    }
+
+    // ───────────── helpers ─────────────
+
+    static string Name(IReadOnlyList<string> labels, int c) => c < labels.Count ? labels[c] : c.ToString(CultureInfo.InvariantCulture);
+
+    static double[] Softmax(float[] logits)
+    {
+        double max = logits.Max(), sum = 0;
+        var p = new double[logits.Length];
+        for (int i = 0; i < p.Length; i++) { p[i] = Math.Exp(logits[i] - max); sum += p[i]; }
+        for (int i = 0; i < p.Length; i++) p[i] /= sum;
+        return p;
+    }
+
+    static int ArgMax(double[] p)
+    {
+        int best = 0;
+        for (int i = 1; i < p.Length; i++) if (p[i] > p[best]) best = i;
+        return best;
+    }
+
+    /// <summary>Stops the batching thread and frees the model.</summary>
+    public void Dispose()
+    {
+        _engine.Dispose();
+        _model.Module.Dispose();
+    }
+}

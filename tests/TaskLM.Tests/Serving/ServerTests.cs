@@ -1,0 +1,302 @@
+// `tasklm serve` over HTTP on a free loopback port: the official OpenAI .NET client (streaming included) against it,
+// raw HTTP for the wire format and every error case, concurrency, queue limits, timeouts and disconnects.
+using System.ClientModel;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json.Nodes;
+using OpenAI;
+using OpenAI.Chat;
+using OpenAI.Embeddings;
+using OpenAI.Models;
+using TaskLM.Models;
+using TaskLM.Native;
+using TaskLM.Serving;
+
+namespace TaskLM.Tests.Serving;
+
+/// <summary>One server over the gpt2-tiny fixture, with an API key, shared by the tests of a class.</summary>
+public sealed class Gpt2ServerFixture : IAsyncLifetime
+{
+    public const string Key = "sk-tasklm-test";
+    public TaskLMServer Server { get; private set; } = null!;
+    public TaskLMModel Model { get; private set; } = null!;
+    public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromMinutes(5) };
+
+    public async Task InitializeAsync()
+    {
+        TorchBackend.EnsureLoaded();
+        Server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0, ApiKey = Key, MaxBodyBytes = 64 * 1024 },
+            () => TaskLMModel.Load(ServingFixtures.Hf("gpt2-tiny"), new TaskLMModelOptions { MaxBatchSize = 32 }));
+        Model = await Server.Ready;
+        Http.BaseAddress = new Uri(Server.Url);
+        Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
+    }
+
+    public async Task DisposeAsync() { Http.Dispose(); await Server.DisposeAsync(); }
+
+    public OpenAIClientOptions ClientOptions => new() { Endpoint = new Uri(Server.Url + "/v1") };
+}
+
+public class ServerTests(Gpt2ServerFixture f) : IClassFixture<Gpt2ServerFixture>
+{
+    static readonly int[] HfGreedy = Enumerable.Repeat(14070, 12).ToArray();   // gpt2-tiny.expected.json's greedy continuation
+
+    static StringContent JsonBody(string json) => new(json, Encoding.UTF8, "application/json");
+
+    /// <summary>The data payloads of an SSE body (each "data: ..." event), in order.</summary>
+    static List<string> Events(string body)
+    {
+        var events = body.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.All(events, e => Assert.StartsWith("data: ", e));
+        return events.Select(e => e["data: ".Length..]).ToList();
+    }
+
+    async Task<(HttpStatusCode Status, JsonObject Body)> Post(string route, string json, HttpClient? http = null)
+    {
+        var r = await (http ?? f.Http).PostAsync(route, JsonBody(json));
+        return (r.StatusCode, JsonNode.Parse(await r.Content.ReadAsStringAsync())!.AsObject());
+    }
+
+    static void AssertError(JsonObject body, string type, string? code = null)
+    {
+        var e = body["error"]!.AsObject();
+        Assert.False(string.IsNullOrWhiteSpace((string?)e["message"]));
+        Assert.Equal(type, (string?)e["type"]);
+        Assert.True(e.ContainsKey("param") && e.ContainsKey("code"));
+        if (code != null) Assert.Equal(code, (string?)e["code"]);
+    }
+
+    [Fact]
+    public async Task Official_openai_client_chats_streams_embeds_and_lists_models()
+    {
+        var chat = new ChatClient("gpt2-tiny", new ApiKeyCredential(Gpt2ServerFixture.Key), f.ClientOptions);
+        var opts = new ChatCompletionOptions { Temperature = 0f, MaxOutputTokenCount = 6 };
+        ChatCompletion done = (await chat.CompleteChatAsync([new UserChatMessage("The quick brown fox")], opts)).Value;
+        // The same greedy answer the in-process API gives for the documented chat template.
+        var direct = await f.Model.GenerateTextAsync("User: The quick brown fox\nAssistant:", new GenerateOptions { MaxTokens = 6, Stop = f.Model.ChatTemplate.Stops });
+        Assert.Equal(direct.Text, done.Content[0].Text);
+        Assert.Equal(OpenAI.Chat.ChatFinishReason.Length, done.FinishReason);
+        Assert.Equal(6, done.Usage.OutputTokenCount);
+        Assert.Equal(f.Model.CountTokens("User: The quick brown fox\nAssistant:"), done.Usage.InputTokenCount);
+
+        var text = new StringBuilder();
+        int updates = 0; OpenAI.Chat.ChatFinishReason? finish = null; ChatTokenUsage? usage = null;
+        await foreach (var u in chat.CompleteChatStreamingAsync([new UserChatMessage("The quick brown fox")], opts))
+        {
+            updates++;
+            foreach (var part in u.ContentUpdate) text.Append(part.Text);
+            finish ??= u.FinishReason;
+            usage ??= u.Usage;
+        }
+        Assert.Equal(done.Content[0].Text, text.ToString());
+        Assert.True(updates >= 6, $"{updates} streamed updates for 6 tokens");
+        Assert.Equal(OpenAI.Chat.ChatFinishReason.Length, finish);
+        Assert.Equal(6, usage!.OutputTokenCount);
+
+        var emb = new EmbeddingClient("gpt2-tiny", new ApiKeyCredential(Gpt2ServerFixture.Key), f.ClientOptions);
+        var vec = (await emb.GenerateEmbeddingAsync("Call me Ishmael")).Value.ToFloats().ToArray();
+        var local = (await f.Model.EmbedAsync(["Call me Ishmael"]))[0];
+        Assert.Equal(local.Length, vec.Length);
+        for (int i = 0; i < vec.Length; i++) Assert.Equal(local[i], vec[i], 5);
+
+        var models = (await new OpenAIModelClient(new ApiKeyCredential(Gpt2ServerFixture.Key), f.ClientOptions).GetModelsAsync()).Value;
+        Assert.Equal("gpt2-tiny", Assert.Single(models).Id);
+
+        var wrong = new ChatClient("gpt-4o", new ApiKeyCredential(Gpt2ServerFixture.Key), f.ClientOptions);
+        var ex = await Assert.ThrowsAsync<ClientResultException>(() => wrong.CompleteChatAsync([new UserChatMessage("hi")]));
+        Assert.Equal(404, ex.Status);
+        Assert.Contains("gpt-4o", ex.Message);
+    }
+
+    [Fact]
+    public async Task Completions_stream_in_openai_wire_format_and_match_hugging_faces_greedy_tokens()
+    {
+        var (status, body) = await Post("/v1/completions", """{"model":"gpt2-tiny","prompt":"The quick brown fox","max_tokens":12,"temperature":0}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        string hf = f.Model.Tokenizer.Decode(HfGreedy);
+        Assert.Equal("text_completion", (string)body["object"]!);
+        Assert.Equal(hf, (string)body["choices"]![0]!["text"]!);
+        Assert.Equal("length", (string)body["choices"]![0]!["finish_reason"]!);
+        Assert.Equal(16, (int)body["usage"]!["total_tokens"]!);
+
+        var r = await f.Http.PostAsync("/v1/completions", JsonBody("""{"model":"gpt2-tiny","prompt":"The quick brown fox","max_tokens":12,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}"""));
+        Assert.Equal("text/event-stream", r.Content.Headers.ContentType!.MediaType);
+        var events = Events(await r.Content.ReadAsStringAsync());
+        Assert.Equal("[DONE]", events[^1]);
+        var chunks = events.SkipLast(1).Select(e => JsonNode.Parse(e)!.AsObject()).ToList();
+        Assert.Equal(12 + 1, chunks.Count);                                  // a chunk per token, then the usage chunk
+        Assert.Empty(chunks[^1]["choices"]!.AsArray());
+        Assert.Equal(12, (int)chunks[^1]["usage"]!["completion_tokens"]!);
+        Assert.Equal(hf, string.Concat(chunks.SkipLast(1).Select(c => (string)c["choices"]![0]!["text"]!)));
+        Assert.Equal("length", (string)chunks[^2]["choices"]![0]!["finish_reason"]!);
+        Assert.All(chunks, c => Assert.Equal((string)chunks[0]["id"]!, (string)c["id"]!));
+
+        // Without include_usage: no usage chunk. n = 2 sampled with a seed: two choices, reproducible.
+        string req = """{"model":"gpt2-tiny","prompt":"Hello","max_tokens":5,"temperature":0.9,"top_p":0.9,"seed":11,"n":2,"stop":["\n"]}""";
+        var a = (await Post("/v1/completions", req)).Body; var b = (await Post("/v1/completions", req)).Body;
+        Assert.Equal(2, a["choices"]!.AsArray().Count);
+        Assert.Equal(a["choices"]!.ToJsonString(), b["choices"]!.ToJsonString());
+        r = await f.Http.PostAsync("/v1/completions", JsonBody("""{"model":"gpt2-tiny","prompt":"Hello","max_tokens":3,"stream":true}"""));
+        Assert.DoesNotContain("usage", await r.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Bad_requests_get_openai_shaped_4xx_errors_and_the_server_stays_healthy()
+    {
+        var (s, b) = await Post("/v1/completions", """{"model":"gpt2-tiny","prompt":"x",""");
+        Assert.Equal(HttpStatusCode.BadRequest, s); AssertError(b, "invalid_request_error", "invalid_json");
+        (s, b) = await Post("/v1/chat/completions", """{"model":"nope","messages":[{"role":"user","content":"hi"}]}""");
+        Assert.Equal(HttpStatusCode.NotFound, s); AssertError(b, "invalid_request_error", "model_not_found");
+        Assert.Equal("model", (string?)b["error"]!["param"]);
+        (s, b) = await Post("/v1/completions", "{\"prompt\":\"" + new string('a', 100_000) + "\"}");
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, s); AssertError(b, "invalid_request_error", "request_too_large");
+        (s, b) = await Post("/v1/completions", "{\"prompt\":\"" + string.Concat(Enumerable.Repeat("word ", 80)) + "\"}");
+        Assert.Equal(HttpStatusCode.BadRequest, s); AssertError(b, "invalid_request_error", "context_length_exceeded");
+        (s, b) = await Post("/v1/completions", """{"prompt":"The quick brown fox","max_tokens":61}""");
+        Assert.Equal(HttpStatusCode.BadRequest, s); AssertError(b, "invalid_request_error", "context_length_exceeded");
+        foreach (var (json, param) in new[]
+        {
+            ("""{"prompt":"a","temperature":5}""", "temperature"), ("""{"prompt":"a","top_p":0}""", "top_p"),
+            ("""{"prompt":"a","max_tokens":0}""", "max_tokens"), ("""{"prompt":"a","n":0}""", "n"),
+            ("""{"prompt":"a","temperature":"hot"}""", "temperature"), ("""{"prompt":"a","stop":[1]}""", "stop"),
+            ("""{"prompt":"a","seed":1.5}""", "seed"), ("""{"max_tokens":3}""", "prompt"),
+        })
+        {
+            (s, b) = await Post("/v1/completions", json);
+            Assert.True(s == HttpStatusCode.BadRequest, json);
+            AssertError(b, "invalid_request_error");
+            Assert.Equal(param, (string?)b["error"]!["param"]);
+        }
+        (s, b) = await Post("/v1/chat/completions", """{"messages":[{"role":"wizard","content":"hi"}]}""");
+        Assert.Equal(HttpStatusCode.BadRequest, s); Assert.Equal("messages[0].role", (string?)b["error"]!["param"]);
+        (s, b) = await Post("/v1/classify", """{"input":"hi"}""");
+        Assert.Equal(HttpStatusCode.BadRequest, s); AssertError(b, "invalid_request_error", "wrong_task");
+
+        using var anon = new HttpClient { BaseAddress = new Uri(f.Server.Url) };
+        (s, b) = await Post("/v1/completions", """{"prompt":"a"}""", anon);
+        Assert.Equal(HttpStatusCode.Unauthorized, s); AssertError(b, "invalid_request_error", "invalid_api_key");
+        anon.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "sk-wrong");
+        (s, b) = await Post("/v1/completions", """{"prompt":"a"}""", anon);
+        Assert.Equal(HttpStatusCode.Unauthorized, s);
+        Assert.Equal(HttpStatusCode.OK, (await anon.GetAsync("/health")).StatusCode);   // health needs no key
+
+        var metrics = await (await f.Http.GetAsync("/metrics")).Content.ReadAsStringAsync();
+        Assert.Contains("tasklm_http_requests_total{route=\"/v1/completions\",status=\"400\"}", metrics);
+        Assert.Contains("tasklm_http_requests_total{route=\"/v1/completions\",status=\"401\"}", metrics);
+        Assert.Contains("tasklm_http_request_duration_seconds_bucket{route=\"/v1/completions\",le=\"+Inf\"}", metrics);
+    }
+
+    [Fact]
+    public async Task Thirty_two_concurrent_completions_are_all_answered_batched_and_the_server_stays_healthy()
+    {
+        long batches = f.Model.Stats.Batches, rows = f.Model.Stats.BatchRows;
+        var tasks = Enumerable.Range(0, 32).Select(i => Post("/v1/completions",
+            $$"""{"model":"gpt2-tiny","prompt":"Request {{i}} says","max_tokens":{{8 + i % 5}},"temperature":0}""")).ToList();
+        var results = await Task.WhenAll(tasks);
+        Assert.All(results, r => Assert.Equal(HttpStatusCode.OK, r.Status));
+        double mean = (f.Model.Stats.BatchRows - rows) / (double)(f.Model.Stats.Batches - batches);
+        Assert.True(mean > 2, $"mean rows per decoding step {mean:0.0}: concurrent requests were not batched");
+        for (int i = 0; i < 32; i++)
+        {
+            // Each answer is the one this prompt gets alone.
+            var solo = await f.Model.GenerateTextAsync($"Request {i} says", new GenerateOptions { MaxTokens = 8 + i % 5 });
+            Assert.Equal(solo.Text, (string)results[i].Body["choices"]![0]!["text"]!);
+        }
+        var health = await f.Http.GetAsync("/health");
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        var metrics = await (await f.Http.GetAsync("/metrics")).Content.ReadAsStringAsync();
+        Assert.Contains("tasklm_batch_size_bucket{le=\"32\"}", metrics);
+        Assert.Contains("tasklm_tokens_out_total", metrics);
+        Assert.Contains("tasklm_queue_length 0", metrics);
+    }
+
+    [Fact]
+    public async Task Chat_stream_of_raw_sse_starts_with_the_role_and_ends_with_done()
+    {
+        var r = await f.Http.PostAsync("/v1/chat/completions", JsonBody("""{"model":"gpt2-tiny","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi"}]}],"max_tokens":4,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}"""));
+        var events = Events(await r.Content.ReadAsStringAsync());
+        Assert.Equal("[DONE]", events[^1]);
+        var first = JsonNode.Parse(events[0])!;
+        Assert.Equal("chat.completion.chunk", (string)first["object"]!);
+        Assert.Equal("assistant", (string)first["choices"]![0]!["delta"]!["role"]!);
+        var usage = JsonNode.Parse(events[^2])!;
+        Assert.Equal(4, (int)usage["usage"]!["completion_tokens"]!);
+        Assert.Equal(f.Model.CountTokens("System: Be brief.\nUser: Hi\nAssistant:"), (int)usage["usage"]!["prompt_tokens"]!);
+    }
+}
+
+/// <summary>Servers with their own limits: a tiny queue (429), a timeout that fires at once (error mid-stream), a long model (disconnect).</summary>
+public class ServerLimitTests
+{
+    public ServerLimitTests() => TorchBackend.EnsureLoaded();
+
+    static StringContent JsonBody(string json) => new(json, Encoding.UTF8, "application/json");
+
+    [Fact]
+    public async Task A_full_queue_answers_429_and_every_accepted_request_completes()
+    {
+        await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0 },
+            () => TaskLMModel.Load(ServingFixtures.Hf("gpt2-tiny"), new TaskLMModelOptions { MaxBatchSize = 1, MaxQueue = 1 }));
+        await server.Ready;
+        using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+        var responses = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => http.PostAsync("/v1/completions", JsonBody("""{"prompt":"Hello there","max_tokens":50,"temperature":0}"""))));
+        var codes = responses.Select(r => r.StatusCode).ToList();
+        Assert.Contains(HttpStatusCode.TooManyRequests, codes);
+        Assert.Contains(HttpStatusCode.OK, codes);
+        Assert.All(codes, c => Assert.True(c is HttpStatusCode.OK or HttpStatusCode.TooManyRequests, c.ToString()));
+        var limited = JsonNode.Parse(await responses.First(r => r.StatusCode == HttpStatusCode.TooManyRequests).Content.ReadAsStringAsync())!;
+        Assert.Equal("rate_limit_exceeded", (string)limited["error"]!["type"]!);
+        foreach (var ok in responses.Where(r => r.StatusCode == HttpStatusCode.OK))
+            Assert.Equal(50, (int)JsonNode.Parse(await ok.Content.ReadAsStringAsync())!["usage"]!["completion_tokens"]!);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_timeout_mid_stream_is_sent_as_an_error_chunk_and_the_stream_still_ends()
+    {
+        // A timeout of one tick fires before the first token: after the stream's first chunk, never before the headers.
+        await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0, RequestTimeout = TimeSpan.FromTicks(1) },
+            () => TaskLMModel.Load(ServingFixtures.Hf("gpt2-tiny")));
+        await server.Ready;
+        using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+        var r = await http.PostAsync("/v1/chat/completions", JsonBody("""{"messages":[{"role":"user","content":"Hi"}],"max_tokens":20,"stream":true}"""));
+        Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        var events = (await r.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(e => e["data: ".Length..]).ToList();
+        Assert.Equal("[DONE]", events[^1]);
+        Assert.Equal("assistant", (string)JsonNode.Parse(events[0])!["choices"]![0]!["delta"]!["role"]!);
+        var err = JsonNode.Parse(events[^2])!["error"]!;
+        Assert.Equal("timeout", (string)err["type"]!);
+        // Not streaming: the same timeout is a 504 in OpenAI's shape.
+        var plain = await http.PostAsync("/v1/completions", JsonBody("""{"prompt":"Hi","max_tokens":20}"""));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, plain.StatusCode);
+        Assert.Equal("timeout", (string)JsonNode.Parse(await plain.Content.ReadAsStringAsync())!["error"]!["code"]!);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_client_that_disconnects_mid_stream_cancels_its_sequence()
+    {
+        // A small GPT-2 with a 1024-token context: a 1000-token stream lasts long after the client leaves.
+        torch_seed();
+        string dir = ServingFixtures.TempDir();
+        ModelFactory.FromPreset("gpt2-tiny", "causal-lm", new Dictionary<string, object> { ["n_positions"] = 1024, ["n_layer"] = 2, ["n_embd"] = 64, ["n_head"] = 2 }).SavePretrained(dir);
+        await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0 }, () => TaskLMModel.Load(dir));
+        var model = await server.Ready;
+        using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+        var req = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonBody("""{"prompt":"Hello","max_tokens":1000,"temperature":0,"stream":true}""") };
+        using (var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead))
+        {
+            using var stream = await resp.Content.ReadAsStreamAsync();
+            using var reader = new StreamReader(stream);
+            Assert.StartsWith("data: ", await reader.ReadLineAsync());
+        }   // the connection closes here, mid-stream
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (model.Stats.Cancelled == 0 && model.Stats.TokensOut < 1000 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(1, model.Stats.Cancelled);
+        Assert.True(model.Stats.TokensOut < 1000, $"{model.Stats.TokensOut} tokens: generation ran to the end after the client left");
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
+    }
+
+    static void torch_seed() => TorchSharp.torch.manual_seed(1234);
+}
