@@ -77,7 +77,6 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
     /// <summary>The last evaluation's metrics.</summary>
     public IReadOnlyDictionary<string, double>? LastEval { get; private set; }
 
-    readonly IReadOnlyList<Parameter> _params = optimizer.Groups.SelectMany(g => g.Params).ToList();
     Tensor? _classWeights;
 
     /// <summary>Runs until the total step count or a stop flag. The whole loop is this method.</summary>
@@ -116,7 +115,8 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
             tokens += batch.InputIds.numel();
         }
         double lossMean = lossSum / micro.Count;
-        double gradNorm = TotalGradNorm();
+        Optimizer.GatherGradients();   // every gradient now in the optimizer's flat buffers
+        double gradNorm = Optimizer.GradNorm();
         double lr = Schedule.LrAt(State.Step);
         bool bad = !double.IsFinite(lossMean) || !double.IsFinite(gradNorm);
         if (bad)
@@ -155,21 +155,11 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
             weight: _classWeights, ignore_index: -100, label_smoothing: Options.LabelSmoothing);
     }
 
-    /// <summary>torch.nn.utils.clip_grad_norm_'s total norm: the 2-norm of all gradients' 2-norms.</summary>
-    double TotalGradNorm()
-    {
-        var norms = _params.Where(p => p.grad is not null).Select(p => p.grad!.norm()).ToArray();
-        if (norms.Length == 0) return 0;
-        return stack(norms).norm().item<float>();
-    }
-
     /// <summary>Scales gradients by max_norm / (norm + 1e-6) when that is below 1, as clip_grad_norm_.</summary>
     void ClipGradients(double totalNorm)
     {
         double coef = Options.MaxGradNorm / (totalNorm + 1e-6);
-        if (coef >= 1) return;
-        using var _ = no_grad();
-        foreach (var p in _params) p.grad?.mul_(coef);
+        if (coef < 1) Optimizer.ScaleGradients(coef);   // one multiply per flat gradient buffer
     }
 
     /// <summary>Runs the evaluator (in eval mode, no grad) and tells the collaborators.</summary>
