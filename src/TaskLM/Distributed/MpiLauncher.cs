@@ -10,7 +10,7 @@ namespace TaskLM.Distributed;
 public static partial class MpiLauncher
 {
     /// <summary>How long the other ranks get to end after one died before the launcher kills them.</summary>
-    public const int GraceSeconds = 20;
+    public const int GraceSeconds = 5;
     const string PidDirEnv = "TASKLM_RANK_PIDS";
 
     /// <summary>Runs the job; returns its exit code (0 when every rank finished).</summary>
@@ -20,6 +20,9 @@ public static partial class MpiLauncher
             ?? throw new FileNotFoundException("--nproc needs MPICH's mpiexec on PATH (Debian/Ubuntu: apt-get install mpich)");
         string pidDir = Directory.CreateTempSubdirectory("tasklm-ranks-").FullName;
         var psi = new ProcessStartInfo(mpiexec) { RedirectStandardError = true, UseShellExecute = false };
+        // Hydra's auto-cleanup would kill the survivors within milliseconds of a death, leaving no way to tell
+        // which rank died first; without it the launcher sees exactly one dead rank and ends the rest itself.
+        psi.ArgumentList.Add("-disable-auto-cleanup");
         psi.ArgumentList.Add("-n"); psi.ArgumentList.Add(n.ToString(System.Globalization.CultureInfo.InvariantCulture));
         // The same program: the apphost, or `dotnet <entry.dll>` when run through dotnet.
         string self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell this program's path");
@@ -35,7 +38,7 @@ public static partial class MpiLauncher
         proc.ErrorDataReceived += (_, e) =>
         {
             if (e.Data == null) return;
-            if (e.Data.StartsWith("error: rank ", StringComparison.Ordinal)) rankReported = true;
+            if (e.Data.StartsWith("error: rank ", StringComparison.Ordinal) && !e.Data.Contains("peer rank probably died", StringComparison.Ordinal)) rankReported = true;
             // Hydra's report of a bad termination: "=   PID 1234 RUNNING AT host" then "=   EXIT CODE: 9".
             if (HydraPid().Match(e.Data) is { Success: true } m) lastPid = int.Parse(m.Groups[1].Value);
             else if (HydraCode().Match(e.Data) is { Success: true } c && lastPid is int pid) lock (hydraPid) hydraPid.Add((pid, int.Parse(c.Groups[1].Value)));
@@ -45,7 +48,7 @@ public static partial class MpiLauncher
 
         (int Rank, int Pid)? dead = null;
         var deadAt = Stopwatch.StartNew();
-        while (!proc.WaitForExit(500))
+        while (!proc.WaitForExit(200))
         {
             if (dead == null)
             {
@@ -68,10 +71,10 @@ public static partial class MpiLauncher
         if (rankReported) return code == 0 ? 1 : code;   // the failing rank already said why
         (int Pid, int Code)? hp;
         lock (hydraPid) hp = hydraPid.Count > 0 ? hydraPid.FirstOrDefault(h => ranks.ContainsKey(h.Pid) && h.Code != 0) : null;
-        if (hp is { Pid: > 0 } h && ranks.TryGetValue(h.Pid, out int r))
+        if (dead is { } d)
+            Console.Error.WriteLine($"error: rank {d.Rank} of {n} (pid {d.Pid}) died; the other ranks were ended within {GraceSeconds} s");
+        else if (hp is { Pid: > 0 } h && ranks.TryGetValue(h.Pid, out int r))
             Console.Error.WriteLine($"error: rank {r} of {n} (pid {h.Pid}) ended with {Describe(h.Code)}; mpiexec ended the other ranks");
-        else if (dead is { } d)
-            Console.Error.WriteLine($"error: rank {d.Rank} of {n} (pid {d.Pid}) died; the other ranks were ended");
         else
             Console.Error.WriteLine($"error: the data-parallel job failed (mpiexec exit code {code})");
         return code == 0 ? 1 : code;
