@@ -25,7 +25,8 @@ public sealed class DataParallel
     public static DataParallel? FromEnvironment()
     {
         int n = Mpi.LaunchedWorldSize();
-        if (n <= 1) return null;
+        // TASKLM_NCCL=1 alone: a one-rank job whose gradients still go through NCCL (checks the GPU path on one GPU).
+        if (n <= 1) return Environment.GetEnvironmentVariable("TASKLM_NCCL") == "1" ? new DataParallel(0, 1) : null;
         Mpi.Init();
         return new DataParallel(Mpi.Rank, Mpi.Size);
     }
@@ -34,14 +35,30 @@ public sealed class DataParallel
     /// 1/world). Call after <see cref="AdamW.GatherGradients"/>, before the norm, clipping and the step.</summary>
     public void AverageGradients(AdamW opt)
     {
-        foreach (var b in opt.Buckets) AllReduceSum(b.Grads);
-        opt.ScaleGradients(1.0 / WorldSize);
+        bool scale = false;
+        foreach (var b in opt.Buckets)
+        {
+            if (Gpu != null && b.Grads.device_type == DeviceType.CUDA && b.Grads.dtype == ScalarType.Float32)
+            {
+                using var st = b.Grads.storage<float>();
+                Gpu.AllReduceAverage(st.data_ptr(), b.Grads.numel(), Nccl.DataType.Float32);   // averages on the GPU
+            }
+            else if (WorldSize > 1) { AllReduceSum(b.Grads); scale = true; }
+        }
+        if (scale) opt.ScaleGradients(1.0 / WorldSize);
     }
+
+    /// <summary>NCCL for CUDA gradient buffers (null: MPI through host memory).</summary>
+    public Nccl? Gpu { get; private set; }
+
+    /// <summary>Sets up NCCL when training runs on CUDA (one GPU per rank; the id travels over MPI).</summary>
+    public void UseNccl() => Gpu ??= Nccl.Create(Rank, WorldSize);
 
     /// <summary>Copies rank 0's values of every parameter and buffer of <paramref name="module"/> to all ranks (as DDP
     /// does at construction), so ranks start identical whatever their RNG did.</summary>
     public void BroadcastModule(nn.Module module)
     {
+        if (WorldSize == 1) return;
         using var _ = no_grad();
         foreach (var t in module.parameters().Cast<Tensor>().Concat(module.buffers()).DistinctBy(t => t.Handle))
             Broadcast(t);
@@ -77,11 +94,12 @@ public sealed class DataParallel
     }
 
     /// <summary>Sums doubles across ranks (losses, counts, confusion matrices); returns the same array.</summary>
-    public double[] Sum(double[] values) { Mpi.AllReduce(values); return values; }
+    public double[] Sum(double[] values) { if (WorldSize > 1) Mpi.AllReduce(values); return values; }
 
     /// <summary>Rank 0's flag on every rank (early stopping is decided on rank 0).</summary>
     public bool BroadcastFlag(bool value)
     {
+        if (WorldSize == 1) return value;
         var v = new[] { value ? 1.0 : 0.0 };
         Mpi.Broadcast(v);
         return v[0] != 0;

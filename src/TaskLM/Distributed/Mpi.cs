@@ -92,7 +92,7 @@ public static unsafe class Mpi
     }
 
     /// <summary>MPI_Barrier on the world.</summary>
-    public static void Barrier() => Check(MPI_Barrier(CommWorld), "MPI_Barrier");
+    public static void Barrier() { if (Active) Check(MPI_Barrier(CommWorld), "MPI_Barrier"); }
 
     /// <summary>In-place sum (or <paramref name="op"/>) over all ranks of <paramref name="count"/> elements at
     /// <paramref name="data"/> (host or, with a CUDA-aware MPI, device memory), in chunks that fit MPI's int count.</summary>

@@ -102,6 +102,7 @@ public static class TrainingRun
         trainer.Saver = tr => { if (main) ck.Save(tr); };
         trainer.Parallel = dp;
         if (dp != null) dp.BroadcastModule(model.Module);   // identical start on every rank, as DDP
+        if (dp != null && o.Device.type == DeviceType.CUDA) dp.UseNccl();
         if (resumeDir != null)
         {
             int was = Checkpoints.Restore(trainer, resumeDir);   // also torch's RNG, after every init draw above
