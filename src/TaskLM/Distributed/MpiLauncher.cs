@@ -33,13 +33,20 @@ public static partial class MpiLauncher
         psi.Environment[PidDirEnv] = pidDir;
         using var proc = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {mpiexec}");
         bool rankReported = false;
+        var peerReporters = new HashSet<int>();   // ranks that failed because another one died
         var hydraPid = new List<(int Pid, int Code)>();
-        int? lastPid = null;
+        int? lastPid = null, vanishedPid = null;
         proc.ErrorDataReceived += (_, e) =>
         {
             if (e.Data == null) return;
-            if (e.Data.StartsWith("error: rank ", StringComparison.Ordinal) && !e.Data.Contains("peer rank probably died", StringComparison.Ordinal)) rankReported = true;
+            if (RankError().Match(e.Data) is { Success: true } re)
+            {
+                if (e.Data.Contains("peer rank probably died", StringComparison.Ordinal)) lock (peerReporters) peerReporters.Add(int.Parse(re.Groups[1].Value));
+                else rankReported = true;
+            }
             // Hydra's report of a bad termination: "=   PID 1234 RUNNING AT host" then "=   EXIT CODE: 9".
+            // MPICH over UCX: a survivor's transport names the peer that is gone, "...(pid=1234 ...) ... No such process".
+            if (vanishedPid == null && VanishedPeer().Match(e.Data) is { Success: true } vp) vanishedPid = int.Parse(vp.Groups[1].Value);
             if (HydraPid().Match(e.Data) is { Success: true } m) lastPid = int.Parse(m.Groups[1].Value);
             else if (HydraCode().Match(e.Data) is { Success: true } c && lastPid is int pid) lock (hydraPid) hydraPid.Add((pid, int.Parse(c.Groups[1].Value)));
             Console.Error.WriteLine(e.Data);
@@ -48,7 +55,7 @@ public static partial class MpiLauncher
 
         (int Rank, int Pid)? dead = null;
         var deadAt = Stopwatch.StartNew();
-        while (!proc.WaitForExit(200))
+        while (!proc.WaitForExit(5))
         {
             if (dead == null)
             {
@@ -71,6 +78,14 @@ public static partial class MpiLauncher
         if (rankReported) return code == 0 ? 1 : code;   // the failing rank already said why
         (int Pid, int Code)? hp;
         lock (hydraPid) hp = hydraPid.Count > 0 ? hydraPid.FirstOrDefault(h => ranks.ContainsKey(h.Pid) && h.Code != 0) : null;
+        if (vanishedPid is int vpid && ranks.TryGetValue(vpid, out int vr)) dead = (vr, vpid);   // the survivors' word beats polling order
+        if (dead == null)
+        {
+            // Too quick to catch in the act: the survivors said a peer died, so the dead rank is the one that did not.
+            List<int> silent;
+            lock (peerReporters) silent = peerReporters.Count > 0 ? Enumerable.Range(0, n).Where(r => !peerReporters.Contains(r)).ToList() : [];
+            if (silent.Count == 1) dead = (silent[0], ranks.FirstOrDefault(kv => kv.Value == silent[0]).Key);
+        }
         if (dead is { } d)
             Console.Error.WriteLine($"error: rank {d.Rank} of {n} (pid {d.Pid}) died; the other ranks were ended within {GraceSeconds} s");
         else if (hp is { Pid: > 0 } h && ranks.TryGetValue(h.Pid, out int r))
@@ -127,6 +142,8 @@ public static partial class MpiLauncher
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
             .Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
 
+    [GeneratedRegex(@"^error: rank (\d+) of \d+: ")] private static partial Regex RankError();
+    [GeneratedRegex(@"pid=(\d+)\b.*No such process")] private static partial Regex VanishedPeer();
     [GeneratedRegex(@"PID (\d+) RUNNING AT")] private static partial Regex HydraPid();
     [GeneratedRegex(@"EXIT CODE: (\d+)")] private static partial Regex HydraCode();
 }

@@ -141,8 +141,7 @@ public class DataParallelTests
             Assert.NotEqual(0, p.ExitCode);
             string err = await e;
             await o;
-            Assert.Contains("error: rank 1 of 2", err);
-            Assert.Contains("died", err);
+            Assert.True(err.Contains("error: rank 1 of 2", StringComparison.Ordinal) && err.Contains("died", StringComparison.Ordinal), err);
             Console.WriteLine($"job ended {killed.Elapsed.TotalSeconds:F1} s after rank 1 was killed");
         }
         finally { Directory.Delete(dir, true); }
