@@ -24,6 +24,7 @@ root.Subcommands.Add(TuneCommand.Create());
 
 root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 
 Global.AddTorchOptions(root);   // --device/--threads on the verbs that run a model
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using TaskLM.Logging;
+using TaskLM.Distributed;
 using TaskLM.Native;
 using TaskLM.Training;
 
@@ -17,30 +18,63 @@ public static class TrainCommand
         var overridesArg = new Argument<string[]>("overrides") { Description = "key=value overrides with dotted paths, e.g. training.lr=3e-4", Arity = ArgumentArity.ZeroOrMore };
         var resume = new Option<string?>("--resume") { Description = "Resume from the run folder's latest checkpoint, or from the given checkpoint folder", Arity = ArgumentArity.ZeroOrOne };
         var json = Global.JsonOption();
+        var nproc = new Option<int>("--nproc") { Description = "Data-parallel ranks on this machine: runs `mpiexec -n N` on this command (MPICH; see docs/distributed.md)", DefaultValueFactory = _ => 1 };
         var cmd = new Command("train", "Train a model as a recipe says; writes metrics.jsonl, checkpoints/ and best/ into output_dir");
         cmd.Arguments.Add(recipeArg);
         cmd.Arguments.Add(overridesArg);
         cmd.Options.Add(resume);
         cmd.Options.Add(json);
+        cmd.Options.Add(nproc);
         cmd.SetAction(p =>
+        {
+            int n = p.GetValue(nproc);
+            if (n < 1) throw new ArgumentException($"--nproc {n}: must be at least 1");
+            if (n > 1 && Mpi.LaunchedWorldSize() == 1) return MpiLauncher.Run(n, p.GetValue(recipeArg)!, p.GetValue(overridesArg) ?? []);
+            var dp = DataParallel.FromEnvironment();
+            if (dp == null) return Train(p, recipeArg, overridesArg, resume, json, null);
+            // One rank of a data-parallel job: an error here ends every rank now (MPI_Abort) instead of leaving
+            // the others waiting in an all-reduce; the message names the rank.
+            try
+            {
+                MpiLauncher.WritePidFile(dp);
+                int rc = Train(p, recipeArg, overridesArg, resume, json, dp);
+                Mpi.Barrier();
+                Mpi.Shutdown();
+                return rc;
+            }
+            catch (Exception e)
+            {
+                var inner = e is System.Reflection.TargetInvocationException { InnerException: { } ie } ? ie : e;
+                Console.Error.WriteLine($"error: rank {dp.Rank} of {dp.WorldSize}: {inner.Message.Split('\n')[0].Trim()}");
+                Console.Error.Flush();
+                Mpi.Abort(1);
+                return 1;
+            }
+        });
+        return cmd;
+    }
+
+    static int Train(ParseResult p, Argument<string> recipeArg, Argument<string[]> overridesArg, Option<string?> resume, Option<bool> json, DataParallel? dp)
+    {
         {
             var recipe = RecipeLoader.Load(TaskLM.Training.Search.RecipeCatalog.Resolve(p.GetValue(recipeArg)!), p.GetValue(overridesArg) ?? []);   // a file, or a shipped recipe by name
             var device = Global.StartTorch(p);
             if (p.GetValue(Global.Device) == "auto" && recipe.Training.Device != "auto") device = TorchBackend.ResolveDevice(recipe.Training.Device);
             string? resumeFrom = p.GetResult(resume) is null ? null : p.GetValue(resume) ?? "latest";
-            bool quiet = p.GetValue(json);
+            bool quiet = p.GetValue(json) || dp is { IsMain: false };   // ranks > 0 stay silent
             // Every line people see is also appended to the run folder's train.log (Microsoft.Extensions.Logging).
-            using var logs = RunLogging.Create(Path.Combine(recipe.OutputDir, "train.log"));
+            using var logs = RunLogging.Create(dp is { IsMain: false } ? null : Path.Combine(recipe.OutputDir, "train.log"));
             var log = logs.CreateLogger("tasklm.train");
             log.LogInformation("tasklm train {Recipe} {Overrides} (resume: {Resume}, device: {Device})",
                 p.GetValue(recipeArg), string.Join(' ', p.GetValue(overridesArg) ?? []), resumeFrom ?? "no", device);
             var progress = new ProgressLine(quiet, log);
             var result = TrainingRun.Run(recipe, new RunOptions
             {
-                Resume = resumeFrom, Device = device, Callbacks = [progress],
+                Resume = resumeFrom, Device = device, Callbacks = [progress], Parallel = dp,
                 Say = s => { log.LogInformation("{Line}", s); if (!quiet) AnsiConsole.MarkupLine(Markup.Escape(s)); },
             });
             log.LogInformation("done: {Steps} steps, stop reason: {Reason}", result.State.Step, result.StopReason ?? "none");
+            if (dp is { IsMain: false }) return 0;
             if (quiet)
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
@@ -56,8 +90,7 @@ public static class TrainCommand
                 AnsiConsole.MarkupLine($"[green]done[/]: {result.State.Step} steps → {Markup.Escape(result.RunDir)}");
             }
             return 0;
-        });
-        return cmd;
+        }
     }
 
     /// <summary>One status line per logged step: step/total, loss, lr, tokens/s and ETA (stderr, so --json stays clean).</summary>

@@ -458,12 +458,14 @@ public sealed class GPT2LMHeadModel : Gpt2
         Tensor? loss = null;
         if (batch.Labels is not null)
         {
-            // HF shifts inside the model: position t predicts label t+1; -100 is ignored.
+            // HF shifts inside the model: position t predicts label t+1; -100 is ignored. Shifting the labels
+            // instead of the logits (the last position gets -100) gives the same mean without copying the
+            // (B, T-1, V) logits slice, and its backward without a (B, T, V) zero-filled gradient.
             long v = logits.shape[2];
-            long t = logits.shape[1];
-            var shifted = logits.narrow(1, 0, t - 1).reshape(-1, v).to(float32);        // (B*(T-1), V)
-            var targets = batch.Labels.narrow(1, 1, t - 1).reshape(-1);                 // (B*(T-1),)
-            loss = F.cross_entropy(shifted, targets, ignore_index: -100);
+            long b = logits.shape[0], t = logits.shape[1];
+            var targets = cat([batch.Labels.narrow(1, 1, t - 1), full(b, 1, -100L, dtype: batch.Labels.dtype, device: batch.Labels.device)], 1);  // (B, T)
+            var flat = logits.reshape(-1, v);                                           // (B*T, V), no copy (contiguous)
+            loss = F.cross_entropy(flat.dtype == float32 ? flat : flat.to(float32), targets.view(-1), ignore_index: -100);
         }
         return new ModelOutput { Logits = logits, Loss = loss };
     }

@@ -1,4 +1,4 @@
-// AdamW (decoupled weight decay, as torch.optim.AdamW) with Hugging Face's decay grouping and flat per-group state.
+// AdamW (decoupled weight decay, as torch.optim.AdamW) with Hugging Face's decay grouping, on flat parameter and gradient buffers.
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,15 +8,49 @@ namespace TaskLM.Training;
 /// <summary>One parameter group: the parameters, their names and the weight decay they get.</summary>
 public sealed record ParamGroup(IReadOnlyList<string> Names, IReadOnlyList<Parameter> Params, double WeightDecay);
 
+/// <summary>One contiguous buffer: the parameters of one group that share a dtype and device.</summary>
+public sealed class FlatBucket
+{
+    internal FlatBucket(ParamGroup group, List<Parameter> ps, Tensor values, Tensor grads)
+    {
+        Group = group; Params = ps; Values = values; Grads = grads;
+        Offsets = new long[ps.Count]; Counts = new long[ps.Count];
+        long off = 0;
+        for (int i = 0; i < ps.Count; i++) { Offsets[i] = off; Counts[i] = ps[i].numel(); off += Counts[i]; }
+        Attached = new bool[ps.Count]; Active = new bool[ps.Count];
+    }
+
+    /// <summary>The group this bucket belongs to (its weight decay).</summary>
+    public ParamGroup Group { get; }
+    /// <summary>The parameters, in buffer order.</summary>
+    public IReadOnlyList<Parameter> Params { get; }
+    /// <summary>(N,) all parameter values; each parameter's storage is a view into it.</summary>
+    public Tensor Values { get; }
+    /// <summary>(N,) all gradients; each parameter's <c>.grad</c> is a view into it once it has had one.</summary>
+    public Tensor Grads { get; }
+    internal long[] Offsets { get; }
+    internal long[] Counts { get; }
+    /// <summary>Whether parameter i's .grad is currently our view (autograd accumulates into it in place).</summary>
+    internal bool[] Attached { get; }
+    /// <summary>Whether parameter i got a gradient this step (torch skips parameters whose grad is None).</summary>
+    internal bool[] Active { get; }
+    internal bool AllActive { get; set; }
+    internal bool AnyActive { get; set; }
+}
+
 /// <summary>AdamW exactly as <c>torch.optim.AdamW</c> (foreach=False semantics): decoupled weight decay
 /// <c>p ← p·(1 − lr·wd)</c>, bias-corrected moments, <c>p ← p − lr/bc1 · m / (√v/√bc2 + eps)</c>.
-/// The moments of a group live in two flat tensors (m, v: (N,) for the group's N elements) and each
-/// parameter's state is a view into them, so the update is a handful of large ops per group and the
-/// design carries over to one flat parameter buffer.</summary>
+/// Parameters, gradients and both moments of a group live in flat (N,) buffers (one per dtype and device,
+/// a <see cref="FlatBucket"/>): each parameter's storage and, after its first backward, its <c>.grad</c> are
+/// views into them, so autograd accumulates straight into the flat gradient buffer and the gradient norm,
+/// clipping, an all-reduce and the update are a few large tensor ops per bucket instead of loops over
+/// parameters. Parameters without a gradient in a step (frozen, or unused by the forward) are skipped, as
+/// torch skips a <c>grad is None</c>.</summary>
 public sealed class AdamW : IDisposable
 {
     readonly List<ParamGroup> _groups;
-    readonly Tensor[] _expAvg, _expAvgSq;     // (N_g,) per group
+    readonly List<FlatBucket> _buckets = [];
+    readonly List<Tensor> _expAvg = [], _expAvgSq = [];     // (N_b,) per bucket
     readonly double _beta1, _beta2, _eps;
 
     /// <summary>Optimizer steps taken (torch's per-parameter "step", the same for all here).</summary>
@@ -24,19 +58,38 @@ public sealed class AdamW : IDisposable
 
     public IReadOnlyList<ParamGroup> Groups => _groups;
 
+    /// <summary>The flat buffers (what a data-parallel all-reduce works on).</summary>
+    public IReadOnlyList<FlatBucket> Buckets => _buckets;
+
+    /// <summary>Moves every parameter of <paramref name="groups"/> into flat buffers (values are copied, the
+    /// Parameter objects stay the same, so modules and tied weights keep working). Build it after the model
+    /// is on its device: moving the model later would move parameters out of the buffers.</summary>
     public AdamW(IEnumerable<ParamGroup> groups, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8)
     {
         _groups = groups.Where(g => g.Params.Count > 0).ToList();
         _beta1 = beta1; _beta2 = beta2; _eps = eps;
-        _expAvg = new Tensor[_groups.Count];
-        _expAvgSq = new Tensor[_groups.Count];
-        for (int i = 0; i < _groups.Count; i++)
-        {
-            var p0 = _groups[i].Params[0];
-            long n = _groups[i].Params.Sum(p => p.numel());
-            _expAvg[i] = zeros(n, dtype: p0.dtype, device: p0.device);
-            _expAvgSq[i] = zeros(n, dtype: p0.dtype, device: p0.device);
-        }
+        using var _ = no_grad();
+        foreach (var g in _groups)
+            foreach (var same in g.Params.GroupBy(p => (p.dtype, p.device.type, p.device.index)))
+            {
+                var ps = same.ToList();
+                long n = ps.Sum(p => p.numel());
+                var values = empty(n, dtype: ps[0].dtype, device: ps[0].device);
+                var grads = zeros(n, dtype: ps[0].dtype, device: ps[0].device);
+                long off = 0;
+                foreach (var p in ps)
+                {
+                    long k = p.numel();
+                    var view = values.narrow(0, off, k).view(p.shape);
+                    view.copy_(p);
+                    p.set_(view);          // the parameter now lives in the flat buffer
+                    view.Dispose();
+                    off += k;
+                }
+                _buckets.Add(new FlatBucket(g, ps, values, grads));
+                _expAvg.Add(zeros(n, dtype: ps[0].dtype, device: ps[0].device));
+                _expAvgSq.Add(zeros(n, dtype: ps[0].dtype, device: ps[0].device));
+            }
     }
 
     /// <summary>Hugging Face Trainer's grouping: weight decay on every trainable parameter except biases and
@@ -67,7 +120,62 @@ public sealed class AdamW : IDisposable
         return (new ParamGroup(dn, dp, weightDecay), new ParamGroup(nn_, np, 0.0));
     }
 
-    /// <summary>One update with learning rate <paramref name="lr"/>; parameters without a gradient are skipped.</summary>
+    /// <summary>Call after backward, before <see cref="GradNorm"/>, clipping, an all-reduce or <see cref="Step"/>:
+    /// a gradient autograd created afresh (first step, or a newly unfrozen parameter) is copied into the flat
+    /// buffer and replaced by a view of it, so later backwards accumulate there in place; frozen parameters
+    /// are detached. After this the flat gradient buffers hold every gradient of the step (zeros where none).</summary>
+    public void GatherGradients()
+    {
+        using var _ = no_grad();
+        foreach (var b in _buckets)
+        {
+            bool all = true, any = false;
+            for (int i = 0; i < b.Params.Count; i++)
+            {
+                var p = b.Params[i];
+                var gr = p.grad;
+                if (gr is null || !p.requires_grad)
+                {
+                    if (gr is not null) { p.grad = null; gr.Dispose(); }
+                    if (b.Attached[i]) { b.Attached[i] = false; b.Grads.narrow(0, b.Offsets[i], b.Counts[i]).zero_(); }
+                    b.Active[i] = false; all = false;
+                    continue;
+                }
+                if (!b.Attached[i])
+                {
+                    var view = b.Grads.narrow(0, b.Offsets[i], b.Counts[i]).view(p.shape);
+                    view.copy_(gr);
+                    p.grad = view;     // autograd's AccumulateGrad adds into a defined .grad in place
+                    b.Attached[i] = true;
+                    view.Dispose();
+                }
+                gr.Dispose();
+                b.Active[i] = true; any = true;
+            }
+            b.AllActive = all; b.AnyActive = any;
+        }
+    }
+
+    /// <summary>torch.nn.utils.clip_grad_norm_'s total norm (the 2-norm over every gradient) from the flat
+    /// buffers: one norm per bucket and one host read. Call <see cref="GatherGradients"/> first.</summary>
+    public double GradNorm()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var norms = _buckets.Where(b => b.AnyActive).Select(b => b.Grads.norm()).ToArray();
+        if (norms.Length == 0) return 0;
+        return (norms.Length == 1 ? norms[0] : stack(norms).norm()).item<float>();
+    }
+
+    /// <summary>Multiplies every gradient by <paramref name="factor"/> (clipping; averaging after a sum-all-reduce).</summary>
+    public void ScaleGradients(double factor)
+    {
+        using var _ = no_grad();
+        foreach (var b in _buckets) if (b.AnyActive) b.Grads.mul_(factor);
+    }
+
+    /// <summary>One update with learning rate <paramref name="lr"/>; parameters without a gradient are skipped.
+    /// Gathers the gradients first if the caller did not.</summary>
     public void Step(double lr)
     {
         StepCount++;
@@ -76,36 +184,49 @@ public sealed class AdamW : IDisposable
         double stepSize = lr / bc1;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        for (int g = 0; g < _groups.Count; g++)
+        for (int k = 0; k < _buckets.Count; k++)
         {
-            var group = _groups[g];
-            // (N,) gradients of the group, zeros where a parameter got none.
-            var grads = cat(group.Params.Select(p => p.grad is { } gr ? gr.reshape(-1) : zeros(p.numel(), dtype: p.dtype, device: p.device)).ToArray());
-            _expAvg[g].lerp_(grads, 1 - _beta1);
-            _expAvgSq[g].mul_(_beta2).addcmul_(grads, grads, 1 - _beta2);
-            var update = _expAvg[g] / (_expAvgSq[g].sqrt() / bc2Sqrt + _eps);   // (N,)
-            long offset = 0;
-            foreach (var p in group.Params)
+            var b = _buckets[k];
+            if (!b.AnyActive) continue;
+            double wd = b.Group.WeightDecay;
+            if (b.AllActive) Update(b.Values, b.Grads, _expAvg[k], _expAvgSq[k], lr, wd, stepSize, bc2Sqrt);
+            else
             {
-                long n = p.numel();
-                if (p.grad is not null)
+                // Some parameters had no gradient: update each contiguous run of those that had one.
+                int i = 0;
+                while (i < b.Params.Count)
                 {
-                    if (group.WeightDecay != 0) p.mul_(1 - lr * group.WeightDecay);
-                    p.add_(update.narrow(0, offset, n).view(p.shape), alpha: -stepSize);
+                    if (!b.Active[i]) { i++; continue; }
+                    int j = i;
+                    while (j + 1 < b.Params.Count && b.Active[j + 1]) j++;
+                    long off = b.Offsets[i], len = b.Offsets[j] + b.Counts[j] - off;
+                    Update(b.Values.narrow(0, off, len), b.Grads.narrow(0, off, len), _expAvg[k].narrow(0, off, len), _expAvgSq[k].narrow(0, off, len),
+                        lr, wd, stepSize, bc2Sqrt);
+                    i = j + 1;
                 }
-                offset += n;
             }
         }
     }
 
-    /// <summary>The state to checkpoint: step count and per-group moments, by name "exp_avg.{g}" / "exp_avg_sq.{g}".</summary>
+    /// <summary>torch's _single_tensor_adamw on (n,) slices, op for op.</summary>
+    void Update(Tensor p, Tensor g, Tensor m, Tensor v, double lr, double wd, double stepSize, double bc2Sqrt)
+    {
+        if (wd != 0) p.mul_(1 - lr * wd);
+        m.lerp_(g, 1 - _beta1);
+        v.mul_(_beta2).addcmul_(g, g, 1 - _beta2);
+        var denom = (v.sqrt() / bc2Sqrt).add_(_eps);
+        p.addcdiv_(m, denom, -stepSize);
+    }
+
+    /// <summary>The state to checkpoint: step count and per-bucket moments, by name "exp_avg.{b}" / "exp_avg_sq.{b}"
+    /// (one bucket per group when a group has one dtype, as every TaskLM model).</summary>
     public Dictionary<string, Tensor> StateDict()
     {
         var d = new Dictionary<string, Tensor>();
-        for (int g = 0; g < _groups.Count; g++)
+        for (int k = 0; k < _buckets.Count; k++)
         {
-            d[$"exp_avg.{g}"] = _expAvg[g].cpu();
-            d[$"exp_avg_sq.{g}"] = _expAvgSq[g].cpu();
+            d[$"exp_avg.{k}"] = _expAvg[k].cpu();
+            d[$"exp_avg_sq.{k}"] = _expAvgSq[k].cpu();
         }
         d["step"] = tensor(new[] { StepCount });
         return d;
@@ -115,9 +236,9 @@ public sealed class AdamW : IDisposable
     public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
     {
         using var _ = no_grad();
-        for (int g = 0; g < _groups.Count; g++)
+        for (int k = 0; k < _buckets.Count; k++)
         {
-            foreach (var (name, dst) in new[] { ($"exp_avg.{g}", _expAvg[g]), ($"exp_avg_sq.{g}", _expAvgSq[g]) })
+            foreach (var (name, dst) in new[] { ($"exp_avg.{k}", _expAvg[k]), ($"exp_avg_sq.{k}", _expAvgSq[k]) })
             {
                 if (!state.TryGetValue(name, out var src) || src.numel() != dst.numel())
                     throw new InvalidDataException($"optimizer state: '{name}' missing or of another size (the checkpoint's parameters differ from this run's)");
@@ -127,12 +248,18 @@ public sealed class AdamW : IDisposable
         StepCount = state["step"].item<long>();
     }
 
-    /// <summary>Sets every gradient to none (torch's zero_grad(set_to_none=True)).</summary>
+    /// <summary>Clears every gradient for the next step: one fill of each flat buffer (the views stay attached,
+    /// so the next backward accumulates into zeros); a gradient that is not a view yet is dropped, as torch's
+    /// zero_grad(set_to_none=True).</summary>
     public void ZeroGrad()
     {
-        foreach (var g in _groups)
-            foreach (var p in g.Params)
-                if (p.grad is { } gr) { p.grad = null; gr.Dispose(); }
+        using var _ = no_grad();
+        foreach (var b in _buckets)
+        {
+            b.Grads.zero_();
+            for (int i = 0; i < b.Params.Count; i++)
+                if (!b.Attached[i] && b.Params[i].grad is { } gr) { b.Params[i].grad = null; gr.Dispose(); }
+        }
     }
 
     public void Dispose()

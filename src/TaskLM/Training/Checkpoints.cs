@@ -14,6 +14,9 @@ public sealed class Checkpoints(string runDir, int keepLast, Action<string> save
 {
     public string Folder { get; } = Path.Combine(runDir, "checkpoints");
 
+    /// <summary>Ranks of the data-parallel job writing the checkpoints (recorded in trainer_state.json).</summary>
+    public int WorldSize { get; init; } = 1;
+
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>Writes the checkpoint of the trainer's current step and prunes old ones. Returns its folder.</summary>
@@ -30,7 +33,7 @@ public sealed class Checkpoints(string runDir, int keepLast, Action<string> save
         foreach (var v in opt.Values) v.Dispose();
         using (var rng = random.get_rng_state())
             SafeTensors.Save(Path.Combine(tmp, "rng_state.safetensors"), [new("cpu", rng)]);
-        var meta = new CheckpointMeta(t.State, t.Schedule.Kind, t.Schedule.BaseLr, t.Schedule.WarmupSteps, t.Schedule.TotalSteps);
+        var meta = new CheckpointMeta(t.State, t.Schedule.Kind, t.Schedule.BaseLr, t.Schedule.WarmupSteps, t.Schedule.TotalSteps, WorldSize);
         File.WriteAllText(Path.Combine(tmp, "trainer_state.json"), JsonSerializer.Serialize(meta, Json));
         if (Directory.Exists(final)) Directory.Delete(final, true);
         Directory.Move(tmp, final);
@@ -57,8 +60,8 @@ public sealed class Checkpoints(string runDir, int keepLast, Action<string> save
         ?? throw new FileNotFoundException($"{runDir}: no checkpoint to resume from (checkpoints/step-N with trainer_state.json)");
 
     /// <summary>Restores optimizer, scheduler check, RNG and loop state from <paramref name="dir"/> into a trainer
-    /// built on the checkpoint's weights.</summary>
-    public static void Restore(Trainer t, string dir)
+    /// built on the checkpoint's weights. Returns the world size that wrote it (1 for checkpoints before it was recorded).</summary>
+    public static int Restore(Trainer t, string dir)
     {
         string statePath = Path.Combine(dir, "trainer_state.json");
         if (!File.Exists(statePath)) throw new FileNotFoundException($"{dir}: not a checkpoint (no trainer_state.json)");
@@ -73,8 +76,9 @@ public sealed class Checkpoints(string runDir, int keepLast, Action<string> save
         random.set_rng_state(rng["cpu"]);
         rng["cpu"].Dispose();
         t.Restore(meta.State);
+        return meta.WorldSize;
     }
 
     /// <summary>trainer_state.json.</summary>
-    public sealed record CheckpointMeta(TrainerState State, string Scheduler, double Lr, int WarmupSteps, int TotalSteps);
+    public sealed record CheckpointMeta(TrainerState State, string Scheduler, double Lr, int WarmupSteps, int TotalSteps, int WorldSize = 1);
 }

@@ -1,4 +1,5 @@
 // Held-out evaluation during training: mean loss plus the task's headline metrics (what early stopping can watch).
+using TaskLM.Distributed;
 using TaskLM.Evaluation;
 using TaskLM.Models;
 using static TorchSharp.torch;
@@ -11,14 +12,18 @@ namespace TaskLM.Training;
 public static class EvalLoop
 {
     /// <summary>Evaluates <paramref name="model"/> on <paramref name="examples"/> in batches of <paramref name="batchSize"/>
-    /// collated by <paramref name="collator"/>; <paramref name="labels"/> (class names) add f1_&lt;name&gt; per class.</summary>
-    public static Dictionary<string, double> Run(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, int batchSize, IReadOnlyList<string>? labels = null)
+    /// collated by <paramref name="collator"/>; <paramref name="labels"/> (class names) add f1_&lt;name&gt; per class.
+    /// With <paramref name="parallel"/>, each rank scores every WorldSize-th batch and the sums are reduced, so
+    /// every rank gets the single-process metrics.</summary>
+    public static Dictionary<string, double> Run(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, int batchSize, IReadOnlyList<string>? labels = null,
+        DataParallel? parallel = null)
     {
         double lossSum = 0; int batches = 0;
         var gold = new List<int>(); var pred = new List<int>();
         long tokOk = 0, tokAll = 0, spanOk = 0, spanAll = 0;
-        for (int i = 0; i < examples.Count; i += batchSize)
+        for (int i = 0, bi = 0; i < examples.Count; i += batchSize, bi++)
         {
+            if (parallel != null && bi % parallel.WorldSize != parallel.Rank) continue;   // another rank's batch
             using var scope = NewDisposeScope();
             var chunk = examples.Skip(i).Take(batchSize).ToList();
             var batch = collator.Collate(chunk, maskSeed: i);   // fixed masking seed: every evaluation masks alike
@@ -45,6 +50,21 @@ public static class EvalLoop
                     break;
                 }
             }
+        }
+        if (parallel != null)
+        {
+            // Sums across ranks; class predictions travel as a (K, K) confusion count (the metrics ignore order).
+            int k = labels?.Count ?? 0;
+            if (model.Task == "classification") k = Math.Max(k, (int)parallel.Sum([gold.Concat(pred).DefaultIfEmpty(-1).Max() + 1.0])[0]);
+            var sums = new double[6 + k * k];
+            (sums[0], sums[1], sums[2], sums[3], sums[4], sums[5]) = (lossSum, batches, tokOk, tokAll, spanOk, spanAll);
+            for (int j = 0; j < gold.Count; j++) if (gold[j] >= 0 && pred[j] >= 0) sums[6 + gold[j] * k + pred[j]]++;
+            parallel.Sum(sums);
+            (lossSum, batches, tokOk, tokAll, spanOk, spanAll) = (sums[0], (int)sums[1], (long)sums[2], (long)sums[3], (long)sums[4], (long)sums[5]);
+            gold.Clear(); pred.Clear();
+            for (int g = 0; g < k; g++)
+                for (int q = 0; q < k; q++)
+                    for (long c = (long)sums[6 + g * k + q]; c > 0; c--) { gold.Add(g); pred.Add(q); }
         }
         var m = new Dictionary<string, double>();
         if (batches > 0) m["loss"] = lossSum / batches;

@@ -1,6 +1,7 @@
 // The training loop: one optimizer step per iteration; logging, evaluation, early stopping and checkpoints are
 // collaborators that observe the loop and set flags on TrainerControl (as HF's TrainerCallback/TrainerControl).
 using System.Diagnostics;
+using TaskLM.Distributed;
 using TaskLM.Models;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -74,10 +75,12 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
     public Func<IReadOnlyDictionary<string, double>>? Evaluator { get; set; }
     /// <summary>Writes a checkpoint of the model and this trainer into a folder; set by <see cref="Checkpoints"/>.</summary>
     public Action<Trainer>? Saver { get; set; }
+    /// <summary>The data-parallel job this trainer is one rank of (each rank takes its shard of every global
+    /// batch; gradients are averaged before clipping); null = a single process.</summary>
+    public DataParallel? Parallel { get; set; }
     /// <summary>The last evaluation's metrics.</summary>
     public IReadOnlyDictionary<string, double>? LastEval { get; private set; }
 
-    readonly IReadOnlyList<Parameter> _params = optimizer.Groups.SelectMany(g => g.Params).ToList();
     Tensor? _classWeights;
 
     /// <summary>Runs until the total step count or a stop flag. The whole loop is this method.</summary>
@@ -93,6 +96,7 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
             Fire(c => c.OnStep(this, log));
             if (epochEnded) Fire(c => c.OnEpochEnd(this, epoch));
             if (Control.ShouldEvaluate || (State.Step == Options.TotalSteps && Evaluator != null)) Evaluate();
+            if (Parallel != null) Control.ShouldStop = Parallel.BroadcastFlag(Control.ShouldStop);   // rank 0 decides
             if (Control.ShouldSave || State.Step == Options.TotalSteps || Control.ShouldStop) Save();
         }
         Fire(c => c.OnTrainEnd(this));
@@ -109,14 +113,33 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
         double lossSum = 0; long tokens = 0;
         for (int i = 0; i < micro.Count; i++)
         {
-            var batch = collator.Collate(micro[i].Select(j => train[j]).ToList(), maskSeed: (long)State.Step * 1009 + i + Options.Seed * 7L);
+            // Data-parallel: this rank's shard of the global micro-batch, its loss weighted by its share of the
+            // examples (n_r · W / n), so the average over ranks is the global batch's mean. An empty shard runs
+            // one example with weight 0: every rank must reach the all-reduce with the same parameters active.
+            var idx = micro[i];
+            double w = 1;
+            if (Parallel != null)
+            {
+                var mine = Parallel.Shard(idx);
+                w = (double)mine.Length * Parallel.WorldSize / idx.Length;
+                idx = mine.Length > 0 ? mine : [idx[0]];
+            }
+            long seed = (long)State.Step * 1009 + i + Options.Seed * 7L + (Parallel?.Rank ?? 0) * 1_000_003L;
+            var batch = collator.Collate(idx.Select(j => train[j]).ToList(), maskSeed: seed);
             var loss = ComputeLoss(Model.Forward(batch), batch);
-            (loss / micro.Count).backward();
-            lossSum += loss.item<float>();
-            tokens += batch.InputIds.numel();
+            (w == 1 ? loss / micro.Count : loss * (w / micro.Count)).backward();
+            lossSum += w * loss.item<float>();
+            tokens += w == 0 ? 0 : batch.InputIds.numel();
+        }
+        Optimizer.GatherGradients();   // every gradient now in the optimizer's flat buffers
+        if (Parallel != null)
+        {
+            Parallel.AverageGradients(Optimizer);                       // one all-reduce per flat buffer
+            var sums = Parallel.Sum([lossSum, tokens]);
+            lossSum = sums[0] / Parallel.WorldSize; tokens = (long)sums[1];
         }
         double lossMean = lossSum / micro.Count;
-        double gradNorm = TotalGradNorm();
+        double gradNorm = Optimizer.GradNorm();
         double lr = Schedule.LrAt(State.Step);
         bool bad = !double.IsFinite(lossMean) || !double.IsFinite(gradNorm);
         if (bad)
@@ -155,21 +178,11 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
             weight: _classWeights, ignore_index: -100, label_smoothing: Options.LabelSmoothing);
     }
 
-    /// <summary>torch.nn.utils.clip_grad_norm_'s total norm: the 2-norm of all gradients' 2-norms.</summary>
-    double TotalGradNorm()
-    {
-        var norms = _params.Where(p => p.grad is not null).Select(p => p.grad!.norm()).ToArray();
-        if (norms.Length == 0) return 0;
-        return stack(norms).norm().item<float>();
-    }
-
     /// <summary>Scales gradients by max_norm / (norm + 1e-6) when that is below 1, as clip_grad_norm_.</summary>
     void ClipGradients(double totalNorm)
     {
         double coef = Options.MaxGradNorm / (totalNorm + 1e-6);
-        if (coef >= 1) return;
-        using var _ = no_grad();
-        foreach (var p in _params) p.grad?.mul_(coef);
+        if (coef < 1) Optimizer.ScaleGradients(coef);   // one multiply per flat gradient buffer
     }
 
     /// <summary>Runs the evaluator (in eval mode, no grad) and tells the collaborators.</summary>

@@ -1,6 +1,7 @@
 // A whole run from a recipe: data, model, strategy, optimizer, collaborators, the loop, and the run folder.
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
+using TaskLM.Distributed;
 using TaskLM.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -19,6 +20,8 @@ public sealed class RunOptions
     public Action<string> Say { get; init; } = _ => { };
     /// <summary>Extra observers (the CLI's progress bar).</summary>
     public IReadOnlyList<ITrainerCallback> Callbacks { get; init; } = [];
+    /// <summary>The data-parallel job this process is one rank of (see docs/distributed.md); null = alone.</summary>
+    public DataParallel? Parallel { get; init; }
 }
 
 /// <summary>Result of a run: final state, last evaluation, where the best model is.</summary>
@@ -35,7 +38,9 @@ public static class TrainingRun
         string? resumeDir = o.Resume == null ? null : o.Resume == "latest" ? Checkpoints.Latest(runDir) : o.Resume;
         if (resumeDir != null && !File.Exists(Path.Combine(resumeDir, "trainer_state.json")))
             throw new FileNotFoundException($"{resumeDir}: not a checkpoint (no trainer_state.json)");
-        File.WriteAllText(Path.Combine(runDir, "recipe.resolved.yaml"), RecipeLoader.ToYaml(r));
+        var dp = o.Parallel;
+        bool main = dp?.IsMain ?? true;   // rank 0 alone writes files
+        if (main) File.WriteAllText(Path.Combine(runDir, "recipe.resolved.yaml"), RecipeLoader.ToYaml(r));
         manual_seed(r.Training.Seed);
 
         // Data. The tokenizer: the recipe's, else the model folder's (when it has tokenizer files).
@@ -96,30 +101,36 @@ public static class TrainingRun
             TotalSteps = totalSteps, MaxGradNorm = t.MaxGradNorm, LabelSmoothing = t.LabelSmoothing,
             ClassWeights = ClassWeights(t.ClassWeights, train.Examples, labels), MaxBadSteps = t.MaxBadSteps, Seed = t.Seed,
         });
-        if (val != null) trainer.Evaluator = () => EvalLoop.Run(model, val.Examples, collator, t.EvalBatchSize, labels);
+        if (val != null) trainer.Evaluator = () => EvalLoop.Run(model, val.Examples, collator, t.EvalBatchSize, labels, dp);
 
-        var ck = new Checkpoints(runDir, t.KeepLast, model.SavePretrained);
-        trainer.Saver = tr => ck.Save(tr);
+        var ck = new Checkpoints(runDir, t.KeepLast, model.SavePretrained) { WorldSize = dp?.WorldSize ?? 1 };
+        trainer.Saver = tr => { if (main) ck.Save(tr); };
+        trainer.Parallel = dp;
+        if (dp != null) dp.BroadcastModule(model.Module);   // identical start on every rank, as DDP
+        if (dp != null && o.Device.type == DeviceType.CUDA) dp.UseNccl();
         if (resumeDir != null)
         {
-            Checkpoints.Restore(trainer, resumeDir);   // also torch's RNG, after every init draw above
-            o.Say($"resumed from {resumeDir} at step {trainer.State.Step}");
+            int was = Checkpoints.Restore(trainer, resumeDir);   // also torch's RNG, after every init draw above
+            o.Say($"resumed from {resumeDir} at step {trainer.State.Step}" + (was != (dp?.WorldSize ?? 1)
+                ? $" (saved by {was} rank(s), now {dp?.WorldSize ?? 1}: the global batch stays {t.BatchSize}, each rank takes {t.BatchSize / (double)(dp?.WorldSize ?? 1):0.#} of it)" : ""));
         }
-        using var metrics = new MetricsLogger(runDir, t.LogEvery, t.Tensorboard, resumeDir != null ? trainer.State.Step : -1);
+        // Dropout differs per rank, as DDP (rank 0 keeps the single-process stream).
+        if (dp != null && dp.Rank > 0) manual_seed(t.Seed + 7919L * dp.Rank + trainer.State.Step);
+        using var metrics = main ? new MetricsLogger(runDir, t.LogEvery, t.Tensorboard, resumeDir != null ? trainer.State.Step : -1) : null;
         trainer.Callbacks.Add(new ScheduleFlags(t.EvalEvery, t.SaveEvery));
-        trainer.Callbacks.Add(metrics);
+        if (metrics != null) trainer.Callbacks.Add(metrics);
         if (unfreezer != null) trainer.Callbacks.Add(unfreezer);
         if (val != null)
         {
             var es = t.EarlyStopping;
             string best = Path.Combine(runDir, "best");
             trainer.Callbacks.Add(new EarlyStopping(es?.Metric ?? "loss", es?.Mode ?? "auto", es?.Patience, es?.MinDelta ?? 0,
-                _ => SaveAtomically(best, model.SavePretrained)));
+                _ => { if (main) SaveAtomically(best, model.SavePretrained); }));
         }
         trainer.Callbacks.AddRange(o.Callbacks);
         o.Say($"training: {totalSteps} optimizer steps ({plan.StepsPerEpoch}/epoch, batch {t.BatchSize} × accum {t.GradAccum}), {t.Scheduler} lr {t.Lr:G3}, warmup {schedule.WarmupSteps}");
         var state = trainer.Train();
-        if (r.Data.Test != null) EvaluateTest(r, runDir, model, tok, labels, collator, modelTask, o);
+        if (r.Data.Test != null && main) EvaluateTest(r, runDir, model, tok, labels, collator, modelTask, o);
         return new RunResult(state, trainer.LastEval, runDir, trainer.Control.StopReason, trainable, total);
     }
 
