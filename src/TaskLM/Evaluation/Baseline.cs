@@ -158,7 +158,7 @@ public sealed record LabelledTexts(IReadOnlyList<string> Texts, IReadOnlyList<st
 
 /// <summary>A baseline scored on a split: its predictions, probabilities and eval metrics (the names the
 /// model's evaluation uses: accuracy, micro/macro/weighted F1, macro precision/recall, f1_&lt;class&gt;, loss).</summary>
-public sealed record BaselineScore(TextBaseline Model, string[] Predictions, float[][] Probabilities, EvalResult Result);
+public sealed record BaselineScore(TextBaseline Model, string[] Predictions, float[][] Probabilities, EvalResult Result, int TrainExamples);
 
 /// <summary>Fits and scores the baseline on a train/test pair.</summary>
 public static class Baseline
@@ -171,19 +171,24 @@ public static class Baseline
         var model = TextBaseline.Fit(train.Texts, train.Labels, order, options);
         var proba = model.PredictProba(test.Texts);
         var pred = proba.Select(p => order[TextBaseline.ArgMax(p)]).ToArray();
-        return new BaselineScore(model, pred, proba, Score(test, pred, proba, order, split));
+        return new BaselineScore(model, pred, proba, Score(test, pred, proba, order, split), train.Texts.Count);
     }
 
     /// <summary>eval metrics of predictions <paramref name="pred"/> (and probabilities, for the loss) against <paramref name="gold"/>.</summary>
-    public static EvalResult Score(LabelledTexts gold, IReadOnlyList<string> pred, float[][]? proba, IReadOnlyList<string> order, string? split)
+    public static EvalResult Score(LabelledTexts gold, IReadOnlyList<string> pred, float[][]? proba, IReadOnlyList<string> order, string? split) =>
+        Score(gold.Labels, pred, proba, order, split, gold.Texts);
+
+    /// <summary>eval metrics in the model evaluation's names and order (accuracy, micro/macro/weighted F1, macro
+    /// precision/recall, f1_&lt;class&gt;, and loss when <paramref name="proba"/> is given).</summary>
+    public static EvalResult Score(IReadOnlyList<string> gold, IReadOnlyList<string> pred, float[][]? proba, IReadOnlyList<string> order, string? split, IReadOnlyList<string>? texts = null)
     {
-        var r = EvalResult.ForClassification(gold.Labels, pred, gold.Texts, null, 10, split);
+        var r = EvalResult.ForClassification(gold, pred, texts, null, 10, split);
         var m = new Dictionary<string, double>(r.Metrics);
         r.Metrics.Clear();
         // Same metric names, same order as the model's evaluation (EvalLoop).
         foreach (var k in new[] { "accuracy", "micro_f1", "macro_f1", "weighted_f1", "macro_precision", "macro_recall" }) r.Metrics[k] = m[k];
         if (r.PerClass != null) foreach (var (name, s) in r.PerClass) r.Metrics[$"f1_{name}"] = s.F1;
-        if (proba != null) r.Metrics["loss"] = MeanNll(gold.Labels, proba, order);
+        if (proba != null) r.Metrics["loss"] = MeanNll(gold, proba, order);
         return r;
     }
 

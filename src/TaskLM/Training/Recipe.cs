@@ -15,6 +15,8 @@ public sealed class Recipe
     public DataSection Data { get; set; } = new();
     public StrategySection Strategy { get; set; } = new();
     public TrainingSection Training { get; set; } = new();
+    /// <summary>What the results stage reports beside the model's own test metrics.</summary>
+    public EvaluationSection Evaluation { get; set; } = new();
     /// <summary>The run folder (metrics.jsonl, checkpoints/, best/, recipe.resolved.yaml).</summary>
     public string OutputDir { get; set; } = "runs/run";
 
@@ -141,6 +143,17 @@ public sealed class TrainingSection
     public string Device { get; set; } = "auto";
     /// <summary>Write TensorBoard event files into the run folder.</summary>
     public bool Tensorboard { get; set; } = true;
+}
+
+/// <summary>The results stage's comparisons (classification).</summary>
+public sealed class EvaluationSection
+{
+    /// <summary>Fit the TF-IDF + logistic-regression baseline on the training split and report it beside the model.</summary>
+    public bool Baseline { get; set; } = true;
+    /// <summary>Also report a probability ensemble of model and baseline, its weight chosen on validation only.</summary>
+    public bool Ensemble { get; set; }
+    /// <summary>Resamples of the paired bootstrap interval of model − baseline (0 = no interval).</summary>
+    public int BootstrapSamples { get; set; } = 1000;
 }
 
 /// <summary>Stop when the metric has not improved by min_delta for patience evaluations.</summary>

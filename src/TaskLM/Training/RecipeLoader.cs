@@ -262,6 +262,8 @@ public static class RecipeLoader
         else if (t.ClassWeights is JsonArray arr)
             Check(arr.All(x => x is JsonValue v && v.TryGetValue(out double w) && w >= 0), source, "training.class_weights must be 'balanced' or a list of non-negative numbers");
         else Check(t.ClassWeights == null, source, "training.class_weights must be 'balanced' or a list of numbers");
+        Check(r.Evaluation.BootstrapSamples == 0 || r.Evaluation.BootstrapSamples >= 2, source, "evaluation.bootstrap_samples must be 0 (off) or at least 2");
+        Check(!r.Evaluation.Ensemble || r.Evaluation.Baseline, source, "evaluation.ensemble needs evaluation.baseline: true");
         Check(r.Data.Train != null, source, "data.train is required");
     }
 

@@ -1,6 +1,7 @@
 // A whole run from a recipe: data, model, strategy, optimizer, collaborators, the loop, and the run folder.
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
+using TaskLM.Evaluation;
 using TaskLM.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -93,7 +94,9 @@ public static class TrainingRun
         });
         if (val != null) trainer.Evaluator = () => EvalLoop.Run(model, val.Examples, collator, t.EvalBatchSize, labels);
 
-        var ck = new Checkpoints(runDir, t.KeepLast, model.SavePretrained);
+        // Model folders carry the tokenizer files, so generate/evaluate --model runs/x/best need no --tokenizer.
+        Action<string> savePretrained = dir => { model.SavePretrained(dir); tok?.Save(dir); };
+        var ck = new Checkpoints(runDir, t.KeepLast, savePretrained);
         trainer.Saver = tr => ck.Save(tr);
         if (resumeDir != null)
         {
@@ -109,7 +112,7 @@ public static class TrainingRun
             var es = t.EarlyStopping;
             string best = Path.Combine(runDir, "best");
             trainer.Callbacks.Add(new EarlyStopping(es?.Metric ?? "loss", es?.Mode ?? "auto", es?.Patience, es?.MinDelta ?? 0,
-                _ => SaveAtomically(best, model.SavePretrained)));
+                _ => SaveAtomically(best, savePretrained)));
         }
         trainer.Callbacks.AddRange(o.Callbacks);
         o.Say($"training: {totalSteps} optimizer steps ({plan.StepsPerEpoch}/epoch, batch {t.BatchSize} × accum {t.GradAccum}), {t.Scheduler} lr {t.Lr:G3}, warmup {schedule.WarmupSteps}");
@@ -143,6 +146,8 @@ public static class TrainingRun
         var mj = new JsonObject();
         foreach (var (k, v) in metrics) mj[k] = v;
         json["metrics"] = mj;
+        // Classification: the TF-IDF baseline beside the model (Evaluation/BaselineStage.cs).
+        if (labels != null) BaselineStage.Run(r, r.Data.Test!, test.Examples, scored, collator, labels, tok, o.Say)?.WriteTo(json);
         File.WriteAllText(Path.Combine(runDir, "eval.json"), json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         o.Say("test: " + string.Join("  ", metrics.Select(kv => $"{kv.Key}={kv.Value:G5}")));
     }
