@@ -58,8 +58,11 @@ public sealed class DataSection
     public string CompletionColumn { get; set; } = "completion";
     /// <summary>Label names in id order; null = collected from the training data (sorted).</summary>
     public List<string>? Labels { get; set; }
-    /// <summary>Longest sequence; causal LM on text or token files packs documents into blocks of this length.</summary>
+    /// <summary>Longest sequence; causal LM on text or token files packs documents into blocks of this length.
+    /// 0 = from the data (see <see cref="AutoSettings"/>).</summary>
     public int MaxLength { get; set; } = 256;
+    /// <summary>Without a validation file, hold out this fraction of the training file (stratified, seeded); 0 = none.</summary>
+    public double ValidationSplit { get; set; }
     /// <summary>false = batches in file order (comparable with other frameworks).</summary>
     public bool Shuffle { get; set; } = true;
     /// <summary>Masked LM: fraction of tokens selected for prediction.</summary>
@@ -130,7 +133,7 @@ public sealed class TrainingSection
     public string EvalEvery { get; set; } = "epoch";
     public EarlyStoppingSection? EarlyStopping { get; set; }
     public double LabelSmoothing { get; set; }
-    /// <summary>null, "balanced" (n / (k * count_c), as sklearn), or one weight per label.</summary>
+    /// <summary>null, "balanced" (n / (k * count_c), as sklearn), "auto" (balanced when the classes are imbalanced), or one weight per label.</summary>
     public JsonNode? ClassWeights { get; set; }
     /// <summary>Checkpoint every N optimizer steps (0 = only at the end).</summary>
     public int SaveEvery { get; set; }

@@ -43,6 +43,9 @@ public static class TrainingRun
         ITokenizer? tok = null;
         string? tokSource = r.Tokenizer ?? DefaultTokenizerSource(r.Model.Init);
         if (tokSource != null && o.TokenizerLoader != null) tok = o.TokenizerLoader(tokSource);
+        // Values the data decides (validation split, max_length 0, class_weights auto): Training/AutoSettings.cs.
+        AutoSettings.Resolve(r, runDir, tok, o.Say);
+        File.WriteAllText(Path.Combine(runDir, "recipe.resolved.yaml"), RecipeLoader.ToYaml(r));
         var train = TaskData.Load(r, r.Data.Train!, tok, null, r.Data.MaxTrainExamples);
         var labels = train.Labels;
         var val = r.Data.Validation != null ? TaskData.Load(r, r.Data.Validation, tok, labels, r.Data.MaxEvalExamples) : null;
