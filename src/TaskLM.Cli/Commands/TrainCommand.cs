@@ -69,11 +69,11 @@ public static class TrainCommand
     }
 
     /// <summary>The closing summary: the lines, the test metrics beside the baseline, and the next commands.</summary>
-    internal static void PrintSummary(RunSummary summary)
+    internal static void PrintSummary(RunSummary summary, bool baselineTable = true)
     {
         AnsiConsole.Write(new Rule("[bold]run summary[/]").LeftJustified());
         foreach (var line in summary.Lines()) AnsiConsole.MarkupLine(Markup.Escape(line));
-        if (summary.Test?.Baseline is { } b)
+        if (baselineTable && summary.Test?.Baseline is { } b)
         {
             var (header, rows) = BaselineComparison.SideBySide(summary.Test.Metrics, b);
             var t = new Table().Title($"test: model vs baseline ({Markup.Escape(b.Method)})");
