@@ -221,7 +221,7 @@ public static class Quickstart
             task: {task}
             model: {"{"}init: {Q(model)}{"}"}
             tokenizer: {(o.Tokenizer != null ? Q(o.Tokenizer) : "null")}
-            data: {"{"}train: {Q(train)}, validation: {Q(val)}, max_length: {o.MaxLength}{"}"}
+            data: {"{"}train: {Q(train)}, validation: {Q(val)}, max_length: {o.MaxLength}, max_train_examples: {o.MaxTrain}, max_eval_examples: {o.MaxEval}{"}"}
             training:
               epochs: {o.Epochs}
               max_steps: {o.MaxSteps}
@@ -245,8 +245,10 @@ public static class Quickstart
         o.Stage(stage, "Fine-tune", narration);
         var result = TrainingRun.Run(recipe, new RunOptions { Device = o.Device, Say = o.Say, Callbacks = o.Callbacks });
 
-        o.Stage(stage + 1, "Evaluate", "Score best/ on the held-out test split: metrics, confusion matrix, the examples it got most wrong, "
-            + (recipe.Task == "classification" ? "and the TF-IDF + logistic-regression baseline fitted on the same training split, side by side." : "as training measures them."));
+        o.Stage(stage + 1, "Evaluate", recipe.Task == "classification"
+            ? "Score best/ on the held-out test split: metrics, confusion matrix, the examples it got most wrong, and the TF-IDF + "
+              + "logistic-regression baseline fitted on the same training split, side by side."
+            : recipe.Task == "causal-lm" ? "Score best/ on the held-out speeches: loss and perplexity." : "Score best/ on the held-out test split: loss and token accuracy.");
         var (eval, _, _) = ModelEvaluation.Run(run, test, new EvaluateOptions { Device = o.Device, Say = o.Say, BatchSize = recipe.Training.EvalBatchSize });
         o.Evaluated(eval);
 

@@ -107,7 +107,8 @@ public static class QuickstartCommand
             foreach (var (k, v) in e.Metrics.Take(8)) mt.AddRow(Markup.Escape(k), EvalResult.Format(v));
             AnsiConsole.Write(mt);
         }
-        if (e.ConfusionLabels is { } labels && e.ConfusionMatrix is { } m && labels.Count <= 16)
+        if (e.ConfusionLabels is { Count: > 6 } many) AnsiConsole.MarkupLine($"[grey]confusion matrix of {many.Count} classes: see the report[/]");
+        else if (e.ConfusionLabels is { } labels && e.ConfusionMatrix is { } m)
         {
             var ct = new Table().Title("confusion matrix (rows: gold, columns: predicted)").AddColumn("");
             foreach (var l in labels) ct.AddColumn(new TableColumn(Markup.Escape(l)).RightAligned());
