@@ -4,7 +4,7 @@ using TaskLM.Evaluation;
 
 namespace TaskLM.Tests.Evaluation;
 
-public class BaselineTests
+public class BaselineTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     static string Data(string name) => Fixture.Path("evaluation", "baseline", name);
 
@@ -23,6 +23,9 @@ public class BaselineTests
         var like = exp["mlnet_like"]!;
         var likePred = like["predictions"]!.AsArray().Select(x => x!.GetValue<string>()).ToList();
         int agree = s.Predictions.Zip(likePred).Count(p => p.First == p.Second);
+        output.WriteLine($"TaskLM (ML.NET): macro_f1 {s.Result.Metrics["macro_f1"]:F4} accuracy {s.Result.Metrics["accuracy"]:F4}, fitted in {s.Model.FitSeconds:F1} s; "
+            + $"sklearn ML.NET-like {like["macro_f1"]:F4}/{like["accuracy"]:F4} ({agree}/{test.Texts.Count} predictions agree); "
+            + $"sklearn sublinear {exp["sklearn_sublinear"]!["macro_f1"]:F4}/{exp["sklearn_sublinear"]!["accuracy"]:F4}");
         Assert.True(agree >= 0.97 * test.Texts.Count, $"{agree}/{test.Texts.Count} predictions agree with sklearn's ML.NET-like pipeline");
         Assert.Equal(like["macro_f1"]!.GetValue<double>(), s.Result.Metrics["macro_f1"], 0.01);
         Assert.Equal(like["accuracy"]!.GetValue<double>(), s.Result.Metrics["accuracy"], 0.01);
