@@ -16,6 +16,7 @@ foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(MetricsCommand.Create());
 root.Subcommands.Add(ReportCommand.Create());
 root.Subcommands.Add(EvaluateCommand.Create());
+root.Subcommands.Add(BaselineCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(ExportCommand.Create());

@@ -38,6 +38,14 @@ public static class EvaluateCommand
             var t = new Table().AddColumns("metric", "value");
             foreach (var (k, v) in result.Metrics) t.AddRow(k, v.ToString("G5", System.Globalization.CultureInfo.InvariantCulture));
             AnsiConsole.Write(t);
+            if (result.Baseline is { } b)
+            {
+                var (header, rows) = TaskLM.Evaluation.BaselineComparison.SideBySide(result.Metrics, b);
+                var bt = new Table().Title($"model vs baseline ({Markup.Escape(b.Method)})");
+                foreach (var h in header) bt.AddColumn(Markup.Escape(h));
+                foreach (var r in rows) bt.AddRow(r.Select(Markup.Escape).ToArray());
+                AnsiConsole.Write(bt);
+            }
             AnsiConsole.MarkupLine($"eval.json and report: [bold]{Markup.Escape(dir)}[/] ({Markup.Escape(Path.GetFileName(report))})");
             return 0;
         });

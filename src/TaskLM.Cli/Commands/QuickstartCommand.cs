@@ -1,6 +1,9 @@
-// `tasklm quickstart`: the main job on the embedded default, end to end.
+// `tasklm quickstart [--task spam|genre|brown-pos|sotu]`: one task end to end, narrated stage by stage.
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using Spectre.Console;
+using TaskLM.Evaluation;
+using TaskLM.Training;
 
 namespace TaskLM.Cli.Commands;
 
@@ -8,22 +11,126 @@ public static class QuickstartCommand
 {
     public static Command Create()
     {
-        var steps = new Option<int>("--steps") { Description = "Training steps", DefaultValueFactory = _ => 300 };
-        var cmd = new Command("quickstart", "Train a tiny language model on bundled text and show its loss falling");
-        cmd.Options.Add(steps);
+        var task = new Option<string>("--task") { Description = "spam (default): a spam filter from raw e-mails; genre: Brown genres; brown-pos: POS tagging; sotu: speech generation", DefaultValueFactory = _ => "spam" };
+        var outDir = new Option<string?>("--out") { Description = "Run folder (default runs/quickstart-<task>)" };
+        var model = new Option<string?>("--model") { Description = "Base model folder (default models/tasklm-bert-mini; models/tasklm-gpt2-mini for sotu)" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder, when the model folder has none" };
+        var dataDir = new Option<string>("--data-dir") { Description = "Folder of the shipped corpora", DefaultValueFactory = _ => "data" };
+        var maxSteps = new Option<int>("--max-steps") { Description = "Optimizer steps (overrides --epochs)", DefaultValueFactory = _ => -1 };
+        var epochs = new Option<int>("--epochs") { Description = "Passes over the training split", DefaultValueFactory = _ => 1 };
+        var maxTrain = new Option<int>("--max-train") { Description = "Use at most this many training examples (0 = all)", DefaultValueFactory = _ => 0 };
+        var maxEval = new Option<int>("--max-eval") { Description = "Use at most this many validation and test examples (0 = all)", DefaultValueFactory = _ => 0 };
+        var maxLength = new Option<int>("--max-length") { Description = "Tokens per example", DefaultValueFactory = _ => 128 };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 1e-4 };
+        var batch = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => 32 };
+        var evalEvery = new Option<int>("--eval-every") { Description = "Validation every N steps (early stopping, best/)", DefaultValueFactory = _ => 40 };
+        var json = Global.JsonOption();
+        var cmd = new Command("quickstart", "The whole journey on a shipped corpus: import raw e-mails, clean, split, fine-tune TaskLM's pre-trained encoder, evaluate beside a baseline, report, try it");
+        foreach (var o in new Option[] { task, outDir, model, tokenizer, dataDir, maxSteps, epochs, maxTrain, maxEval, maxLength, lr, batch, evalEvery, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var device = Global.StartTorch(p);
-            AnsiConsole.MarkupLine($"[bold]TaskLM quickstart[/]: character-level LM on Moby-Dick ch. 1-3, device {device}");
-            var table = new Table().AddColumns("step", "loss", "seconds");
-            var log = Quickstart.Run(device, steps: p.GetValue(steps), onStep: s =>
-                AnsiConsole.MarkupLine($"  step {s.Step,5}  loss {s.Loss,7:F4}  {s.ElapsedSeconds,6:F1}s"));
-            double first = log[0].Loss, last = log[^1].Loss;
-            AnsiConsole.MarkupLine(last < first
-                ? $"[green]loss fell from {first:F3} to {last:F3}[/]"
-                : $"[red]loss did not fall ({first:F3} -> {last:F3})[/]");
-            return last < first ? 0 : 1;
+            bool quiet = p.GetValue(json);
+            int total = 7;
+            void Line(string s) { if (!quiet) AnsiConsole.MarkupLine(Markup.Escape(s)); }
+            if (!quiet) AnsiConsole.MarkupLine($"[bold]TaskLM quickstart[/]: [green]{Markup.Escape(p.GetValue(task)!)}[/] end to end on {device}");
+            var result = Quickstart.Run(new QuickstartOptions
+            {
+                Task = p.GetValue(task)!, OutDir = p.GetValue(outDir), Model = p.GetValue(model), Tokenizer = p.GetValue(tokenizer), DataDir = p.GetValue(dataDir)!,
+                MaxSteps = p.GetValue(maxSteps), Epochs = p.GetValue(epochs), MaxTrain = p.GetValue(maxTrain), MaxEval = p.GetValue(maxEval),
+                MaxLength = p.GetValue(maxLength), Lr = p.GetValue(lr), BatchSize = p.GetValue(batch), EvalEvery = p.GetValue(evalEvery), Device = device,
+                Stage = (n, title, text) =>
+                {
+                    if (quiet) return;
+                    AnsiConsole.WriteLine();
+                    AnsiConsole.Write(new Rule($"[bold]{n}/{total} {Markup.Escape(title)}[/]").LeftJustified());
+                    AnsiConsole.MarkupLine($"[grey]{Markup.Escape(text)}[/]");
+                },
+                Say = Line,
+                Evaluated = e => { if (!quiet) PrintEval(e); },
+                Tried = tries => { if (!quiet) PrintTries(tries); },
+                Callbacks = quiet ? [] : [new Progress()],
+            });
+            if (quiet)
+            {
+                var o = new JsonObject
+                {
+                    ["task"] = result.Task, ["run_dir"] = result.RunDir, ["wall_seconds"] = Math.Round(result.Wall.TotalSeconds, 1),
+                    ["eval"] = result.Eval.ToJson(), ["summary"] = result.Summary.ToJson(),
+                    ["tries"] = new JsonArray(result.Tries.Select(t => (JsonNode?)new JsonObject
+                    {
+                        ["input"] = t.Input, ["output"] = t.Output, ["probability"] = t.Probability, ["baseline"] = t.Baseline, ["gold"] = t.Gold,
+                    }).ToArray()),
+                };
+                Console.WriteLine(o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                return 0;
+            }
+            AnsiConsole.WriteLine();
+            TrainCommand.PrintSummary(result.Summary, baselineTable: false);
+            AnsiConsole.MarkupLine($"[green]quickstart done[/] in {result.Wall.TotalMinutes:0.0} min → open [bold]{Markup.Escape(result.Summary.ReportPath ?? result.RunDir)}[/]");
+            return 0;
         });
         return cmd;
+    }
+
+    static void PrintTries(IReadOnlyList<QuickstartTry> tries)
+    {
+        bool gold = tries.Any(y => y.Gold != null), baseline = tries.Any(y => y.Baseline != null);
+        var t = new Table().AddColumn("input").AddColumn(tries.Any(y => y.Probability != null) ? "model" : "continuation");
+        if (baseline) t.AddColumn("baseline");
+        if (gold) t.AddColumn("gold");
+        foreach (var x in tries)
+        {
+            string input = x.Input.Length > 110 ? x.Input[..110].Replace('\n', ' ') + "…" : x.Input.Replace('\n', ' ');
+            var row = new List<string> { input, x.Output + (x.Probability is double pr ? $" ({pr:P0})" : "") };
+            if (baseline) row.Add(x.Baseline ?? "–");
+            if (gold) row.Add(x.Gold ?? "");
+            t.AddRow(row.Select(Markup.Escape).ToArray());
+        }
+        AnsiConsole.Write(t);
+    }
+
+    // The test metrics beside the baseline's (when there is one) and the confusion matrix.
+    static void PrintEval(EvalResult e)
+    {
+        if (e.Baseline is { } b)
+        {
+            var (header, rows) = BaselineComparison.SideBySide(e.Metrics, b);
+            var bt = new Table().Title($"test (n = {e.N}): model vs baseline");
+            foreach (var h in header) bt.AddColumn(Markup.Escape(h));
+            foreach (var r in rows.Take(8)) bt.AddRow(r.Select(Markup.Escape).ToArray());
+            AnsiConsole.Write(bt);
+        }
+        else
+        {
+            var mt = new Table().Title($"test (n = {e.N})").AddColumn("metric").AddColumn("value");
+            foreach (var (k, v) in e.Metrics.Take(8)) mt.AddRow(Markup.Escape(k), EvalResult.Format(v));
+            AnsiConsole.Write(mt);
+        }
+        if (e.ConfusionLabels is { Count: > 6 } many) AnsiConsole.MarkupLine($"[grey]confusion matrix of {many.Count} classes: see the report[/]");
+        else if (e.ConfusionLabels is { } labels && e.ConfusionMatrix is { } m)
+        {
+            var ct = new Table().Title("confusion matrix (rows: gold, columns: predicted)").AddColumn("");
+            foreach (var l in labels) ct.AddColumn(new TableColumn(Markup.Escape(l)).RightAligned());
+            for (int r = 0; r < labels.Count; r++)
+                ct.AddRow([Markup.Escape(labels[r]), .. Enumerable.Range(0, labels.Count).Select(c => r == c ? $"[green]{m[r, c]}[/]" : m[r, c] == 0 ? "[grey]0[/]" : $"[red]{m[r, c]}[/]")]);
+            AnsiConsole.Write(ct);
+        }
+    }
+
+    /// <summary>A status line every 5% of the steps: step/total, loss, tokens/s, ETA (stderr).</summary>
+    sealed class Progress : ITrainerCallback
+    {
+        readonly System.Diagnostics.Stopwatch _sw = new();
+        public void OnTrainBegin(Trainer t) => _sw.Restart();
+        public void OnStep(Trainer t, StepLog s)
+        {
+            int total = t.Options.TotalSteps, every = Math.Max(1, total / 20);
+            if (s.Step % every != 0 && s.Step != total) return;
+            var eta = TimeSpan.FromSeconds(_sw.Elapsed.TotalSeconds / Math.Max(1, s.Step) * (total - s.Step));
+            Console.Error.WriteLine($"  step {s.Step}/{total}  loss {s.Loss:F4}  {s.TokensPerSecond:F0} tok/s  ETA {eta:mm\\:ss}");
+        }
+        public void OnEvaluate(Trainer t, IReadOnlyDictionary<string, double> m) =>
+            Console.Error.WriteLine($"  validation @ step {t.State.Step}: " + string.Join("  ", m.Where(kv => !kv.Key.StartsWith("macro_p") && !kv.Key.StartsWith("macro_r")).Take(6).Select(kv => $"{kv.Key} {kv.Value:0.0000}")));
     }
 }

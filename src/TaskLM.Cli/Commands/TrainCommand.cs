@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
+using TaskLM.Evaluation;
 using TaskLM.Logging;
 using TaskLM.Distributed;
 using TaskLM.Native;
@@ -68,6 +69,7 @@ public static class TrainCommand
             log.LogInformation("tasklm train {Recipe} {Overrides} (resume: {Resume}, device: {Device})",
                 p.GetValue(recipeArg), string.Join(' ', p.GetValue(overridesArg) ?? []), resumeFrom ?? "no", device);
             var progress = new ProgressLine(quiet, log);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             var result = TrainingRun.Run(recipe, new RunOptions
             {
                 Resume = resumeFrom, Device = device, Callbacks = [progress], Parallel = dp,
@@ -75,12 +77,17 @@ public static class TrainCommand
             });
             log.LogInformation("done: {Steps} steps, stop reason: {Reason}", result.State.Step, result.StopReason ?? "none");
             if (dp is { IsMain: false }) return 0;
+            var summary = RunSummary.Create(result.RunDir, clock.Elapsed, result.State.Step, result.State.BestMetric != null ? result.State.BestStep : null,
+                result.State.BestMetric, recipe.Data.Validation != null ? recipe.Training.EarlyStopping?.Metric ?? "loss" : null, result.StopReason,
+                recipe.Task, recipe.Data.Test, recipe.Data.Validation);
+            foreach (var line in summary.Lines()) log.LogInformation("{Line}", line);
             if (quiet)
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     run_dir = result.RunDir, steps = result.State.Step, skipped_steps = result.State.SkippedSteps,
                     best_metric = result.State.BestMetric, best_step = result.State.BestStep, stop_reason = result.StopReason,
                     eval = result.LastEval, trainable_parameters = result.TrainableParameters,
+                    summary = summary.ToJson(),
                 }, Global.JsonOut));
             else
             {
@@ -88,9 +95,27 @@ public static class TrainCommand
                 if (result.LastEval != null)
                     AnsiConsole.MarkupLine("eval: " + Markup.Escape(string.Join("  ", result.LastEval.Select(kv => $"{kv.Key}={kv.Value:G5}"))));
                 AnsiConsole.MarkupLine($"[green]done[/]: {result.State.Step} steps → {Markup.Escape(result.RunDir)}");
+                PrintSummary(summary);
             }
             return 0;
         }
+    }
+
+    /// <summary>The closing summary: the lines, the test metrics beside the baseline, and the next commands.</summary>
+    internal static void PrintSummary(RunSummary summary, bool baselineTable = true)
+    {
+        AnsiConsole.Write(new Rule("[bold]run summary[/]").LeftJustified());
+        foreach (var line in summary.Lines()) AnsiConsole.MarkupLine(Markup.Escape(line));
+        if (baselineTable && summary.Test?.Baseline is { } b)
+        {
+            var (header, rows) = BaselineComparison.SideBySide(summary.Test.Metrics, b);
+            var t = new Table().Title($"test: model vs baseline ({Markup.Escape(b.Method)})");
+            foreach (var h in header) t.AddColumn(Markup.Escape(h));
+            foreach (var r in rows.Take(8)) t.AddRow(r.Select(Markup.Escape).ToArray());
+            AnsiConsole.Write(t);
+        }
+        AnsiConsole.MarkupLine("next:");
+        foreach (var n in summary.Next) AnsiConsole.MarkupLine("  " + Markup.Escape(n));
     }
 
     /// <summary>One status line per logged step: step/total, loss, lr, tokens/s and ETA (stderr, so --json stays clean).</summary>

@@ -30,6 +30,8 @@ public sealed class EvalResult
     public int[,]? ConfusionMatrix { get; set; }
     public List<WorstExample> WorstExamples { get; } = [];
     public List<GenerationSample> Samples { get; } = [];
+    /// <summary>The TF-IDF + logistic-regression baseline on the same split (same metric names), when one was fitted.</summary>
+    public BaselineSummary? Baseline { get; set; }
 
     /// <summary>A classification result: sklearn-style metrics, confusion matrix, and the worst examples —
     /// misclassified ones first, then by loss (the gold class's negative log-probability) when given.
@@ -148,6 +150,7 @@ public sealed class EvalResult
         }
         if (WorstExamples.Count > 0)
             o["worst_examples"] = new JsonArray(WorstExamples.Select(w => (JsonNode?)new JsonObject { ["text"] = w.Text, ["gold"] = w.Gold, ["pred"] = w.Pred, ["loss"] = w.Loss }).ToArray());
+        if (Baseline != null) Baseline.WriteTo(o);
         if (Samples.Count > 0)
             o["samples"] = new JsonArray(Samples.Select(s => (JsonNode?)new JsonObject { ["prompt"] = s.Prompt, ["output"] = s.Output, ["reference"] = s.Reference }).ToArray());
         return o;
@@ -190,6 +193,7 @@ public sealed class EvalResult
         if (o["worst_examples"] is JsonArray we)
             foreach (var x in we.OfType<JsonObject>())
                 e.WorstExamples.Add(new WorstExample(Str(x["text"]) ?? "", Str(x["gold"]), Str(x["pred"]), AsNumber(x["loss"])));
+        e.Baseline = BaselineSummary.ReadFrom(o, source);
         if (o["samples"] is JsonArray sa)
             foreach (var x in sa.OfType<JsonObject>())
                 e.Samples.Add(new GenerationSample(Str(x["prompt"]) ?? "", Str(x["output"]) ?? "", Str(x["reference"])));

@@ -129,6 +129,7 @@ public static class ReportBuilder
         }).ToList();
         var meta = string.Join(", ", new[] { e.Task, e.Split == null ? null : $"split {e.Split}", e.N == null ? null : $"n = {e.N}" }.Where(x => x != null));
         report.Blocks.Add(new ReportTable(H("Metrics" + (meta.Length > 0 ? $" ({meta})" : "")), withCi ? ["metric", "value", "bootstrap CI"] : ["metric", "value"], rows));
+        if (e.Baseline != null) report.Blocks.Add(BaselineComparison.Table(e, H("Model vs baseline")));
         if (e.PerClass is { Count: > 0 } pc)
             report.Blocks.Add(new ReportTable(H("Per class"), ["class", "precision", "recall", "f1", "support"],
                 pc.Select(kv => (IReadOnlyList<string>)[kv.Key, EvalResult.Format(kv.Value.Precision), EvalResult.Format(kv.Value.Recall),

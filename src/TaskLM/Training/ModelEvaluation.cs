@@ -79,6 +79,10 @@ public static class ModelEvaluation
                 ? Classify(model, data.Examples, collator, labels ?? data.Labels ?? [], tok, o, split)
                 : Aggregate(model, data.Examples, collator, labels, o, recipe.Task, split);
 
+        // A run's classifier is compared with the baseline fitted on the run's training file (Evaluation/BaselineStage.cs).
+        if (runDir != null && recipe.Task == "classification" && labels != null)
+            result.Baseline = BaselineStage.Run(recipe, dataPath, data.Examples, model, collator, labels, tok, o.Say);
+
         string outDir = o.OutDir ?? runDir ?? Path.Combine(Directory.GetCurrentDirectory(), "eval");
         Directory.CreateDirectory(outDir);
         string evalPath = Path.Combine(outDir, "eval.json");

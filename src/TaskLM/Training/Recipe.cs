@@ -15,6 +15,8 @@ public sealed class Recipe
     public DataSection Data { get; set; } = new();
     public StrategySection Strategy { get; set; } = new();
     public TrainingSection Training { get; set; } = new();
+    /// <summary>What the results stage reports beside the model's own test metrics.</summary>
+    public EvaluationSection Evaluation { get; set; } = new();
     /// <summary>The run folder (metrics.jsonl, checkpoints/, best/, recipe.resolved.yaml).</summary>
     public string OutputDir { get; set; } = "runs/run";
     /// <summary>Hyperparameter search space for <c>tasklm tune</c> (dotted key → {choice|uniform|loguniform|int: ...});
@@ -59,8 +61,11 @@ public sealed class DataSection
     public string CompletionColumn { get; set; } = "completion";
     /// <summary>Label names in id order; null = collected from the training data (sorted).</summary>
     public List<string>? Labels { get; set; }
-    /// <summary>Longest sequence; causal LM on text or token files packs documents into blocks of this length.</summary>
+    /// <summary>Longest sequence; causal LM on text or token files packs documents into blocks of this length.
+    /// 0 = from the data (see <see cref="AutoSettings"/>).</summary>
     public int MaxLength { get; set; } = 256;
+    /// <summary>Without a validation file, hold out this fraction of the training file (stratified, seeded); 0 = none.</summary>
+    public double ValidationSplit { get; set; }
     /// <summary>false = batches in file order (comparable with other frameworks).</summary>
     public bool Shuffle { get; set; } = true;
     /// <summary>Masked LM: fraction of tokens selected for prediction.</summary>
@@ -131,7 +136,7 @@ public sealed class TrainingSection
     public string EvalEvery { get; set; } = "epoch";
     public EarlyStoppingSection? EarlyStopping { get; set; }
     public double LabelSmoothing { get; set; }
-    /// <summary>null, "balanced" (n / (k * count_c), as sklearn), or one weight per label.</summary>
+    /// <summary>null, "balanced" (n / (k * count_c), as sklearn), "auto" (balanced when the classes are imbalanced), or one weight per label.</summary>
     public JsonNode? ClassWeights { get; set; }
     /// <summary>Checkpoint every N optimizer steps (0 = only at the end).</summary>
     public int SaveEvery { get; set; }
@@ -144,6 +149,17 @@ public sealed class TrainingSection
     public string Device { get; set; } = "auto";
     /// <summary>Write TensorBoard event files into the run folder.</summary>
     public bool Tensorboard { get; set; } = true;
+}
+
+/// <summary>The results stage's comparisons (classification).</summary>
+public sealed class EvaluationSection
+{
+    /// <summary>Fit the TF-IDF + logistic-regression baseline on the training split and report it beside the model.</summary>
+    public bool Baseline { get; set; } = true;
+    /// <summary>Also report a probability ensemble of model and baseline, its weight chosen on validation only.</summary>
+    public bool Ensemble { get; set; }
+    /// <summary>Resamples of the paired bootstrap interval of model − baseline (0 = no interval).</summary>
+    public int BootstrapSamples { get; set; } = 1000;
 }
 
 /// <summary>Stop when the metric has not improved by min_delta for patience evaluations.</summary>

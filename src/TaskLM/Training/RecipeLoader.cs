@@ -245,7 +245,8 @@ public static class RecipeLoader
         Check(t.Epochs >= 1 || t.MaxSteps > 0, source, "training.epochs must be at least 1 (or set training.max_steps)");
         Check(t.MaxBadSteps >= 1, source, "training.max_bad_steps must be at least 1");
         Check(t.LabelSmoothing is >= 0 and < 1, source, "training.label_smoothing must be in [0, 1)");
-        Check(r.Data.MaxLength >= 2, source, "data.max_length must be at least 2");
+        Check(r.Data.MaxLength >= 2 || r.Data.MaxLength == 0, source, "data.max_length must be at least 2 (or 0: from the data)");
+        Check(r.Data.ValidationSplit is >= 0 and < 1, source, "data.validation_split must be in [0, 1)");
         Check(r.Data.MlmProbability is > 0 and < 1, source, "data.mlm_probability must be in (0, 1)");
         Check(r.Strategy.Lora.R >= 1, source, "strategy.lora.r must be at least 1");
         Check(r.Strategy.Lora.Dropout is >= 0 and < 1, source, "strategy.lora.dropout must be in [0, 1)");
@@ -258,10 +259,12 @@ public static class RecipeLoader
             Check(es.MinDelta >= 0, source, "training.early_stopping.min_delta must be ≥ 0");
         }
         if (t.ClassWeights is JsonValue cw)
-            Check(cw.TryGetValue(out string? s) && s == "balanced", source, "training.class_weights must be 'balanced' or a list of numbers");
+            Check(cw.TryGetValue(out string? s) && s is "balanced" or "auto", source, "training.class_weights must be 'balanced', 'auto' or a list of numbers");
         else if (t.ClassWeights is JsonArray arr)
             Check(arr.All(x => x is JsonValue v && v.TryGetValue(out double w) && w >= 0), source, "training.class_weights must be 'balanced' or a list of non-negative numbers");
         else Check(t.ClassWeights == null, source, "training.class_weights must be 'balanced' or a list of numbers");
+        Check(r.Evaluation.BootstrapSamples == 0 || r.Evaluation.BootstrapSamples >= 2, source, "evaluation.bootstrap_samples must be 0 (off) or at least 2");
+        Check(!r.Evaluation.Ensemble || r.Evaluation.Baseline, source, "evaluation.ensemble needs evaluation.baseline: true");
         Check(r.Data.Train != null, source, "data.train is required");
     }
 

@@ -2,6 +2,7 @@
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
 using TaskLM.Distributed;
+using TaskLM.Evaluation;
 using TaskLM.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -47,6 +48,9 @@ public static class TrainingRun
         ITokenizer? tok = null;
         string? tokSource = r.Tokenizer ?? DefaultTokenizerSource(r.Model.Init);
         if (tokSource != null && o.TokenizerLoader != null) tok = o.TokenizerLoader(tokSource);
+        // Values the data decides (validation split, max_length 0, class_weights auto): Training/AutoSettings.cs.
+        AutoSettings.Resolve(r, runDir, tok, o.Say);
+        File.WriteAllText(Path.Combine(runDir, "recipe.resolved.yaml"), RecipeLoader.ToYaml(r));
         var train = TaskData.Load(r, r.Data.Train!, tok, null, r.Data.MaxTrainExamples);
         var labels = train.Labels;
         var val = r.Data.Validation != null ? TaskData.Load(r, r.Data.Validation, tok, labels, r.Data.MaxEvalExamples) : null;
@@ -103,7 +107,9 @@ public static class TrainingRun
         });
         if (val != null) trainer.Evaluator = () => EvalLoop.Run(model, val.Examples, collator, t.EvalBatchSize, labels, dp);
 
-        var ck = new Checkpoints(runDir, t.KeepLast, model.SavePretrained) { WorldSize = dp?.WorldSize ?? 1 };
+        // Model folders carry the tokenizer files, so generate/evaluate --model runs/x/best need no --tokenizer.
+        Action<string> savePretrained = dir => { model.SavePretrained(dir); tok?.Save(dir); };
+        var ck = new Checkpoints(runDir, t.KeepLast, savePretrained) { WorldSize = dp?.WorldSize ?? 1 };
         trainer.Saver = tr => { if (main) ck.Save(tr); };
         trainer.Parallel = dp;
         if (dp != null) dp.BroadcastModule(model.Module);   // identical start on every rank, as DDP
@@ -125,7 +131,7 @@ public static class TrainingRun
             var es = t.EarlyStopping;
             string best = Path.Combine(runDir, "best");
             trainer.Callbacks.Add(new EarlyStopping(es?.Metric ?? "loss", es?.Mode ?? "auto", es?.Patience, es?.MinDelta ?? 0,
-                _ => { if (main) SaveAtomically(best, model.SavePretrained); }));
+                _ => { if (main) SaveAtomically(best, savePretrained); }));
         }
         trainer.Callbacks.AddRange(o.Callbacks);
         o.Say($"training: {totalSteps} optimizer steps ({plan.StepsPerEpoch}/epoch, batch {t.BatchSize} × accum {t.GradAccum}), {t.Scheduler} lr {t.Lr:G3}, warmup {schedule.WarmupSteps}");
@@ -156,6 +162,8 @@ public static class TrainingRun
         var mj = new JsonObject();
         foreach (var (k, v) in metrics) mj[k] = v;
         json["metrics"] = mj;
+        // Classification: the TF-IDF baseline beside the model (Evaluation/BaselineStage.cs).
+        if (labels != null) BaselineStage.Run(r, r.Data.Test!, test.Examples, scored, collator, labels, tok, o.Say)?.WriteTo(json);
         File.WriteAllText(Path.Combine(runDir, "eval.json"), json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         o.Say("test: " + string.Join("  ", metrics.Select(kv => $"{kv.Key}={kv.Value:G5}")));
     }

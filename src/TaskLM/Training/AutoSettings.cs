@@ -1,0 +1,115 @@
+// Data-driven recipe values for fine-tuning on any labelled file: a validation split, max_length, class weights.
+using System.Globalization;
+using System.Text.Json.Nodes;
+using TaskLM.Data.Corpus;
+using TaskLM.Data.Tokenization;
+using TaskLM.Evaluation;
+using TaskLM.Models;
+
+namespace TaskLM.Training;
+
+/// <summary>Resolves the recipe values that come from the data, and says each one it chose:
+/// <list type="bullet">
+/// <item><c>data.validation_split</c> &gt; 0 without <c>data.validation</c>: a stratified, seeded split of the training
+/// file (the data-import readers, so CSV/TSV/JSONL/Parquet) into the run folder's data/train.jsonl and data/validation.jsonl.</item>
+/// <item><c>data.max_length: 0</c>: the 95th percentile of the tokenized training texts (specials included), rounded up
+/// to a multiple of 8, at least 16, at most the model's position limit.</item>
+/// <item><c>training.class_weights: auto</c>: "balanced" when the largest class has at least 1.5× the examples of the
+/// smallest, else none.</item>
+/// </list></summary>
+public static class AutoSettings
+{
+    /// <summary>Largest/smallest class ratio from which <c>class_weights: auto</c> weights the classes.</summary>
+    public const double ImbalanceRatio = 1.5;
+
+    /// <summary>Resolves the automatic values of <paramref name="r"/> in place; <paramref name="say"/> gets one line per value chosen.</summary>
+    public static void Resolve(Recipe r, string runDir, ITokenizer? tok, Action<string> say)
+    {
+        var d = r.Data;
+        bool text = r.Task is "classification" or "token-classification" or "question-answering" or "generation";
+        if (d.Validation == null && d.ValidationSplit > 0 && d.Train != null) SplitValidation(r, runDir, say);
+        if (d.MaxLength == 0)
+        {
+            int limit = ModelLimit(r.Model.Init);
+            if (tok == null || !text || r.Task != "classification")
+            {
+                d.MaxLength = Math.Min(limit, 512);
+                say($"data.max_length: {d.MaxLength} (the model's limit; lengths are measured for text classification only)");
+            }
+            else
+            {
+                var lens = Rows(d.Train!).Take(5000).Select(row => tok.EncodeForModel(Text(row, d.TextColumn) ?? "", d.TextPairColumn == null ? null : Text(row, d.TextPairColumn)).InputIds.Length)
+                    .Order().ToArray();
+                int p95 = lens.Length == 0 ? 16 : lens[(int)Math.Ceiling(0.95 * lens.Length) - 1];
+                d.MaxLength = Math.Clamp((p95 + 7) / 8 * 8, 16, limit);
+                say($"data.max_length: {d.MaxLength} (95th percentile of {lens.Length} training texts is {p95} tokens; median {lens[lens.Length / 2]}; model limit {limit})");
+            }
+        }
+        if (r.Task == "classification")
+        {
+            var t = r.Training;
+            say($"fine-tuning: lr {t.Lr:G3}, batch {t.BatchSize}, " + (t.MaxSteps > 0 ? $"max_steps {t.MaxSteps}" : $"epochs {t.Epochs}")
+                + $", warmup {t.Warmup:G3}, weight decay {t.WeightDecay:G3}, {t.Scheduler} schedule"
+                + (t.EarlyStopping is { } es ? $", early stopping on {es.Metric} (patience {es.Patience})" : "")
+                + " (override any with key=value, e.g. training.lr=5e-5)");
+        }
+        if (r.Training.ClassWeights is JsonValue v && v.TryGetValue(out string? cw) && cw == "auto")
+        {
+            if (r.Task != "classification") { r.Training.ClassWeights = null; say("training.class_weights: none (auto applies to classification)"); }
+            else
+            {
+                var counts = Rows(d.Train!).Select(row => Text(row, d.LabelColumn) ?? "").GroupBy(x => x).ToDictionary(g => g.Key, g => g.Count());
+                double ratio = counts.Values.Max() / (double)counts.Values.Min();
+                string shares = string.Join(", ", counts.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value}"));
+                r.Training.ClassWeights = ratio >= ImbalanceRatio ? JsonValue.Create("balanced") : null;
+                say(ratio >= ImbalanceRatio
+                    ? $"training.class_weights: balanced (classes are imbalanced, largest/smallest = {ratio:0.0}: {shares})"
+                    : $"training.class_weights: none (classes are balanced enough, largest/smallest = {ratio:0.0}: {shares})");
+            }
+        }
+    }
+
+    /// <summary>The longest sequence the model takes: config.json's max_position_embeddings / n_positions, or the preset's.</summary>
+    public static int ModelLimit(string init)
+    {
+        if (Directory.Exists(init))
+        {
+            var cfg = HfCheckpoint.LoadConfig(init);
+            foreach (var key in new[] { "max_position_embeddings", "n_positions", "n_ctx" })
+                if (EvalResult.AsNumber(cfg[key]) is double n) return (int)n;
+            return 512;
+        }
+        return ModelPresets.Get(init).MaxPositions;
+    }
+
+    static void SplitValidation(Recipe r, string runDir, Action<string> say)
+    {
+        var d = r.Data;
+        var rows = DataImport.Read(d.Train!, new ImportOptions(), new RowErrors(OnError.Fail)).ToList();
+        bool stratify = r.Task == "classification";
+        var split = DatasetSplitter.Assign(rows, new SplitOptions
+        {
+            Names = ["train", "validation"], Ratios = [1 - d.ValidationSplit, d.ValidationSplit],
+            Stratify = stratify ? d.LabelColumn : null, Seed = r.Training.Seed, TextColumn = d.TextColumn,
+        });
+        string dir = Path.Combine(runDir, "data");
+        Directory.CreateDirectory(dir);
+        string train = Path.Combine(dir, "train.jsonl"), val = Path.Combine(dir, "validation.jsonl");
+        JsonlFile.Write(train, split.Rows(0).Select(i => rows[i]));
+        JsonlFile.Write(val, split.Rows(1).Select(i => rows[i]));
+        int nv = split.Rows(1).Count();
+        say($"data.validation: none given, so {nv} of {rows.Count} training rows ({d.ValidationSplit:P0}{(stratify ? $", stratified by {d.LabelColumn}" : "")}, seed {r.Training.Seed}) "
+            + $"are held out as validation → {val}");
+        d.Train = train;
+        d.Validation = val;
+    }
+
+    static IEnumerable<JsonObject> Rows(string path) => DataImport.Read(path, new ImportOptions(), new RowErrors(OnError.Fail)).Select(x => x.Fields);
+
+    static string? Text(JsonObject row, string column) => row[column] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue(out string? s) => s,
+        var other => other.ToJsonString(),
+    };
+}
