@@ -171,11 +171,12 @@ public static class DataPrepCommands
         var shingles = new Option<string?>("--shingles") { Description = "word or char (default word)" };
         var shingleSize = new Option<int?>("--shingle-size") { Description = "Shingle length (default 5)" };
         var text = new Option<string>("--text-column") { Description = "Text field", DefaultValueFactory = _ => "text" };
+        var allowEmpty = new Option<bool>("--allow-empty") { Description = "Write the split even when a split asked for comes out empty (default: an error)" };
         var json = Global.JsonOption();
 
         var cmd = new Command("split", "Split a JSONL corpus into train/validation/test: stratified, seeded, group-aware; writes manifest.json with hashes");
         cmd.Arguments.Add(input);
-        foreach (var o in new Option[] { outDir, ratios, counts, names, stratify, seed, group, threshold, shingles, shingleSize, text, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { outDir, ratios, counts, names, stratify, seed, group, threshold, shingles, shingleSize, text, allowEmpty, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             string inPath = p.GetValue(input)!, dir = p.GetValue(outDir)!;
@@ -216,10 +217,19 @@ public static class DataPrepCommands
                 throw new InvalidDataException($"{inPath}:{rows[0].Line}: no text field '{o.TextColumn}'; the row has: {string.Join(", ", rows[0].Fields.Select(kv => kv.Key))}");
 
             var result = DatasetSplitter.Assign(rows, o);
+            if (DatasetSplitter.EmptySplitProblem(result, o) is { } emptyProblem)
+            {
+                if (!p.GetValue(allowEmpty)) throw new InvalidDataException($"{inPath}: {emptyProblem}");
+                Console.Error.WriteLine($"warning: {emptyProblem.Replace("; nothing written (give more rows or fewer splits, or pass --allow-empty)", "")}");
+            }
             var manifest = DatasetSplitter.Write(dir, rows, result, o, (path, r) => JsonlFile.Write(path, r), sourcePath: inPath);
             if (p.GetValue(json)) { Console.WriteLine(File.ReadAllText(Path.Combine(dir, "manifest.json"))); return 0; }
 
             if (note != null) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
+            if (manifest.RemovedStale is { } stale)
+                AnsiConsole.MarkupLine($"[yellow]removed[/] {Markup.Escape(string.Join(", ", stale))}: split files of the earlier split in this folder that this split does not write");
+            if (manifest.UnlistedSplitFiles is { } unlisted)
+                AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(string.Join(", ", unlisted))} in {Markup.Escape(dir)} {(unlisted.Count == 1 ? "is" : "are")} not part of this split (no manifest lists {(unlisted.Count == 1 ? "it" : "them")}); kept");
             var table = new Table().Title($"split of {manifest.Rows:N0} rows (seed {o.Seed}{(o.Stratify != null ? $", stratified by {Markup.Escape(o.Stratify)}" : "")})");
             table.AddColumn("split").AddColumn(new TableColumn("rows").RightAligned()).AddColumn("labels").AddColumn("sha256");
             foreach (var (name, f) in manifest.Splits)

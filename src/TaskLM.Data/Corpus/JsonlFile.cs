@@ -70,6 +70,7 @@ public static class JsonlFile
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
         var tmp = full + ".tmp-" + Environment.ProcessId;
         long n = 0;
+        PartialFiles.Register(tmp);
         try
         {
             using (var writer = CreateText(tmp, IsGzip(path)))
@@ -87,6 +88,7 @@ public static class JsonlFile
             try { File.Delete(tmp); } catch (IOException) { }
             throw;
         }
+        finally { PartialFiles.Unregister(tmp); }
         return n;
     }
 

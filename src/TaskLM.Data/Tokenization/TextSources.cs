@@ -49,10 +49,23 @@ public static class TextSources
 
     /// <summary>Documents of the inputs, lazily, in order. Row-format files give their <paramref name="textColumn"/>
     /// (a row without it is an error naming the file and line); <paramref name="encoding"/> applies to plain
-    /// text and CSV (default UTF-8). Empty documents are skipped.</summary>
-    public static IEnumerable<string> Documents(IEnumerable<string> inputs, DocumentSplit split = DocumentSplit.File, string textColumn = "text", string? encoding = null)
+    /// text and CSV (default UTF-8). Empty documents are skipped. Inputs that hold no document at all are an
+    /// error (thrown after the last file, so a writer consuming them discards its output) unless
+    /// <paramref name="allowEmpty"/>.</summary>
+    public static IEnumerable<string> Documents(IEnumerable<string> inputs, DocumentSplit split = DocumentSplit.File, string textColumn = "text",
+        string? encoding = null, bool allowEmpty = false)
     {
-        foreach (var file in Files(inputs))
+        var files = Files(inputs);
+        long n = 0;
+        foreach (var doc in DocumentsOf(files, split, textColumn, encoding)) { n++; yield return doc; }
+        if (n == 0 && !allowEmpty)
+            throw new DataFormatException(string.Join(", ", files), 0,
+                $"no documents: {(files.All(f => new FileInfo(f).Length == 0) ? "the input is empty (0 bytes)" : $"no non-empty text{(files.Any(f => DataImport.DetectFile(f, InputFormat.Lines) != InputFormat.Lines) ? $" in field '{textColumn}'" : "")}")}; nothing written");
+    }
+
+    static IEnumerable<string> DocumentsOf(List<string> files, DocumentSplit split, string textColumn, string? encoding)
+    {
+        foreach (var file in files)
         {
             var format = DataImport.DetectFile(file, InputFormat.Lines);
             if (format is InputFormat.Jsonl or InputFormat.Csv or InputFormat.Tsv or InputFormat.Parquet)
