@@ -37,11 +37,12 @@ public static class DataPrepCommands
         var shingleSize = new Option<int?>("--shingle-size") { Description = "Words or characters per shingle (default 5)" };
         var numPerm = new Option<int?>("--num-perm") { Description = "MinHash signature length (default 128)" };
         var seed = new Option<int?>("--seed") { Description = "MinHash seed (default 42)" };
+        var allowEmpty = new Option<bool>("--allow-empty") { Description = "Write an empty output when every row is removed (default: an error)" };
         var json = Global.JsonOption();
 
         var cmd = new Command("clean", "Clean a JSONL corpus: normalise, strip markup and e-mail boilerplate, mask, filter, dedup; writes clean-report.json");
         cmd.Arguments.Add(input);
-        foreach (var o in new Option[] { output, report, removed, config, text, label, labels, mask, skip, minChars, maxChars, minTokens, maxTokens, threshold, shingles, shingleSize, numPerm, seed, json })
+        foreach (var o in new Option[] { output, report, removed, config, text, label, labels, mask, skip, minChars, maxChars, minTokens, maxTokens, threshold, shingles, shingleSize, numPerm, seed, allowEmpty, json })
             cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
@@ -79,6 +80,7 @@ public static class DataPrepCommands
             if (p.GetValue(maxChars) is { } b) o.MaxChars = b;
             if (p.GetValue(minTokens) is { } c) o.MinTokens = c;
             if (p.GetValue(maxTokens) is { } d) o.MaxTokens = d;
+            if (p.GetValue(allowEmpty)) o.AllowEmpty = true;
             if (o.NearDedup != null) ApplyNear(o.NearDedup, p.GetValue(threshold), p.GetValue(shingles), p.GetValue(shingleSize), p.GetValue(numPerm), p.GetValue(seed));
 
             var pipeline = new CleaningPipeline(o);
@@ -220,7 +222,7 @@ public static class DataPrepCommands
             if (DatasetSplitter.EmptySplitProblem(result, o) is { } emptyProblem)
             {
                 if (!p.GetValue(allowEmpty)) throw new InvalidDataException($"{inPath}: {emptyProblem}");
-                Console.Error.WriteLine($"warning: {emptyProblem.Replace("; nothing written (give more rows or fewer splits, or pass --allow-empty)", "")}");
+                Console.Error.WriteLine($"warning: {emptyProblem.Replace("would be empty", "is empty").Replace("; nothing written (give more rows or fewer splits, or pass --allow-empty)", "")}");
             }
             var manifest = DatasetSplitter.Write(dir, rows, result, o, (path, r) => JsonlFile.Write(path, r), sourcePath: inPath);
             if (p.GetValue(json)) { Console.WriteLine(File.ReadAllText(Path.Combine(dir, "manifest.json"))); return 0; }
@@ -283,13 +285,20 @@ public static class DataPrepCommands
 
             string outPath = p.GetValue(output)!;
             DirectoryOf(outPath);
-            using (var w = JsonlFile.CreateWriter(outPath))
+            // Pages go to <out>.partial as they come (an interruption keeps them there) and replace --out only at
+            // the end, and only when at least one page was fetched: a failed crawl never empties an earlier output.
+            string partial = outPath + ".partial";
+            using (var w = JsonlFile.CreateWriter(partial))
                 await foreach (var page in scraper.CrawlAsync(seeds, ct))
                 {
                     JsonlFile.WriteRow(w, page.ToJson());
                     if (!p.GetValue(json)) AnsiConsole.MarkupLine($"[green]fetched[/] {Markup.Escape(page.Url)} ({page.Text.Length:N0} chars)");
                 }
             var r = scraper.Report;
+            if (r.Fetched > 0) File.Move(partial, outPath, overwrite: true);
+            else File.Delete(partial);
+            string? nothing = r.Fetched > 0 ? null
+                : $"no pages fetched ({r.Failed.Count} failed{(r.Failed.Count > 0 ? $", e.g. {r.Failed[0].Url}: {r.Failed[0].Reason}" : "")}; {r.DisallowedByRobots.Count} disallowed by robots.txt; {r.NotHtml.Count} not HTML); {outPath} not written";
             if (p.GetValue(json))
             {
                 var j = new JsonObject
@@ -300,11 +309,13 @@ public static class DataPrepCommands
                     ["not_html"] = new JsonArray([.. r.NotHtml.Select(f => (JsonNode)new JsonObject { ["url"] = f.Url, ["content_type"] = f.ContentType })]),
                 };
                 Console.WriteLine(j.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                if (nothing != null) { Console.Error.WriteLine($"error: {nothing}"); return 1; }
                 return 0;
             }
             foreach (string u in r.DisallowedByRobots) AnsiConsole.MarkupLine($"[yellow]robots.txt disallows[/] {Markup.Escape(u)}");
             foreach (var (u, why) in r.Failed) AnsiConsole.MarkupLine($"[red]failed[/] {Markup.Escape(u)}: {Markup.Escape(why)}");
             foreach (var (u, type) in r.NotHtml) AnsiConsole.MarkupLine($"[yellow]not HTML[/] {Markup.Escape(u)} ({Markup.Escape(type)})");
+            if (nothing != null) { Console.Error.WriteLine($"error: {nothing}"); return 1; }
             AnsiConsole.MarkupLine($"{r.Fetched:N0} pages to [green]{Markup.Escape(outPath)}[/]; {r.DisallowedByRobots.Count} disallowed by robots.txt, {r.Failed.Count} failed, {r.Retries} retries");
             return 0;
         });
