@@ -443,4 +443,168 @@ public class DataFaultTests
         Assert.StartsWith(path + ": ", e.Message);
         Assert.Contains("opcode 0x67", e.Message);
     }
+    // ---- cases the audit found GOOD: held here so they stay so --------------------------------------
+
+    /// <summary>One row per audited GOOD case of the data side (the case names of docs/reliability.md).</summary>
+    public static TheoryData<string> GoodCases() =>
+    [
+        "import: malformed JSONL line", "import: malformed line, --on-error skip", "import: CSV missing mapped column",
+        "import: ragged CSV rows (fail / skip)", "import: latin-1 bytes read as utf-8 (csv, txt)", "import: binary file",
+        "import: nonexistent path", "import: --out in nonexistent dir", "import: failing import onto existing output",
+        "import: JSONL line that is an array", "import: unclosed CSV quote", "import: --format csv on JSONL",
+        "import: unknown --encoding", "import: folder with one latin-1 file", "import: text file named .parquet",
+        "split: ratios sum ≠1 (>1, <1, negative)", "split: non-numeric ratio", "split: stratify column absent",
+        "split: counts > rows; names≠ratios; empty input", "clean: all-duplicate rows", "clean: text column absent",
+        "clean: --near-threshold 7 / --skip bogus / bad --config key", "clean: --out = input",
+        "tokenizer: truncated tokenizer.json", "tokenizer: Unigram model type", "tokenizer: folder without vocab.txt",
+        "tokenize: empty string", "metrics: hyp/ref line counts differ (bleu, rouge, classification, seqeval)",
+        "metrics: NLL \"abc\"/negative; squad bad JSON; missing file", "encode: missing input, malformed, missing column, bad --doc-split",
+        "report: missing / empty folder / truncated metrics line",
+    ];
+
+    [Theory]
+    [MemberData(nameof(GoodCases))]
+    public void Audited_good_case_stays_good(string name)
+    {
+        var dir = NewDir();
+        string F(string file, string text) { var p = Path.Combine(dir, file); Directory.CreateDirectory(Path.GetDirectoryName(p)!); File.WriteAllText(p, text); return p; }
+        string B(string file, byte[] bytes) { var p = Path.Combine(dir, file); Directory.CreateDirectory(Path.GetDirectoryName(p)!); File.WriteAllBytes(p, bytes); return p; }
+        var cls = WriteJsonl(dir, "cls.jsonl", Labelled(200));
+        var old = Existing(dir, "out.jsonl");
+        var latin1 = new byte[] { (byte)'b', (byte)'o', (byte)'d', (byte)'y', (byte)',', (byte)'l', (byte)'\n', (byte)'c', (byte)'a', (byte)'f', 0xE9, (byte)',', (byte)'x', (byte)'\n' };
+        // Each case: the failing command(s) with key words; "" as the first key word means exit 0 is expected.
+        var runs = new List<(string[] Args, string[] Keys)>();
+        void Fails(string[] args, params string[] keys) => runs.Add((args, keys));
+        void Works(string[] args, params string[] stdoutKeys) => runs.Add((args, ["", .. stdoutKeys]));
+        string[] Import(string input, params string[] more) => ["data", "import", input, "--out", old.Path, .. more];
+        switch (name)
+        {
+            case "import: malformed JSONL line":
+                Fails(Import(F("malformed.jsonl", "{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\" \"label\": 1}\n")), "malformed.jsonl:3", "invalid JSON at column");
+                break;
+            case "import: malformed line, --on-error skip":
+                Works(["data", "import", F("malformed.jsonl", "{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\" \"label\": 1}\n"), "--out", Path.Combine(dir, "skip.jsonl"), "--on-error", "skip", "--json"], "\"skipped\": 1", "\"line\": 3");
+                break;
+            case "import: CSV missing mapped column":
+                Fails(Import(F("missingcol.csv", "body,label\nhello,ham\n"), "--text-column", "text"), "missingcol.csv:2", "no column 'text'", "body, label");
+                break;
+            case "import: ragged CSV rows (fail / skip)":
+                Fails(Import(F("ragged.csv", "text,label\na,b\nc,d,e,f\n")), "ragged.csv:3", "expected 2 fields", "found 4");
+                Works(["data", "import", Path.Combine(dir, "ragged.csv"), "--out", Path.Combine(dir, "ragged.jsonl"), "--on-error", "skip", "--json"], "\"skipped\": 1");
+                break;
+            case "import: latin-1 bytes read as utf-8 (csv, txt)":
+                Fails(Import(B("latin1.csv", latin1)), "latin1.csv:2", "not valid utf-8", "--encoding");
+                Fails(Import(Fx("latin1.txt")), "latin1.txt:1", "not valid utf-8");
+                break;
+            case "import: binary file":
+                Fails(Import(Fx("binary.bin")), "binary.bin:2", "not valid utf-8"); // line 1 is a lone CR (blank)
+                break;
+            case "import: nonexistent path":
+                Fails(Import(Path.Combine(dir, "nope.jsonl")), "nope.jsonl", "no such file or folder");
+                break;
+            case "import: --out in nonexistent dir":
+                Works(["data", "import", cls, "--out", Path.Combine(dir, "a", "b", "c.jsonl"), "--json"], "\"rows\": 200");
+                break;
+            case "import: failing import onto existing output":
+                Fails(Import(F("bad.jsonl", "{\"text\": \"a\"}\nnot json\n")), "bad.jsonl:2");
+                break;
+            case "import: JSONL line that is an array":
+                Fails(Import(F("nonobject.jsonl", "{\"text\": \"a\"}\n[1, 2]\n")), "nonobject.jsonl:2", "expected a JSON object, found array");
+                break;
+            case "import: unclosed CSV quote":
+                Fails(Import(F("unclosed.csv", "text,label\n\"never closed,ham\nnext,spam\n")), "unclosed.csv:2", "quote");
+                break;
+            case "import: --format csv on JSONL":
+                Fails(Import(cls, "--format", "csv"), "cls.jsonl:1");
+                break;
+            case "import: unknown --encoding":
+                Fails(Import(Fx("latin1.txt"), "--encoding", "klingon"), "'klingon'", "encoding");
+                break;
+            case "import: folder with one latin-1 file":
+                F("fold/ham/a.txt", "fine text"); F("fold/spam/b.txt", "also fine"); B("fold/ham/d.txt", latin1);
+                Fails(Import(Path.Combine(dir, "fold")), "d.txt:2", "not valid utf-8");
+                break;
+            case "import: text file named .parquet":
+                Fails(Import(F("notparquet.parquet", "just text\n")), "notparquet.parquet", "not a readable Parquet file");
+                break;
+            case "split: ratios sum ≠1 (>1, <1, negative)":
+                foreach (var r in new[] { "0.8,0.3,0.1", "0.5,0.2,0.1", "1.2,-0.1,-0.1" })
+                    Fails(["data", "split", cls, "--out-dir", Path.Combine(dir, "s"), "--ratios", r], "ratios must be ≥ 0 and sum to 1");
+                break;
+            case "split: non-numeric ratio":
+                Fails(["data", "split", cls, "--out-dir", Path.Combine(dir, "s"), "--ratios", "a,0.5,0.5"], "--ratios", "'a' is not a number");
+                break;
+            case "split: stratify column absent":
+                Fails(["data", "split", cls, "--out-dir", Path.Combine(dir, "s"), "--stratify", "nosuchcol"], "cls.jsonl:1", "no field 'nosuchcol'", "text, label");
+                break;
+            case "split: counts > rows; names≠ratios; empty input":
+                Fails(["data", "split", cls, "--out-dir", Path.Combine(dir, "s"), "--counts", "500,50,50"], "500,50,50", "more than the 200 rows");
+                Fails(["data", "split", cls, "--out-dir", Path.Combine(dir, "s"), "--ratios", "0.5,0.5", "--names", "a,b,c"], "2 ratios for 3 splits");
+                Fails(["data", "split", F("empty.jsonl", ""), "--out-dir", Path.Combine(dir, "s")], "empty.jsonl", "no rows");
+                break;
+            case "clean: all-duplicate rows":
+                Works(["data", "clean", WriteJsonl(dir, "dups.jsonl", Enumerable.Range(0, 50).Select(_ => new JsonObject { ["text"] = "same text", ["label"] = "a" })),
+                    "--out", Path.Combine(dir, "dedup.jsonl"), "--json"], "\"input_rows\": 50", "\"output_rows\": 1");
+                break;
+            case "clean: text column absent":
+                Fails(["data", "clean", cls, "--out", old.Path, "--text-column", "body"], "cls.jsonl:1", "no text column 'body'", "text, label");
+                break;
+            case "clean: --near-threshold 7 / --skip bogus / bad --config key":
+                Fails(["data", "clean", cls, "--out", old.Path, "--near-threshold", "7"], "near_dedup.threshold must be in (0, 1], got 7");
+                Fails(["data", "clean", cls, "--out", old.Path, "--skip", "bogus"], "--skip", "'bogus'");
+                Fails(["data", "clean", cls, "--out", old.Path, "--config", F("clean.json", "{\"strip_htm\": false}")], "clean.json", "strip_htm");
+                break;
+            case "clean: --out = input":
+                Fails(["data", "clean", old.Path, "--out", old.Path], "is the input file");
+                break;
+            case "tokenizer: truncated tokenizer.json":
+                F("broken/tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0");
+                Fails(["tokenize", "--tokenizer", Path.Combine(dir, "broken"), "--text", "a"], "tokenizer.json");
+                break;
+            case "tokenizer: Unigram model type":
+                F("uni/tokenizer.json", "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}");
+                Fails(["tokenize", "--tokenizer", Path.Combine(dir, "uni"), "--text", "a"], "Unigram", "not supported");
+                break;
+            case "tokenizer: folder without vocab.txt":
+                Directory.CreateDirectory(Path.Combine(dir, "novocab"));
+                Fails(["tokenize", "--tokenizer", Path.Combine(dir, "novocab"), "--text", "a"], "novocab", "no tokenizer.json", "vocab.txt");
+                break;
+            case "tokenize: empty string":
+                Works(["tokenize", "--tokenizer", "gpt2", "--text", "", "--json"], "\"ids\":[]");
+                break;
+            case "metrics: hyp/ref line counts differ (bleu, rouge, classification, seqeval)":
+                var h3 = F("hyp3.txt", "a\nb\nc\n"); var r2 = F("ref2.txt", "a\nb\n");
+                foreach (var m in new[] { "bleu", "chrf", "rouge" }) Fails(["metrics", m, "--hyp", h3, "--ref", r2], "hyp3.txt' has 3 lines", "ref2.txt' has 2");
+                Fails(["metrics", "classification", "--gold", r2, "--pred", h3], "ref2.txt' has 2 lines", "hyp3.txt' has 3");
+                break;
+            case "metrics: NLL \"abc\"/negative; squad bad JSON; missing file":
+                Fails(["metrics", "perplexity", "--nll", F("nll_bad.txt", "abc 1.0\n")], "nll_bad.txt", "'abc' is not a number");
+                Fails(["metrics", "bleu", "--hyp", Path.Combine(dir, "missing.txt"), "--ref", Path.Combine(dir, "missing.txt")], "missing.txt", "does not exist");
+                break;
+            case "encode: missing input, malformed, missing column, bad --doc-split":
+                Fails(["data", "encode", "--input", Path.Combine(dir, "nope.txt"), "--output", Path.Combine(dir, "x.tok")], "nope.txt", "does not exist");
+                Fails(["data", "encode", "--input", F("bad.jsonl", "{\"text\": \"a\"}\nnot json\n"), "--output", Path.Combine(dir, "x.tok")], "bad.jsonl:2", "invalid JSON");
+                Fails(["data", "encode", "--input", cls, "--output", Path.Combine(dir, "x.tok"), "--text-column", "body"], "cls.jsonl:1", "no \"body\" field");
+                Fails(["data", "encode", "--input", cls, "--output", Path.Combine(dir, "x.tok"), "--doc-split", "paragraph"], "--doc-split", "'paragraph'");
+                Assert.False(File.Exists(Path.Combine(dir, "x.tok")));
+                break;
+            case "report: missing / empty folder / truncated metrics line":
+                Fails(["report", Path.Combine(dir, "no-such-run"), "--out", Path.Combine(dir, "rep")], "no-such-run");
+                Directory.CreateDirectory(Path.Combine(dir, "emptyrun"));
+                Fails(["report", Path.Combine(dir, "emptyrun"), "--out", Path.Combine(dir, "rep")], "emptyrun");
+                break;
+            default: throw new ArgumentException($"no setup for case '{name}'");
+        }
+        foreach (var (args, keys) in runs)
+        {
+            var r = Run(args);
+            if (keys.Length > 0 && keys[0] == "")
+            {
+                Assert.True(r.ExitCode == 0, $"{string.Join(' ', args)}: exit {r.ExitCode}: {r.Stderr}");
+                foreach (var k in keys.Skip(1)) Assert.Contains(k, r.Stdout);
+            }
+            else AssertFails(r, keys);
+        }
+        AssertUntouched(old);
+    }
 }
