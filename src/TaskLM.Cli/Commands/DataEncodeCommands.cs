@@ -13,7 +13,7 @@ public static class DataEncodeCommands
     {
         var tokenizer = new Option<string>("--tokenizer") { Description = "A tokenizer folder or \"gpt2\"", DefaultValueFactory = _ => "gpt2" };
         var input = new Option<string[]>("--input") { Description = ".txt, .jsonl, .csv, .tsv, .parquet files (or .gz of them) or folders of them", Required = true, AllowMultipleArgumentsPerToken = true };
-        var output = new Option<string>("--output") { Description = "Token file to write (e.g. data/train.tok)", Required = true };
+        var output = new Option<string>("--output", "--out") { Description = "Token file to write (e.g. data/train.tok)", Required = true };
         var split = new Option<string>("--doc-split") { Description = "How .txt files become documents: file, line or blank (blank-line-separated)", DefaultValueFactory = _ => "file" };
         var column = new Option<string>("--text-column") { Description = "Field holding the text in .jsonl files", DefaultValueFactory = _ => "text" };
         var noEos = new Option<bool>("--no-eos") { Description = "Do not append the end-of-sequence id after each document" };

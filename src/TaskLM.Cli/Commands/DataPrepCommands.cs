@@ -162,7 +162,7 @@ public static class DataPrepCommands
     private static Command Split()
     {
         var input = new Argument<string>("input") { Description = "JSONL file (.jsonl or .jsonl.gz)" };
-        var outDir = new Option<string>("--out-dir") { Description = "Folder for the split files and manifest.json", Required = true };
+        var outDir = new Option<string>("--out-dir", "--out") { Description = "Folder for the split files and manifest.json", Required = true };
         var ratios = new Option<string?>("--ratios") { Description = "Fractions per split, e.g. 0.8,0.1,0.1 (train,validation,test) or 0.9,0.1 (train,test); default 0.8,0.1,0.1" };
         var counts = new Option<string?>("--counts") { Description = "Rows per split instead of ratios, e.g. 5000,500,500" };
         var names = new Option<string?>("--names") { Description = "Split names (default train,validation,test or train,test)" };

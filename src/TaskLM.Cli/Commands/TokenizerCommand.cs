@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Spectre.Console;
+using TaskLM.Data.Corpus;
 using TaskLM.Data.Tokenization;
 
 namespace TaskLM.Cli.Commands;
@@ -13,7 +14,7 @@ public static class TokenizerCommand
     {
         var kind = new Option<string>("--kind") { Description = "bpe (GPT-2 byte-level) or wordpiece (BERT)", DefaultValueFactory = _ => "bpe" };
         var input = new Option<string[]>("--input") { Description = ".txt, .jsonl, .csv, .tsv, .parquet files (or .gz of them) or folders (each non-empty line of a .txt is one text)", Required = true, AllowMultipleArgumentsPerToken = true };
-        var output = new Option<string>("--output") { Description = "Folder for the tokenizer files", Required = true };
+        var output = new Option<string>("--output", "--out") { Description = "Folder for the tokenizer files", Required = true };
         var vocabSize = new Option<int>("--vocab-size") { Description = "vocab_size, special tokens and alphabet included", DefaultValueFactory = _ => 8192 };
         var minFreq = new Option<int>("--min-frequency") { Description = "min_frequency: stop when the best pair is rarer", DefaultValueFactory = _ => 2 };
         var specials = new Option<string?>("--special-tokens") { Description = "Comma-separated; default <|endoftext|> (bpe) or [PAD],[UNK],[CLS],[SEP],[MASK] (wordpiece)" };
@@ -37,7 +38,7 @@ public static class TokenizerCommand
                 ? TokenizerTrainer.TrainByteLevelBpe(texts, options)
                 : TokenizerTrainer.TrainWordPiece(texts, options, new BertNormalizerOptions(Lowercase: !p.GetValue(cased)));
             if (p.GetValue(json)) Run(); else AnsiConsole.Status().Start($"training {k} ...", _ => Run());
-            tok!.Save(p.GetValue(output)!);
+            PartialFiles.WriteFolder(p.GetValue(output)!, tok!.Save); // all files or none
             var summary = new { output = p.GetValue(output), kind = k, vocab_size = tok.VocabSize, special_tokens = sp, seconds = Math.Round(sw.Elapsed.TotalSeconds, 3) };
             if (p.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(summary, Global.JsonOut));
             else AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(summary.output!)}[/]: {k}, {tok.VocabSize:N0} tokens, {summary.seconds:F1} s");

@@ -17,6 +17,34 @@ public static class PartialFiles
     /// <summary>Forgets a temporary path (renamed into place or deleted).</summary>
     public static void Unregister(string path) => Paths.TryRemove(Path.GetFullPath(path), out _);
 
+    /// <summary>Writes a folder's files (through <paramref name="write"/>, given a folder to write into) into a staging
+    /// folder beside <paramref name="dir"/>, then moves them in: an error or an interruption while writing leaves
+    /// <paramref name="dir"/> as it was. Files of the same name are replaced; other files in it are kept.</summary>
+    public static void WriteFolder(string dir, Action<string> write)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir));
+        var staging = full + ".tmp-" + Environment.ProcessId;
+        Register(staging);
+        try
+        {
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            Directory.CreateDirectory(staging);
+            write(staging);
+            Directory.CreateDirectory(full);
+            foreach (var f in Directory.GetFiles(staging, "*", SearchOption.AllDirectories))
+            {
+                var target = Path.Combine(full, Path.GetRelativePath(staging, f));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Move(f, target, overwrite: true);
+            }
+        }
+        finally
+        {
+            try { if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true); } catch (IOException) { }
+            Unregister(staging);
+        }
+    }
+
     /// <summary>Deletes every registered temporary path that still exists; returns the ones removed.</summary>
     public static List<string> DeleteAll()
     {

@@ -195,12 +195,12 @@ public class DataFaultTests
     {
         var dir = NewDir();
         var splitDir = Path.Combine(dir, "splits");
-        Assert.Equal(0, Run("data", "split", WriteJsonl(dir, "all.jsonl", Labelled(200)), "--out-dir", splitDir).ExitCode);
+        Assert.Equal(0, Run("data", "split", WriteJsonl(dir, "all.jsonl", Labelled(200)), "--out", splitDir).ExitCode);
         var train = Path.Combine(splitDir, "train.jsonl");
         var trainBytes = File.ReadAllBytes(train);
         var manifest = File.ReadAllBytes(Path.Combine(splitDir, "manifest.json"));
 
-        AssertFails(Run("data", "split", train, "--out-dir", splitDir), "train.jsonl", "is the input", "nothing written");
+        AssertFails(Run("data", "split", train, "--out", splitDir), "train.jsonl", "is the input", "nothing written");
         Assert.Equal(trainBytes, File.ReadAllBytes(train));
         Assert.Equal(manifest, File.ReadAllBytes(Path.Combine(splitDir, "manifest.json")));
     }
@@ -211,10 +211,10 @@ public class DataFaultTests
         // A 2-way re-split of validation.jsonl would write train/test and then remove validation.jsonl as stale.
         var dir = NewDir();
         var splitDir = Path.Combine(dir, "splits");
-        Assert.Equal(0, Run("data", "split", WriteJsonl(dir, "all.jsonl", Labelled(200)), "--out-dir", splitDir).ExitCode);
+        Assert.Equal(0, Run("data", "split", WriteJsonl(dir, "all.jsonl", Labelled(200)), "--out", splitDir).ExitCode);
         var validation = Path.Combine(splitDir, "validation.jsonl");
         var bytes = File.ReadAllBytes(validation);
-        AssertFails(Run("data", "split", validation, "--out-dir", splitDir, "--ratios", "0.5,0.5"), "validation.jsonl", "earlier split", "nothing written");
+        AssertFails(Run("data", "split", validation, "--out", splitDir, "--ratios", "0.5,0.5"), "validation.jsonl", "earlier split", "nothing written");
         Assert.Equal(bytes, File.ReadAllBytes(validation));
     }
 
@@ -224,10 +224,10 @@ public class DataFaultTests
         var dir = NewDir();
         var splitDir = Path.Combine(dir, "splits");
         var input = WriteJsonl(dir, "all.jsonl", Labelled(200));
-        Assert.Equal(0, Run("data", "split", input, "--out-dir", splitDir).ExitCode);
+        Assert.Equal(0, Run("data", "split", input, "--out", splitDir).ExitCode);
         Assert.True(File.Exists(Path.Combine(splitDir, "validation.jsonl")));
 
-        var r = Run("data", "split", input, "--out-dir", splitDir, "--ratios", "0.8,0.2");
+        var r = Run("data", "split", input, "--out", splitDir, "--ratios", "0.8,0.2");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains("removed", r.Stdout);
         Assert.Contains("validation.jsonl", r.Stdout);
@@ -252,10 +252,10 @@ public class DataFaultTests
         var dir = NewDir();
         var input = WriteJsonl(dir, "one.jsonl", Labelled(1));
         var splitDir = Path.Combine(dir, "splits");
-        AssertFails(Run("data", "split", input, "--out-dir", splitDir), "one.jsonl", "validation and test would be empty", "1 row", "--allow-empty");
+        AssertFails(Run("data", "split", input, "--out", splitDir), "one.jsonl", "validation and test would be empty", "1 row", "--allow-empty");
         Assert.False(Directory.Exists(splitDir) && Directory.EnumerateFileSystemEntries(splitDir).Any(), "a refused split wrote files");
 
-        var ok = Run("data", "split", input, "--out-dir", splitDir, "--allow-empty");
+        var ok = Run("data", "split", input, "--out", splitDir, "--allow-empty");
         Assert.Equal(0, ok.ExitCode);
         Assert.Contains("warning: split validation and test is empty", ok.Stderr);
     }
@@ -266,7 +266,7 @@ public class DataFaultTests
         var dir = NewDir();
         var rows = Enumerable.Range(0, 50).Select(_ => new JsonObject { ["text"] = "the very same message sent fifty times over", ["label"] = "a" });
         var splitDir = Path.Combine(dir, "splits");
-        AssertFails(Run("data", "split", WriteJsonl(dir, "dups.jsonl", rows), "--out-dir", splitDir, "--group-near-duplicates"),
+        AssertFails(Run("data", "split", WriteJsonl(dir, "dups.jsonl", rows), "--out", splitDir, "--group-near-duplicates"),
             "would be empty", "50 rows form 1 near-duplicate group");
         Assert.False(File.Exists(Path.Combine(splitDir, "train.jsonl")));
     }
@@ -322,7 +322,7 @@ public class DataFaultTests
     {
         var dir = NewDir();
         var outDir = Path.Combine(dir, "tok");
-        var r = Run("tokenizer", "train", "--kind", "bpe", "--input", MobyDick(), "--output", outDir, "--vocab-size", "400", "--json");
+        var r = Run("tokenizer", "train", "--kind", "bpe", "--input", MobyDick(), "--out", outDir, "--vocab-size", "400", "--json");
         Assert.True(r.ExitCode == 0, r.Stderr);
         var vocab = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "vocab.json")))!.AsObject().Select(kv => kv.Key).ToHashSet();
         // Byte-level BPE spells a leading space Ġ: whole English words of the novel must be among the first merges.
@@ -337,15 +337,15 @@ public class DataFaultTests
         var dir = NewDir();
         var empty = Path.Combine(dir, "empty.txt");
         File.WriteAllText(empty, "\n\n");
-        var e1 = Run("tokenizer", "train", "--kind", "wordpiece", "--input", empty, "--output", Path.Combine(dir, "t1"));
+        var e1 = Run("tokenizer", "train", "--kind", "wordpiece", "--input", empty, "--out", Path.Combine(dir, "t1"));
         AssertFails(e1, "empty.txt", "no documents");
         Assert.DoesNotContain("One or more errors", e1.Stderr);
-        AssertFails(Run("tokenizer", "train", "--kind", "bpe", "--input", Fx("latin1.txt"), "--output", Path.Combine(dir, "t2")), "latin1.txt:1", "not valid utf-8", "--encoding");
-        AssertFails(Run("tokenizer", "train", "--kind", "bpe", "--input", Fx("binary.bin"), "--output", Path.Combine(dir, "t3")), "binary.bin", "not valid utf-8");
+        AssertFails(Run("tokenizer", "train", "--kind", "bpe", "--input", Fx("latin1.txt"), "--out", Path.Combine(dir, "t2")), "latin1.txt:1", "not valid utf-8", "--encoding");
+        AssertFails(Run("tokenizer", "train", "--kind", "bpe", "--input", Fx("binary.bin"), "--out", Path.Combine(dir, "t3")), "binary.bin", "not valid utf-8");
         foreach (var t in new[] { "t1", "t2", "t3" }) Assert.False(Directory.Exists(Path.Combine(dir, t)));
         // The same latin-1 file with its encoding named trains.
         Assert.Equal(0, Run("tokenizer", "train", "--kind", "wordpiece", "--input", Fx("latin1.txt"), "--encoding", "latin-1",
-            "--output", Path.Combine(dir, "t4"), "--vocab-size", "60", "--min-frequency", "1").ExitCode);
+            "--out", Path.Combine(dir, "t4"), "--vocab-size", "60", "--min-frequency", "1").ExitCode);
     }
 
     [Fact]
@@ -354,7 +354,7 @@ public class DataFaultTests
         // Issue 11's figures: GPT-2 encodes Moby-Dick's 139 chapters (rows) into 293,753 tokens, EOS included;
         // the bug read the gzip bytes as one text document of 387,223 tokens.
         var dir = NewDir();
-        var r = Run("data", "encode", "--input", MobyDick(), "--output", Path.Combine(dir, "moby.tok"), "--json");
+        var r = Run("data", "encode", "--input", MobyDick(), "--out", Path.Combine(dir, "moby.tok"), "--json");
         Assert.True(r.ExitCode == 0, r.Stderr);
         var j = JsonNode.Parse(r.Stdout)!;
         Assert.Equal(139, (int)j["documents"]!);
@@ -366,11 +366,11 @@ public class DataFaultTests
     {
         var dir = NewDir();
         var old = Existing(dir, "out.tok");
-        AssertFails(Run("data", "encode", "--input", Fx("binary.bin"), "--output", old.Path), "binary.bin", "not valid utf-8");
+        AssertFails(Run("data", "encode", "--input", Fx("binary.bin"), "--out", old.Path), "binary.bin", "not valid utf-8");
         AssertUntouched(old);
-        AssertFails(Run("data", "encode", "--input", Fx("latin1.txt"), "--output", old.Path), "latin1.txt:1", "not valid utf-8", "--encoding");
+        AssertFails(Run("data", "encode", "--input", Fx("latin1.txt"), "--out", old.Path), "latin1.txt:1", "not valid utf-8", "--encoding");
         AssertUntouched(old);
-        AssertFails(Run("data", "encode", "--input", Fx("latin1.jsonl"), "--output", old.Path), "latin1.jsonl:2", "not valid UTF-8");
+        AssertFails(Run("data", "encode", "--input", Fx("latin1.jsonl"), "--out", old.Path), "latin1.jsonl:2", "not valid UTF-8");
         AssertUntouched(old);
     }
 
@@ -381,9 +381,9 @@ public class DataFaultTests
         var empty = Path.Combine(dir, "empty.jsonl");
         File.WriteAllBytes(empty, []);
         var old = Existing(dir, "out.tok");
-        AssertFails(Run("data", "encode", "--input", empty, "--output", old.Path), "empty.jsonl", "no documents", "nothing written");
+        AssertFails(Run("data", "encode", "--input", empty, "--out", old.Path), "empty.jsonl", "no documents", "nothing written");
         AssertUntouched(old);
-        var ok = Run("data", "encode", "--input", empty, "--output", Path.Combine(dir, "empty.tok"), "--allow-empty", "--json");
+        var ok = Run("data", "encode", "--input", empty, "--out", Path.Combine(dir, "empty.tok"), "--allow-empty", "--json");
         Assert.Equal(0, ok.ExitCode);
         Assert.Equal(0, (int)JsonNode.Parse(ok.Stdout)!["documents"]!);
     }
@@ -529,18 +529,18 @@ public class DataFaultTests
                 break;
             case "split: ratios sum ≠1 (>1, <1, negative)":
                 foreach (var r in new[] { "0.8,0.3,0.1", "0.5,0.2,0.1", "1.2,-0.1,-0.1" })
-                    Fails(["data", "split", cls, "--out-dir", Path.Combine(dir, "s"), "--ratios", r], "ratios must be ≥ 0 and sum to 1");
+                    Fails(["data", "split", cls, "--out", Path.Combine(dir, "s"), "--ratios", r], "ratios must be ≥ 0 and sum to 1");
                 break;
             case "split: non-numeric ratio":
-                Fails(["data", "split", cls, "--out-dir", Path.Combine(dir, "s"), "--ratios", "a,0.5,0.5"], "--ratios", "'a' is not a number");
+                Fails(["data", "split", cls, "--out", Path.Combine(dir, "s"), "--ratios", "a,0.5,0.5"], "--ratios", "'a' is not a number");
                 break;
             case "split: stratify column absent":
-                Fails(["data", "split", cls, "--out-dir", Path.Combine(dir, "s"), "--stratify", "nosuchcol"], "cls.jsonl:1", "no field 'nosuchcol'", "text, label");
+                Fails(["data", "split", cls, "--out", Path.Combine(dir, "s"), "--stratify", "nosuchcol"], "cls.jsonl:1", "no field 'nosuchcol'", "text, label");
                 break;
             case "split: counts > rows; names≠ratios; empty input":
-                Fails(["data", "split", cls, "--out-dir", Path.Combine(dir, "s"), "--counts", "500,50,50"], "500,50,50", "more than the 200 rows");
-                Fails(["data", "split", cls, "--out-dir", Path.Combine(dir, "s"), "--ratios", "0.5,0.5", "--names", "a,b,c"], "2 ratios for 3 splits");
-                Fails(["data", "split", F("empty.jsonl", ""), "--out-dir", Path.Combine(dir, "s")], "empty.jsonl", "no rows");
+                Fails(["data", "split", cls, "--out", Path.Combine(dir, "s"), "--counts", "500,50,50"], "500,50,50", "more than the 200 rows");
+                Fails(["data", "split", cls, "--out", Path.Combine(dir, "s"), "--ratios", "0.5,0.5", "--names", "a,b,c"], "2 ratios for 3 splits");
+                Fails(["data", "split", F("empty.jsonl", ""), "--out", Path.Combine(dir, "s")], "empty.jsonl", "no rows");
                 break;
             case "clean: all-duplicate rows":
                 Works(["data", "clean", WriteJsonl(dir, "dups.jsonl", Enumerable.Range(0, 50).Select(_ => new JsonObject { ["text"] = "same text", ["label"] = "a" })),
@@ -582,10 +582,10 @@ public class DataFaultTests
                 Fails(["metrics", "bleu", "--hyp", Path.Combine(dir, "missing.txt"), "--ref", Path.Combine(dir, "missing.txt")], "missing.txt", "does not exist");
                 break;
             case "encode: missing input, malformed, missing column, bad --doc-split":
-                Fails(["data", "encode", "--input", Path.Combine(dir, "nope.txt"), "--output", Path.Combine(dir, "x.tok")], "nope.txt", "does not exist");
-                Fails(["data", "encode", "--input", F("bad.jsonl", "{\"text\": \"a\"}\nnot json\n"), "--output", Path.Combine(dir, "x.tok")], "bad.jsonl:2", "invalid JSON");
-                Fails(["data", "encode", "--input", cls, "--output", Path.Combine(dir, "x.tok"), "--text-column", "body"], "cls.jsonl:1", "no \"body\" field");
-                Fails(["data", "encode", "--input", cls, "--output", Path.Combine(dir, "x.tok"), "--doc-split", "paragraph"], "--doc-split", "'paragraph'");
+                Fails(["data", "encode", "--input", Path.Combine(dir, "nope.txt"), "--out", Path.Combine(dir, "x.tok")], "nope.txt", "does not exist");
+                Fails(["data", "encode", "--input", F("bad.jsonl", "{\"text\": \"a\"}\nnot json\n"), "--out", Path.Combine(dir, "x.tok")], "bad.jsonl:2", "invalid JSON");
+                Fails(["data", "encode", "--input", cls, "--out", Path.Combine(dir, "x.tok"), "--text-column", "body"], "cls.jsonl:1", "no \"body\" field");
+                Fails(["data", "encode", "--input", cls, "--out", Path.Combine(dir, "x.tok"), "--doc-split", "paragraph"], "--doc-split", "'paragraph'");
                 Assert.False(File.Exists(Path.Combine(dir, "x.tok")));
                 break;
             case "report: missing / empty folder / truncated metrics line":
