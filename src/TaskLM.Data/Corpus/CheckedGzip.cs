@@ -142,17 +142,26 @@ public sealed class CheckedGzipStream : Stream
     {
         private byte[] _pending = [];
         private int _pendingAt;
+        // The last two chunks handed out, in reused buffers (no allocation per read).
         private byte[] _prev = [], _last = [];
+        private int _prevLen, _lastLen;
         private bool _fileEof;
 
-        public void ClearHistory() { _prev = []; _last = []; }
+        public void ClearHistory() { _prevLen = 0; _lastLen = 0; }
 
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
             int n = ReadRaw(buffer);
-            if (n > 0) { _prev = _last; _last = buffer[..n].ToArray(); }
+            if (n > 0)
+            {
+                (_prev, _last) = (_last, _prev);
+                _prevLen = _lastLen;
+                if (_last.Length < n) _last = new byte[Math.Max(n, 1 << 16)];
+                buffer[..n].CopyTo(_last);
+                _lastLen = n;
+            }
             return n;
         }
 
@@ -180,10 +189,10 @@ public sealed class CheckedGzipStream : Stream
         // Finds the 8-byte trailer in what the decoder was given (plus up to 8 more bytes), pushes back what follows it.
         public bool ConsumeTrailer(ReadOnlySpan<byte> expect)
         {
-            var seen = new byte[_prev.Length + _last.Length + 8];
-            _prev.CopyTo(seen, 0);
-            _last.CopyTo(seen, _prev.Length);
-            int have = _prev.Length + _last.Length;
+            var seen = new byte[_prevLen + _lastLen + 8];
+            _prev.AsSpan(0, _prevLen).CopyTo(seen);
+            _last.AsSpan(0, _lastLen).CopyTo(seen.AsSpan(_prevLen));
+            int have = _prevLen + _lastLen;
             while (have < seen.Length)
             {
                 int r = ReadRaw(seen.AsSpan(have));

@@ -124,6 +124,29 @@ public class DataFaultTests
     }
 
     [Fact]
+    public void Every_cut_of_a_gzip_file_is_detected_and_the_whole_file_matches_CPython()
+    {
+        // Property behind the two cases above: a gzip member cut at ANY byte (in the header, the deflate data or
+        // the trailer) is an error naming the file, never a shorter valid-looking stream.
+        var full = File.ReadAllBytes(Fx("rows1000.jsonl.gz"));
+        byte[] Decode(byte[] bytes)
+        {
+            using var s = new CheckedGzipStream(new MemoryStream(bytes), "x.jsonl.gz");
+            using var m = new MemoryStream();
+            s.CopyTo(m);
+            return m.ToArray();
+        }
+        var expected = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Range(0, 1000).Select(i =>
+            JsonSerializer.Serialize(new { text = $"row {i}: the whale surfaced near the ship", label = i % 2 == 1 ? "a" : "b" }).Replace(",", ", ").Replace("\":", "\": ") + "\n")));
+        Assert.Equal(expected, Decode(full));  // the same bytes CPython's json.dumps + gzip wrote
+        for (int cut = 1; cut < full.Length; cut++)
+        {
+            var e = Assert.Throws<DataFormatException>(() => Decode(full[..cut]));
+            Assert.StartsWith("x.jsonl.gz: ", e.Message);
+        }
+    }
+
+    [Fact]
     public void Import_folder_with_no_files_is_an_error()
     {
         var dir = NewDir();
