@@ -31,8 +31,14 @@ public static class BrownPos
             int nHeld = (int)Math.Round(idx.Length * 0.05);
             for (int k = 0; k < idx.Length; k++) assign[idx[k]] = k < nHeld ? 1 : k < 2 * nHeld ? 2 : 0;
         }
-        Directory.CreateDirectory(outDir);
         var result = new List<BrownPosSplit>();
+        // Written into a staging folder and moved in complete: an error or Ctrl-C leaves an earlier outDir as it was.
+        PartialFiles.WriteFolder(outDir, staging => WriteSplits(staging, docs, assign, tagset, result));
+        return result;
+    }
+
+    static void WriteSplits(string outDir, List<DataRow> docs, int[] assign, string tagset, List<BrownPosSplit> result)
+    {
         for (int s = 0; s < SplitNames.Count; s++)
         {
             int nDocs = 0, nSent = 0, nTok = 0;
@@ -68,6 +74,5 @@ public static class BrownPos
                 if (assign[i] == 0)
                     foreach (var sent in (JsonArray)docs[i].Fields["tokens"]!)
                         txt.WriteLine(string.Join(' ', ((JsonArray)sent!).Select(x => x!.ToString())));
-        return result;
     }
 }
