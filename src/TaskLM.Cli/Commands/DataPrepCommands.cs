@@ -94,7 +94,7 @@ public static class DataPrepCommands
                 removedRows.Add(copy);
             };
             DirectoryOf(outPath);
-            var cleaned = pipeline.Run(JsonlFile.Read(inPath), onRemoved).Select(r => r.Fields);
+            var cleaned = pipeline.Run(JsonlFile.Read(inPath), onRemoved, inPath).Select(r => r.Fields);
             if (p.GetValue(json) || !AnsiConsole.Profile.Capabilities.Interactive) JsonlFile.Write(outPath, cleaned);
             else
                 AnsiConsole.Status().Start($"cleaning {Markup.Escape(inPath)}", ctx =>

@@ -311,7 +311,7 @@ public class DataFaultTests
         var dir = NewDir();
         var old = Existing(dir, "out.jsonl");
         var r = Run("data", "clean", WriteJsonl(dir, "in.jsonl", Labelled(200)), "--out", old.Path, "--labels", "phish,scam");
-        AssertFails(r, "none of the allowed labels", "phish", "scam", "ham 100", "spam 100", "nothing written");
+        AssertFails(r, "in.jsonl: none of the allowed labels", "phish", "scam", "ham 100", "spam 100", "nothing written");
         AssertUntouched(old);
         Assert.False(File.Exists(Path.Combine(dir, "clean-report.json")));
     }
@@ -322,7 +322,7 @@ public class DataFaultTests
         var dir = NewDir();
         var input = WriteJsonl(dir, "in.jsonl", Labelled(30));
         var old = Existing(dir, "out.jsonl");
-        AssertFails(Run("data", "clean", input, "--out", old.Path, "--min-chars", "100000"), "every one of the 30 rows was removed", "length_chars: 30", "--allow-empty");
+        AssertFails(Run("data", "clean", input, "--out", old.Path, "--min-chars", "100000"), "in.jsonl: every one of the 30 rows was removed", "length_chars: 30", "--allow-empty");
         AssertUntouched(old);
         var ok = Run("data", "clean", input, "--out", Path.Combine(dir, "empty.jsonl"), "--min-chars", "100000", "--allow-empty", "--json");
         Assert.Equal(0, ok.ExitCode);
