@@ -147,6 +147,25 @@ public class DataFaultTests
     }
 
     [Fact]
+    public void Gzip_zero_padding_is_ignored_and_trailing_garbage_is_an_error_as_gzip_does()
+    {
+        var two = File.ReadAllBytes(Fx("two_members.jsonl.gz"));
+        long Count(byte[] bytes)
+        {
+            using var s = new CheckedGzipStream(new MemoryStream(bytes), "x.gz");
+            using var m = new MemoryStream();
+            s.CopyTo(m);
+            return m.Length;
+        }
+        long whole = Count(two);
+        Assert.Equal(whole, Count([.. two, .. new byte[512]]));  // tape-block zero padding: gzip ignores it
+        var e = Assert.Throws<DataFormatException>(() => Count([.. two, .. "garbage\n"u8.ToArray()]));
+        Assert.Contains("trailing garbage", e.Message);
+        var notGzip = Assert.Throws<DataFormatException>(() => Count("{\"text\": 1}\n"u8.ToArray()));
+        Assert.Contains("not a gzip file", notGzip.Message);
+    }
+
+    [Fact]
     public void Import_folder_with_no_files_is_an_error()
     {
         var dir = NewDir();
