@@ -3,9 +3,8 @@ using System.CommandLine;
 using Spectre.Console;
 using TaskLM.Cli.Commands;
 
+Global.ConfigureConsole();
 var root = new RootCommand("TaskLM: train a language model for one task, from raw data to a served model.");
-root.Options.Add(Global.Device);
-root.Options.Add(Global.Threads);
 root.Options.Add(Global.Verbose);
 
 // One line per verb group; each file under Commands/ builds its own verbs.
@@ -19,13 +18,24 @@ root.Subcommands.Add(ReportCommand.Create());
 root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(TokenizerCommand.Create());
+root.Subcommands.Add(ExportCommand.Create());
+
+Global.AddTorchOptions(root);   // --device/--threads on the verbs that run a model
 
 ParseResult parsed = root.Parse(args);
+bool help = parsed.Action is System.CommandLine.Help.HelpAction;
+// A wrong option or value: at most three lines naming it, never the whole help.
+if (parsed.Errors.Count > 0 && !help) return Global.ReportParseErrors(parsed);
 try
 {
-    return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    if (!help) return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    // Help names the program as its users type it (run as `dotnet TaskLM.Cli.dll`, it would say TaskLM.Cli).
+    var text = new StringWriter();
+    int rc = parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = text });
+    Console.Write(text.ToString().Replace(RootCommand.ExecutableName + " ", "tasklm ").Replace(RootCommand.ExecutableName + Environment.NewLine, "tasklm" + Environment.NewLine));
+    return rc;
 }
 catch (Exception e)
 {
-    return Global.ReportError(e, parsed.GetValue(Global.Verbose));
+    return Global.ReportError(e, parsed.GetValue(Global.Verbose), parsed);
 }

@@ -11,23 +11,24 @@ public static class DataBrownCommand
 {
     public static Command Create()
     {
-        var outDir = new Option<string>("--out-dir") { Description = "Folder for train/validation/test.jsonl and train.txt", Required = true };
+        var outDir = Global.OutOption("Folder for train/validation/test.jsonl and train.txt", legacy: "--out-dir");
         var tagset = new Option<string>("--tagset") { Description = "universal (12 tags of Petrov et al. 2012) or full (Brown's own tags)", DefaultValueFactory = _ => "universal" };
-        var seed = new Option<int>("--seed") { Description = "Seed of the document shuffle (90/5/5 per genre)", DefaultValueFactory = _ => 42 };
-        var dataDir = new Option<string?>("--data-dir") { Description = "Folder holding catalog.json (default: data/ found from here or the program)" };
+        var seed = Global.SeedOption("the document shuffle (90/5/5 per genre)");
+        var dataDir = Global.DataDirOption();
         var json = Global.JsonOption();
         var cmd = new Command("brown-pos", "Brown corpus → sentence-level POS tagging JSONL (tokens, tags), split by document");
-        foreach (var o in new Option[] { outDir, tagset, seed, dataDir, json }) cmd.Options.Add(o);
+        outDir.AddTo(cmd);
+        foreach (var o in new Option[] { tagset, seed, dataDir, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var cat = CorpusCatalog.Load(p.GetValue(dataDir));
             var corpus = cat.PathOf(cat.Get("brown"));
-            var splits = BrownPos.Write(corpus, p.GetValue(outDir)!, p.GetValue(tagset)!, p.GetValue(seed));
+            var splits = BrownPos.Write(corpus, outDir.Read(p)!, p.GetValue(tagset)!, p.GetValue(seed) ?? 42);
             if (p.GetValue(json))
             {
                 var arr = new JsonArray(splits.Select(s => (JsonNode?)new JsonObject
                 { ["name"] = s.Name, ["documents"] = s.Documents, ["sentences"] = s.Sentences, ["tokens"] = s.Tokens }).ToArray());
-                Console.WriteLine(new JsonObject { ["out_dir"] = p.GetValue(outDir), ["tagset"] = p.GetValue(tagset), ["splits"] = arr }.ToJsonString(Global.JsonOut));
+                Console.WriteLine(new JsonObject { ["out_dir"] = outDir.Read(p), ["tagset"] = p.GetValue(tagset), ["splits"] = arr }.ToJsonString(Global.JsonOut));
                 return 0;
             }
             var table = new Table().AddColumns("split", "documents", "sentences", "tokens");

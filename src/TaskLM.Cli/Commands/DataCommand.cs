@@ -12,6 +12,7 @@ public static class DataCommand
         foreach (var c in DataPrepCommands.Create()) cmd.Subcommands.Add(c);    // clean, split, scrape
         foreach (var c in DataEncodeCommands.Create()) cmd.Subcommands.Add(c);  // encode
         cmd.Subcommands.Add(DataBrownCommand.Create());                          // brown-pos
+        cmd.Subcommands.Add(DataPretrainCommand.Create());                       // pretrain-corpus
         DataInterrupt.Guard(cmd);                                                // Ctrl-C leaves no partial output
         return cmd;
     }

@@ -12,16 +12,16 @@ public static class DataEncodeCommands
     public static IEnumerable<Command> Create()
     {
         var tokenizer = new Option<string>("--tokenizer") { Description = "A tokenizer folder or \"gpt2\"", DefaultValueFactory = _ => "gpt2" };
-        var input = new Option<string[]>("--input") { Description = ".txt, .jsonl, .csv, .tsv, .parquet files (or .gz of them) or folders of them", Required = true, AllowMultipleArgumentsPerToken = true };
-        var output = new Option<string>("--output", "--out") { Description = "Token file to write (e.g. data/train.tok)", Required = true };
+        var cmd = new Command("encode", "Encode a corpus into a token file (uint16/uint32 ids, document index), on all cores");
+        var input = new Global.InputFiles(cmd, ".txt, .jsonl, .csv, .tsv, .parquet files (or .gz of them) or folders of them");
+        var output = Global.OutOption("Token file to write (e.g. data/train.tok)", legacy: "--output").AddTo(cmd);
         var split = new Option<string>("--doc-split") { Description = "How .txt files become documents: file, line or blank (blank-line-separated)", DefaultValueFactory = _ => "file" };
-        var column = new Option<string>("--text-column") { Description = "Field holding the text in .jsonl files", DefaultValueFactory = _ => "text" };
+        var column = Global.TextColumnOption();
         var noEos = new Option<bool>("--no-eos") { Description = "Do not append the end-of-sequence id after each document" };
         var encoding = new Option<string?>("--encoding") { Description = "Text encoding of .txt/.csv input (default utf-8; bytes that do not decode are an error)" };
         var allowEmpty = new Option<bool>("--allow-empty") { Description = "Write an empty token file when the input holds no documents (default: an error)" };
         var json = Global.JsonOption();
-        var cmd = new Command("encode", "Encode a corpus into a token file (uint16/uint32 ids, document index), on all cores");
-        foreach (var o in new Option[] { tokenizer, input, output, split, column, noEos, encoding, allowEmpty, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { tokenizer, split, column, noEos, encoding, allowEmpty, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var docSplit = p.GetValue(split)!.ToLowerInvariant() switch
@@ -30,13 +30,13 @@ public static class DataEncodeCommands
                 var s => throw new ArgumentException($"--doc-split '{s}': expected file, line or blank"),
             };
             var tok = TokenizerLoader.Load(p.GetValue(tokenizer)!);
-            var files = TextSources.Files(p.GetValue(input)!);
+            var files = TextSources.Files(input.Read(p));
             long totalChars = files.Sum(f => new FileInfo(f).Length);
             int threads = p.GetValue(Global.Threads) is int t && t > 0 ? t : Environment.ProcessorCount;
             var sw = Stopwatch.StartNew();
             (long Tokens, int Documents, long Chars) r = default;
             void Run(IProgress<long>? progress) =>
-                r = TokenFileEncoder.Encode(tok, TextSources.Documents(files, docSplit, p.GetValue(column)!, p.GetValue(encoding), p.GetValue(allowEmpty)), p.GetValue(output)!,
+                r = TokenFileEncoder.Encode(tok, TextSources.Documents(files, docSplit, p.GetValue(column) ?? "text", p.GetValue(encoding), p.GetValue(allowEmpty)), output.Read(p)!,
                     !p.GetValue(noEos), threads, progress);
             if (p.GetValue(json)) Run(null);
             else
@@ -49,7 +49,7 @@ public static class DataEncodeCommands
             double secs = sw.Elapsed.TotalSeconds;
             var summary = new
             {
-                output = p.GetValue(output), tokens = r.Tokens, documents = r.Documents, chars = r.Chars,
+                output = output.Read(p), tokens = r.Tokens, documents = r.Documents, chars = r.Chars,
                 dtype = TokenFileFormat.DtypeBytes(tok.VocabSize) == 2 ? "uint16" : "uint32", vocab_size = tok.VocabSize,
                 threads, seconds = Math.Round(secs, 3),
             };

@@ -16,7 +16,7 @@ public static class DataIngestCommands
     static Command List()
     {
         var json = Global.JsonOption();
-        var dataDir = new Option<string?>("--data-dir") { Description = "Folder holding catalog.json (default: data/ found from here or the program)" };
+        var dataDir = Global.DataDirOption();
         var cmd = new Command("list", "Show the shipped corpora: rows, size on disk, task they serve");
         cmd.Options.Add(json);
         cmd.Options.Add(dataDir);

@@ -23,7 +23,7 @@ public static class DataPrepCommands
         var report = new Option<string?>("--report") { Description = "Report file (default: clean-report.json beside --out)" };
         var removed = new Option<string?>("--removed") { Description = "Also write every removed row here, with _removed_step and _removed_reason" };
         var config = new Option<string?>("--config") { Description = "JSON file of cleaning options (snake_case keys, as a recipe's clean: block); flags override it" };
-        var text = new Option<string?>("--text-column") { Description = "Text field (default text)" };
+        var text = Global.TextColumnOption();
         var label = new Option<string?>("--label-column") { Description = "Label field (default label; 'none' = no labels)" };
         var labels = new Option<string?>("--labels") { Description = "Allowed labels, comma-separated; others are removed as unknown" };
         var mask = new Option<string?>("--mask") { Description = "Mask personal data: comma list of emails, urls, phones (or all)" };
@@ -32,11 +32,9 @@ public static class DataPrepCommands
         var maxChars = new Option<int?>("--max-chars") { Description = "Remove texts longer than this" };
         var minTokens = new Option<int?>("--min-tokens") { Description = "Remove texts with fewer whitespace tokens" };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Remove texts with more whitespace tokens" };
-        var threshold = new Option<double?>("--near-threshold") { Description = "Near-duplicate Jaccard threshold (default 0.8)" };
-        var shingles = new Option<string?>("--shingles") { Description = "Near-duplicate shingles: word or char (default word)" };
-        var shingleSize = new Option<int?>("--shingle-size") { Description = "Words or characters per shingle (default 5)" };
+        var (threshold, shingles, shingleSize) = Global.NearDuplicateOptions();
         var numPerm = new Option<int?>("--num-perm") { Description = "MinHash signature length (default 128)" };
-        var seed = new Option<int?>("--seed") { Description = "MinHash seed (default 42)" };
+        var seed = Global.SeedOption("the MinHash permutations");
         var allowEmpty = new Option<bool>("--allow-empty") { Description = "Write an empty output when every row is removed (default: an error)" };
         var json = Global.JsonOption();
 
@@ -162,27 +160,26 @@ public static class DataPrepCommands
     private static Command Split()
     {
         var input = new Argument<string>("input") { Description = "JSONL file (.jsonl or .jsonl.gz)" };
-        var outDir = new Option<string>("--out-dir", "--out") { Description = "Folder for the split files and manifest.json", Required = true };
+        var outDir = Global.OutOption("Folder for the split files and manifest.json", legacy: "--out-dir");
         var ratios = new Option<string?>("--ratios") { Description = "Fractions per split, e.g. 0.8,0.1,0.1 (train,validation,test) or 0.9,0.1 (train,test); default 0.8,0.1,0.1" };
         var counts = new Option<string?>("--counts") { Description = "Rows per split instead of ratios, e.g. 5000,500,500" };
         var names = new Option<string?>("--names") { Description = "Split names (default train,validation,test or train,test)" };
         var stratify = new Option<string?>("--stratify") { Description = "Field to stratify on (default label when present; 'none' = off)" };
-        var seed = new Option<int>("--seed") { Description = "Shuffle seed", DefaultValueFactory = _ => 42 };
+        var seed = Global.SeedOption("the shuffle");
         var group = new Option<bool>("--group-near-duplicates") { Description = "Keep near-duplicate clusters (MinHash + LSH) inside one split" };
-        var threshold = new Option<double?>("--near-threshold") { Description = "Near-duplicate Jaccard threshold (default 0.8)" };
-        var shingles = new Option<string?>("--shingles") { Description = "word or char (default word)" };
-        var shingleSize = new Option<int?>("--shingle-size") { Description = "Shingle length (default 5)" };
-        var text = new Option<string>("--text-column") { Description = "Text field", DefaultValueFactory = _ => "text" };
+        var (threshold, shingles, shingleSize) = Global.NearDuplicateOptions();
+        var text = Global.TextColumnOption();
         var allowEmpty = new Option<bool>("--allow-empty") { Description = "Write the split even when a split asked for comes out empty (default: an error)" };
         var json = Global.JsonOption();
 
         var cmd = new Command("split", "Split a JSONL corpus into train/validation/test: stratified, seeded, group-aware; writes manifest.json with hashes");
         cmd.Arguments.Add(input);
-        foreach (var o in new Option[] { outDir, ratios, counts, names, stratify, seed, group, threshold, shingles, shingleSize, text, allowEmpty, json }) cmd.Options.Add(o);
+        outDir.AddTo(cmd);
+        foreach (var o in new Option[] { ratios, counts, names, stratify, seed, group, threshold, shingles, shingleSize, text, allowEmpty, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
-            string inPath = p.GetValue(input)!, dir = p.GetValue(outDir)!;
-            var o = new SplitOptions { Seed = p.GetValue(seed), TextColumn = p.GetValue(text)! };
+            string inPath = p.GetValue(input)!, dir = outDir.Read(p)!;
+            var o = new SplitOptions { Seed = p.GetValue(seed) ?? 42, TextColumn = p.GetValue(text) ?? "text" };
             if (p.GetValue(counts) is { } cs)
             {
                 if (p.GetValue(ratios) != null) throw new ArgumentException("give --ratios or --counts, not both");

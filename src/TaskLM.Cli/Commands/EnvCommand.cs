@@ -22,7 +22,7 @@ public static class EnvCommand
             var device = Global.StartTorch(p);
             BackendInfo info = TorchBackend.Describe();
             double gflops = TorchBackend.MeasureMatmulGflops(device);
-            double? checkLoss = p.GetValue(check) ? ForwardBackwardCheck(device) : null;
+            double? checkLoss = p.GetValue(check) ? TorchBackend.ForwardBackwardCheck(device) : null;
             if (p.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(new
@@ -50,20 +50,5 @@ public static class EnvCommand
             return 0;
         });
         return cmd;
-    }
-
-    /// <summary>A linear layer's forward and backward pass; returns the gradient norm (finite when the
-    /// native library and its dependencies resolved every symbol they needed).</summary>
-    public static double ForwardBackwardCheck(Device device)
-    {
-        using var scope = NewDisposeScope();
-        manual_seed(0);
-        var lin = nn.Linear(16, 4).to(device);
-        var x = randn(8, 16, device: device);
-        var loss = nn.functional.cross_entropy(lin.call(x), arange(8, device: device) % 4);
-        loss.backward();
-        double norm = lin.weight!.grad!.norm().item<float>();
-        if (!double.IsFinite(norm) || norm == 0) throw new InvalidOperationException($"forward/backward check failed: grad norm {norm}");
-        return norm;
     }
 }

@@ -9,23 +9,25 @@ public static class EvaluateCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A run folder (uses best/, else the newest checkpoint) or a Hugging Face model folder", Required = true };
-        var data = new Option<string>("--data") { Description = "Data file in the format and columns training reads (JSONL, CSV, ...)", Required = true };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder or \"gpt2\" (default: the run's, else the model folder's)" };
-        var outDir = new Option<string?>("--out") { Description = "Folder for eval.json and the report (default: the run folder, or ./eval)" };
-        var batch = new Option<int>("--batch-size") { Description = "Examples per forward pass", DefaultValueFactory = _ => 32 };
-        var set = new Option<string[]>("--set") { Description = "Recipe override for reading the data, e.g. data.text_column=body (repeatable)" };
-        var json = Global.JsonOption();
         var cmd = new Command("evaluate", "Score a trained model on a data file: task metrics, confusion matrix, worst examples; writes eval.json and a report");
-        foreach (var o in new Option[] { model, data, tokenizer, outDir, batch, set, json }) cmd.Options.Add(o);
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder or \"gpt2\" (default: the run's, else the model folder's)" };
+        var outDir = Global.OutOption("Folder for eval.json and the report (default: the run folder, or ./eval)", required: false).AddTo(cmd);
+        var legacySet = new Option<string[]>("--set") { Hidden = true, Description = "Same as a positional key=value override" };
+        cmd.Options.Add(legacySet);
+        var batch = new Option<int>("--batch-size") { Description = "Examples per forward pass", DefaultValueFactory = _ => 32 };
+        var json = Global.JsonOption();
+        var inputs = new Global.Inputs(cmd, "MODEL: a run folder (uses best/, else the newest checkpoint) or a Hugging Face model folder; DATA: a data file in the format and columns training reads (JSONL, CSV, ...); key=value: recipe overrides for reading the data, e.g. data.text_column=body",
+            overrides: true, ("MODEL", "--model"), ("DATA", "--data"));
+        foreach (var o in new Option[] { tokenizer, batch, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
+            var (values, overrides) = inputs.Read(p);
             var device = Global.StartTorch(p);
             bool asJson = p.GetValue(json);
-            var (result, dir, report) = ModelEvaluation.Run(p.GetValue(model)!, p.GetValue(data)!, new EvaluateOptions
+            var (result, dir, report) = ModelEvaluation.Run(values[0], values[1], new EvaluateOptions
             {
-                Tokenizer = p.GetValue(tokenizer), OutDir = p.GetValue(outDir), BatchSize = p.GetValue(batch),
-                Overrides = p.GetValue(set) ?? [], Device = device,
+                Tokenizer = p.GetValue(tokenizer), OutDir = outDir.Read(p), BatchSize = p.GetValue(batch),
+                Overrides = [.. overrides, .. p.GetValue(legacySet) ?? []], Device = device,
                 Say = asJson ? _ => { } : s => AnsiConsole.MarkupLine(Markup.Escape(s)),
             });
             if (asJson)

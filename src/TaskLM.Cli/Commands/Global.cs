@@ -10,19 +10,159 @@ namespace TaskLM.Cli.Commands;
 /// <summary>Options shared by all verbs, and helpers verbs use to start torch and print results.</summary>
 public static class Global
 {
+    /// <summary>Added to every verb that runs a model (see <see cref="AddTorchOptions"/>), not to data verbs.</summary>
     public static readonly Option<string> Device = new("--device")
     {
         Description = "Where models run: auto (CUDA when it initialises, else CPU), cpu, cuda or cuda:N",
         DefaultValueFactory = _ => "auto",
-        Recursive = true,
     };
 
+    /// <summary>libtorch's threads on model verbs; the worker count of `data encode`.</summary>
     public static readonly Option<int> Threads = new("--threads")
     {
         Description = "CPU threads for libtorch (0 = libtorch's default)",
         DefaultValueFactory = _ => 0,
-        Recursive = true,
     };
+
+    /// <summary>Verb groups and verbs that never run a model: they do not list --device/--threads.</summary>
+    static readonly string[] DataVerbs = ["data", "metrics", "report", "tokenize", "tokenizer"];
+
+    /// <summary>Adds --device and --threads to every verb under <paramref name="root"/> that runs a model (every
+    /// verb but the data, metrics, report and tokenizer ones), so a new verb gets them without a line of its own;
+    /// `data encode` takes --threads (its worker count).</summary>
+    public static void AddTorchOptions(Command root)
+    {
+        foreach (var verb in root.Subcommands)
+        {
+            if (!DataVerbs.Contains(verb.Name)) AddTo(verb, Device, Threads);
+            else if (verb.Name == "data") foreach (var sub in verb.Subcommands.Where(c => c.Name == "encode")) AddTo(sub, Threads);
+        }
+        static void AddTo(Command c, params Option[] options)
+        {
+            if (c.Subcommands.Count > 0) { foreach (var sub in c.Subcommands) AddTo(sub, options); return; }
+            foreach (var o in options) if (!c.Options.Contains(o)) c.Options.Add(o);
+        }
+    }
+
+    /// <summary>The output of a verb, a file or a folder, whichever the verb writes: always <c>--out</c>. A verb
+    /// that used another spelling before keeps it as a hidden <see cref="OutputOption.Legacy"/> alias (scripts).</summary>
+    public static OutputOption OutOption(string description, bool required = true, string? legacy = null) => new(description, required, legacy);
+
+    /// <summary><c>--out</c>, with its requirement checked when read (so a legacy spelling can stand in).</summary>
+    public sealed class OutputOption : Option<string?>
+    {
+        public OutputOption(string description, bool required, string? legacy) : base("--out")
+        {
+            Description = required ? description + " (required)" : description;
+            HelpName = "path";
+            MustBeGiven = required;
+            if (legacy != null) Legacy = new Option<string?>(legacy) { Hidden = true, Description = "Same as --out" };
+        }
+
+        /// <summary>True when the verb cannot run without it.</summary>
+        public bool MustBeGiven { get; }
+        /// <summary>The older spelling (--output, --out-dir), hidden from help.</summary>
+        public Option<string?>? Legacy { get; }
+
+        /// <summary>Adds this option (and its hidden legacy spelling) to a command.</summary>
+        public OutputOption AddTo(Command cmd)
+        {
+            cmd.Options.Add(this);
+            if (Legacy != null) cmd.Options.Add(Legacy);
+            return this;
+        }
+
+        /// <summary>The path given, or null when optional and absent; a usage error when required and absent.</summary>
+        public string? Read(ParseResult p) =>
+            p.GetValue(this) ?? (Legacy != null ? p.GetValue(Legacy) : null)
+            ?? (MustBeGiven ? throw new UsageException($"missing option --out ({Description!.Replace(" (required)", "")})") : null);
+    }
+
+    /// <summary>A verb's input files, positional (one or more), with the older <c>--input</c> spelling hidden.</summary>
+    public sealed class InputFiles
+    {
+        readonly Argument<string[]> _arg;
+        readonly Option<string[]> _legacy;
+
+        public InputFiles(Command cmd, string description)
+        {
+            _arg = new Argument<string[]>("inputs") { Description = description, Arity = ArgumentArity.ZeroOrMore, HelpName = "INPUT..." };
+            _legacy = new Option<string[]>("--input") { Hidden = true, AllowMultipleArgumentsPerToken = true, Description = "Same as the positional inputs" };
+            cmd.Arguments.Add(_arg);
+            cmd.Options.Add(_legacy);
+        }
+
+        /// <summary>The inputs given (at least one, else a usage error).</summary>
+        public string[] Read(ParseResult p)
+        {
+            var all = (p.GetValue(_arg) ?? []).Concat(p.GetValue(_legacy) ?? []).ToArray();
+            return all.Length > 0 ? all : throw new UsageException($"missing INPUT ({_arg.Description})");
+        }
+    }
+
+    /// <summary>The folder holding the data catalog (data list, data brown-pos).</summary>
+    public static Option<string?> DataDirOption() =>
+        new("--data-dir") { Description = "Folder holding catalog.json (default: data/ found from here or the program)" };
+
+    /// <summary>The text field of JSONL/CSV input (the verb applies the default, "text", unless a config file sets it).</summary>
+    public static Option<string?> TextColumnOption() =>
+        new("--text-column") { Description = "Field holding the text in JSONL/CSV rows (default text)" };
+
+    /// <summary>A seed (the verb applies the default, 42, unless a config file sets it).</summary>
+    public static Option<int?> SeedOption(string what) => new("--seed") { Description = $"Seed of {what} (default 42)" };
+
+    /// <summary>The near-duplicate (MinHash) settings, as `data clean` and `data split` share them.</summary>
+    public static (Option<double?> Threshold, Option<string?> Shingles, Option<int?> ShingleSize) NearDuplicateOptions() =>
+        (new("--near-threshold") { Description = "Near-duplicate Jaccard threshold (default 0.8)" },
+         new("--shingles") { Description = "Near-duplicate shingles: word or char (default word)" },
+         new("--shingle-size") { Description = "Words or characters per near-duplicate shingle (default 5)" });
+
+    /// <summary>
+    /// A verb's positional inputs, plus (for the black-box verbs scripts already call) each input's older option
+    /// spelling, hidden from help. With overrides on, positional <c>key=value</c> tokens are recipe
+    /// overrides, as in `tasklm train`.
+    /// </summary>
+    public sealed class Inputs
+    {
+        readonly Argument<string[]> _arg;
+        readonly (string Name, Option<string?>? Legacy)[] _inputs;
+        readonly bool _overrides;
+
+        public Inputs(Command cmd, string description, bool overrides, params (string Name, string? Legacy)[] inputs)
+        {
+            _overrides = overrides;
+            _inputs = inputs.Select(i => (i.Name, i.Legacy == null ? null : new Option<string?>(i.Legacy) { Hidden = true, Description = $"Same as the positional {i.Name}" })).ToArray();
+            _arg = new Argument<string[]>("inputs")
+            {
+                Description = description, Arity = ArgumentArity.ZeroOrMore,
+                HelpName = string.Join(" ", inputs.Select(i => i.Name)) + (overrides ? " [key=value ...]" : ""),
+            };
+            cmd.Arguments.Add(_arg);
+            foreach (var (_, legacy) in _inputs) if (legacy != null) cmd.Options.Add(legacy);
+        }
+
+        static bool IsOverride(string token) => System.Text.RegularExpressions.Regex.IsMatch(token, @"^[A-Za-z_][\w.\-]*=");
+
+        /// <summary>The inputs in declaration order, and the key=value overrides.</summary>
+        public (string[] Values, string[] Overrides) Read(ParseResult p)
+        {
+            var tokens = p.GetValue(_arg) ?? [];
+            var overrides = _overrides ? tokens.Where(IsOverride).ToArray() : [];
+            var rest = new Queue<string>(tokens.Where(t => !_overrides || !IsOverride(t)));
+            var values = new string[_inputs.Length];
+            for (int i = 0; i < _inputs.Length; i++)
+            {
+                var (name, legacy) = _inputs[i];
+                values[i] = (legacy != null ? p.GetValue(legacy) : null) ?? (rest.Count > 0 ? rest.Dequeue() : null)
+                    ?? throw new UsageException($"missing {name} ({_arg.Description})");
+            }
+            if (rest.Count > 0) throw new UsageException($"unexpected argument '{rest.Peek()}'" + (_overrides ? " (recipe overrides are key=value)" : ""));
+            return (values, overrides);
+        }
+    }
+
+    /// <summary>A command line that names something wrong (a missing input, an extra argument).</summary>
+    public sealed class UsageException(string message) : Exception(message);
 
     public static readonly Option<bool> Verbose = new("--verbose")
     {
@@ -30,22 +170,119 @@ public static class Global
         Recursive = true,
     };
 
+    /// <summary>Adds a parse-time check that the option's value, when given, is at least <paramref name="min"/>.</summary>
+    public static Option<int?> AtLeast(this Option<int?> option, int min)
+    {
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is int v && v < min) r.AddError($"{option.Name} must be at least {min}, got {v}");
+        });
+        return option;
+    }
+
+    /// <inheritdoc cref="AtLeast(Option{int?}, int)"/>
+    public static Option<int> AtLeast(this Option<int> option, int min)
+    {
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is int v && v < min) r.AddError($"{option.Name} must be at least {min}, got {v}");
+        });
+        return option;
+    }
+
     /// <summary>A <c>--json</c> flag for a verb (machine-readable output on stdout).</summary>
     public static Option<bool> JsonOption() => new("--json") { Description = "Print machine-readable JSON" };
 
     public static readonly JsonSerializerOptions JsonOut = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
+    /// <summary>Output for programs and pipes: when stdout is not a terminal, tables and lines never wrap (a
+    /// cell such as "gpt2-tiny" is never split); COLUMNS, when set, is the width either way.</summary>
+    public static void ConfigureConsole()
+    {
+        if (int.TryParse(Environment.GetEnvironmentVariable("COLUMNS"), out int columns) && columns > 0) AnsiConsole.Profile.Width = columns;
+        else if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 32_768;
+    }
+
     /// <summary>Loads libtorch, applies <c>--threads</c> and resolves <c>--device</c>.</summary>
     public static torch.Device StartTorch(ParseResult p)
     {
         TorchBackend.EnsureLoaded();
-        TorchBackend.SetThreads(p.GetValue(Threads));
-        return TorchBackend.ResolveDevice(p.GetValue(Device));
+        TorchBackend.SetThreads(p.GetResult(Threads) != null ? p.GetValue(Threads) : 0);
+        return TorchBackend.ResolveDevice(p.GetResult(Device) != null ? p.GetValue(Device) : "auto");
+    }
+
+    /// <summary>The verb path of a parse ("data split"), for "see 'tasklm data split --help'".</summary>
+    static string VerbPath(ParseResult parsed)
+    {
+        var names = new List<string>();
+        for (var c = parsed.CommandResult; c != null; c = c.Parent as System.CommandLine.Parsing.CommandResult)
+            if (c.Parent != null) names.Insert(0, c.Command.Name);
+        return names.Count == 0 ? "" : string.Join(" ", names) + " ";
+    }
+
+    /// <summary>The hint line every usage error ends with.</summary>
+    public static string SeeHelp(ParseResult parsed) => $"see 'tasklm {VerbPath(parsed)}--help'";
+
+    /// <summary>A parse error as at most three lines: what is wrong (named, with "did you mean" when an option or
+    /// verb is close), how many more problems there are, and where the help is. Never the whole help. Returns 1.</summary>
+    public static int ReportParseErrors(ParseResult parsed)
+    {
+        var cmd = parsed.CommandResult.Command;
+        var errors = parsed.Errors.Select(e => e.Message).ToList();
+        // The first unrecognised token is the cause of the rest (a typo'd option leaves its value unmatched).
+        string first = errors.FirstOrDefault(e => e.StartsWith("Unrecognized command or argument", StringComparison.Ordinal)) ?? errors[0];
+        Console.Error.WriteLine($"{ErrorPrefix()} {Explain(first, cmd)}");
+        if (errors.Count > 1) Console.Error.WriteLine($"({errors.Count - 1} more problem{(errors.Count > 2 ? "s" : "")} on this command line)");
+        Console.Error.WriteLine(SeeHelp(parsed));
+        return 1;
+    }
+
+    static string ErrorPrefix() => !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("NO_COLOR") == null ? "\u001b[31merror:\u001b[0m" : "error:";
+
+    static string Explain(string message, Command cmd)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(message, @"^Unrecognized command or argument '(.*)'\.$");
+        if (m.Success)
+        {
+            string token = m.Groups[1].Value;
+            if (token.StartsWith('-'))
+            {
+                var names = OptionsOf(cmd).SelectMany(o => o.Aliases.Prepend(o.Name)).Distinct();
+                return $"unknown option '{token}'{Closest(token, names)}";
+            }
+            if (cmd.Subcommands.Count > 0)
+                return $"unknown command '{token}'{Closest(token, cmd.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}";
+            return $"unexpected argument '{token}'";
+        }
+        m = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(.*)' for option '(.*)' as expected type '(.*)'\.?$");
+        if (m.Success) return $"{m.Groups[2].Value} expects {TypeWord(m.Groups[3].Value)}, got '{m.Groups[1].Value}'";
+        m = System.Text.RegularExpressions.Regex.Match(message, @"^Option '(.*)' is required\.$");
+        if (m.Success)
+        {
+            var o = OptionsOf(cmd).FirstOrDefault(x => x.Name == m.Groups[1].Value);
+            return $"missing option {m.Groups[1].Value}" + (o?.Description is { Length: > 0 } d ? $" ({d})" : "");
+        }
+        if (message.StartsWith("Required command was not provided", StringComparison.Ordinal))
+            return $"'{cmd.Name}' needs a command: {string.Join(", ", cmd.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}";
+        return message.TrimEnd('.');
+    }
+
+    static string TypeWord(string type) =>
+        type.Contains("Int32") || type.Contains("Int64") ? "an integer" : type.Contains("Double") || type.Contains("Single") ? "a number"
+        : type.Contains("Boolean") ? "true or false" : "a value of type " + type;
+
+    static IEnumerable<Option> OptionsOf(Command cmd) => cmd.Options.Where(o => !o.Hidden)
+        .Concat(cmd.Parents.OfType<Command>().SelectMany(p => p.Options.Where(o => o.Recursive)));
+
+    static string Closest(string given, IEnumerable<string> candidates)
+    {
+        var best = candidates.Select(c => (c, d: TaskLM.Data.EditDistance.Levenshtein(given.ToLowerInvariant(), c.ToLowerInvariant()))).OrderBy(x => x.d).FirstOrDefault();
+        return best.c != null && best.d <= Math.Max(2, given.Length / 3) ? $" (did you mean '{best.c}'?)" : "";
     }
 
     /// <summary>Prints an error as one line (the whole chain with --verbose) and returns exit code 1.
     /// Plain Console.Error, not Spectre: a terminal width must never wrap the one line.</summary>
-    public static int ReportError(Exception e, bool verbose)
+    public static int ReportError(Exception e, bool verbose, ParseResult? parsed = null)
     {
         if (verbose)
         {
@@ -55,9 +292,8 @@ public static class Global
         var inner = e;
         while (inner is System.Reflection.TargetInvocationException or TypeInitializationException && inner.InnerException != null)
             inner = inner.InnerException;
-        bool color = !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("NO_COLOR") == null;
-        string prefix = color ? "\u001b[31merror:\u001b[0m" : "error:";
-        Console.Error.WriteLine($"{prefix} {inner.Message.Split('\n')[0].Trim()}");
+        Console.Error.WriteLine($"{ErrorPrefix()} {inner.Message.Split('\n')[0].Trim()}");
+        if (inner is UsageException && parsed != null) Console.Error.WriteLine(SeeHelp(parsed));
         return 1;
     }
 }

@@ -20,33 +20,34 @@ public static class ModelCommands
     static Command Logits()
     {
         var cmd = new Command("logits", "Run an HF model folder on token ids from a JSON file and write its logits as JSON");
-        var model = new Option<string>("--model") { Description = "HF model folder (config.json + weights)", Required = true };
-        var input = new Option<string>("--input") { Description = "JSON with input_ids and optional attention_mask, token_type_ids (nested lists)", Required = true };
-        var output = new Option<string>("--output") { Description = "JSON file to write logits (or start_logits/end_logits) to", Required = true };
-        cmd.Options.Add(model); cmd.Options.Add(input); cmd.Options.Add(output);
+        var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder (config.json + weights); INPUT: JSON with input_ids and optional attention_mask, token_type_ids (nested lists)",
+            overrides: false, ("MODEL", "--model"), ("INPUT", "--input"));
+        var output = Global.OutOption("JSON file to write logits (or start_logits/end_logits) to", legacy: "--output").AddTo(cmd);
         cmd.SetAction(p =>
         {
+            var (values, _) = inputs.Read(p);
+            string outPath = output.Read(p)!;
             var device = Global.StartTorch(p);
-            string inPath = p.GetValue(input)!;
+            string inPath = values[1];
             JsonObject json;
             try { json = JsonNode.Parse(File.ReadAllText(inPath))?.AsObject() ?? throw new InvalidDataException($"{inPath}: empty JSON"); }
             catch (JsonException e) { throw new InvalidDataException($"{inPath}: invalid JSON (line {e.LineNumber + 1}): {e.Message}", e); }
-            var m = ModelFactory.FromPretrained(p.GetValue(model)!);
-            m.Module.to(device);
             using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
             var batch = new ModelBatch
             {
-                InputIds = IdsTensor(json, "input_ids", inPath, device, required: true)!,
-                AttentionMask = IdsTensor(json, "attention_mask", inPath, device, required: false),
-                TokenTypeIds = IdsTensor(json, "token_type_ids", inPath, device, required: false),
+                InputIds = IdsTensor(json, "input_ids", inPath, CPU, required: true)!,
+                AttentionMask = IdsTensor(json, "attention_mask", inPath, CPU, required: false),
+                TokenTypeIds = IdsTensor(json, "token_type_ids", inPath, CPU, required: false),
             };
+            var m = ModelFactory.ForInference(values[0]);
+            m.CheckInputs(batch, inPath);
+            m.to(device);
+            using var noGrad = no_grad();
             var o = m.Forward(batch);
             var result = new JsonObject();
             if (o.Logits is not null) result["logits"] = Nested(o.Logits);
             if (o.StartLogits is not null) result["start_logits"] = Nested(o.StartLogits);
             if (o.EndLogits is not null) result["end_logits"] = Nested(o.EndLogits);
-            string outPath = p.GetValue(output)!;
             string? dir = Path.GetDirectoryName(Path.GetFullPath(outPath));
             if (dir != null) Directory.CreateDirectory(dir);
             File.WriteAllText(outPath, result.ToJsonString());
@@ -58,7 +59,6 @@ public static class ModelCommands
     static Command Generate()
     {
         var cmd = new Command("generate", "Continue a prompt with a causal LM (greedy or sampled)");
-        var model = new Option<string>("--model") { Description = "HF model folder of a GPT-2 LM", Required = true };
         var prompt = new Option<string?>("--prompt") { Description = "Prompt text (needs the folder's tokenizer)" };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Prompt token ids, comma-separated" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens to generate", DefaultValueFactory = _ => 20 };
@@ -72,48 +72,52 @@ public static class ModelCommands
         var stop = new Option<string[]>("--stop") { Description = "Stop when the continuation contains this text (repeatable)", AllowMultipleArgumentsPerToken = false };
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole sequence every step (no KV cache)" };
         var json = Global.JsonOption();
-        foreach (var o in new Option[] { model, prompt, promptIds, maxNew, greedy, temperature, topK, topP, seed, rep, stop, tokenizerOpt, noCache, json }) cmd.Options.Add(o);
-        cmd.SetAction(p =>
+        var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder of a causal LM (GPT-2)", overrides: false, ("MODEL", "--model"));
+        foreach (var o in new Option[] { prompt, promptIds, maxNew, greedy, temperature, topK, topP, seed, rep, stop, tokenizerOpt, noCache, json }) cmd.Options.Add(o);
+        cmd.SetAction(async (p, ct) =>
         {
-            string folder = p.GetValue(model)!;
+            string folder = inputs.Read(p).Values[0];
             string? text = p.GetValue(prompt), idText = p.GetValue(promptIds);
-            if ((text is null) == (idText is null)) throw new ArgumentException("give exactly one of --prompt or --prompt-ids");
-            bool sample = p.GetValue(temperature) is not null || p.GetValue(topK) is not null || p.GetValue(topP) is not null || p.GetValue(seed) is not null;
-            if (sample && p.GetValue(greedy)) throw new ArgumentException("--greedy cannot be combined with --temperature/--top-k/--top-p/--seed");
-            var device = Global.StartTorch(p);
-            var m = ModelFactory.FromPretrained(folder) as Gpt2
-                ?? throw new ArgumentException($"{folder}: generation needs a GPT-2 causal LM folder");
-            if (m.Task != "causal-lm") throw new ArgumentException($"{folder}: generation needs a causal LM, this folder is a '{m.Task}' model");
-            m.Module.to(device);
-            ITokenizer? tok = null;
-            if (text is not null || p.GetValue(stop) is { Length: > 0 })
-                tok = TokenizerLoader.Load(p.GetValue(tokenizerOpt) ?? folder);
-            IReadOnlyList<int> ids = text is not null ? tok!.Encode(text) : ParseIds(idText!);
-            var opts = new GenerationOptions
+            // The request is validated in one place (GenerationRequest), before any model is loaded.
+            var request = new GenerationRequest
             {
-                MaxNewTokens = p.GetValue(maxNew), DoSample = sample,
-                Temperature = p.GetValue(temperature) ?? 1.0, TopK = p.GetValue(topK) ?? 0, TopP = p.GetValue(topP) ?? 1.0,
-                Seed = p.GetValue(seed), RepetitionPenalty = p.GetValue(rep), StopStrings = p.GetValue(stop),
-                UseCache = !p.GetValue(noCache),
+                Prompt = text, PromptIds = idText is null ? null : ParseIds(idText), MaxNewTokens = p.GetValue(maxNew),
+                Greedy = p.GetValue(greedy) ? true : null, Temperature = p.GetValue(temperature), TopK = p.GetValue(topK), TopP = p.GetValue(topP),
+                Seed = p.GetValue(seed), RepetitionPenalty = p.GetValue(rep), Stop = p.GetValue(stop), UseCache = !p.GetValue(noCache),
             };
+            request.Validate();
+            var device = Global.StartTorch(p);
+            var m = ModelFactory.ForInference(folder);
+            if (m.Task != "causal-lm") throw new ArgumentException($"{folder}: generation needs a causal LM, this folder is a '{m.Task}' model");
+            m.to(device);
+            ITokenizer? tok = text is not null || p.GetValue(stop) is { Length: > 0 } || p.GetValue(tokenizerOpt) is not null
+                ? TokenizerLoader.Load(p.GetValue(tokenizerOpt) ?? folder) : null;
+            var generator = new TextGenerator(m, tok);
+            var ids = generator.PromptIds(request);
             bool asJson = p.GetValue(json);
-            Func<IReadOnlyList<int>, string>? decode = tok is null ? null : x => tok.Decode(x);
-            if (!asJson && tok is not null) Console.Write(text);
+            if (!asJson && tok is not null) Console.Write(tok.Decode(ids));
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            var outTokens = Generation.Generate(m, new[] { ids }, opts,
-                onToken: asJson ? null : (_, t) => Console.Write(tok is null ? $"{t} " : tok.Decode(new[] { t })), decode: decode)[0];
+            var newIds = new List<int>();
+            FinishReason finish = FinishReason.Length;
+            await foreach (var chunk in generator.StreamAsync(request, ct))
+            {
+                if (chunk.TokenId is int t) newIds.Add(t);
+                if (chunk.Finish is FinishReason f) finish = f;
+                if (!asJson) Console.Write(tok is null ? (chunk.TokenId is int id ? $"{id} " : "") : chunk.Text);
+            }
             double secs = sw.Elapsed.TotalSeconds;
             if (asJson)
             {
-                var all = ids.Concat(outTokens).ToArray();
+                var all = ids.Concat(newIds).ToArray();
                 var o = new JsonObject
                 {
                     ["prompt_ids"] = new JsonArray(ids.Select(i => (JsonNode)i).ToArray()),
-                    ["new_ids"] = new JsonArray(outTokens.Select(i => (JsonNode)i).ToArray()),
+                    ["new_ids"] = new JsonArray(newIds.Select(i => (JsonNode)i).ToArray()),
                     ["ids"] = new JsonArray(all.Select(i => (JsonNode)i).ToArray()),
-                    ["tokens_per_second"] = outTokens.Length / Math.Max(secs, 1e-9),
+                    ["finish_reason"] = finish.ToString().ToLowerInvariant(),
+                    ["tokens_per_second"] = newIds.Count / Math.Max(secs, 1e-9),
                 };
-                if (tok is not null) { o["text"] = tok.Decode(all); o["new_text"] = tok.Decode(outTokens); }
+                if (tok is not null) { o["text"] = tok.Decode(all); o["new_text"] = tok.Decode(newIds); }
                 Console.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             }
             else Console.WriteLine();
@@ -179,8 +183,9 @@ public static class ModelCommands
         }
         try
         {
-            var lists = rows.Count > 0 && rows[0] is JsonArray ? rows.Select(r => r!.AsArray().Select(x => x!.GetValue<long>()).ToArray()).ToList()
+            var lists = rows.Count > 0 && rows[0] is JsonArray ? rows.Select(r => (r as JsonArray ?? throw new InvalidDataException($"{file}: \"{key}\" mixes lists and numbers")).Select(x => x!.GetValue<long>()).ToArray()).ToList()
                 : new List<long[]> { rows.Select(x => x!.GetValue<long>()).ToArray() };
+            if (lists.Count == 0 || lists[0].Length == 0) throw new InvalidDataException($"{file}: \"{key}\" is empty (no tokens)");
             int len = lists[0].Length;
             if (lists.Any(l => l.Length != len)) throw new InvalidDataException($"{file}: \"{key}\" rows have different lengths");
             return tensor(lists.SelectMany(x => x).ToArray(), new long[] { lists.Count, len }, dtype: int64, device: device);

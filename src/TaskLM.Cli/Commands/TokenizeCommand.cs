@@ -14,7 +14,7 @@ public static class TokenizeCommand
         var text = new Option<string>("--text") { Description = "The text to encode", Required = true };
         var pair = new Option<string?>("--pair") { Description = "Second text of a pair (BERT: [CLS] A [SEP] B [SEP])" };
         var noSpecial = new Option<bool>("--no-special-tokens") { Description = "Do not add [CLS]/[SEP] (HF's add_special_tokens=False)" };
-        var maxLength = new Option<int?>("--max-length") { Description = "Truncate (longest_first) to this many ids, special tokens included" };
+        var maxLength = new Option<int?>("--max-length") { Description = "Truncate (longest_first) to this many ids, special tokens included" }.AtLeast(1);
         var full = new Option<bool>("--full") { Description = "With --json, also print token_type_ids, attention_mask and offsets" };
         var json = Global.JsonOption();
         var cmd = new Command("tokenize", "Encode a text (or a pair) and print its ids and tokens, as Hugging Face's tokenizer(text, pair) does");

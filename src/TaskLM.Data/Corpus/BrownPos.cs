@@ -22,15 +22,7 @@ public static class BrownPos
         if (tagset is not ("universal" or "full")) throw new ArgumentException($"tagset '{tagset}': use universal or full");
         var docs = JsonlFile.Read(corpusPath).ToList();
         if (docs.Count == 0) throw new DataFormatException(corpusPath, 1, "no documents");
-        var assign = new int[docs.Count];
-        var rng = new Random(seed);
-        foreach (var genre in docs.Select((d, i) => (g: d.Fields["genre"]?.ToString() ?? "", i)).GroupBy(x => x.g).OrderBy(g => g.Key, StringComparer.Ordinal))
-        {
-            var idx = genre.Select(x => x.i).ToArray();
-            rng.Shuffle(idx);
-            int nHeld = (int)Math.Round(idx.Length * 0.05);
-            for (int k = 0; k < idx.Length; k++) assign[idx[k]] = k < nHeld ? 1 : k < 2 * nHeld ? 2 : 0;
-        }
+        var assign = AssignDocuments(docs, seed);
         var result = new List<BrownPosSplit>();
         // Written into a staging folder and moved in complete: an error or Ctrl-C leaves an earlier outDir as it was.
         PartialFiles.WriteFolder(outDir, staging => WriteSplits(staging, docs, assign, tagset, result));
@@ -74,5 +66,22 @@ public static class BrownPos
                 if (assign[i] == 0)
                     foreach (var sent in (JsonArray)docs[i].Fields["tokens"]!)
                         txt.WriteLine(string.Join(' ', ((JsonArray)sent!).Select(x => x!.ToString())));
+    }
+
+    /// <summary>The split of each document (0 train, 1 validation, 2 test): per genre, in genre order, the documents
+    /// are shuffled with one seeded generator and the first 5% go to validation, the next 5% to test. The pre-training
+    /// corpus (<see cref="PretrainCorpus"/>) holds out the same validation and test documents.</summary>
+    public static int[] AssignDocuments(IReadOnlyList<DataRow> docs, int seed)
+    {
+        var assign = new int[docs.Count];
+        var rng = new Random(seed);
+        foreach (var genre in docs.Select((d, i) => (g: d.Fields["genre"]?.ToString() ?? "", i)).GroupBy(x => x.g).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            var idx = genre.Select(x => x.i).ToArray();
+            rng.Shuffle(idx);
+            int nHeld = (int)Math.Round(idx.Length * 0.05);
+            for (int k = 0; k < idx.Length; k++) assign[idx[k]] = k < nHeld ? 1 : k < 2 * nHeld ? 2 : 0;
+        }
+        return assign;
     }
 }

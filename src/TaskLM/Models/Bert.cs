@@ -55,7 +55,7 @@ public sealed class BertConfig
     ];
 
     /// <summary>Generated label names LABEL_0..LABEL_{n-1}, as HF makes them.</summary>
-    public static List<string> DefaultLabels(int n) => Enumerable.Range(0, n).Select(i => $"LABEL_{i}").ToList();
+    public static List<string> DefaultLabels(int n) => HfConfig.DefaultLabels(n);
 
     /// <summary>Reads a config.json object; <paramref name="source"/> names the file in error messages.</summary>
     public static BertConfig FromJson(JsonObject json, string source)
@@ -90,24 +90,7 @@ public sealed class BertConfig
         if (json["architectures"] is JsonArray arch) c.architectures = arch.Select(a => a?.GetValue<string>() ?? "").ToList();
 
         // id2label wins over num_labels, as in HF's PretrainedConfig.
-        if (json["id2label"] is JsonObject id2label && id2label.Count > 0)
-        {
-            var names = new string[id2label.Count];
-            foreach (var (k, v) in id2label)
-            {
-                if (!int.TryParse(k, NumberStyles.Integer, CultureInfo.InvariantCulture, out int id) || id < 0 || id >= names.Length)
-                    throw new InvalidDataException($"{source}: id2label key '{k}' is not an id in 0..{names.Length - 1}");
-                names[id] = v?.ToString() ?? throw new InvalidDataException($"{source}: id2label['{k}'] is null");
-            }
-            c.id2label = names.ToList();
-        }
-        else if (json["id2label"] is JsonArray list && list.Count > 0) // a plain list of names (recipe overrides)
-            c.id2label = list.Select(v => v?.ToString() ?? throw new InvalidDataException($"{source}: id2label holds null")).ToList();
-        else if (Int(json, "num_labels", source) is int n)
-        {
-            if (n < 1) throw new InvalidDataException($"{source}: num_labels must be at least 1, got {n}");
-            c.id2label = DefaultLabels(n);
-        }
+        if (HfConfig.Labels(json, source) is { } labels) c.id2label = labels;
 
         if (c.hidden_size % c.num_attention_heads != 0)
             throw new InvalidDataException($"{source}: hidden_size {c.hidden_size} is not a multiple of num_attention_heads {c.num_attention_heads}");
@@ -166,49 +149,10 @@ public sealed class BertConfig
         _ => throw new InvalidDataException($"{source}: hidden_act '{name}' is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu, silu, tanh)"),
     };
 
-    // Readers that name the file and key on a wrong type. Numbers written as strings (YAML overrides) are accepted.
-    static JsonNode? Node(JsonObject j, string key) => j.TryGetPropertyValue(key, out var v) ? v : null;
-
-    // A JSON number (parsed or built from any CLR numeric type), or a string holding one.
-    static double? AsNumber(JsonValue v) => v.GetValueKind() switch
-    {
-        JsonValueKind.Number => double.Parse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture),
-        JsonValueKind.String when double.TryParse(v.GetValue<string>(), NumberStyles.Float, CultureInfo.InvariantCulture, out double d) => d,
-        _ => null,
-    };
-
-    static int? Int(JsonObject j, string key, string source)
-    {
-        var v = Node(j, key);
-        if (v is null) return null;
-        if (v is JsonValue jv && AsNumber(jv) is double d && d == Math.Floor(d) && Math.Abs(d) <= int.MaxValue) return (int)d;
-        throw new InvalidDataException($"{source}: key '{key}' must be an integer, got {v.ToJsonString()}");
-    }
-
-    static double? Num(JsonObject j, string key, string source)
-    {
-        var v = Node(j, key);
-        if (v is null) return null;
-        if (v is JsonValue jv && AsNumber(jv) is double d) return d;
-        throw new InvalidDataException($"{source}: key '{key}' must be a number, got {v.ToJsonString()}");
-    }
-
-    static bool? Bool(JsonObject j, string key, string source)
-    {
-        var v = Node(j, key);
-        if (v is null) return null;
-        if (v is JsonValue jv && jv.GetValueKind() is JsonValueKind.True or JsonValueKind.False) return jv.GetValueKind() == JsonValueKind.True;
-        if (v is JsonValue sv && sv.GetValueKind() == JsonValueKind.String && bool.TryParse(sv.GetValue<string>(), out bool b)) return b;
-        throw new InvalidDataException($"{source}: key '{key}' must be true or false, got {v.ToJsonString()}");
-    }
-
-    static string? Str(JsonObject j, string key, string source)
-    {
-        var v = Node(j, key);
-        if (v is null) return null;
-        if (v is JsonValue jv && jv.GetValueKind() == JsonValueKind.String) return jv.GetValue<string>();
-        throw new InvalidDataException($"{source}: key '{key}' must be a string, got {v.ToJsonString()}");
-    }
+    static int? Int(JsonObject j, string key, string source) => HfConfig.Int(j, key, source);
+    static double? Num(JsonObject j, string key, string source) => HfConfig.Num(j, key, source);
+    static bool? Bool(JsonObject j, string key, string source) => HfConfig.Bool(j, key, source);
+    static string? Str(JsonObject j, string key, string source) => HfConfig.Str(j, key, source);
 }
 
 // ───────────────────────────────────────── embeddings ─────────────────────────────────────────
@@ -429,27 +373,9 @@ public sealed class BertModel : nn.Module
 
 // ───────────────────────────────────────── heads ─────────────────────────────────────────
 
-/// <summary>What loading a checkpoint did, in HF's terms. Newly initialised weights were drawn as
-/// HF's <c>_init_weights</c> draws them: they need training before the model is useful.</summary>
-public sealed record BertLoadReport(
-    IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected, IReadOnlyList<string> Mismatched, string Source)
-{
-    /// <summary>Missing plus shape-mismatched keys: the weights that were initialised fresh.</summary>
-    public IReadOnlyList<string> NewlyInitialised => Missing.Concat(Mismatched).OrderBy(k => k, StringComparer.Ordinal).ToList();
-
-    public override string ToString()
-    {
-        var lines = new List<string>();
-        if (Unexpected.Count > 0) lines.Add($"Some weights of the checkpoint at {Source} were not used: [{string.Join(", ", Unexpected)}]");
-        if (NewlyInitialised.Count > 0)
-            lines.Add($"Some weights were not initialized from the checkpoint at {Source} and are newly initialized: [{string.Join(", ", NewlyInitialised)}]");
-        return lines.Count == 0 ? $"All weights were loaded from {Source}." : string.Join(Environment.NewLine, lines);
-    }
-}
-
-/// <summary>What the four heads share (HF's BertPreTrainedModel): the config, the body, weight
-/// initialisation, checkpoint loading and <see cref="SavePretrained"/>.</summary>
-public abstract class BertPreTrainedModel : nn.Module, ITaskModel
+/// <summary>HF's BertPreTrainedModel: what the four heads share (the config, the body, _init_weights,
+/// config.json); loading, saving and the forward entry are the shared <see cref="PreTrainedModel"/>'s.</summary>
+public abstract class BertPreTrainedModel : PreTrainedModel
 {
     /// <summary>The HF config; heads read num_labels/problem_type from it.</summary>
     public BertConfig config { get; }
@@ -461,37 +387,9 @@ public abstract class BertPreTrainedModel : nn.Module, ITaskModel
         bert = new BertModel(c, addPoolingLayer);
     }
 
-    public string ModelType => "bert";
-    public abstract string Task { get; }
-    /// <summary>HF's class name, written to config.json's architectures.</summary>
-    public abstract string Architecture { get; }
-    public JsonObject Config => ConfigJson();
-    public nn.Module Module => this;
-    /// <summary>Set by <see cref="Bert.FromPretrained"/>: what came from the checkpoint and what did not.</summary>
-    public BertLoadReport? LoadReport { get; internal set; }
+    public override ModelFamily Family => BertFamily.Instance;
 
-    /// <summary>Runs the head on (B, T) tensors; everything it creates lives in the caller's dispose scope.</summary>
-    protected abstract ModelOutput Run(Tensor input_ids, Tensor? attention_mask, Tensor? token_type_ids, ModelBatch batch);
-
-    public ModelOutput Forward(ModelBatch batch)
-    {
-        var device = bert.WordEmbeddingWeight.device;
-        Tensor? On(Tensor? t) => t is null ? null : t.device == device ? t : t.to(device);
-        // One scope per forward pass: intermediates go when it ends (autograd keeps what backward needs);
-        // the outputs move to the caller's scope.
-        using var scope = NewDisposeScope();
-        var o = Run(On(batch.InputIds)!, On(batch.AttentionMask), On(batch.TokenTypeIds), batch);
-        o.Loss?.MoveToOuterDisposeScope();
-        o.Logits?.MoveToOuterDisposeScope();
-        o.StartLogits?.MoveToOuterDisposeScope();
-        o.EndLogits?.MoveToOuterDisposeScope();
-        return o;
-    }
-
-    /// <summary>Moves a label tensor to the model's device.</summary>
-    protected Tensor Labels(Tensor t) => t.device == bert.WordEmbeddingWeight.device ? t : t.to(bert.WordEmbeddingWeight.device);
-
-    JsonObject ConfigJson()
+    protected override JsonObject ConfigJson()
     {
         config.architectures = [Architecture];
         var dtype = bert.WordEmbeddingWeight.dtype switch
@@ -501,93 +399,21 @@ public abstract class BertPreTrainedModel : nn.Module, ITaskModel
         return config.ToJson(dtype);
     }
 
-    /// <summary>Writes config.json and model.safetensors with HF's keys and shapes (tied decoder left out, as HF).</summary>
-    public void SavePretrained(string directory)
+    /// <summary>HF's <c>_init_weights</c>: Linear/Embedding weights ~ N(0, initializer_range), the pad row of
+    /// word_embeddings zero, biases zero, LayerNorm weight 1 and bias 0.</summary>
+    protected override void InitWeight(string name, Parameter p, Generator? generator)
     {
-        Directory.CreateDirectory(directory);
-        string cfgPath = Path.Combine(directory, "config.json");
-        File.WriteAllText(cfgPath + ".tmp", ConfigJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(cfgPath + ".tmp", cfgPath, overwrite: true);
-        SafeTensors.Save(Path.Combine(directory, "model.safetensors"), state_dict(), new Dictionary<string, string> { ["format"] = "pt" });
-    }
-
-    /// <summary>HF's <c>_init_weights</c> for the named parameters: Linear/Embedding weights ~ N(0, initializer_range),
-    /// the pad row of word_embeddings zero, biases zero, LayerNorm weight 1 and bias 0.</summary>
-    public void InitWeights(IEnumerable<string> names, Generator? generator = null)
-    {
-        var wanted = names.ToHashSet(StringComparer.Ordinal);
-        using var _ = no_grad();
-        foreach (var (name, p) in named_parameters())
+        if (name.EndsWith(".bias", StringComparison.Ordinal) || name == "bias") nn.init.zeros_(p);
+        else if (name.EndsWith("LayerNorm.weight", StringComparison.Ordinal)) nn.init.ones_(p);
+        else
         {
-            if (!wanted.Contains(name)) continue;
-            if (name.EndsWith(".bias", StringComparison.Ordinal)) nn.init.zeros_(p);
-            else if (name.EndsWith("LayerNorm.weight", StringComparison.Ordinal)) nn.init.ones_(p);
-            else
+            nn.init.normal_(p, 0.0, config.initializer_range, generator);
+            if (name.EndsWith("word_embeddings.weight", StringComparison.Ordinal))
             {
-                nn.init.normal_(p, 0.0, config.initializer_range, generator);
-                if (name.EndsWith("word_embeddings.weight", StringComparison.Ordinal))
-                {
-                    using var padRow = p[config.pad_token_id];
-                    padRow.zero_();
-                }
+                using var padRow = p[config.pad_token_id];
+                padRow.zero_();
             }
         }
-    }
-
-    /// <summary>Keys a checkpoint may hold that this model derives or ties instead of storing.</summary>
-    static readonly string[] IgnoredKeys =
-    [
-        "bert.embeddings.position_ids", "bert.embeddings.token_type_ids", // buffers older HF versions saved
-        "cls.predictions.decoder.bias",                                  // tied to cls.predictions.bias
-    ];
-
-    /// <summary>Copies an HF state dict into the model (converting fp16/bf16 to the model's dtype), initialises
-    /// what the checkpoint lacks, and reports. Accepts keys without the "bert." prefix (a bare BertModel
-    /// checkpoint) and TF-era LayerNorm names (gamma/beta). A head weight of another shape (a classifier for
-    /// another number of labels) is re-initialised and reported; a body weight of another shape is an error.</summary>
-    public BertLoadReport LoadHfStateDict(IReadOnlyDictionary<string, Tensor> checkpoint, string source, Generator? generator = null)
-    {
-        var own = named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter, StringComparer.Ordinal);
-        var loaded = new HashSet<string>(StringComparer.Ordinal);
-        var unexpected = new List<string>();
-        var mismatched = new List<string>();
-        using (no_grad())
-        {
-            // cls.predictions.decoder.bias is the same tensor as cls.predictions.bias; old checkpoints may hold only it.
-            if (!checkpoint.ContainsKey("cls.predictions.bias") && checkpoint.TryGetValue("cls.predictions.decoder.bias", out var db)
-                && own.TryGetValue("cls.predictions.bias", out var pb) && db.shape.SequenceEqual(pb.shape))
-            {
-                pb.copy_(db);
-                loaded.Add("cls.predictions.bias");
-            }
-            foreach (var (rawKey, value) in checkpoint)
-            {
-                string k = rawKey;
-                if (k.EndsWith(".gamma", StringComparison.Ordinal)) k = k[..^6] + ".weight";
-                else if (k.EndsWith(".beta", StringComparison.Ordinal)) k = k[..^5] + ".bias";
-                if (!own.ContainsKey(k) && own.ContainsKey("bert." + k)) k = "bert." + k;
-                if (own.TryGetValue(k, out var p))
-                {
-                    if (!p.shape.SequenceEqual(value.shape))
-                    {
-                        if (k.StartsWith("bert.", StringComparison.Ordinal))
-                            throw new InvalidDataException(
-                                $"{source}: weight '{rawKey}' has shape [{string.Join(", ", value.shape)}], the model built from config.json expects [{string.Join(", ", p.shape)}]");
-                        mismatched.Add(k);
-                        continue;
-                    }
-                    p.copy_(value);
-                    loaded.Add(k);
-                }
-                else if (IgnoredKeys.Contains(k) || (k == "cls.predictions.decoder.weight" && config.tie_word_embeddings)) { }
-                else unexpected.Add(rawKey);
-            }
-        }
-        var missing = own.Keys.Where(k => !loaded.Contains(k) && !mismatched.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        InitWeights(missing.Concat(mismatched), generator);
-        unexpected.Sort(StringComparer.Ordinal);
-        mismatched.Sort(StringComparer.Ordinal);
-        return LoadReport = new BertLoadReport(missing, unexpected, mismatched, source);
     }
 }
 
@@ -605,17 +431,17 @@ public sealed class BertForSequenceClassification : BertPreTrainedModel
     }
 
     public override string Task => "classification";
-    public override string Architecture => nameof(BertForSequenceClassification);
 
-    protected override ModelOutput Run(Tensor input_ids, Tensor? attention_mask, Tensor? token_type_ids, ModelBatch batch)
+    protected override ModelOutput Run(ModelBatch batch)
     {
+        var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
         var (_, pooled) = bert.forward(input_ids, attention_mask, token_type_ids);
         var logits = classifier.forward(dropout.forward(pooled!)); // (B, C)
         Tensor? loss = null;
         if (batch.Labels is not null)
         {
             // HF decides the problem type on the first labelled batch and records it in the config.
-            (loss, config.problem_type) = HeadLosses.SequenceClassification(logits, Labels(batch.Labels), config.num_labels, config.problem_type);
+            (loss, config.problem_type) = HeadLosses.SequenceClassification(logits, batch.Labels, config.num_labels, config.problem_type);
         }
         return new ModelOutput { Logits = logits, Loss = loss };
     }
@@ -635,14 +461,14 @@ public sealed class BertForTokenClassification : BertPreTrainedModel
     }
 
     public override string Task => "token-classification";
-    public override string Architecture => nameof(BertForTokenClassification);
 
-    protected override ModelOutput Run(Tensor input_ids, Tensor? attention_mask, Tensor? token_type_ids, ModelBatch batch)
+    protected override ModelOutput Run(ModelBatch batch)
     {
+        var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
         var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
         var logits = classifier.forward(dropout.forward(seq)); // (B, T, C)
         Tensor? loss = batch.Labels is null ? null
-            : F.cross_entropy(logits.view(-1, config.num_labels), Labels(batch.Labels).view(-1), ignore_index: -100);
+            : F.cross_entropy(logits.view(-1, config.num_labels), batch.Labels.view(-1), ignore_index: -100);
         return new ModelOutput { Logits = logits, Loss = loss };
     }
 }
@@ -713,14 +539,27 @@ public sealed class BertForMaskedLM : BertPreTrainedModel
     }
 
     public override string Task => "masked-lm";
-    public override string Architecture => nameof(BertForMaskedLM);
 
-    protected override ModelOutput Run(Tensor input_ids, Tensor? attention_mask, Tensor? token_type_ids, ModelBatch batch)
+    protected override ModelOutput Run(ModelBatch batch)
     {
+        var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
         var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
+        if (batch.Labels is not null && training)
+        {
+            // Sparse prediction (Geiping & Goldstein 2022, "Cramming"): while training, run the head only at the M
+            // masked positions. The loss is the same mean over those positions that HF computes from full logits,
+            // but the (V x H) decoder, most of a small model's FLOPs, sees ~15% of the tokens. Evaluation (eval
+            // mode) still returns HF's full (B, T, V) logits. No logits come back here, so the trainer's label
+            // smoothing does not apply to masked-LM training.
+            var labels = batch.Labels.view(-1);                            // (B*T); the batch is on the device already
+            var at = labels.ne(-100).nonzero().squeeze(1);                 // (M)
+            var hidden = seq.reshape(-1, seq.shape[^1]).index_select(0, at); // (M, H)
+            var sparse = cls.forward(hidden, bert.WordEmbeddingWeight);    // (M, V)
+            return new ModelOutput { Loss = F.cross_entropy(sparse, labels.index_select(0, at)) };
+        }
         var logits = cls.forward(seq, bert.WordEmbeddingWeight); // (B, T, V)
         Tensor? loss = batch.Labels is null ? null
-            : F.cross_entropy(logits.view(-1, config.vocab_size), Labels(batch.Labels).view(-1), ignore_index: -100);
+            : F.cross_entropy(logits.view(-1, config.vocab_size), batch.Labels.view(-1), ignore_index: -100);
         return new ModelOutput { Logits = logits, Loss = loss };
     }
 }
@@ -739,10 +578,10 @@ public sealed class BertForQuestionAnswering : BertPreTrainedModel
     }
 
     public override string Task => "question-answering";
-    public override string Architecture => nameof(BertForQuestionAnswering);
 
-    protected override ModelOutput Run(Tensor input_ids, Tensor? attention_mask, Tensor? token_type_ids, ModelBatch batch)
+    protected override ModelOutput Run(ModelBatch batch)
     {
+        var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
         var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
         var logits = qa_outputs.forward(seq); // (B, T, 2)
         var start = logits.select(-1, 0).contiguous(); // (B, T)
@@ -751,21 +590,57 @@ public sealed class BertForQuestionAnswering : BertPreTrainedModel
         if (batch.StartPositions is not null && batch.EndPositions is not null)
         {
             long ignored = start.shape[1]; // an answer outside the window counts as position T, which is ignored
-            var sp = Labels(batch.StartPositions).view(-1).clamp(0, ignored);
-            var ep = Labels(batch.EndPositions).view(-1).clamp(0, ignored);
+            var sp = batch.StartPositions.view(-1).clamp(0, ignored);
+            var ep = batch.EndPositions.view(-1).clamp(0, ignored);
             loss = (F.cross_entropy(start, sp, ignore_index: ignored) + F.cross_entropy(end, ep, ignore_index: ignored)) / 2;
         }
         return new ModelOutput { StartLogits = start, EndLogits = end, Loss = loss };
     }
 }
 
-// ───────────────────────────────────────── entry points ─────────────────────────────────────────
+// ───────────────────────────────────────── declared facts and entry points ─────────────────────────────────────────
 
-/// <summary>Creates BERT models: from an HF folder, or from a named preset with random weights.</summary>
-public static class Bert
+/// <summary>BERT's declared facts (HF's base_model_prefix "bert", layers encoder.layer.N, the MLM decoder tied
+/// to the word embeddings, TF-era LayerNorm names).</summary>
+public sealed partial class BertFamily : ModelFamily
 {
-    /// <summary>Tasks with a BERT head.</summary>
-    public static readonly string[] Tasks = ["masked-lm", "classification", "token-classification", "question-answering"];
+    public static readonly BertFamily Instance = new();
+    BertFamily() { }
+
+    public override string ModelType => "bert";
+    public override string DisplayName => "BERT";
+    public override string BaseModelPrefix => "bert";
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?:^|\.)layer\.(\d+)\.")]
+    private static partial System.Text.RegularExpressions.Regex Layer();
+    protected override System.Text.RegularExpressions.Regex LayerPattern => Layer();
+    public override IReadOnlyList<string> EmbeddingModules { get; } = ["embeddings"];
+    public override string InputEmbeddingKey => "bert.embeddings.word_embeddings.weight";
+    public override IReadOnlyList<string> TiedWeightKeys { get; } = ["cls.predictions.decoder.weight"];
+    public override IReadOnlyList<string> LoraTargetModules { get; } = ["query", "value"];
+    public override IReadOnlyDictionary<string, string> Architectures { get; } = new Dictionary<string, string>
+    {
+        ["masked-lm"] = nameof(BertForMaskedLM),
+        ["classification"] = nameof(BertForSequenceClassification),
+        ["token-classification"] = nameof(BertForTokenClassification),
+        ["question-answering"] = nameof(BertForQuestionAnswering),
+    };
+
+    /// <summary>BertForPreTraining loads as masked LM; a bare BertModel names no head.</summary>
+    public override string? TaskOfArchitecture(string architecture) =>
+        architecture == "BertForPreTraining" ? "masked-lm" : base.TaskOfArchitecture(architecture);
+
+    /// <summary>TF-era LayerNorm gamma/beta are weight/bias; old buffers (position_ids, token_type_ids) are
+    /// derived; cls.predictions.decoder.bias is cls.predictions.bias (old checkpoints may hold only it).</summary>
+    public override string? MapCheckpointKey(string key, IReadOnlySet<string> checkpointKeys)
+    {
+        if (key.EndsWith("embeddings.position_ids", StringComparison.Ordinal) || key.EndsWith("embeddings.token_type_ids", StringComparison.Ordinal)) return null;
+        if (key == "cls.predictions.decoder.bias") return checkpointKeys.Contains("cls.predictions.bias") ? null : "cls.predictions.bias";
+        if (key.EndsWith(".gamma", StringComparison.Ordinal)) return key[..^6] + ".weight";
+        if (key.EndsWith(".beta", StringComparison.Ordinal)) return key[..^5] + ".bias";
+        return key;
+    }
+
+    public override PreTrainedModel Build(JsonObject config, string source, string task) => Bert.NewHead(BertConfig.FromJson(config, source), task);
 
     /// <summary>GPT-2's names for the shape settings both families share.</summary>
     static readonly Dictionary<string, string> GptAliases = new()
@@ -774,17 +649,58 @@ public static class Bert
         ["n_positions"] = "max_position_embeddings", ["n_inner"] = "intermediate_size",
     };
 
+    /// <summary>The preset's shape with HF's defaults otherwise; GPT-2's n_layer, n_head, n_embd, n_positions,
+    /// n_inner are accepted as aliases; when hidden_size is overridden alone, heads (H/64) and
+    /// intermediate_size (4H) follow it.</summary>
+    public override JsonObject PresetConfig(ModelPreset p, IDictionary<string, object>? overrides)
+    {
+        var cfg = new BertConfig
+        {
+            num_hidden_layers = p.Layers, hidden_size = p.Hidden, num_attention_heads = p.Heads, intermediate_size = p.Inner,
+            vocab_size = p.Vocab, max_position_embeddings = p.MaxPositions,
+        }.ToJson();
+        cfg.Remove("architectures");
+        if (overrides == null) return cfg;
+        var keys = overrides.Keys.Select(k => GptAliases.GetValueOrDefault(k, k)).ToHashSet();
+        var known = BertConfig.Keys.Where(k => k is not ("model_type" or "architectures" or "dtype" or "torch_dtype" or "num_labels"));
+        HfConfig.ApplyOverrides(cfg, overrides, known, "BERT", GptAliases);
+        if (keys.Contains("hidden_size"))
+        {
+            int h = HfConfig.Int(cfg, "hidden_size", $"preset {p.Name} with overrides") ?? p.Hidden;
+            if (!keys.Contains("num_attention_heads")) cfg["num_attention_heads"] = Math.Max(1, h / 64);
+            if (!keys.Contains("intermediate_size")) cfg["intermediate_size"] = 4 * h;
+        }
+        return cfg;
+    }
+
+    /// <summary>BertModel with its pooler.</summary>
+    public override long CountParameters(ModelPreset p)
+    {
+        long c = p.Hidden, i = p.Inner, v = p.Vocab, n = p.MaxPositions, l = p.Layers;
+        long embeddings = v * c + n * c + 2 * c + 2 * c;                               // word, position, token type (2), LayerNorm
+        long layer = 4 * (c * c + c) + 2 * c + (c * i + i) + (i * c + c) + 2 * c;
+        return embeddings + l * layer + (c * c + c);                                   // + pooler
+    }
+}
+
+/// <summary>Creates BERT models: from an HF folder, or from a named preset with random weights (through the
+/// shared <see cref="PreTrainedModel"/> machinery).</summary>
+public static class Bert
+{
+    /// <summary>Tasks with a BERT head.</summary>
+    public static readonly string[] Tasks = [.. BertFamily.Instance.Tasks];
+
     /// <summary>The preset names, smallest first (the BERT rows of <see cref="ModelPresets"/>).</summary>
-    public static IReadOnlyList<string> PresetNames => ModelPresets.All.Where(p => p.ModelType == "bert").Select(p => p.Name).ToList();
+    public static IReadOnlyList<string> PresetNames => ModelPresets.All.Where(p => p.Family == BertFamily.Instance).Select(p => p.Name).ToList();
 
     /// <summary>The config of a preset (no head settings): the shapes in <see cref="ModelPresets"/> (Turc et al.
     /// 2019 for tiny/mini/small/medium, Devlin et al. 2019 for base/large; intermediate = 4H), HF's defaults otherwise.</summary>
     public static BertConfig PresetConfig(string name)
     {
         var s = ModelPresets.Get(name);
-        if (s.ModelType != "bert")
+        if (s.Family != BertFamily.Instance)
             throw new ArgumentException($"'{name}' is not a BERT preset; BERT presets: {string.Join(", ", PresetNames)}");
-        return new BertConfig { num_hidden_layers = s.Layers, hidden_size = s.Hidden, num_attention_heads = s.Heads, intermediate_size = s.Inner };
+        return BertConfig.FromJson(BertFamily.Instance.PresetConfig(s, null), $"preset {name}");
     }
 
     /// <summary>A head for <paramref name="task"/> on a config, every weight initialised as HF's _init_weights.</summary>
@@ -792,7 +708,7 @@ public static class Bert
     {
         var model = NewHead(config, task);
         using var g = seed is long s ? new Generator((ulong)s) : null;
-        model.InitWeights(model.named_parameters().Select(p => p.name), g);
+        model.InitWeights(null, g);
         return model;
     }
 
@@ -802,73 +718,19 @@ public static class Bert
     /// alone, heads (H/64) and intermediate_size (4H) follow it. An unknown key is an error naming the closest one.</summary>
     public static BertPreTrainedModel FromPreset(string name, string task, IDictionary<string, object>? overrides, long? seed = null)
     {
-        var cfg = PresetConfig(name).ToJson();
-        cfg.Remove("architectures");
-        if (overrides != null)
-        {
-            // A recipe may use GPT-2's names for the shared shape settings; they mean the same here.
-            // "labels" (class names, as the trainer passes them and the GPT-2 factory takes them) is id2label as a list.
-            overrides = overrides.ToDictionary(kv => kv.Key == "labels" ? "id2label" : GptAliases.GetValueOrDefault(kv.Key, kv.Key), kv => kv.Value);
-            foreach (var (k, v) in overrides)
-            {
-                if (!BertConfig.Keys.Contains(k) || k is "model_type" or "architectures" or "dtype" or "torch_dtype")
-                    throw new ArgumentException($"unknown BERT config key '{k}'{ModelPresets.Suggest(k, BertConfig.Keys)}");
-                cfg[k] = v as JsonNode ?? JsonSerializer.SerializeToNode(v);
-            }
-            if (overrides.ContainsKey("hidden_size"))
-            {
-                var probe = cfg.DeepClone().AsObject();
-                probe["num_attention_heads"] = 1; // read H before the preset's head count is checked against it
-                int h = BertConfig.FromJson(probe, $"preset {name} with overrides").hidden_size;
-                if (!overrides.ContainsKey("num_attention_heads")) cfg["num_attention_heads"] = Math.Max(1, h / 64);
-                if (!overrides.ContainsKey("intermediate_size")) cfg["intermediate_size"] = 4 * h;
-            }
-            if (overrides.ContainsKey("id2label") && !overrides.ContainsKey("label2id")) cfg.Remove("label2id");
-            if (overrides.ContainsKey("num_labels") && !overrides.ContainsKey("id2label"))
-            {
-                cfg.Remove("id2label");
-                cfg.Remove("label2id");
-            }
-        }
-        return Create(BertConfig.FromJson(cfg, $"preset {name} with overrides"), task, seed);
+        if (ModelPresets.Get(name).Family != BertFamily.Instance)
+            throw new ArgumentException($"'{name}' is not a BERT preset; BERT presets: {string.Join(", ", PresetNames)}");
+        return (BertPreTrainedModel)PreTrainedModel.FromPreset(name, task, overrides, seed);
     }
 
     /// <summary>Loads an HF BERT folder (config.json + model.safetensors or a sharded index) with the head for
     /// <paramref name="task"/> (null: the head config.json's architectures name). <paramref name="labels"/> or
     /// <paramref name="numLabels"/> set the classifier's labels; a classifier the checkpoint lacks or holds in
-    /// another size is initialised fresh and listed in <see cref="BertPreTrainedModel.LoadReport"/>.</summary>
-    public static BertPreTrainedModel FromPretrained(string folder, string? task, int? numLabels, IReadOnlyList<string>? labels, long? seed = null)
-    {
-        var config = BertConfig.FromJson(HfCheckpoint.LoadConfig(folder), Path.Combine(folder, "config.json"));
-        task ??= TaskOf(config.architectures)
-            ?? throw new ArgumentException($"{Path.Combine(folder, "config.json")}: architectures [{string.Join(", ", config.architectures)}] name no BERT task head; choose a task ({string.Join(", ", Tasks)})");
-        if (task is "classification" or "token-classification")
-        {
-            if (labels != null)
-            {
-                if (numLabels != null && numLabels != labels.Count)
-                    throw new ArgumentException($"{labels.Count} labels given but num_labels = {numLabels}");
-                if (labels.Count < 1) throw new ArgumentException("the label list is empty");
-                config.id2label = labels.ToList();
-            }
-            else if (numLabels is int n && n != config.num_labels)
-            {
-                if (n < 1) throw new ArgumentException($"num_labels must be at least 1, got {n}");
-                config.id2label = BertConfig.DefaultLabels(n);
-            }
-        }
-        var model = NewHead(config, task);
-        var sd = HfCheckpoint.LoadStateDict(folder);
-        try
-        {
-            using var g = seed is long s ? new Generator((ulong)s) : null;
-            model.LoadHfStateDict(sd, folder, g);
-        }
-        finally { foreach (var t in sd.Values) t.Dispose(); }
-        return model;
-    }
+    /// another size is initialised fresh and listed in <see cref="PreTrainedModel.LoadReport"/>.</summary>
+    public static BertPreTrainedModel FromPretrained(string folder, string? task, int? numLabels, IReadOnlyList<string>? labels, long? seed = null) =>
+        (BertPreTrainedModel)PreTrainedModel.FromPretrained(folder, task, numLabels, labels, seed, BertFamily.Instance);
 
-    static BertPreTrainedModel NewHead(BertConfig config, string task) => task switch
+    internal static BertPreTrainedModel NewHead(BertConfig config, string task) => task switch
     {
         "classification" or "sequence-classification" => new BertForSequenceClassification(config),
         "token-classification" => new BertForTokenClassification(config),
@@ -877,15 +739,4 @@ public static class Bert
         "causal-lm" or "generation" => throw new ArgumentException($"BERT is an encoder and has no '{task}' head; use a GPT-2 model"),
         _ => throw new ArgumentException($"BERT has no head for task '{task}'{ModelPresets.Suggest(task, Tasks)}; tasks: {string.Join(", ", Tasks)}"),
     };
-
-    /// <summary>The task whose head HF's architectures entry names (BertForPreTraining loads as masked LM).</summary>
-    static string? TaskOf(IEnumerable<string> architectures) => architectures.Select(a => a switch
-    {
-        "BertForSequenceClassification" => "classification",
-        "BertForTokenClassification" => "token-classification",
-        "BertForMaskedLM" or "BertForPreTraining" => "masked-lm",
-        "BertForQuestionAnswering" => "question-answering",
-        _ => null,
-    }).FirstOrDefault(t => t != null);
-
 }

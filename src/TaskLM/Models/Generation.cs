@@ -1,4 +1,7 @@
-// Text generation for causal LMs: greedy or sampled decoding with a KV cache, batches with left padding, streaming.
+// Text generation for causal LMs: a request validated in one place, one decoding loop (greedy or sampled, KV
+// cache, left-padded batches), and a facade that streams tokens with a finish reason for the CLI and a server.
+using System.Runtime.CompilerServices;
+using TaskLM.Data.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -27,9 +30,177 @@ public sealed class GenerationOptions
     public IReadOnlyList<string>? StopStrings { get; set; }
     /// <summary>Use the KV cache (each new token runs one position); false reruns the whole sequence each step.</summary>
     public bool UseCache { get; set; } = true;
+
+    /// <summary>The one validation of decoding settings: every error names the setting (HF's name and the
+    /// CLI option) and the accepted range.</summary>
+    public void Validate()
+    {
+        if (MaxNewTokens < 0) throw new ArgumentException($"max_new_tokens (--max-new-tokens) must be 0 or more, got {MaxNewTokens}");
+        if (TopK < 0) throw new ArgumentException($"top_k (--top-k) must be 0 (off) or more, got {TopK}");
+        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"top_p (--top-p) must be in (0, 1], got {TopP}");
+        if (DoSample && !(Temperature > 0) || double.IsNaN(Temperature) || double.IsInfinity(Temperature))
+            throw new ArgumentException($"temperature (--temperature) must be > 0 when sampling (use greedy decoding instead), got {Temperature}");
+        if (!(RepetitionPenalty > 0) || double.IsInfinity(RepetitionPenalty))
+            throw new ArgumentException($"repetition_penalty (--repetition-penalty) must be > 0 (1 = off), got {RepetitionPenalty}");
+        if (StopStrings != null && StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("stop strings (--stop) must not be empty");
+    }
 }
 
-/// <summary>Decodes continuations of prompts with a GPT-2 LM head model.</summary>
+/// <summary>Why a sequence ended (OpenAI's and HF's finish reasons).</summary>
+public enum FinishReason
+{
+    /// <summary>max_new_tokens reached.</summary>
+    Length,
+    /// <summary>The continuation contains a stop string.</summary>
+    Stop,
+    /// <summary>The model produced its end-of-sequence token.</summary>
+    Eos,
+}
+
+/// <summary>
+/// One generation request, as the <c>generate</c> verb and a server receive it: a prompt as ids or text, decoding
+/// settings and stop strings. Sampling is on when any sampling setting is given, unless <see cref="Greedy"/> says
+/// otherwise (giving both is an error). <see cref="Validate"/> is the one place requests are checked.
+/// </summary>
+public sealed class GenerationRequest
+{
+    /// <summary>Prompt token ids (exactly one of this and <see cref="Prompt"/>).</summary>
+    public IReadOnlyList<int>? PromptIds { get; init; }
+    /// <summary>Prompt text, encoded with the generator's tokenizer.</summary>
+    public string? Prompt { get; init; }
+    public int MaxNewTokens { get; init; } = 20;
+    /// <summary>true = greedy decoding (an error together with a sampling setting); null = inferred.</summary>
+    public bool? Greedy { get; init; }
+    public double? Temperature { get; init; }
+    public int? TopK { get; init; }
+    public double? TopP { get; init; }
+    public long? Seed { get; init; }
+    public double RepetitionPenalty { get; init; } = 1.0;
+    /// <summary>Stop once the continuation contains one of these (needs a tokenizer).</summary>
+    public IReadOnlyList<string>? Stop { get; init; }
+    /// <summary>Override of the model's eos_token_id (-1 = never stop at EOS).</summary>
+    public int? EosTokenId { get; init; }
+    public bool UseCache { get; init; } = true;
+
+    /// <summary>True when a sampling setting is given (temperature, top-k, top-p, seed).</summary>
+    public bool Samples => Greedy != true && (Temperature is not null || TopK is not null || TopP is not null || Seed is not null);
+
+    /// <summary>Checks the request and returns the decoding options it means. Errors name the setting.</summary>
+    public GenerationOptions Validate()
+    {
+        if ((Prompt is null) == (PromptIds is null)) throw new ArgumentException("give exactly one of a prompt text (--prompt) or prompt ids (--prompt-ids)");
+        if (PromptIds is { Count: 0 }) throw new ArgumentException("the prompt has no tokens (--prompt-ids is empty)");
+        if (PromptIds != null && PromptIds.FirstOrDefault(i => i < 0) is int neg && neg < 0) throw new ArgumentException($"prompt id {neg} is negative");
+        if (Greedy == true && (Temperature is not null || TopK is not null || TopP is not null || Seed is not null))
+            throw new ArgumentException("greedy decoding (--greedy) cannot be combined with --temperature/--top-k/--top-p/--seed");
+        var o = new GenerationOptions
+        {
+            MaxNewTokens = MaxNewTokens, DoSample = Samples, Temperature = Temperature ?? 1.0, TopK = TopK ?? 0, TopP = TopP ?? 1.0,
+            Seed = Seed, RepetitionPenalty = RepetitionPenalty, StopStrings = Stop, EosTokenId = EosTokenId, UseCache = UseCache,
+        };
+        o.Validate();
+        return o;
+    }
+}
+
+/// <summary>One streamed piece: a token and the text it adds (multi-byte characters are held back until
+/// complete). The last piece carries the <see cref="Finish"/> reason (its token may be null when nothing
+/// was generated).</summary>
+public sealed record GenerationChunk(int? TokenId, string Text, FinishReason? Finish);
+
+/// <summary>A finished generation.</summary>
+public sealed record GenerationResult(IReadOnlyList<int> PromptIds, IReadOnlyList<int> NewIds, string? PromptText, string? NewText,
+    FinishReason Finish, double Seconds)
+{
+    /// <summary>New tokens per second of decoding.</summary>
+    public double TokensPerSecond => NewIds.Count / Math.Max(Seconds, 1e-9);
+}
+
+/// <summary>
+/// The generation facade a verb and a server share: holds a causal-LM model and (optionally) its tokenizer,
+/// validates each <see cref="GenerationRequest"/>, and streams tokens with a cancellation token. The model must
+/// be in eval mode (its owner decides; a shared model is never switched behind its back). One request at a time
+/// per generator: a server serialises requests to one model.
+/// </summary>
+public sealed class TextGenerator
+{
+    readonly GPT2LMHeadModel _lm;
+
+    /// <summary>The tokenizer for text prompts, decoded text and stop strings (null: ids only).</summary>
+    public ITokenizer? Tokenizer { get; }
+
+    public TextGenerator(ITaskModel model, ITokenizer? tokenizer)
+    {
+        _lm = model as GPT2LMHeadModel ?? throw new ArgumentException($"generation needs a causal LM (a GPT-2 LM head); this model is a {model.ModelType} '{model.Task}' model");
+        Tokenizer = tokenizer;
+    }
+
+    /// <summary>The prompt's ids: given, or the text encoded. Checked against the vocabulary.</summary>
+    public IReadOnlyList<int> PromptIds(GenerationRequest r)
+    {
+        var ids = r.PromptIds ?? (Tokenizer ?? throw new ArgumentException("a text prompt needs a tokenizer (--tokenizer)")).Encode(r.Prompt!);
+        if (ids.Count == 0) throw new ArgumentException("the prompt encodes to no tokens");
+        int vocab = _lm.Cfg.vocab_size;
+        for (int i = 0; i < ids.Count; i++)
+            if (ids[i] < 0 || ids[i] >= vocab)
+                throw new ArgumentException($"prompt id {ids[i]} at position {i} is outside the model's vocabulary (vocab_size {vocab}: ids 0..{vocab - 1})");
+        return ids;
+    }
+
+    /// <summary>Streams the continuation token by token. Cancellation stops between tokens (the KV cache is freed).</summary>
+    public async IAsyncEnumerable<GenerationChunk> StreamAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var options = request.Validate();
+        if (options.StopStrings is { Count: > 0 } && Tokenizer is null) throw new ArgumentException("stop strings (--stop) need a tokenizer (--tokenizer)");
+        var ids = PromptIds(request);
+        using var session = new DecodeSession(_lm, [ids], options, Tokenizer is null ? null : x => Tokenizer.Decode(x));
+        var newIds = new List<int>();
+        string emitted = "";
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!session.Step(out var chosen))
+            {
+                yield return new GenerationChunk(null, Pending(newIds, ref emitted, final: true), session.Finish[0] ?? FinishReason.Length);
+                yield break;
+            }
+            newIds.Add(chosen[0]);
+            var finish = session.Finish[0];
+            if (finish is null && session.Exhausted) finish = FinishReason.Length;
+            yield return new GenerationChunk(chosen[0], Pending(newIds, ref emitted, final: finish != null), finish);
+            if (finish != null) yield break;
+            await Task.Yield(); // let the caller's I/O run between tokens
+        }
+    }
+
+    /// <summary>Runs a request to the end.</summary>
+    public async Task<GenerationResult> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken = default)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var prompt = PromptIds(request);
+        var newIds = new List<int>();
+        FinishReason finish = FinishReason.Length;
+        await foreach (var c in StreamAsync(request, cancellationToken))
+        {
+            if (c.TokenId is int t) newIds.Add(t);
+            if (c.Finish is FinishReason f) finish = f;
+        }
+        return new GenerationResult(prompt, newIds, Tokenizer?.Decode(prompt), Tokenizer?.Decode(newIds), finish, sw.Elapsed.TotalSeconds);
+    }
+
+    // The text the new ids add since the last chunk; an unfinished multi-byte character (U+FFFD at the end) waits.
+    string Pending(List<int> newIds, ref string emitted, bool final)
+    {
+        if (Tokenizer is null) return "";
+        string text = Tokenizer.Decode(newIds);
+        if (!final && text.EndsWith('\uFFFD')) return "";
+        string delta = text.StartsWith(emitted, StringComparison.Ordinal) ? text[emitted.Length..] : text;
+        emitted = text;
+        return delta;
+    }
+}
+
+/// <summary>Decodes continuations of prompts with a GPT-2 LM head model (the batch API under the facade).</summary>
 public static class Generation
 {
     /// <summary>
@@ -37,76 +208,109 @@ public static class Generation
     /// run as one batch, with position ids counted from the attention mask as HF does. Returns the new
     /// tokens of each row (ending with EOS when it stopped there). <paramref name="onToken"/>(row, token) is
     /// called as each token is chosen; <paramref name="decode"/> turns ids into text for stop strings.
+    /// The model must be in eval mode.
     /// </summary>
     public static List<int[]> Generate(Gpt2 model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options,
         Action<int, int>? onToken = null, Func<IReadOnlyList<int>, string>? decode = null)
     {
         var lm = model.LMHead ?? throw new InvalidOperationException($"generation needs a causal-lm model, not '{model.Task}'");
         if (prompts.Count == 0) return new();
+        options.Validate();
+        using var session = new DecodeSession(lm, prompts, options, decode);
+        while (session.Step(out var chosen))
+            for (int r = 0; r < chosen.Length; r++)
+                if (chosen[r] >= 0) onToken?.Invoke(r, chosen[r]);
+        return session.Outputs.Select(o => o.ToArray()).ToList();
+    }
+}
+
+/// <summary>The decoding loop, one step per call: each <see cref="Step"/> runs under its own no_grad and dispose
+/// scope (torch's grad mode and scopes are per thread, and an async caller may resume on another thread).</summary>
+sealed class DecodeSession : IDisposable
+{
+    readonly GPT2LMHeadModel _lm;
+    readonly GenerationOptions _o;
+    readonly Func<IReadOnlyList<int>, string>? _decode;
+    readonly List<List<int>> _ids, _mask;
+    readonly bool[] _done;
+    readonly int _eos, _pad, _b;
+    readonly Device _device;
+    readonly Generator? _gen;
+    readonly Gpt2KvCache? _cache;
+    int _step;
+
+    public List<int>[] Outputs { get; }
+    /// <summary>Per row: why it finished (null while running, or when it ran out of max_new_tokens).</summary>
+    public FinishReason?[] Finish { get; }
+    /// <summary>True once max_new_tokens steps have run.</summary>
+    public bool Exhausted => _step >= _o.MaxNewTokens;
+
+    public DecodeSession(GPT2LMHeadModel lm, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, Func<IReadOnlyList<int>, string>? decode)
+    {
+        if (lm.training) throw new InvalidOperationException("generation needs the model in eval mode (call eval() on it first); it is not switched behind its owner's back");
         if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("every prompt needs at least one token");
         if (options.StopStrings is { Count: > 0 } && decode is null) throw new ArgumentException("stop strings need a tokenizer to decode with");
-        var cfg = model.Cfg;
-        int eos = options.EosTokenId ?? cfg.eos_token_id ?? -1;
-        int pad = options.PadTokenId ?? cfg.pad_token_id ?? (eos >= 0 ? eos : 0);
-        int b = prompts.Count, longest = prompts.Max(p => p.Count);
+        _lm = lm; _o = options; _decode = decode;
+        var cfg = lm.Cfg;
+        _eos = options.EosTokenId ?? cfg.eos_token_id ?? -1;
+        _pad = options.PadTokenId ?? cfg.pad_token_id ?? (_eos >= 0 ? _eos : 0);
+        _b = prompts.Count;
+        int longest = prompts.Max(p => p.Count);
         if (longest + options.MaxNewTokens > cfg.n_positions)
-            throw new ArgumentException($"prompt ({longest}) + max_new_tokens ({options.MaxNewTokens}) exceeds n_positions={cfg.n_positions}");
-        var device = lm.Transformer.TokenEmbedding.device;
-        var dtype = lm.Transformer.TokenEmbedding.dtype;
-
+            throw new ArgumentException($"prompt ({longest} tokens) + max_new_tokens ({options.MaxNewTokens}) exceeds the model's n_positions={cfg.n_positions}");
+        _device = lm.Transformer.TokenEmbedding.device;
         // Rows as ids with left padding; mask 0 on pads. (B, L) each, kept host-side and grown per step.
-        var ids = prompts.Select(p => Enumerable.Repeat(pad, longest - p.Count).Concat(p).ToList()).ToList();
-        var mask = prompts.Select(p => Enumerable.Repeat(0, longest - p.Count).Concat(Enumerable.Repeat(1, p.Count)).ToList()).ToList();
-        var outputs = Enumerable.Range(0, b).Select(_ => new List<int>()).ToArray();
-        var done = new bool[b];
-        using var gen = options.Seed is long seed ? new Generator((ulong)seed, device) : null;
-        using var cache = options.UseCache ? new Gpt2KvCache(cfg, b, longest + options.MaxNewTokens, device, dtype) : null;
-        bool wasTraining = lm.training;
-        lm.eval();
-        try
+        _ids = prompts.Select(p => Enumerable.Repeat(_pad, longest - p.Count).Concat(p).ToList()).ToList();
+        _mask = prompts.Select(p => Enumerable.Repeat(0, longest - p.Count).Concat(Enumerable.Repeat(1, p.Count)).ToList()).ToList();
+        Outputs = Enumerable.Range(0, _b).Select(_ => new List<int>()).ToArray();
+        Finish = new FinishReason?[_b];
+        _done = new bool[_b];
+        _gen = options.Seed is long seed ? new Generator((ulong)seed, _device) : null;
+        _cache = options.UseCache ? new Gpt2KvCache(cfg, _b, longest + options.MaxNewTokens, _device, lm.Transformer.TokenEmbedding.dtype) : null;
+    }
+
+    /// <summary>Chooses the next token of every row (-1 for finished rows); false when nothing is left to do.</summary>
+    public bool Step(out int[] chosen)
+    {
+        chosen = [];
+        if (_step >= _o.MaxNewTokens || _done.All(d => d)) return false;
+        long[] next;
+        using (no_grad())
+        using (NewDisposeScope())
         {
-            using var noGrad = no_grad();
-            for (int step = 0; step < options.MaxNewTokens && !done.All(d => d); step++)
+            var fullMask = Tensor2D(_mask, _device);                                          // (B, S)
+            // HF: position = (number of real tokens before it) - 1; pads get 1 (never attended).
+            var positions = fullMask.cumsum(1, ScalarType.Int64).sub(1).masked_fill(fullMask.eq(0), 1);
+            Tensor logits;
+            if (_cache is null || _step == 0)
+                logits = _lm.Logits(Tensor2D(_ids, _device), fullMask, positions, _cache);       // (B, S, V)
+            else
             {
-                using var scope = NewDisposeScope();
-                var fullMask = Tensor2D(mask, device);                                        // (B, S)
-                // HF: position = (number of real tokens before it) - 1; pads get 1 (never attended).
-                var positions = fullMask.cumsum(1, ScalarType.Int64).sub(1).masked_fill(fullMask.eq(0), 1);
-                Tensor logits;
-                if (cache is null || step == 0)
-                {
-                    logits = lm.Logits(Tensor2D(ids, device), fullMask, positions, cache);   // (B, S, V)
-                }
-                else
-                {
-                    var last = tensor(ids.Select(r => (long)r[^1]).ToArray(), dtype: int64, device: device).view(b, 1);
-                    logits = lm.Logits(last, fullMask, positions.narrow(1, positions.shape[1] - 1, 1), cache); // (B, 1, V)
-                }
-                var scores = logits.select(1, logits.shape[1] - 1).to(float32);               // (B, V)
-                scores = Process(scores, ids, device, options);
-                Tensor next = options.DoSample
-                    ? multinomial(softmax(scores, -1), 1, generator: gen).squeeze(1)
-                    : scores.argmax(-1);                                                      // (B,)
-                long[] chosen = next.cpu().data<long>().ToArray();
-                for (int r = 0; r < b; r++)
-                {
-                    int tok = done[r] ? pad : (int)chosen[r];
-                    ids[r].Add(tok);
-                    mask[r].Add(1);
-                    if (done[r]) continue;
-                    outputs[r].Add(tok);
-                    onToken?.Invoke(r, tok);
-                    if (tok == eos) done[r] = true;
-                    else if (options.StopStrings is { Count: > 0 } stops)
-                    {
-                        string text = decode!(outputs[r]);
-                        if (stops.Any(s => text.Contains(s, StringComparison.Ordinal))) done[r] = true;
-                    }
-                }
+                var last = tensor(_ids.Select(r => (long)r[^1]).ToArray(), dtype: int64, device: _device).view(_b, 1);
+                logits = _lm.Logits(last, fullMask, positions.narrow(1, positions.shape[1] - 1, 1), _cache); // (B, 1, V)
+            }
+            var scores = Process(logits.select(1, logits.shape[1] - 1).to(float32), _ids, _device, _o); // (B, V)
+            var tokens = _o.DoSample ? multinomial(softmax(scores, -1), 1, generator: _gen).squeeze(1) : scores.argmax(-1); // (B,)
+            next = tokens.cpu().data<long>().ToArray();
+        }
+        _step++;
+        chosen = new int[_b];
+        for (int r = 0; r < _b; r++)
+        {
+            int tok = _done[r] ? _pad : (int)next[r];
+            _ids[r].Add(tok);
+            _mask[r].Add(1);
+            if (_done[r]) { chosen[r] = -1; continue; }
+            chosen[r] = tok;
+            Outputs[r].Add(tok);
+            if (tok == _eos) { _done[r] = true; Finish[r] = FinishReason.Eos; }
+            else if (_o.StopStrings is { Count: > 0 } stops)
+            {
+                string text = _decode!(Outputs[r]);
+                if (stops.Any(s => text.Contains(s, StringComparison.Ordinal))) { _done[r] = true; Finish[r] = FinishReason.Stop; }
             }
         }
-        finally { if (wasTraining) lm.train(); }
-        return outputs.Select(o => o.ToArray()).ToList();
+        return true;
     }
 
     /// <summary>HF's logits processors, in HF's order: repetition penalty, then (sampling only) temperature,
@@ -121,7 +325,6 @@ public static class Generation
             scores = scores.scatter(1, seen, s);
         }
         if (!o.DoSample) return scores;
-        if (o.Temperature <= 0) throw new ArgumentException("temperature must be > 0 when sampling (use greedy decoding instead)");
         if (o.Temperature != 1.0) scores = scores / o.Temperature;
         if (o.TopK > 0 && o.TopK < scores.shape[1])
         {
@@ -130,7 +333,6 @@ public static class Generation
         }
         if (o.TopP < 1.0)
         {
-            if (o.TopP <= 0) throw new ArgumentException("top_p must be in (0, 1]");
             // HF: sort ascending, drop tokens whose cumulative probability is <= 1 - top_p, keep at least one.
             var (sorted, order) = scores.sort(dim: -1, descending: false);
             var cum = softmax(sorted, -1).cumsum(-1);
@@ -148,5 +350,11 @@ public static class Generation
         var flat = new long[b * l];
         for (int r = 0; r < b; r++) for (int c = 0; c < l; c++) flat[r * l + c] = rows[r][c];
         return tensor(flat, new long[] { b, l }, dtype: int64, device: device);
+    }
+
+    public void Dispose()
+    {
+        _cache?.Dispose();
+        _gen?.Dispose();
     }
 }

@@ -1,4 +1,4 @@
-// The GPT-2 family, top to bottom: config → attention → MLP → block → model → heads → load/save, with HF names.
+// The GPT-2 family, top to bottom: config → attention → MLP → block → model → declared facts and init → heads, with HF names.
 using System.Text.Json.Nodes;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -47,48 +47,33 @@ public sealed class Gpt2Config
     JsonObject _extra = new();
     bool _labelsSet; // HF writes id2label only for models that have labels
 
-    /// <summary>Reads a config.json object (unknown keys are kept for saving).</summary>
-    public static Gpt2Config FromJson(JsonObject json)
+    /// <summary>Reads a config.json object (unknown keys are kept for saving); <paramref name="source"/> names the
+    /// file in errors.</summary>
+    public static Gpt2Config FromJson(JsonObject json, string source = "config.json")
     {
         var c = new Gpt2Config { _extra = (JsonObject)json.DeepClone() };
-        // Parse through JSON text so ints, doubles and JsonElement-backed values all convert the same way.
-        T Get<T>(string k, T d) => json[k] is JsonValue v ? System.Text.Json.JsonSerializer.Deserialize<T>(v.ToJsonString())! : d;
-        int I(string k, int d) => Get(k, d);
-        int? NI(string k, int? d) => json.ContainsKey(k) ? Get<int?>(k, null) : d;
-        double D(string k, double d) => Get(k, d);
-        bool B(string k, bool d) => Get(k, d);
-        try
-        {
-            c.vocab_size = I("vocab_size", c.vocab_size); c.n_positions = I("n_positions", c.n_positions);
-            c.n_embd = I("n_embd", c.n_embd); c.n_layer = I("n_layer", c.n_layer); c.n_head = I("n_head", c.n_head);
-            c.n_inner = NI("n_inner", null);
-            c.activation_function = json["activation_function"]?.GetValue<string>() ?? c.activation_function;
-            c.resid_pdrop = D("resid_pdrop", c.resid_pdrop); c.embd_pdrop = D("embd_pdrop", c.embd_pdrop);
-            c.attn_pdrop = D("attn_pdrop", c.attn_pdrop); c.layer_norm_epsilon = D("layer_norm_epsilon", c.layer_norm_epsilon);
-            c.initializer_range = D("initializer_range", c.initializer_range);
-            c.scale_attn_weights = B("scale_attn_weights", true);
-            c.scale_attn_by_inverse_layer_idx = B("scale_attn_by_inverse_layer_idx", false);
-            c.tie_word_embeddings = B("tie_word_embeddings", true);
-            c.bos_token_id = NI("bos_token_id", c.bos_token_id); c.eos_token_id = NI("eos_token_id", c.eos_token_id);
-            c.pad_token_id = NI("pad_token_id", null);
-            c.problem_type = json["problem_type"]?.GetValue<string>();
-            c.classifier_dropout = Get<double?>("classifier_dropout", null);
-            if (json["id2label"] is JsonObject id2)
-            {
-                var labels = id2.Select(kv => (id: int.Parse(kv.Key), name: kv.Value!.GetValue<string>())).OrderBy(x => x.id).ToList();
-                c.id2label = labels.Select(x => x.name).ToList();
-                c.num_labels = labels.Count;
-                c._labelsSet = true;
-            }
-            else if (json["num_labels"] is JsonValue nl) c.SetLabels(nl.GetValue<int>(), null);
-        }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or System.Text.Json.JsonException)
-        {
-            throw new InvalidDataException($"config.json: a GPT-2 key has the wrong type: {e.Message}", e);
-        }
-        if (json["reorder_and_upcast_attn"] is JsonValue r && r.GetValue<bool>())
-            throw new NotSupportedException("config.json: reorder_and_upcast_attn=true is not supported");
-        if (c.n_embd % c.n_head != 0) throw new InvalidDataException($"config.json: n_embd {c.n_embd} is not divisible by n_head {c.n_head}");
+        int I(string k, int d) => HfConfig.Int(json, k, source) ?? d;
+        double D(string k, double d) => HfConfig.Num(json, k, source) ?? d;
+        bool B(string k, bool d) => HfConfig.Bool(json, k, source) ?? d;
+        c.vocab_size = I("vocab_size", c.vocab_size); c.n_positions = I("n_positions", c.n_positions);
+        c.n_embd = I("n_embd", c.n_embd); c.n_layer = I("n_layer", c.n_layer); c.n_head = I("n_head", c.n_head);
+        c.n_inner = HfConfig.Int(json, "n_inner", source);
+        c.activation_function = HfConfig.Str(json, "activation_function", source) ?? c.activation_function;
+        c.resid_pdrop = D("resid_pdrop", c.resid_pdrop); c.embd_pdrop = D("embd_pdrop", c.embd_pdrop);
+        c.attn_pdrop = D("attn_pdrop", c.attn_pdrop); c.layer_norm_epsilon = D("layer_norm_epsilon", c.layer_norm_epsilon);
+        c.initializer_range = D("initializer_range", c.initializer_range);
+        c.scale_attn_weights = B("scale_attn_weights", true);
+        c.scale_attn_by_inverse_layer_idx = B("scale_attn_by_inverse_layer_idx", false);
+        c.tie_word_embeddings = B("tie_word_embeddings", true);
+        c.bos_token_id = json.ContainsKey("bos_token_id") ? HfConfig.Int(json, "bos_token_id", source) : c.bos_token_id;
+        c.eos_token_id = json.ContainsKey("eos_token_id") ? HfConfig.Int(json, "eos_token_id", source) : c.eos_token_id;
+        c.pad_token_id = HfConfig.Int(json, "pad_token_id", source);
+        c.problem_type = HfConfig.Str(json, "problem_type", source);
+        c.classifier_dropout = HfConfig.Num(json, "classifier_dropout", source);
+        if (HfConfig.Labels(json, source) is { } labels) c.SetLabels(labels.Count, json.ContainsKey("id2label") ? labels : null);
+        if (HfConfig.Bool(json, "reorder_and_upcast_attn", source) == true)
+            throw new NotSupportedException($"{source}: reorder_and_upcast_attn=true is not supported");
+        if (c.n_head < 1 || c.n_embd % c.n_head != 0) throw new InvalidDataException($"{source}: n_embd {c.n_embd} is not divisible by n_head {c.n_head}");
         return c;
     }
 
@@ -323,21 +308,141 @@ public sealed class GPT2Model : nn.Module
     }
 }
 
+// ───────────────────────────── the family's pre-trained model: init and declared facts ─────────────────────────────
+
+/// <summary>HF's GPT2PreTrainedModel: what every GPT-2 head shares (the config, _init_weights, config.json);
+/// loading, saving and the forward entry are the shared <see cref="PreTrainedModel"/>'s.</summary>
+public abstract class Gpt2 : PreTrainedModel
+{
+    protected Gpt2(string name, Gpt2Config cfg) : base(name) { Cfg = cfg; }
+
+    /// <summary>HF architecture name of each task head.</summary>
+    public static IReadOnlyDictionary<string, string> Architectures => Gpt2Family.Instance.Architectures;
+
+    /// <summary>The HF config; heads read num_labels/pad_token_id/problem_type from it.</summary>
+    public Gpt2Config Cfg { get; }
+    public override ModelFamily Family => Gpt2Family.Instance;
+    /// <summary>The LM head model (causal-lm only), for generation.</summary>
+    public GPT2LMHeadModel? LMHead => this as GPT2LMHeadModel;
+
+    protected override JsonObject ConfigJson() => Cfg.ToJson(Architecture);
+
+    /// <summary>HF's _init_weights: N(0, initializer_range), c_proj weights scaled by 1/sqrt(2 n_layer),
+    /// LayerNorm 1/0, biases 0.</summary>
+    protected override void InitWeight(string name, Parameter p, Generator? generator)
+    {
+        double std = Cfg.initializer_range;
+        if (name.Contains(".ln_") || name.StartsWith("transformer.ln_f", StringComparison.Ordinal))
+        { if (name.EndsWith(".weight", StringComparison.Ordinal)) p.fill_(1.0); else p.zero_(); }
+        else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+        else if (name.EndsWith("c_proj.weight", StringComparison.Ordinal)) nn.init.normal_(p, 0, std / Math.Sqrt(2.0 * Cfg.n_layer), generator);
+        else nn.init.normal_(p, 0, std, generator);
+    }
+
+    /// <summary>A randomly initialised model with the head for <paramref name="task"/> (torch's default generator).</summary>
+    public static Gpt2 Create(Gpt2Config cfg, string task)
+    {
+        var m = NewHead(cfg, task);
+        m.InitWeights();
+        m.eval();
+        return m;
+    }
+
+    internal static Gpt2 NewHead(Gpt2Config cfg, string task) => task switch
+    {
+        "causal-lm" => new GPT2LMHeadModel(cfg),
+        "classification" => new GPT2ForSequenceClassification(cfg),
+        "token-classification" => new GPT2ForTokenClassification(cfg),
+        _ => throw new NotSupportedException($"GPT-2 has no '{task}' head{ModelPresets.Suggest(task, Architectures.Keys)} (causal-lm, classification, token-classification)"),
+    };
+
+    /// <summary>Loads an HF GPT-2 folder (config.json + safetensors or pytorch_model.bin) with a task head. Task
+    /// defaults to the folder's architecture; a head absent from the checkpoint is newly initialised.</summary>
+    public static Gpt2 FromPretrained(string folder, string? task = null, int? numLabels = null, IReadOnlyList<string>? labels = null) =>
+        (Gpt2)PreTrainedModel.FromPretrained(folder, task, numLabels, labels, family: Gpt2Family.Instance);
+
+    /// <summary>HF's Conv1D weights, stored [in, out]; ours are Linear [out, in].</summary>
+    public static bool IsConv1DWeight(string key) => Gpt2Family.Instance.IsConv1DWeight(key);
+}
+
+/// <summary>GPT-2's declared facts (HF's base_model_prefix "transformer", layers h.N, tied lm_head, Conv1D).</summary>
+public sealed partial class Gpt2Family : ModelFamily
+{
+    public static readonly Gpt2Family Instance = new();
+    Gpt2Family() { }
+
+    public override string ModelType => "gpt2";
+    public override string DisplayName => "GPT-2";
+    public override string BaseModelPrefix => "transformer";
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?:^|\.)h\.(\d+)\.")]
+    private static partial System.Text.RegularExpressions.Regex Layer();
+    protected override System.Text.RegularExpressions.Regex LayerPattern => Layer();
+    public override IReadOnlyList<string> EmbeddingModules { get; } = ["wte", "wpe"];
+    public override string InputEmbeddingKey => "transformer.wte.weight";
+    public override IReadOnlyList<string> TiedWeightKeys { get; } = ["lm_head.weight"];
+    public override IReadOnlyList<string> LoraTargetModules { get; } = ["c_attn"];
+    public override bool FanInFanOut => true;
+    public override string? DefaultTokenizer => "gpt2";
+    public override IReadOnlyDictionary<string, string> Architectures { get; } = new Dictionary<string, string>
+    {
+        ["causal-lm"] = nameof(GPT2LMHeadModel),
+        ["classification"] = nameof(GPT2ForSequenceClassification),
+        ["token-classification"] = nameof(GPT2ForTokenClassification),
+    };
+
+    public override string? TaskOfArchitecture(string architecture) => architecture switch
+    {
+        "" or "GPT2LMHeadModel" or "GPT2Model" or "GPT2DoubleHeadsModel" => "causal-lm",   // no architectures: HF's LM
+        _ => base.TaskOfArchitecture(architecture),
+    };
+
+    public override bool IsConv1DWeight(string key) =>
+        key.EndsWith(".attn.c_attn.weight", StringComparison.Ordinal) || key.EndsWith(".attn.c_proj.weight", StringComparison.Ordinal) ||
+        key.EndsWith(".mlp.c_fc.weight", StringComparison.Ordinal) || key.EndsWith(".mlp.c_proj.weight", StringComparison.Ordinal) ||
+        key.EndsWith(".attn.q_attn.weight", StringComparison.Ordinal);
+
+    /// <summary>Old checkpoints hold the causal mask as buffers (attn.bias, attn.masked_bias): derived, skipped.</summary>
+    public override string? MapCheckpointKey(string key, IReadOnlySet<string> checkpointKeys) =>
+        key.EndsWith(".attn.bias", StringComparison.Ordinal) || key.EndsWith(".attn.masked_bias", StringComparison.Ordinal) ? null : key;
+
+    public override PreTrainedModel Build(JsonObject config, string source, string task) => Gpt2.NewHead(Gpt2Config.FromJson(config, source), task);
+
+    public override JsonObject PresetConfig(ModelPreset p, IDictionary<string, object>? overrides)
+    {
+        var json = new JsonObject
+        {
+            ["model_type"] = "gpt2", ["vocab_size"] = p.Vocab, ["n_positions"] = p.MaxPositions, ["n_embd"] = p.Hidden,
+            ["n_layer"] = p.Layers, ["n_head"] = p.Heads, ["n_inner"] = null, ["activation_function"] = "gelu_new",
+        };
+        HfConfig.ApplyOverrides(json, overrides, new Gpt2Config().ToJson().Select(k => k.Key), "GPT-2");
+        return json;
+    }
+
+    /// <summary>GPT2Model's count (its LM head is tied to wte, so GPT2LMHeadModel has the same count).</summary>
+    public override long CountParameters(ModelPreset p)
+    {
+        long c = p.Hidden, i = p.Inner, v = p.Vocab, n = p.MaxPositions, l = p.Layers;
+        long block = 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + 2 * c + (c * i + i) + (i * c + c);
+        return v * c + n * c + l * block + 2 * c;
+    }
+}
+
 // ───────────────────────────── heads ─────────────────────────────
 
 /// <summary>Causal LM: logits = hidden @ wte^T when tied (HF ties lm_head.weight to wte), else lm_head.</summary>
-public sealed class GPT2LMHeadModel : nn.Module
+public sealed class GPT2LMHeadModel : Gpt2
 {
     readonly GPT2Model transformer;
     readonly Linear? lm_head;
 
-    public GPT2LMHeadModel(Gpt2Config cfg) : base(nameof(GPT2LMHeadModel))
+    public GPT2LMHeadModel(Gpt2Config cfg) : base(nameof(GPT2LMHeadModel), cfg)
     {
         transformer = new GPT2Model(cfg);
         if (!cfg.tie_word_embeddings) lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, hasBias: false);
         RegisterComponents();
     }
 
+    public override string Task => "causal-lm";
     public GPT2Model Transformer => transformer;
 
     /// <summary>(B, T) ids → (B, T, V) logits; optionally with a KV cache and explicit positions.</summary>
@@ -347,7 +452,7 @@ public sealed class GPT2LMHeadModel : nn.Module
         return lm_head is null ? F.linear(hidden, transformer.TokenEmbedding) : lm_head.forward(hidden);
     }
 
-    public ModelOutput Forward(ModelBatch batch)
+    protected override ModelOutput Run(ModelBatch batch)
     {
         var logits = Logits(batch.InputIds, batch.AttentionMask);
         Tensor? loss = null;
@@ -365,27 +470,27 @@ public sealed class GPT2LMHeadModel : nn.Module
 }
 
 /// <summary>Sequence classification: score (no bias) on every position, then the last non-pad token's row (HF).</summary>
-public sealed class GPT2ForSequenceClassification : nn.Module
+public sealed class GPT2ForSequenceClassification : Gpt2
 {
     readonly GPT2Model transformer;
     readonly Linear score;
-    readonly Gpt2Config _cfg;
 
-    public GPT2ForSequenceClassification(Gpt2Config cfg) : base(nameof(GPT2ForSequenceClassification))
+    public GPT2ForSequenceClassification(Gpt2Config cfg) : base(nameof(GPT2ForSequenceClassification), cfg)
     {
-        _cfg = cfg;
         transformer = new GPT2Model(cfg);
         score = nn.Linear(cfg.n_embd, cfg.num_labels, hasBias: false);
         RegisterComponents();
     }
 
-    public ModelOutput Forward(ModelBatch batch)
+    public override string Task => "classification";
+
+    protected override ModelOutput Run(ModelBatch batch)
     {
         var ids = batch.InputIds;
         long b = ids.shape[0], t = ids.shape[1];
         var all = score.forward(transformer.Forward(ids, batch.AttentionMask));          // (B, T, C)
         Tensor last;
-        if (_cfg.pad_token_id is int pad)
+        if (Cfg.pad_token_id is int pad)
         {
             // HF: the rightmost position whose id is not the pad id (0 when all are pads).
             var notPad = ids.ne(pad).to(int64);
@@ -398,152 +503,31 @@ public sealed class GPT2ForSequenceClassification : nn.Module
         }
         long c = all.shape[2];
         var logits = all.gather(1, last.view(b, 1, 1).expand(b, 1, c)).squeeze(1);      // (B, C)
-        return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.SequenceClassification(logits, batch.Labels, _cfg.num_labels, _cfg.problem_type).Loss };
+        return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.SequenceClassification(logits, batch.Labels, Cfg.num_labels, Cfg.problem_type).Loss };
     }
 }
 
 /// <summary>Token classification: dropout then classifier (with bias) on every position; CE ignoring -100.</summary>
-public sealed class GPT2ForTokenClassification : nn.Module
+public sealed class GPT2ForTokenClassification : Gpt2
 {
     readonly GPT2Model transformer;
     readonly Dropout dropout;
     readonly Linear classifier;
-    readonly int _numLabels;
 
-    public GPT2ForTokenClassification(Gpt2Config cfg) : base(nameof(GPT2ForTokenClassification))
+    public GPT2ForTokenClassification(Gpt2Config cfg) : base(nameof(GPT2ForTokenClassification), cfg)
     {
-        _numLabels = cfg.num_labels;
         transformer = new GPT2Model(cfg);
         dropout = nn.Dropout(cfg.classifier_dropout ?? 0.1); // HF: classifier_dropout, else 0.1
         classifier = nn.Linear(cfg.n_embd, cfg.num_labels);
         RegisterComponents();
     }
 
-    public ModelOutput Forward(ModelBatch batch)
+    public override string Task => "token-classification";
+
+    protected override ModelOutput Run(ModelBatch batch)
     {
         var logits = classifier.forward(dropout.forward(transformer.Forward(batch.InputIds, batch.AttentionMask))); // (B, T, C)
-        Tensor? loss = batch.Labels is null ? null : F.cross_entropy(logits.view(-1, _numLabels), batch.Labels.view(-1), ignore_index: -100);
+        Tensor? loss = batch.Labels is null ? null : F.cross_entropy(logits.view(-1, Cfg.num_labels), batch.Labels.view(-1), ignore_index: -100);
         return new ModelOutput { Logits = logits, Loss = loss };
-    }
-}
-
-// ───────────────────────────── the task model: init, load, save ─────────────────────────────
-
-/// <summary>A GPT-2 body with one task head, as <see cref="ITaskModel"/>.</summary>
-public sealed class Gpt2 : ITaskModel
-{
-    /// <summary>HF architecture name of each task head.</summary>
-    public static readonly IReadOnlyDictionary<string, string> Architectures = new Dictionary<string, string>
-    {
-        ["causal-lm"] = "GPT2LMHeadModel",
-        ["classification"] = "GPT2ForSequenceClassification",
-        ["token-classification"] = "GPT2ForTokenClassification",
-    };
-
-    readonly Func<ModelBatch, ModelOutput> _forward;
-
-    public Gpt2Config Cfg { get; }
-    public string ModelType => "gpt2";
-    public string Task { get; }
-    public JsonObject Config => Cfg.ToJson(Architectures[Task]);
-    public nn.Module Module { get; }
-    /// <summary>The LM head module (causal-lm only), for generation.</summary>
-    public GPT2LMHeadModel? LMHead => Module as GPT2LMHeadModel;
-    /// <summary>What loading a checkpoint did (null for a fresh model).</summary>
-    public LoadReport? LoadReport { get; private set; }
-
-    /// <summary>A randomly initialised model (HF's _init_weights: N(0, initializer_range), c_proj scaled by
-    /// 1/sqrt(2 n_layer), LayerNorm 1/0, biases 0).</summary>
-    public Gpt2(Gpt2Config cfg, string task)
-    {
-        Cfg = cfg;
-        Task = task;
-        switch (task)
-        {
-            case "causal-lm": { var m = new GPT2LMHeadModel(cfg); Module = m; _forward = m.Forward; break; }
-            case "classification": { var m = new GPT2ForSequenceClassification(cfg); Module = m; _forward = m.Forward; break; }
-            case "token-classification": { var m = new GPT2ForTokenClassification(cfg); Module = m; _forward = m.Forward; break; }
-            default: throw new NotSupportedException($"GPT-2 has no '{task}' head (causal-lm, classification, token-classification)");
-        }
-        InitWeights();
-        Module.eval();
-    }
-
-    public ModelOutput Forward(ModelBatch batch) => _forward(batch);
-
-    void InitWeights()
-    {
-        using var _ = no_grad();
-        double std = Cfg.initializer_range, projStd = std / Math.Sqrt(2.0 * Cfg.n_layer);
-        foreach (var (name, p) in Module.named_parameters())
-        {
-            if (name.Contains(".ln_") || name.StartsWith("transformer.ln_f"))
-            { if (name.EndsWith(".weight")) p.fill_(1.0); else p.zero_(); }
-            else if (name.EndsWith(".bias")) p.zero_();
-            else if (name.EndsWith("c_proj.weight")) nn.init.normal_(p, 0, projStd);
-            else nn.init.normal_(p, 0, std);
-        }
-    }
-
-    /// <summary>HF's Conv1D weights, stored [in, out]; ours are Linear [out, in].</summary>
-    public static bool IsConv1DWeight(string key) =>
-        key.EndsWith(".attn.c_attn.weight") || key.EndsWith(".attn.c_proj.weight") ||
-        key.EndsWith(".mlp.c_fc.weight") || key.EndsWith(".mlp.c_proj.weight") || key.EndsWith(".attn.q_attn.weight");
-
-    /// <summary>Maps an HF state dict key/tensor onto ours: base-model checkpoints (keys without
-    /// "transformer.") are prefixed, Conv1D weights transposed, old causal-mask buffers and a tied
-    /// lm_head.weight skipped. Returns null for a key to skip silently.</summary>
-    (string, Tensor)? MapIn(string key, Tensor value)
-    {
-        if (key.EndsWith(".attn.bias") || key.EndsWith(".attn.masked_bias")) return null; // old buffers
-        if (key == "lm_head.weight" && Cfg.tie_word_embeddings) return null;             // tied to wte
-        if (!key.StartsWith("transformer.") && (key.StartsWith("h.") || key.StartsWith("wte.") || key.StartsWith("wpe.") || key.StartsWith("ln_f.")))
-            key = "transformer." + key;
-        if (IsConv1DWeight(key)) value = value.t();
-        return (key, value);
-    }
-
-    /// <summary>Loads an HF folder (config.json + safetensors or pytorch_model.bin) with a task head.
-    /// Task defaults to the folder's architecture; a head absent from the checkpoint is newly initialised.</summary>
-    public static Gpt2 FromPretrained(string folder, string? task = null, int? numLabels = null, IReadOnlyList<string>? labels = null)
-    {
-        var json = HfCheckpoint.LoadConfig(folder);
-        var cfg = Gpt2Config.FromJson(json);
-        task ??= TaskFromArchitectures(json) ?? "causal-lm";
-        if (numLabels != null || labels != null) cfg.SetLabels(numLabels ?? labels!.Count, labels);
-        var model = new Gpt2(cfg, task);
-        var sd = HfCheckpoint.LoadStateDict(folder);
-        try { model.LoadReport = HfCheckpoint.LoadInto(model.Module, sd, model.MapIn, folder,
-                allowShapeMismatch: k => k.StartsWith("score.") || k.StartsWith("classifier.")); }
-        finally { foreach (var t in sd.Values) t.Dispose(); }
-        return model;
-    }
-
-    static string? TaskFromArchitectures(JsonObject json)
-    {
-        string? arch = json["architectures"] is JsonArray a && a.Count > 0 ? a[0]!.GetValue<string>() : null;
-        return arch switch
-        {
-            null => null,
-            "GPT2LMHeadModel" or "GPT2Model" or "GPT2DoubleHeadsModel" => "causal-lm",
-            _ => Architectures.FirstOrDefault(kv => kv.Value == arch).Key,
-        };
-    }
-
-    /// <summary>The state dict in HF's layout: Conv1D weights back to [in, out], tied lm_head omitted (as HF saves).</summary>
-    public Dictionary<string, Tensor> HfStateDict()
-    {
-        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, p) in Module.state_dict())
-            result[name] = IsConv1DWeight(name) ? p.detach().t().contiguous() : p.detach();
-        return result;
-    }
-
-    public void SavePretrained(string directory)
-    {
-        Directory.CreateDirectory(directory);
-        using (var scope = NewDisposeScope())
-            SafeTensors.Save(Path.Combine(directory, "model.safetensors"), HfStateDict(), new Dictionary<string, string> { ["format"] = "pt" });
-        HfCheckpoint.WriteConfig(directory, Config);
     }
 }

@@ -14,12 +14,9 @@ public sealed record LoraConfig(int R, double Alpha, double Dropout, IReadOnlyLi
     public double Scaling => UseRsLora ? Alpha / Math.Sqrt(R) : Alpha / R;
 
     /// <summary>The family's usual targets when none are given (PEFT's defaults: gpt2 c_attn, bert query/value).</summary>
-    public static IReadOnlyList<string> DefaultTargets(string modelType) => modelType switch
-    {
-        "gpt2" => ["c_attn"],
-        "bert" => ["query", "value"],
-        _ => throw new ArgumentException($"no default LoRA target_modules for model type '{modelType}'; set strategy.lora.target_modules"),
-    };
+    public static IReadOnlyList<string> DefaultTargets(string modelType) =>
+        ModelFamilies.Find(modelType)?.LoraTargetModules
+        ?? throw new ArgumentException($"no default LoRA target_modules for model type '{modelType}'; set strategy.lora.target_modules");
 }
 
 /// <summary>A target layer with its low-rank update: y = base(x) + B(A(dropout(x))) · scaling.
@@ -127,6 +124,7 @@ public sealed class LoraModel : ITaskModel
     }
 
     public string ModelType => _inner.ModelType;
+    public ModelFamily? Family => _inner.Family;
     public string Task => _inner.Task;
     public JsonObject Config => _inner.Config;
     public nn.Module Module => _trainable;
@@ -194,7 +192,7 @@ public sealed class LoraModel : ITaskModel
             ["r"] = Lora.R, ["lora_alpha"] = Lora.Alpha, ["lora_dropout"] = Lora.Dropout,
             ["target_modules"] = new JsonArray(Lora.TargetModules.Select(t => (JsonNode)t).ToArray()),
             // HF GPT-2's targets are Conv1D (weights saved (in, out)) even though we hold them as Linear.
-            ["fan_in_fan_out"] = ModelType == "gpt2" || _layers.Values.First().FanInFanOut, ["bias"] = "none", ["use_rslora"] = Lora.UseRsLora,
+            ["fan_in_fan_out"] = (Family?.FanInFanOut ?? false) || _layers.Values.First().FanInFanOut, ["bias"] = "none", ["use_rslora"] = Lora.UseRsLora,
             ["modules_to_save"] = ModulesToSave.Count == 0 ? null : new JsonArray(ModulesToSave.Select(t => (JsonNode)t).ToArray()),
             ["init_lora_weights"] = true, ["inference_mode"] = true, ["use_dora"] = false,
         };

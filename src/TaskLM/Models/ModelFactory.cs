@@ -1,7 +1,5 @@
-// Builds an ITaskModel from an HF folder or a preset name, dispatching on config.json's model_type.
-using System.Text.Json;
-using System.Text.Json.Nodes;
-
+// Builds an ITaskModel from an HF folder or a preset name: the family comes from config.json's model_type
+// (or the preset's row) through the shared PreTrainedModel machinery.
 namespace TaskLM.Models;
 
 /// <summary>The one entry point that turns a folder or a preset name into a model of the right family.</summary>
@@ -9,61 +7,33 @@ public static class ModelFactory
 {
     /// <summary>Loads an HF model folder (config.json + weights) with a task head. <paramref name="task"/>
     /// defaults to the folder's own architecture; a head the checkpoint lacks is newly initialised (see
-    /// the family's LoadReport). <paramref name="numLabels"/>/<paramref name="labels"/> set the head's classes.</summary>
-    public static ITaskModel FromPretrained(string folder, string? task = null, int? numLabels = null, IReadOnlyList<string>? labels = null)
+    /// <see cref="PreTrainedModel.LoadReport"/>). <paramref name="numLabels"/>/<paramref name="labels"/> set the head's classes.</summary>
+    public static ITaskModel FromPretrained(string folder, string? task = null, int? numLabels = null, IReadOnlyList<string>? labels = null) =>
+        PreTrainedModel.FromPretrained(folder, task, numLabels, labels);
+
+    /// <summary>Loads an HF model folder for inference (logits, generate, evaluate, predict, serve): a checkpoint
+    /// that does not fill the body config.json describes (missing or unexpected body weights), or a head the
+    /// checkpoint lacks, is a <see cref="ModelWeightsException"/> naming the keys. <paramref name="allowNewHead"/>:
+    /// the base of a LoRA adapter, whose head comes with the adapter.</summary>
+    public static PreTrainedModel ForInference(string folder, string? task = null, bool allowNewHead = false)
     {
-        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"model folder '{folder}' does not exist");
-        var cfg = HfCheckpoint.LoadConfig(folder);
-        string type = cfg["model_type"]?.GetValue<string>() ?? throw new InvalidDataException($"{Path.Combine(folder, "config.json")}: no \"model_type\"");
-        switch (type)
-        {
-            case "gpt2":
-                return Gpt2.FromPretrained(folder, task, numLabels, labels);
-            case "bert":
-                return Bert.FromPretrained(folder, task, numLabels, labels);
-            default:
-                throw new NotSupportedException($"{Path.Combine(folder, "config.json")}: model_type '{type}' is not supported (gpt2, bert)");
-        }
+        var m = PreTrainedModel.FromPretrained(folder, task);
+        m.LoadReport!.EnsureUsableForInference(allowNewHead);
+        return m;
     }
 
     /// <summary>A randomly initialised model of a preset shape (see <see cref="ModelPresets"/>), with
     /// config.json keys overridden (e.g. n_layer, n_embd, vocab_size, num_labels; "labels" = class names).
     /// Unknown keys fail with the closest known key suggested. Seed torch before calling for a reproducible init.</summary>
-    public static ITaskModel FromPreset(string name, string task, IDictionary<string, object>? overrides = null)
-    {
-        var preset = ModelPresets.Get(name);
-        var json = preset.ToConfigJson();
-        switch (preset.ModelType)
-        {
-            case "gpt2":
-            {
-                var known = new Gpt2Config().ToJson();
-                IReadOnlyList<string>? labels = null;
-                int? numLabels = null;
-                foreach (var (key, value) in overrides ?? new Dictionary<string, object>())
-                {
-                    if (key == "labels") { labels = ToStrings(value, key); continue; }
-                    if (key == "num_labels") { numLabels = Convert.ToInt32(value); continue; }
-                    if (!known.ContainsKey(key))
-                        throw new ArgumentException($"unknown GPT-2 config key '{key}'{ModelPresets.Suggest(key, known.Select(k => k.Key).Append("labels").Append("num_labels"))}");
-                    json[key] = value is JsonNode node ? node.DeepClone() : JsonSerializer.SerializeToNode(value);
-                }
-                var cfg = Gpt2Config.FromJson(json);
-                if (numLabels != null || labels != null) cfg.SetLabels(numLabels ?? labels!.Count, labels);
-                return new Gpt2(cfg, task);
-            }
-            case "bert":
-                return Bert.FromPreset(name, task, overrides);
-            default:
-                throw new NotSupportedException($"preset '{name}': model_type '{preset.ModelType}' is not supported");
-        }
-    }
+    public static ITaskModel FromPreset(string name, string task, IDictionary<string, object>? overrides = null) =>
+        PreTrainedModel.FromPreset(name, task, overrides);
 
-    static IReadOnlyList<string> ToStrings(object value, string key) => value switch
-    {
-        IEnumerable<string> s => s.ToList(),
-        JsonArray a => a.Select(x => x!.GetValue<string>()).ToList(),
-        System.Collections.IEnumerable e when value is not string => e.Cast<object>().Select(x => x.ToString() ?? "").ToList(),
-        _ => throw new ArgumentException($"override '{key}' must be a list of class names"),
-    };
+    /// <summary>The tokenizer a model init speaks when a recipe names none: a folder's own tokenizer files, else
+    /// the preset family's default (GPT-2's vocabulary), else none (pre-tokenized data only).</summary>
+    public static string? DefaultTokenizerSource(string init) =>
+        Directory.Exists(init) ? (HasTokenizerFiles(init) ? init : null) : ModelPresets.Get(init).Family.DefaultTokenizer;
+
+    /// <summary>True when a folder holds tokenizer files (tokenizer.json or a vocabulary).</summary>
+    public static bool HasTokenizerFiles(string folder) =>
+        File.Exists(Path.Combine(folder, "tokenizer.json")) || Directory.EnumerateFiles(folder, "*vocab*").Any();
 }

@@ -1,4 +1,4 @@
-// Named model shapes (published GPT-2 and BERT sizes plus small CPU ones) and their cost in parameters, memory and FLOPs.
+// The one preset table: named model shapes (published GPT-2 and BERT sizes plus small CPU ones) and their cost in parameters, memory and FLOPs.
 using System.Text.Json.Nodes;
 
 namespace TaskLM.Models;
@@ -9,23 +9,11 @@ public sealed record ModelPreset(string Name, string ModelType, int Layers, int 
 {
     public int Inner => 4 * Hidden;
 
-    /// <summary>Parameter count of the body as HF builds it: GPT2Model (its LM head is tied to wte, so
-    /// GPT2LMHeadModel has the same count); BertModel with its pooler.</summary>
-    public long Parameters
-    {
-        get
-        {
-            long c = Hidden, i = Inner, v = Vocab, p = MaxPositions, l = Layers;
-            if (ModelType == "gpt2")
-            {
-                long block = 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + 2 * c + (c * i + i) + (i * c + c);
-                return v * c + p * c + l * block + 2 * c;
-            }
-            long embeddings = v * c + p * c + 2 * c + 2 * c;                               // word, position, token type (2), LayerNorm
-            long layer = 4 * (c * c + c) + 2 * c + (c * i + i) + (i * c + c) + 2 * c;
-            return embeddings + l * layer + (c * c + c);                                   // + pooler
-        }
-    }
+    /// <summary>The family that builds this shape (from <see cref="ModelType"/>).</summary>
+    public ModelFamily Family => ModelFamilies.Get(ModelType, $"preset {Name}");
+
+    /// <summary>Parameter count of the body as HF builds it (the family counts: GPT2Model, BertModel with its pooler).</summary>
+    public long Parameters => Family.CountParameters(this);
 
     /// <summary>Context length the FLOP estimate assumes.</summary>
     public int Context => MaxPositions;
@@ -42,19 +30,8 @@ public sealed record ModelPreset(string Name, string ModelType, int Layers, int 
     /// activations not included (they scale with batch x sequence).</summary>
     public long AdamWTrainingBytes => 16 * Parameters;
 
-    /// <summary>config.json content for this shape (HF key names).</summary>
-    public JsonObject ToConfigJson() => ModelType == "gpt2"
-        ? new JsonObject
-        {
-            ["model_type"] = "gpt2", ["vocab_size"] = Vocab, ["n_positions"] = MaxPositions, ["n_embd"] = Hidden,
-            ["n_layer"] = Layers, ["n_head"] = Heads, ["n_inner"] = null, ["activation_function"] = "gelu_new",
-        }
-        : new JsonObject
-        {
-            ["model_type"] = "bert", ["vocab_size"] = Vocab, ["hidden_size"] = Hidden, ["num_hidden_layers"] = Layers,
-            ["num_attention_heads"] = Heads, ["intermediate_size"] = Inner, ["max_position_embeddings"] = MaxPositions,
-            ["type_vocab_size"] = 2, ["hidden_act"] = "gelu",
-        };
+    /// <summary>config.json content for this shape (HF key names), as the family writes it.</summary>
+    public JsonObject ToConfigJson() => Family.PresetConfig(this, null);
 }
 
 /// <summary>The preset table shared by both families and `tasklm models`.</summary>

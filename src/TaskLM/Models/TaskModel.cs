@@ -39,6 +39,10 @@ public interface ITaskModel
     /// <summary>HF model_type: "gpt2" or "bert".</summary>
     string ModelType { get; }
 
+    /// <summary>The family's declared facts (body prefix, layer names, embeddings, LoRA targets); null for a
+    /// model outside the registered families (a test stand-in).</summary>
+    ModelFamily? Family => ModelFamilies.Find(ModelType);
+
     /// <summary>Head: causal-lm, masked-lm, classification, token-classification, question-answering.</summary>
     string Task { get; }
 

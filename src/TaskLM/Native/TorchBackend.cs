@@ -103,6 +103,21 @@ public static class TorchBackend
             torch.get_num_threads(), Environment.ProcessorCount);
     }
 
+    /// <summary>A linear layer's forward and backward pass; returns the gradient norm (finite when the
+    /// native library and its dependencies resolved every symbol they needed).</summary>
+    public static double ForwardBackwardCheck(Device device)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(0);
+        var lin = nn.Linear(16, 4).to(device);
+        var x = randn(8, 16, device: device);
+        var loss = nn.functional.cross_entropy(lin.call(x), arange(8, device: device) % 4);
+        loss.backward();
+        double norm = lin.weight!.grad!.norm().item<float>();
+        if (!double.IsFinite(norm) || norm == 0) throw new InvalidOperationException($"forward/backward check failed: grad norm {norm}");
+        return norm;
+    }
+
     /// <summary>Measures fp32 matmul throughput (GFLOP/s, median of several runs) of an n x n product on
     /// the device: the practical ceiling for training speed on this machine.</summary>
     public static double MeasureMatmulGflops(Device device, int n = 1024, int repeats = 7)

@@ -50,7 +50,7 @@ public sealed class AdamW : IDisposable
     {
         var norms = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, module) in model.named_modules())
-            if (module is LayerNorm)
+            if (TaskLM.Models.ModelFamilies.IsNormModule(module))   // each family declares its norm types
                 foreach (var (pn, _) in module.named_parameters(recurse: false))
                     norms.Add(name.Length == 0 ? pn : $"{name}.{pn}");
         var dn = new List<string>(); var dp = new List<Parameter>();

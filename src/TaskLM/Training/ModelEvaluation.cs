@@ -55,8 +55,8 @@ public static class ModelEvaluation
         o.Say($"model: {modelDir} ({modelTask})");
 
         ITaskModel model = File.Exists(Path.Combine(modelDir, "adapter_config.json"))
-            ? LoraModel.FromAdapter(ModelFactory.FromPretrained(recipe.Model.Init, modelTask), modelDir)
-            : ModelFactory.FromPretrained(modelDir, modelTask);
+            ? LoraModel.FromAdapter(ModelFactory.ForInference(recipe.Model.Init, modelTask, allowNewHead: true), modelDir)
+            : ModelFactory.ForInference(modelDir, modelTask);   // refuses weights that do not fill the model (issue 11)
         model.Module.to(o.Device);
         model.Module.eval();
         IReadOnlyList<string>? labels = model.Config["id2label"] is JsonObject id2

@@ -1,5 +1,4 @@
 // What trains: freezing (embeddings, bottom N layers, all but the head) and gradual unfreezing, by HF parameter names.
-using System.Text.RegularExpressions;
 using TaskLM.Models;
 
 namespace TaskLM.Training;
@@ -8,16 +7,15 @@ namespace TaskLM.Training;
 /// (everything outside the body, "transformer." for GPT-2 and "bert." for BERT).</summary>
 public static partial class Strategies
 {
-    [GeneratedRegex(@"(?:^|\.)(?:h|layer)\.(\d+)\.")]
-    private static partial Regex LayerIndex();
+    // The family answers (its layer-name pattern, embedding modules, base-model prefix).
+    static ModelFamily FamilyOf(ITaskModel m) => m.Family ?? throw new NotSupportedException($"model type '{m.ModelType}' is not a registered family");
 
     /// <summary>Transformer layer index of a parameter name, or -1.</summary>
-    public static int LayerOf(string name) => LayerIndex().Match(name) is { Success: true } m ? int.Parse(m.Groups[1].Value) : -1;
+    public static int LayerOf(ITaskModel m, string name) => FamilyOf(m).LayerOf(name);
 
-    public static bool IsEmbedding(string name) => name.Contains(".wte.") || name.Contains(".wpe.") || name.Contains(".embeddings.") || name.StartsWith("wte.", StringComparison.Ordinal);
+    public static bool IsEmbedding(ITaskModel m, string name) => FamilyOf(m).IsEmbedding(name);
 
-    public static bool IsHead(ITaskModel m, string name) =>
-        !name.StartsWith(m.ModelType == "bert" ? "bert." : "transformer.", StringComparison.Ordinal);
+    public static bool IsHead(ITaskModel m, string name) => FamilyOf(m).IsHead(name);
 
     /// <summary>Sets requires_grad for method "freeze". Returns a description for the run log.</summary>
     public static string ApplyFreeze(ITaskModel m, FreezeSection f)
@@ -25,9 +23,9 @@ public static partial class Strategies
         int frozen = 0;
         foreach (var (name, p) in m.Module.named_parameters())
         {
-            bool freeze = (f.AllButHead && !IsHead(m, name)) || (f.Embeddings && IsEmbedding(name)) || (LayerOf(name) is int l && l >= 0 && l < f.Layers);
-            // GPT-2's LM head is tied to wte: all_but_head still trains it (it is the head).
-            if (freeze && !(f.AllButHead && name.EndsWith("wte.weight", StringComparison.Ordinal) && m.Task is "causal-lm" or "generation" && !f.Embeddings)) { p.requires_grad = false; frozen++; }
+            bool freeze = (f.AllButHead && !IsHead(m, name)) || (f.Embeddings && IsEmbedding(m, name)) || (LayerOf(m, name) is int l && l >= 0 && l < f.Layers);
+            // A causal LM's head is tied to the input embedding: all_but_head still trains it (it is the head).
+            if (freeze && !(f.AllButHead && name == FamilyOf(m).InputEmbeddingKey && m.Task is "causal-lm" or "generation" && !f.Embeddings)) { p.requires_grad = false; frozen++; }
         }
         return $"froze {frozen} parameter tensors (embeddings: {f.Embeddings}, bottom layers: {f.Layers}, all but head: {f.AllButHead})";
     }
@@ -42,8 +40,8 @@ public static partial class Strategies
         public GradualUnfreezing(ITaskModel m, int every)
         {
             _m = m; _every = every;
-            _layers = m.Module.named_parameters().Select(p => LayerOf(p.name)).DefaultIfEmpty(-1).Max() + 1;
-            foreach (var (name, p) in m.Module.named_parameters()) p.requires_grad = IsHead(m, name) && !IsEmbedding(name);
+            _layers = m.Module.named_parameters().Select(p => LayerOf(m, p.name)).DefaultIfEmpty(-1).Max() + 1;
+            foreach (var (name, p) in m.Module.named_parameters()) p.requires_grad = IsHead(m, name) && !IsEmbedding(m, name);
         }
 
         public void OnTrainBegin(Trainer t) => Apply(t.State.Epoch / _every);   // resume: restore the epoch's stage
@@ -58,11 +56,11 @@ public static partial class Strategies
             Unfrozen = stages;
             foreach (var (name, p) in _m.Module.named_parameters())
             {
-                int l = LayerOf(name);
-                bool on = IsHead(_m, name) && !IsEmbedding(name)
+                int l = LayerOf(_m, name);
+                bool on = IsHead(_m, name) && !IsEmbedding(_m, name)
                     || (l >= 0 && l >= _layers - stages)
                     || (stages > _layers && !IsHead(_m, name))
-                    || (stages > _layers && IsEmbedding(name));
+                    || (stages > _layers && IsEmbedding(_m, name));
                 p.requires_grad = on;
             }
         }

@@ -52,7 +52,12 @@ public static class TrainingRun
         bool lora = r.Strategy.Method == "lora";
         ITaskModel model;
         string init = resumeDir != null && !lora ? resumeDir : r.Model.Init;
-        if (Directory.Exists(init)) model = ModelFactory.FromPretrained(init, modelTask, labels?.Count, labels);
+        if (Directory.Exists(init))
+        {
+            model = ModelFactory.FromPretrained(init, modelTask, labels?.Count, labels);
+            // HF's load report: a new head is normal when fine-tuning, and said so; so are unused weights.
+            if (model is PreTrainedModel { LoadReport: { } report }) foreach (var line in report.ToString().Split(Environment.NewLine)) o.Say(line);
+        }
         else
         {
             var ov = new Dictionary<string, object>();
@@ -120,12 +125,9 @@ public static class TrainingRun
 
     /// <summary>The tokenizer a model init speaks when the recipe names none: the folder's own tokenizer files,
     /// else GPT-2's vocabulary for a GPT-2 preset, else none (pre-tokenized data only).</summary>
-    internal static string? DefaultTokenizerSource(string init) =>
-        Directory.Exists(init) ? (HasTokenizerFiles(init) ? init : null)
-        : ModelPresets.Get(init).ModelType == "gpt2" ? "gpt2" : null;
+    internal static string? DefaultTokenizerSource(string init) => ModelFactory.DefaultTokenizerSource(init);
 
-    internal static bool HasTokenizerFiles(string folder) =>
-        File.Exists(Path.Combine(folder, "tokenizer.json")) || Directory.EnumerateFiles(folder, "*vocab*").Any();
+    internal static bool HasTokenizerFiles(string folder) => ModelFactory.HasTokenizerFiles(folder);
 
     /// <summary>Scores the test split with best/ (or the final model when there is none) and writes eval.json
     /// ({"task", "split": "test", "n", "metrics"}).</summary>

@@ -38,7 +38,7 @@ public class BrownPosTests
         var dir = Path.Combine(Path.GetTempPath(), "tasklm-brown-pos-" + Guid.NewGuid().ToString("N"));
         try
         {
-            var r = CliRunner.Run(["data", "brown-pos", "--out-dir", dir, "--data-dir", Catalog.DataDir, "--json"]);
+            var r = CliRunner.Run(["data", "brown-pos", "--out", dir, "--data-dir", Catalog.DataDir, "--json"]);
             Assert.True(r.ExitCode == 0, r.Stderr);
             var splits = JsonNode.Parse(r.Stdout)!["splits"]!.AsArray();
             Assert.Equal(["train", "validation", "test"], splits.Select(s => s!["name"]!.GetValue<string>()));

@@ -100,12 +100,12 @@ public class CorpusTests
     }
 
     [Fact]
-    public void Cli_data_list_shows_the_four_corpora_with_their_rows()
+    public void Cli_data_list_shows_the_six_corpora_with_their_rows()
     {
         var r = CliRunner.Run("data", "list", "--json");
         Assert.True(r.ExitCode == 0, r.Stderr);
         var corpora = JsonNode.Parse(r.Stdout)!["corpora"]!.AsArray();
-        Assert.Equal(["spam-assassin:6046", "brown:500", "sotu:233", "moby-dick:139"],
+        Assert.Equal(["spam-assassin:6046", "brown:500", "sotu:233", "moby-dick:139", "kjv:1189", "wordnet:117659"],
             corpora.Select(c => $"{c!["name"]}:{c["rows"]}"));
         Assert.All(corpora, c => Assert.True(c!["bytes"]!.GetValue<long>() > 100_000));
         var table = CliRunner.Run("data", "list");

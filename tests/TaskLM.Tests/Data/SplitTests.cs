@@ -86,7 +86,7 @@ public class SplitTests
             File.WriteAllLines(input, Labelled(("ham", 150), ("spam", 50)).Select(r => r.Fields.ToJsonString()));
             string[] Run(string outDir, string seed)
             {
-                var res = CliRunner.Run("data", "split", input, "--out-dir", outDir, "--ratios", "0.8,0.1,0.1", "--stratify", "label", "--seed", seed, "--group-near-duplicates");
+                var res = CliRunner.Run("data", "split", input, "--out", outDir, "--ratios", "0.8,0.1,0.1", "--stratify", "label", "--seed", seed, "--group-near-duplicates");
                 Assert.True(res.ExitCode == 0, res.Stderr + res.Stdout);
                 return ["train.jsonl", "validation.jsonl", "test.jsonl", "manifest.json"];
             }

@@ -45,7 +45,7 @@ public class EvaluateCommandTests
         try
         {
             string data = WriteData(dir), outDir = Path.Combine(dir, "out");
-            var r = CliRunner.Run("evaluate", "--model", Fixture("gpt2-cls"), "--data", data, "--out", outDir, "--json", "--device", "cpu", "--threads", "1");
+            var r = CliRunner.Run("evaluate", Fixture("gpt2-cls"), data, "--out", outDir, "--json", "--device", "cpu", "--threads", "1");
             Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
             var (acc, loss) = Reference();
             var json = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "eval.json")))!;
@@ -73,13 +73,13 @@ public class EvaluateCommandTests
             foreach (var f in Directory.GetFiles(Fixture("gpt2-cls"))) File.Copy(f, Path.Combine(best, Path.GetFileName(f)));
             var recipe = RecipeLoader.Parse($"task: classification\nmodel: {{init: gpt2-tiny}}\ndata: {{train: '{data}'}}\noutput_dir: '{run}'\n");
             File.WriteAllText(Path.Combine(run, "recipe.resolved.yaml"), RecipeLoader.ToYaml(recipe));
-            var r = CliRunner.Run("evaluate", "--model", run, "--data", data, "--device", "cpu", "--threads", "1");
+            var r = CliRunner.Run("evaluate", run, data, "--device", "cpu", "--threads", "1");
             Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
             var json = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval.json")))!;
             Assert.Equal(Reference().accuracy, json["metrics"]!["accuracy"]!.GetValue<double>(), 9);
             Assert.Contains("accuracy", r.Stdout);
 
-            var missing = CliRunner.Run("evaluate", "--model", Path.Combine(dir, "nothing-here"), "--data", data);
+            var missing = CliRunner.Run("evaluate", Path.Combine(dir, "nothing-here"), data);
             Assert.Equal(1, missing.ExitCode);
             Assert.Contains("neither a run folder", missing.Stderr);
         }

@@ -15,7 +15,7 @@ public class Gpt2CliTests
         {
             string input = Path.Combine(dir, "in.json"), output = Path.Combine(dir, "out.json");
             File.WriteAllText(input, new JsonObject { ["input_ids"] = exp["input_ids"]!.DeepClone(), ["attention_mask"] = exp["attention_mask"]!.DeepClone() }.ToJsonString());
-            var r = CliRunner.Run("logits", "--model", Gpt2Tests.Fixture("gpt2-cls"), "--input", input, "--output", output, "--device", "cpu", "--threads", "1");
+            var r = CliRunner.Run("logits", Gpt2Tests.Fixture("gpt2-cls"), input, "--out", output, "--device", "cpu", "--threads", "1");
             Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
             var logits = JsonNode.Parse(File.ReadAllText(output))!["logits"]!;
             Assert.Equal(3, logits.AsArray().Count);
@@ -24,7 +24,7 @@ public class Gpt2CliTests
 
             // Bad input names the file and the key.
             File.WriteAllText(input, "{\"ids\": [[1, 2]]}");
-            var bad = CliRunner.Run("logits", "--model", Gpt2Tests.Fixture("gpt2-cls"), "--input", input, "--output", output);
+            var bad = CliRunner.Run("logits", Gpt2Tests.Fixture("gpt2-cls"), input, "--out", output);
             Assert.Equal(1, bad.ExitCode);
             Assert.Contains("input_ids", bad.Stderr);
             Assert.Contains("in.json", bad.Stderr);
@@ -38,7 +38,7 @@ public class Gpt2CliTests
         var exp = Gpt2Tests.Expected("gpt2-tiny");
         var prompt = Gpt2Tests.Flat(exp["prompt"]![0]!).Select(x => (int)x).ToArray();
         var greedy = Gpt2Tests.Flat(exp["greedy"]![0]!).Select(x => (int)x).ToArray();
-        var r = CliRunner.Run("generate", "--model", Gpt2Tests.Fixture("gpt2-tiny"), "--prompt-ids", string.Join(",", prompt),
+        var r = CliRunner.Run("generate", Gpt2Tests.Fixture("gpt2-tiny"), "--prompt-ids", string.Join(",", prompt),
             "--max-new-tokens", (greedy.Length - prompt.Length).ToString(), "--greedy", "--json", "--device", "cpu", "--threads", "1");
         Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
         var ids = JsonNode.Parse(r.Stdout)!["ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
@@ -50,7 +50,7 @@ public class Gpt2CliTests
     {
         // HF's prompt ids [464, 2068, 7586, 21831] are GPT-2's encoding of "The quick brown fox".
         var greedy = Gpt2Tests.Flat(Gpt2Tests.Expected("gpt2-tiny")["greedy"]![0]!).Select(x => (int)x).ToArray();
-        var r = CliRunner.Run("generate", "--model", Gpt2Tests.Fixture("gpt2-tiny"), "--tokenizer", "gpt2", "--prompt", "The quick brown fox",
+        var r = CliRunner.Run("generate", Gpt2Tests.Fixture("gpt2-tiny"), "--tokenizer", "gpt2", "--prompt", "The quick brown fox",
             "--max-new-tokens", "12", "--greedy", "--json", "--device", "cpu", "--threads", "1");
         Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
         var json = JsonNode.Parse(r.Stdout)!;

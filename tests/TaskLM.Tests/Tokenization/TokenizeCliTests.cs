@@ -34,7 +34,7 @@ public class TokenizeCliTests
         var dir = Directory.CreateTempSubdirectory("tasklm-cli-tok").FullName;
         var corpus = Path.Combine(dir, "corpus.txt");
         File.WriteAllLines(corpus, TrainerTests.MobyLines.Value.Take(300));
-        var t = CliRunner.Run("tokenizer", "train", "--kind", "wordpiece", "--input", corpus, "--vocab-size", "600", "--output", Path.Combine(dir, "wp"), "--json");
+        var t = CliRunner.Run("tokenizer", "train", "--kind", "wordpiece", corpus, "--vocab-size", "600", "--out", Path.Combine(dir, "wp"), "--json");
         Assert.True(t.ExitCode == 0, t.Stderr);
         var wp = TokenizerLoader.Load(Path.Combine(dir, "wp"));
         Assert.Equal(600, wp.VocabSize);
@@ -42,7 +42,7 @@ public class TokenizeCliTests
 
         var jsonl = Path.Combine(dir, "docs.jsonl");
         File.WriteAllLines(jsonl, ["{\"text\": \"Call me Ishmael.\"}", "{\"text\": \"Some years ago, never mind how long precisely.\"}"]);
-        var e = CliRunner.Run("data", "encode", "--tokenizer", Path.Combine(dir, "wp"), "--input", jsonl, "--output", Path.Combine(dir, "docs.tok"), "--json");
+        var e = CliRunner.Run("data", "encode", "--tokenizer", Path.Combine(dir, "wp"), jsonl, "--out", Path.Combine(dir, "docs.tok"), "--json");
         Assert.True(e.ExitCode == 0, e.Stderr);
         Assert.Equal(2, JsonNode.Parse(e.Stdout)!["documents"]!.GetValue<int>());
         using var r = new TokenFileReader(Path.Combine(dir, "docs.tok"));
@@ -51,7 +51,7 @@ public class TokenizeCliTests
 
         var broken = Path.Combine(dir, "broken.jsonl");
         File.WriteAllLines(broken, ["{\"text\": \"ok\"}", "{not json"]);
-        var b = CliRunner.Run("data", "encode", "--input", broken, "--output", Path.Combine(dir, "broken.tok"));
+        var b = CliRunner.Run("data", "encode", broken, "--out", Path.Combine(dir, "broken.tok"));
         Assert.Equal(1, b.ExitCode);
         Assert.Contains("broken.jsonl:2", b.Stderr);
         Assert.False(File.Exists(Path.Combine(dir, "broken.tok")));

@@ -1,0 +1,62 @@
+// `tasklm export`: a run, LoRA adapter or HF folder → a self-contained HF folder (--format hf) or an ONNX folder (--format onnx).
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using TaskLM.Export;
+using TaskLM.Onnx;
+
+namespace TaskLM.Cli.Commands;
+
+public static class ExportCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "A run folder (best/, else the newest checkpoint), a LoRA adapter folder or a Hugging Face model folder", Required = true };
+        var format = new Option<string>("--format") { Description = "hf: HF folder with LoRA merged and tokenizer files; onnx: model.onnx (opset 17) beside config.json and tokenizer files", Required = true };
+        format.AcceptOnlyFromAmong("hf", "onnx");
+        var outDir = new Option<string>("--out") { Description = "Folder to write (created; files already there with the same names are replaced)", Required = true };
+        var baseModel = new Option<string?>("--base") { Description = "Base HF folder of a LoRA adapter (default: the run's model.init or adapter_config.json's base_model_name_or_path)" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder or \"gpt2\" to ship with the model (default: the run's or the model folder's)" };
+        var json = Global.JsonOption();
+        var cmd = new Command("export", "Export a trained model as a Hugging Face folder or as ONNX (GPT-2 with past key/values under HF optimum's names)");
+        foreach (var o in new Option[] { model, format, outDir, baseModel, tokenizer, json }) cmd.Options.Add(o);
+        cmd.SetAction(p =>
+        {
+            Global.StartTorch(p);
+            string fmt = p.GetValue(format)!, output = p.GetValue(outDir)!;
+            var src = HfExport.Resolve(p.GetValue(model)!, p.GetValue(baseModel), p.GetValue(tokenizer));
+            // Never write over what is being exported (a run, the adapter or its base): export into a new folder.
+            string full = Path.GetFullPath(output).TrimEnd(Path.DirectorySeparatorChar);
+            foreach (var taken in new[] { p.GetValue(model)!, src.ModelDir, src.BaseModel }.OfType<string>())
+                if (string.Equals(Path.GetFullPath(taken).TrimEnd(Path.DirectorySeparatorChar), full, StringComparison.Ordinal))
+                    throw new ArgumentException($"--out '{output}' is the model being exported ({taken}); export into a new folder");
+            if (Directory.Exists(output) && File.Exists(Path.Combine(output, "recipe.resolved.yaml")))
+                throw new ArgumentException($"--out '{output}' is a run folder; export into a new folder");
+            string task;
+            if (fmt == "hf")
+                task = HfExport.Export(src, output).Task;
+            else
+            {
+                // TaskLM loads (and merges) the model, writes its HF weights, and the graph is built from those.
+                string staging = Path.Combine(output, ".hf-staging");
+                try
+                {
+                    task = HfExport.Export(src, staging).Task;
+                    OnnxExport.Export(staging, output, task);
+                }
+                finally { if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true); }
+            }
+            var files = Directory.GetFiles(output).Select(Path.GetFileName).OrderBy(f => f, StringComparer.Ordinal).ToList();
+            if (p.GetValue(json))
+                Console.WriteLine(new JsonObject
+                {
+                    ["format"] = fmt, ["task"] = task, ["out"] = output, ["source"] = src.ModelDir, ["base"] = src.BaseModel,
+                    ["files"] = new JsonArray(files.Select(f => (JsonNode)f!).ToArray()),
+                }.ToJsonString());
+            else
+                AnsiConsole.MarkupLine($"exported {Markup.Escape(task)} model as [bold]{fmt}[/] to [bold]{Markup.Escape(output)}[/]: {Markup.Escape(string.Join(", ", files))}");
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,44 @@
+// `tasklm export --format onnx`: an HF model folder → model.onnx beside its config.json and tokenizer files.
+using Google.Protobuf;
+
+namespace TaskLM.Onnx;
+
+/// <summary>Writes an HF model folder (config.json + safetensors) as an ONNX folder: <c>model.onnx</c>, the
+/// config.json, and the tokenizer and generation files copied, the layout HF optimum's exports have.</summary>
+public static class OnnxExport
+{
+    /// <summary>Files copied beside model.onnx when the source folder has them.</summary>
+    public static readonly string[] SideFiles =
+    [
+        "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json",
+    ];
+
+    /// <summary>Exports <paramref name="hfFolder"/> to <paramref name="outDir"/> and returns the path of model.onnx.
+    /// <paramref name="task"/> defaults to the head config.json's architectures names. The model file is written to
+    /// a temporary name and renamed, so a failed export never leaves a model.onnx that looks complete.</summary>
+    public static string Export(string hfFolder, string outDir, string? task = null)
+    {
+        var cfg = HfConfig.Load(hfFolder);
+        var weights = HfWeights.Load(hfFolder);
+        task ??= cfg.Task;
+        var model = cfg.ModelType switch
+        {
+            "gpt2" => Gpt2Onnx.Build(cfg, weights, task),
+            "bert" => BertOnnx.Build(cfg, weights, task),
+            var t => throw new NotSupportedException($"{cfg.Source}: model_type '{t}' has no ONNX export (gpt2, bert)"),
+        };
+        if (model.CalculateSize() > int.MaxValue - 1024)
+            throw new NotSupportedException($"{hfFolder}: the model is larger than 2 GB, protobuf's limit for one ONNX file (external data is not supported)");
+        Directory.CreateDirectory(outDir);
+        foreach (var f in SideFiles)
+        {
+            string src = Path.Combine(hfFolder, f), dst = Path.Combine(outDir, f);
+            if (File.Exists(src) && Path.GetFullPath(src) != Path.GetFullPath(dst)) File.Copy(src, dst, overwrite: true);
+        }
+        string path = Path.Combine(outDir, "model.onnx"), tmp = path + ".tmp";
+        using (var fs = File.Create(tmp)) model.WriteTo(fs);
+        File.Move(tmp, path, overwrite: true);
+        return path;
+    }
+}
