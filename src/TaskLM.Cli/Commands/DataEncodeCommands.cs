@@ -13,13 +13,15 @@ public static class DataEncodeCommands
     {
         var tokenizer = new Option<string>("--tokenizer") { Description = "A tokenizer folder or \"gpt2\"", DefaultValueFactory = _ => "gpt2" };
         var cmd = new Command("encode", "Encode a corpus into a token file (uint16/uint32 ids, document index), on all cores");
-        var input = new Global.InputFiles(cmd, ".txt / .jsonl files or folders of them");
+        var input = new Global.InputFiles(cmd, ".txt, .jsonl, .csv, .tsv, .parquet files (or .gz of them) or folders of them");
         var output = Global.OutOption("Token file to write (e.g. data/train.tok)", legacy: "--output").AddTo(cmd);
         var split = new Option<string>("--doc-split") { Description = "How .txt files become documents: file, line or blank (blank-line-separated)", DefaultValueFactory = _ => "file" };
         var column = Global.TextColumnOption();
         var noEos = new Option<bool>("--no-eos") { Description = "Do not append the end-of-sequence id after each document" };
+        var encoding = new Option<string?>("--encoding") { Description = "Text encoding of .txt/.csv input (default utf-8; bytes that do not decode are an error)" };
+        var allowEmpty = new Option<bool>("--allow-empty") { Description = "Write an empty token file when the input holds no documents (default: an error)" };
         var json = Global.JsonOption();
-        foreach (var o in new Option[] { tokenizer, split, column, noEos, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { tokenizer, split, column, noEos, encoding, allowEmpty, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var docSplit = p.GetValue(split)!.ToLowerInvariant() switch
@@ -34,7 +36,7 @@ public static class DataEncodeCommands
             var sw = Stopwatch.StartNew();
             (long Tokens, int Documents, long Chars) r = default;
             void Run(IProgress<long>? progress) =>
-                r = TokenFileEncoder.Encode(tok, TextSources.Documents(files, docSplit, p.GetValue(column) ?? "text"), output.Read(p)!,
+                r = TokenFileEncoder.Encode(tok, TextSources.Documents(files, docSplit, p.GetValue(column) ?? "text", p.GetValue(encoding), p.GetValue(allowEmpty)), output.Read(p)!,
                     !p.GetValue(noEos), threads, progress);
             if (p.GetValue(json)) Run(null);
             else

@@ -76,11 +76,12 @@ public static class DataIngestCommands
             ("prompt", new("--prompt-column") { Description = "Column for `prompt` (generation)" }),
             ("completion", new("--completion-column") { Description = "Column for `completion` (generation)" }),
         };
+        var allowEmpty = new Option<bool>("--allow-empty") { Description = "Write an empty output when the input has no rows (default: an error)" };
         var keep = new Option<string[]>("--keep-column") { Description = "Also copy this column unchanged (repeatable)", AllowMultipleArgumentsPerToken = true };
 
         var cmd = new Command("import", "Read text, folders, JSONL, CSV/TSV, Parquet, emails or HTML into a JSONL file, mapping columns to task roles");
         cmd.Arguments.Add(input);
-        foreach (var o in new Option[] { format, output, onError, encoding, delimiter, emailParts, emailField, fileFormat, include, json, keep }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { format, output, onError, encoding, delimiter, emailParts, emailField, fileFormat, include, json, keep, allowEmpty }) cmd.Options.Add(o);
         foreach (var (_, o) in cols) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
@@ -100,6 +101,7 @@ public static class DataIngestCommands
                 EmailParts = ParseParts(p.GetValue(emailParts)!),
                 EmailField = p.GetValue(emailField),
                 Include = p.GetValue(include),
+                AllowEmpty = p.GetValue(allowEmpty),
                 Columns = new ColumnMap
                 {
                     Text = Col("text"), TextPair = Col("text_pair"), Label = Col("label"), Tokens = Col("tokens"), Tags = Col("tags"),

@@ -35,11 +35,12 @@ public static class DataPrepCommands
         var (threshold, shingles, shingleSize) = Global.NearDuplicateOptions();
         var numPerm = new Option<int?>("--num-perm") { Description = "MinHash signature length (default 128)" };
         var seed = Global.SeedOption("the MinHash permutations");
+        var allowEmpty = new Option<bool>("--allow-empty") { Description = "Write an empty output when every row is removed (default: an error)" };
         var json = Global.JsonOption();
 
         var cmd = new Command("clean", "Clean a JSONL corpus: normalise, strip markup and e-mail boilerplate, mask, filter, dedup; writes clean-report.json");
         cmd.Arguments.Add(input);
-        foreach (var o in new Option[] { output, report, removed, config, text, label, labels, mask, skip, minChars, maxChars, minTokens, maxTokens, threshold, shingles, shingleSize, numPerm, seed, json })
+        foreach (var o in new Option[] { output, report, removed, config, text, label, labels, mask, skip, minChars, maxChars, minTokens, maxTokens, threshold, shingles, shingleSize, numPerm, seed, allowEmpty, json })
             cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
@@ -77,6 +78,7 @@ public static class DataPrepCommands
             if (p.GetValue(maxChars) is { } b) o.MaxChars = b;
             if (p.GetValue(minTokens) is { } c) o.MinTokens = c;
             if (p.GetValue(maxTokens) is { } d) o.MaxTokens = d;
+            if (p.GetValue(allowEmpty)) o.AllowEmpty = true;
             if (o.NearDedup != null) ApplyNear(o.NearDedup, p.GetValue(threshold), p.GetValue(shingles), p.GetValue(shingleSize), p.GetValue(numPerm), p.GetValue(seed));
 
             var pipeline = new CleaningPipeline(o);
@@ -90,7 +92,7 @@ public static class DataPrepCommands
                 removedRows.Add(copy);
             };
             DirectoryOf(outPath);
-            var cleaned = pipeline.Run(JsonlFile.Read(inPath), onRemoved).Select(r => r.Fields);
+            var cleaned = pipeline.Run(JsonlFile.Read(inPath), onRemoved, inPath).Select(r => r.Fields);
             if (p.GetValue(json) || !AnsiConsole.Profile.Capabilities.Interactive) JsonlFile.Write(outPath, cleaned);
             else
                 AnsiConsole.Status().Start($"cleaning {Markup.Escape(inPath)}", ctx =>
@@ -167,12 +169,13 @@ public static class DataPrepCommands
         var group = new Option<bool>("--group-near-duplicates") { Description = "Keep near-duplicate clusters (MinHash + LSH) inside one split" };
         var (threshold, shingles, shingleSize) = Global.NearDuplicateOptions();
         var text = Global.TextColumnOption();
+        var allowEmpty = new Option<bool>("--allow-empty") { Description = "Write the split even when a split asked for comes out empty (default: an error)" };
         var json = Global.JsonOption();
 
         var cmd = new Command("split", "Split a JSONL corpus into train/validation/test: stratified, seeded, group-aware; writes manifest.json with hashes");
         cmd.Arguments.Add(input);
         outDir.AddTo(cmd);
-        foreach (var o in new Option[] { ratios, counts, names, stratify, seed, group, threshold, shingles, shingleSize, text, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { ratios, counts, names, stratify, seed, group, threshold, shingles, shingleSize, text, allowEmpty, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             string inPath = p.GetValue(input)!, dir = outDir.Read(p)!;
@@ -213,10 +216,19 @@ public static class DataPrepCommands
                 throw new InvalidDataException($"{inPath}:{rows[0].Line}: no text field '{o.TextColumn}'; the row has: {string.Join(", ", rows[0].Fields.Select(kv => kv.Key))}");
 
             var result = DatasetSplitter.Assign(rows, o);
+            if (DatasetSplitter.EmptySplitProblem(result, o) is { } emptyProblem)
+            {
+                if (!p.GetValue(allowEmpty)) throw new InvalidDataException($"{inPath}: {emptyProblem}");
+                Console.Error.WriteLine($"warning: {emptyProblem.Replace("would be empty", "is empty").Replace("; nothing written (give more rows or fewer splits, or pass --allow-empty)", "")}");
+            }
             var manifest = DatasetSplitter.Write(dir, rows, result, o, (path, r) => JsonlFile.Write(path, r), sourcePath: inPath);
             if (p.GetValue(json)) { Console.WriteLine(File.ReadAllText(Path.Combine(dir, "manifest.json"))); return 0; }
 
             if (note != null) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
+            if (manifest.RemovedStale is { } stale)
+                AnsiConsole.MarkupLine($"[yellow]removed[/] {Markup.Escape(string.Join(", ", stale))}: split files of the earlier split in this folder that this split does not write");
+            if (manifest.UnlistedSplitFiles is { } unlisted)
+                AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(string.Join(", ", unlisted))} in {Markup.Escape(dir)} {(unlisted.Count == 1 ? "is" : "are")} not part of this split (no manifest lists {(unlisted.Count == 1 ? "it" : "them")}); kept");
             var table = new Table().Title($"split of {manifest.Rows:N0} rows (seed {o.Seed}{(o.Stratify != null ? $", stratified by {Markup.Escape(o.Stratify)}" : "")})");
             table.AddColumn("split").AddColumn(new TableColumn("rows").RightAligned()).AddColumn("labels").AddColumn("sha256");
             foreach (var (name, f) in manifest.Splits)
@@ -270,13 +282,20 @@ public static class DataPrepCommands
 
             string outPath = p.GetValue(output)!;
             DirectoryOf(outPath);
-            using (var w = JsonlFile.CreateWriter(outPath))
+            // Pages go to <out>.partial as they come (an interruption keeps them there) and replace --out only at
+            // the end, and only when at least one page was fetched: a failed crawl never empties an earlier output.
+            string partial = outPath + ".partial";
+            using (var w = JsonlFile.CreateWriter(partial))
                 await foreach (var page in scraper.CrawlAsync(seeds, ct))
                 {
                     JsonlFile.WriteRow(w, page.ToJson());
                     if (!p.GetValue(json)) AnsiConsole.MarkupLine($"[green]fetched[/] {Markup.Escape(page.Url)} ({page.Text.Length:N0} chars)");
                 }
             var r = scraper.Report;
+            if (r.Fetched > 0) File.Move(partial, outPath, overwrite: true);
+            else File.Delete(partial);
+            string? nothing = r.Fetched > 0 ? null
+                : $"no pages fetched ({r.Failed.Count} failed{(r.Failed.Count > 0 ? $", e.g. {r.Failed[0].Url}: {r.Failed[0].Reason}" : "")}; {r.DisallowedByRobots.Count} disallowed by robots.txt; {r.NotHtml.Count} not HTML); {outPath} not written";
             if (p.GetValue(json))
             {
                 var j = new JsonObject
@@ -287,11 +306,13 @@ public static class DataPrepCommands
                     ["not_html"] = new JsonArray([.. r.NotHtml.Select(f => (JsonNode)new JsonObject { ["url"] = f.Url, ["content_type"] = f.ContentType })]),
                 };
                 Console.WriteLine(j.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                if (nothing != null) { Console.Error.WriteLine($"error: {nothing}"); return 1; }
                 return 0;
             }
             foreach (string u in r.DisallowedByRobots) AnsiConsole.MarkupLine($"[yellow]robots.txt disallows[/] {Markup.Escape(u)}");
             foreach (var (u, why) in r.Failed) AnsiConsole.MarkupLine($"[red]failed[/] {Markup.Escape(u)}: {Markup.Escape(why)}");
             foreach (var (u, type) in r.NotHtml) AnsiConsole.MarkupLine($"[yellow]not HTML[/] {Markup.Escape(u)} ({Markup.Escape(type)})");
+            if (nothing != null) { Console.Error.WriteLine($"error: {nothing}"); return 1; }
             AnsiConsole.MarkupLine($"{r.Fetched:N0} pages to [green]{Markup.Escape(outPath)}[/]; {r.DisallowedByRobots.Count} disallowed by robots.txt, {r.Failed.Count} failed, {r.Retries} retries");
             return 0;
         });

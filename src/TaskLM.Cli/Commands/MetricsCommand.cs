@@ -73,6 +73,9 @@ public static class MetricsCommand
             SameCount(hyps, hypPath, lines, r);
             streams.Add(lines);
         }
+        // sacrebleu prints BLEU = 0.00 for empty files; a score of nothing is a mistake (a wrong or empty file), not a zero.
+        if (hyps.Count == 0)
+            throw new InvalidDataException($"no segments to score: '{hypPath}' and '{string.Join("', '", p.GetValue(refs)!)}' are empty");
         return (hyps, streams);
     }
 

@@ -23,8 +23,14 @@ public static class BrownPos
         var docs = JsonlFile.Read(corpusPath).ToList();
         if (docs.Count == 0) throw new DataFormatException(corpusPath, 1, "no documents");
         var assign = AssignDocuments(docs, seed);
-        Directory.CreateDirectory(outDir);
         var result = new List<BrownPosSplit>();
+        // Written into a staging folder and moved in complete: an error or Ctrl-C leaves an earlier outDir as it was.
+        PartialFiles.WriteFolder(outDir, staging => WriteSplits(staging, docs, assign, tagset, result));
+        return result;
+    }
+
+    static void WriteSplits(string outDir, List<DataRow> docs, int[] assign, string tagset, List<BrownPosSplit> result)
+    {
         for (int s = 0; s < SplitNames.Count; s++)
         {
             int nDocs = 0, nSent = 0, nTok = 0;
@@ -60,7 +66,6 @@ public static class BrownPos
                 if (assign[i] == 0)
                     foreach (var sent in (JsonArray)docs[i].Fields["tokens"]!)
                         txt.WriteLine(string.Join(' ', ((JsonArray)sent!).Select(x => x!.ToString())));
-        return result;
     }
 
     /// <summary>The split of each document (0 train, 1 validation, 2 test): per genre, in genre order, the documents

@@ -90,6 +90,35 @@ public sealed class CleaningOptions
     /// <summary>Worker threads for the per-row work; 0 = all cores.</summary>
     public int Threads { get; set; }
 
+    /// <summary>Write an empty output when every row is removed (or the input has none) instead of failing.</summary>
+    public bool AllowEmpty { get; set; }
+
+    /// <summary>Checks every numeric setting's range; the message names the key (snake_case, as in a recipe's
+    /// <c>clean:</c> block, and the command-line flag).</summary>
+    public void Validate()
+    {
+        static void AtLeast(string key, long value, long min)
+        {
+            if (value < min)
+                throw new ArgumentException($"{key} (--{key.Replace('_', '-')}) must be ≥ {min}, got {value}");
+        }
+        AtLeast("min_chars", MinChars, 0);
+        AtLeast("max_chars", MaxChars, 0);
+        AtLeast("min_tokens", MinTokens, 0);
+        AtLeast("max_tokens", MaxTokens, 0);
+        AtLeast("examples_per_step", ExamplesPerStep, 0);
+        AtLeast("threads", Threads, 0);
+        if (MaxChars > 0 && MaxChars < MinChars) throw new ArgumentException($"max_chars ({MaxChars}) is below min_chars ({MinChars}): every row would be removed");
+        if (MaxTokens > 0 && MaxTokens < MinTokens) throw new ArgumentException($"max_tokens ({MaxTokens}) is below min_tokens ({MinTokens}): every row would be removed");
+        if (Labels is { Count: 0 }) throw new ArgumentException("labels is an empty list: every labelled row would be removed (leave it out to allow any label)");
+        if (NearDedup is { } nd)
+        {
+            if (nd.Threshold is <= 0 or > 1 || double.IsNaN(nd.Threshold)) throw new ArgumentException($"near_dedup.threshold must be in (0, 1], got {nd.Threshold}");
+            if (nd.ShingleSize < 1) throw new ArgumentException($"near_dedup.shingle_size (--shingle-size) must be ≥ 1, got {nd.ShingleSize}");
+            if (nd.NumPerm < 1) throw new ArgumentException($"near_dedup.num_perm (--num-perm) must be ≥ 1, got {nd.NumPerm}");
+        }
+    }
+
     /// <summary>Reads options from JSON with snake_case keys; unknown keys and wrong types are errors naming the key.</summary>
     public static CleaningOptions FromJson(string json, string source = "clean options")
     {

@@ -29,11 +29,8 @@ public sealed class CleaningPipeline
     public CleaningPipeline(CleaningOptions options)
     {
         _o = options;
-        if (options.NearDedup is { } nd)
-        {
-            if (nd.Threshold is <= 0 or > 1) throw new ArgumentException($"near_dedup.threshold must be in (0, 1], got {nd.Threshold}");
-            _minHash = new MinHash(nd.NumPerm, nd.Seed);
-        }
+        options.Validate();
+        if (options.NearDedup is { } nd) _minHash = new MinHash(nd.NumPerm, nd.Seed);
         var t = new List<(string, Func<string, string>)>();
         if (options.EmailHeaders) t.Add(("email_headers", s => CleaningText.StripEmailHeaders(s, options.EmailKeepSubject)));
         if (options.StripHtml) t.Add(("html", CleaningText.StripHtml));
@@ -70,8 +67,13 @@ public sealed class CleaningPipeline
     /// <summary>Cleans <paramref name="rows"/> lazily, yielding the kept rows (text field replaced) in input order.
     /// <paramref name="onRemoved"/> receives each removed row with the step name and the reason. A pipeline runs
     /// once. <see cref="CleaningOptions.TokenCounter"/> is called from several threads at once.</summary>
-    public IEnumerable<DataRow> Run(IEnumerable<DataRow> rows, Action<DataRow, string, string>? onRemoved = null)
+    public IEnumerable<DataRow> Run(IEnumerable<DataRow> rows, Action<DataRow, string, string>? onRemoved = null) => Run(rows, onRemoved, null);
+
+    /// <summary>Like <see cref="Run(IEnumerable{DataRow}, Action{DataRow, string, string}?)"/>; <paramref name="source"/>
+    /// names the input in the errors about the whole pass (no rows, every row removed, no allowed label).</summary>
+    public IEnumerable<DataRow> Run(IEnumerable<DataRow> rows, Action<DataRow, string, string>? onRemoved, string? source)
     {
+        string at = source != null ? source + ": " : "";
         // The report and dedup state belong to one pass: a second pass would double-count.
         if (_ran) throw new InvalidOperationException("a CleaningPipeline runs once; create a new one for another pass");
         _ran = true;
@@ -176,6 +178,16 @@ public sealed class CleaningPipeline
             Array.Clear(prepared, 0, chunk.Count);
         }
 
+        Report.ElapsedSeconds = Math.Round(sw.Elapsed.TotalSeconds, 3);
+        // Thrown inside the enumeration, so a writer consuming it discards its temporary file: nothing is replaced.
+        if (_allowed != null && labelColumn != null && Report.InputRows > 0 && !Report.Labels!.Before.Keys.Any(_allowed.Contains))
+            throw new InvalidDataException(at +
+                $"none of the allowed labels ({string.Join(", ", _allowed.Order(StringComparer.Ordinal))}) occurs in column '{labelColumn}'; " +
+                $"it holds: {string.Join(", ", Report.Labels.Before.OrderByDescending(kv => kv.Value).Take(10).Select(kv => $"{(kv.Key.Length == 0 ? "(missing)" : kv.Key)} {kv.Value:N0}"))}; nothing written");
+        if (Report.OutputRows == 0 && !_o.AllowEmpty)
+            throw new InvalidDataException(at + (Report.InputRows == 0
+                ? "no rows in the input; nothing written (pass --allow-empty to write an empty output)"
+                : $"every one of the {Report.InputRows:N0} rows was removed ({string.Join("; ", Report.Steps.Where(st => st.Removed > 0).Select(st => $"{st.Step}: {st.Removed:N0}"))}); nothing written (pass --allow-empty to write an empty output)"));
         if (Report.Labels is { } lr && lr.After.Count > 0)
         {
             var counts = lr.After.Where(kv => kv.Key.Length > 0).Select(kv => kv.Value).ToList();

@@ -3,7 +3,8 @@
 namespace TaskLM.Data.Corpus;
 
 /// <summary>A malformed line, row or record in an input file. The message reads
-/// <c>file:line: what is wrong</c> so a user can open the file at the right place.</summary>
+/// <c>file:line: what is wrong</c> so a user can open the file at the right place (<c>file: what is wrong</c>
+/// when the problem concerns the whole file).</summary>
 public sealed class DataFormatException : Exception
 {
     /// <summary>The file (as given by the caller) that holds the bad input.</summary>
@@ -17,7 +18,7 @@ public sealed class DataFormatException : Exception
     public string Problem { get; }
 
     public DataFormatException(string file, long line, string problem, Exception? inner = null)
-        : base($"{file}:{line}: {problem}", inner)
+        : base(line > 0 ? $"{file}:{line}: {problem}" : $"{file}: {problem}", inner)
     {
         File = file;
         Line = line;

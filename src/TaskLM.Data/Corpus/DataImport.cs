@@ -44,6 +44,9 @@ public sealed record ImportOptions
     public InputFormat FileFormat { get; init; } = InputFormat.Auto;
     /// <summary>For folder input: a file-name pattern files must match (<c>*.txt</c>); null takes every file.</summary>
     public string? Include { get; init; }
+    /// <summary>Write an empty output for an input with no rows (an empty file, a folder with no files) instead
+    /// of failing: an empty input is almost always a mistake (a wrong path, a cut download).</summary>
+    public bool AllowEmpty { get; init; }
 }
 
 /// <summary>What an import did.</summary>
@@ -68,7 +71,9 @@ public static class DataImport
         return DetectFile(path, InputFormat.Lines);
     }
 
-    static InputFormat DetectFile(string path, InputFormat textDefault)
+    /// <summary>The format of one file by its extension (a .gz suffix allowed); a file that starts like an email is
+    /// <see cref="InputFormat.Email"/>, any other is <paramref name="textDefault"/>.</summary>
+    public static InputFormat DetectFile(string path, InputFormat textDefault)
     {
         var name = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? path[..^3] : path;
         switch (Path.GetExtension(name).ToLowerInvariant())
@@ -142,10 +147,23 @@ public static class DataImport
                 if (progress != null && n % 1000 == 0) progress(n);
                 yield return row.Fields;
             }
+            // Thrown inside the write, so the output's temporary file is removed and an existing output kept.
+            if (n == 0 && !options.AllowEmpty) throw EmptyInput(input, errors.Skipped);
         }
         JsonlFile.Write(output, Rows());
         progress?.Invoke(n);
         return new ImportResult(input, format, output, n, errors.Skipped, errors.Listed, columns, sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The error for an input that yielded no rows: says why (0 bytes, no files, every row skipped) and
+    /// how to accept it (<c>--allow-empty</c>).</summary>
+    public static DataFormatException EmptyInput(string input, long skipped = 0)
+    {
+        string why = skipped > 0 ? $"all {skipped:N0} rows were malformed and skipped"
+            : Directory.Exists(input) ? (TextFiles.ListFiles(input).Any() ? "its files hold no rows" : "the folder has no files (hidden files are skipped)")
+            : File.Exists(input) && new FileInfo(input).Length == 0 ? "the file is empty (0 bytes)"
+            : "it holds no rows (only blank lines or a header)";
+        return new DataFormatException(input, 0, $"no rows: {why}; nothing written (pass --allow-empty to write an empty output)");
     }
 
     static Func<string, long, JsonObject>? FileParser(string root, ImportOptions options)

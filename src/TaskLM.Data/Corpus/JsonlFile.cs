@@ -32,7 +32,9 @@ public static class JsonlFile
             if (string.IsNullOrWhiteSpace(line)) continue;
             JsonObject? obj = null;
             DataFormatException? bad = null;
-            try
+            if (TextFiles.HasUndecodable(line))
+                bad = new DataFormatException(path, lineNo, $"bytes that are not valid UTF-8 at column {line.IndexOf('\uFFFF') + 1} (JSON Lines are UTF-8; is this a binary or latin-1 file?)");
+            else try
             {
                 var node = JsonNode.Parse(line);
                 obj = node as JsonObject;
@@ -68,6 +70,7 @@ public static class JsonlFile
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
         var tmp = full + ".tmp-" + Environment.ProcessId;
         long n = 0;
+        PartialFiles.Register(tmp);
         try
         {
             using (var writer = CreateText(tmp, IsGzip(path)))
@@ -85,6 +88,7 @@ public static class JsonlFile
             try { File.Delete(tmp); } catch (IOException) { }
             throw;
         }
+        finally { PartialFiles.Unregister(tmp); }
         return n;
     }
 
@@ -110,12 +114,17 @@ public static class JsonlFile
     /// <summary>True when the path names a gzip file (ends in .gz).</summary>
     public static bool IsGzip(string path) => path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Opens a text file for reading, through gzip when the name ends in .gz; a UTF-8 BOM is skipped.</summary>
-    public static StreamReader OpenText(string path)
+    /// <summary>Opens a text file for reading, through gzip when the name ends in .gz (each gzip member's CRC and
+    /// length checked, so a cut-short file is an error, see <see cref="OpenStream"/>). Decoding is strict UTF-8:
+    /// bytes that are not UTF-8 come out as U+FFFF, which <see cref="Read(string, RowErrors?)"/> reports as an
+    /// error naming the line; a UTF-8 BOM is skipped.</summary>
+    public static StreamReader OpenText(string path) => TextFiles.Open(path);
+
+    /// <summary>Opens a file's bytes, decompressed through <see cref="CheckedGzipStream"/> when the name ends in .gz.</summary>
+    public static Stream OpenStream(string path)
     {
-        Stream s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        if (IsGzip(path)) s = new GZipStream(s, CompressionMode.Decompress);
-        return new StreamReader(s, Utf8NoBom, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
+        var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        return IsGzip(path) ? new CheckedGzipStream(s, path) : s;
     }
 
     static StreamWriter CreateText(string path, bool gzip)

@@ -25,15 +25,22 @@ public static class ParquetFile
             columns = reader.Schema.Fields.Select(f => f.Name).ToList();
             reader.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new DataFormatException(path, 0, $"not a readable Parquet file: {e.Message}", e);
+            // Parquet.Net reports damage as whatever it hits first (an overflow, an index out of range, ...):
+            // whatever it is, the user needs the file's name and that it is not valid Parquet.
+            throw new DataFormatException(path, 0, $"not a readable Parquet file ({e.Message})", e);
         }
         long rowNo = 0;
         for (int g = 0; g < groups; g++)
         {
             fs.Position = 0;
-            var result = ParquetSerializer.DeserializeUntypedAsync(fs, null, g).GetAwaiter().GetResult();
+            DeserializationResult<Dictionary<string, object>> result;
+            try { result = ParquetSerializer.DeserializeUntypedAsync(fs, null, g).GetAwaiter().GetResult(); }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                throw new DataFormatException(path, 0, $"row group {g + 1} of {groups} is not readable Parquet ({e.Message})", e);
+            }
             foreach (var dict in result.Data)
             {
                 rowNo++;

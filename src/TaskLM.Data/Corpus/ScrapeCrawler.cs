@@ -82,6 +82,7 @@ public sealed class Scraper : IDisposable
     private readonly HttpClient _http;
     private readonly ResiliencePipeline<HttpResponseMessage> _pipeline;
     private readonly Dictionary<string, RobotsTxt> _robots = [];
+    private readonly Dictionary<string, string> _robotsErrors = [];
     private readonly Dictionary<string, DateTime> _nextRequest = [];
 
     /// <summary>What happened, filled in as the crawl runs.</summary>
@@ -138,7 +139,9 @@ public sealed class Scraper : IDisposable
             var (url, depth) = queue.Dequeue();
             if (_o.RespectRobots && !(await RobotsFor(url, ct)).IsAllowed(_o.UserAgent, url.PathAndQuery))
             {
-                Report.DisallowedByRobots.Add(url.AbsoluteUri);
+                if (_robotsErrors.TryGetValue(url.Scheme + "://" + url.Authority, out var why))
+                    Report.Failed.Add((url.AbsoluteUri, $"{why} (while fetching robots.txt; RFC 9309: an unreachable robots.txt means no page is fetched)"));
+                else Report.DisallowedByRobots.Add(url.AbsoluteUri);
                 continue;
             }
             var (status, contentType, body, error) = await GetAsync(url, ct);
@@ -177,7 +180,9 @@ public sealed class Scraper : IDisposable
             read++;
             if (_o.RespectRobots && !(await RobotsFor(u, ct)).IsAllowed(_o.UserAgent, u.PathAndQuery))
             {
-                Report.DisallowedByRobots.Add(u.AbsoluteUri); continue;
+                if (_robotsErrors.TryGetValue(u.Scheme + "://" + u.Authority, out var why)) Report.Failed.Add((u.AbsoluteUri, $"{why} (while fetching robots.txt)"));
+                else Report.DisallowedByRobots.Add(u.AbsoluteUri);
+                continue;
             }
             var (status, _, body, error, bytes) = await GetBytesAsync(u, ct);
             if (error != null || status is < 200 or >= 300) { Report.Failed.Add((u.AbsoluteUri, error ?? $"HTTP {status}")); continue; }
@@ -207,7 +212,12 @@ public sealed class Scraper : IDisposable
         if (_robots.TryGetValue(key, out var r)) return r;
         var (status, _, body, error) = await GetAsync(new Uri(key + "/robots.txt"), ct);
         // RFC 9309: 4xx = no restrictions; unreachable or 5xx (after retries) = assume complete disallow.
-        if (error != null || status >= 500) r = RobotsTxt.Parse("User-agent: *\nDisallow: /");
+        if (error != null || status >= 500)
+        {
+            r = RobotsTxt.Parse("User-agent: *\nDisallow: /");
+            // Say why, so the report does not blame robots.txt for a host that could not be reached at all.
+            _robotsErrors[key] = error ?? $"robots.txt answered HTTP {status}";
+        }
         else if (status >= 400) r = RobotsTxt.AllowAll;
         else r = RobotsTxt.Parse(body ?? "");
         _robots[key] = r;
@@ -239,7 +249,14 @@ public sealed class Scraper : IDisposable
         }
         catch (Exception e) when (e is HttpRequestException or TimeoutRejectedException or TaskCanceledException && !ct.IsCancellationRequested)
         {
-            return (0, "", null, e is TimeoutRejectedException ? $"timed out after {_o.Timeout.TotalSeconds:0.#}s" : e.Message, null);
+            string why = e switch
+            {
+                TimeoutRejectedException => $"timed out after {_o.Timeout.TotalSeconds:0.#}s",
+                HttpRequestException { HttpRequestError: HttpRequestError.NameResolutionError } => $"host '{url.Host}' could not be resolved (DNS lookup failed)",
+                HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError } => $"could not connect to {url.Authority} ({e.Message})",
+                _ => e.Message,
+            };
+            return (0, "", null, why, null);
         }
     }
 

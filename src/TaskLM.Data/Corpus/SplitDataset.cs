@@ -193,12 +193,53 @@ public static class DatasetSplitter
         return node is JsonValue v && v.TryGetValue(out string? s) ? s : node.ToJsonString();
     }
 
+    /// <summary>Why this assignment is not a usable split — a split asked for (ratio or count above 0) that came out
+    /// empty, as one row in three splits, or one near-duplicate group holding every row — or null when every
+    /// such split has rows. A training run refuses an empty validation set, so the split says so first.</summary>
+    public static string? EmptySplitProblem(SplitResult result, SplitOptions o)
+    {
+        var empty = new List<string>();
+        for (int s = 0; s < result.Names.Count; s++)
+        {
+            bool asked = o.Counts != null ? o.Counts[s] > 0 : o.Ratios![s] > 0;
+            if (asked && !result.Rows(s).Any()) empty.Add(result.Names[s]);
+        }
+        if (empty.Count == 0) return null;
+        int n = result.Assignment.Length;
+        int groups = result.Group.Distinct().Count();
+        string why = groups < n && groups < result.Names.Count
+            ? $"the {n:N0} rows form {groups:N0} near-duplicate group{(groups == 1 ? "" : "s")}, and a group stays in one split"
+            : $"{n:N0} row{(n == 1 ? "" : "s")} cannot fill {result.Names.Count} splits";
+        return $"split {string.Join(" and ", empty)} would be empty: {why}; nothing written (give more rows or fewer splits, or pass --allow-empty)";
+    }
+
     /// <summary>Writes each split to <c>outDir/&lt;name&gt;.jsonl</c> (through <paramref name="writeJsonl"/>, which
     /// must write deterministically) and <c>manifest.json</c> with each file's SHA-256, row count and label
-    /// distribution. Returns the manifest.</summary>
+    /// distribution. Returns the manifest.
+    /// <para>Nothing is lost: an input that is one of the files this split writes, or a split file of the earlier
+    /// split recorded in the folder's manifest.json, is refused before anything is written. The splits are
+    /// written into a hidden staging folder first and moved into place only when all are complete, so a failure
+    /// or an interruption leaves the earlier split as it was. Split files of the earlier split that this one does
+    /// not write (a 2-way re-split into a 3-way folder leaves validation.jsonl) are removed, as they no longer
+    /// match the manifest; files that only look like splits (not in the earlier manifest) are kept and listed in
+    /// <see cref="SplitManifest.UnlistedSplitFiles"/>.</para></summary>
     public static SplitManifest Write(string outDir, IReadOnlyList<DataRow> rows, SplitResult result, SplitOptions o,
         Action<string, IEnumerable<JsonObject>> writeJsonl, string? sourcePath = null, string extension = ".jsonl")
     {
+        string manifestPath = Path.Combine(outDir, "manifest.json");
+        var newFiles = result.Names.Select(n => n + extension).ToList();
+        var earlier = ReadEarlierSplitFiles(manifestPath);
+        if (sourcePath != null)
+        {
+            string src = Path.GetFullPath(sourcePath);
+            foreach (string f in newFiles.Append("manifest.json"))
+                if (Path.GetFullPath(Path.Combine(outDir, f)) == src)
+                    throw new ArgumentException($"{sourcePath} is the input and also a file this split writes ({f} in {outDir}); nothing written: split into another folder");
+            foreach (string f in earlier)
+                if (Path.GetFullPath(Path.Combine(outDir, f)) == src)
+                    throw new ArgumentException($"{sourcePath} is a split file of the earlier split in {outDir} (its manifest.json lists {f}); re-splitting it into the same folder would replace or remove it; nothing written: split into another folder");
+        }
+
         Directory.CreateDirectory(outDir);
         var manifest = new SplitManifest
         {
@@ -210,19 +251,59 @@ public static class DatasetSplitter
         var groupSizes = result.Group.GroupBy(g => g).Where(g => g.Count() > 1).ToList();
         manifest.NearDuplicateGroups = groupSizes.Count;
         manifest.RowsInNearDuplicateGroups = groupSizes.Sum(g => g.Count());
-        for (int s = 0; s < result.Names.Count; s++)
+
+        string staging = Path.Combine(outDir, $".split-tmp-{Environment.ProcessId}");
+        PartialFiles.Register(staging);
+        try
         {
-            string file = result.Names[s] + extension;
-            string path = Path.Combine(outDir, file);
-            var idx = result.Rows(s).ToList();
-            writeJsonl(path, idx.Select(i => rows[i].Fields));
-            var labels = new SortedDictionary<string, long>(StringComparer.Ordinal);
-            if (o.Stratify != null)
-                foreach (int i in idx) { string l = TextOf(rows[i], o.Stratify) ?? ""; labels[l] = labels.GetValueOrDefault(l) + 1; }
-            manifest.Splits[result.Names[s]] = new SplitFile { File = file, Sha256 = Sha256Of(path), Rows = idx.Count, Labels = o.Stratify != null ? labels : null };
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            Directory.CreateDirectory(staging);
+            for (int s = 0; s < result.Names.Count; s++)
+            {
+                string file = newFiles[s];
+                string path = Path.Combine(staging, file);
+                var idx = result.Rows(s).ToList();
+                writeJsonl(path, idx.Select(i => rows[i].Fields));
+                var labels = new SortedDictionary<string, long>(StringComparer.Ordinal);
+                if (o.Stratify != null)
+                    foreach (int i in idx) { string l = TextOf(rows[i], o.Stratify) ?? ""; labels[l] = labels.GetValueOrDefault(l) + 1; }
+                manifest.Splits[result.Names[s]] = new SplitFile { File = file, Sha256 = Sha256Of(path), Rows = idx.Count, Labels = o.Stratify != null ? labels : null };
+            }
+            string stagedManifest = Path.Combine(staging, "manifest.json");
+            var stale = earlier.Where(f => !newFiles.Contains(f) && File.Exists(Path.Combine(outDir, f))).ToList();
+            if (stale.Count > 0) manifest.RemovedStale = stale;
+            var lookalikes = CommonSplitNames.Select(n => n + extension)
+                .Where(f => !newFiles.Contains(f) && !earlier.Contains(f) && File.Exists(Path.Combine(outDir, f))
+                    && (sourcePath == null || Path.GetFullPath(Path.Combine(outDir, f)) != Path.GetFullPath(sourcePath))).ToList();
+            if (lookalikes.Count > 0) manifest.UnlistedSplitFiles = lookalikes;
+            File.WriteAllText(stagedManifest, JsonSerializer.Serialize(manifest, CleaningReport.JsonOut) + "\n");
+
+            // Everything is written: move into place (renames within one folder), then drop the stale files.
+            foreach (string f in newFiles) File.Move(Path.Combine(staging, f), Path.Combine(outDir, f), overwrite: true);
+            foreach (string f in stale) File.Delete(Path.Combine(outDir, f));
+            File.Move(stagedManifest, manifestPath, overwrite: true);
         }
-        File.WriteAllText(Path.Combine(outDir, "manifest.json"), JsonSerializer.Serialize(manifest, CleaningReport.JsonOut) + "\n");
+        finally
+        {
+            try { if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true); } catch (IOException) { }
+            PartialFiles.Unregister(staging);
+        }
         return manifest;
+    }
+
+    // Names a split file usually has, for the warning about files beside a split that its manifest does not list.
+    private static readonly string[] CommonSplitNames = ["train", "validation", "valid", "val", "dev", "test"];
+
+    // The split files an earlier manifest.json in the folder lists (none when there is no readable one).
+    private static List<string> ReadEarlierSplitFiles(string manifestPath)
+    {
+        if (!File.Exists(manifestPath)) return [];
+        try
+        {
+            var m = JsonSerializer.Deserialize<SplitManifest>(File.ReadAllText(manifestPath), CleaningReport.JsonOut);
+            return m?.Splits.Values.Select(f => f.File).Where(f => f.Length > 0 && Path.GetFileName(f) == f).ToList() ?? [];
+        }
+        catch (JsonException) { return []; }
     }
 
     /// <summary>Lower-case hex SHA-256 of a file.</summary>
@@ -268,6 +349,14 @@ public sealed class SplitManifest
 
     /// <summary>Per split: file, hash, rows, labels.</summary>
     public Dictionary<string, SplitFile> Splits { get; set; } = [];
+
+    /// <summary>Split files of the earlier split in the folder that this split does not write, removed.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<string>? RemovedStale { get; set; }
+
+    /// <summary>Files in the folder named like splits (validation.jsonl, ...) that no manifest lists: kept, but not part of this split.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<string>? UnlistedSplitFiles { get; set; }
 }
 
 /// <summary>One file of a split (or the source).</summary>

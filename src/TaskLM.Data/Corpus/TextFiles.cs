@@ -22,12 +22,10 @@ public static class TextFiles
         return Encoding.GetEncoding(baseEnc.CodePage, EncoderFallback.ReplacementFallback, new DecoderReplacementFallback(Undecodable.ToString()));
     }
 
-    /// <summary>Opens a text file (gzip'd when it ends in .gz) with a strict decoder; a BOM is honoured.</summary>
+    /// <summary>Opens a text file (gzip'd when it ends in .gz, checked: see <see cref="CheckedGzipStream"/>) with a strict decoder; a BOM is honoured.</summary>
     public static StreamReader Open(string path, string? encoding = null)
     {
-        Stream s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        if (JsonlFile.IsGzip(path)) s = new System.IO.Compression.GZipStream(s, System.IO.Compression.CompressionMode.Decompress);
-        return new StreamReader(s, StrictEncoding(encoding), detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
+        return new StreamReader(JsonlFile.OpenStream(path), StrictEncoding(encoding), detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
     }
 
     /// <summary>True when decoded text holds bytes the encoding could not decode.</summary>

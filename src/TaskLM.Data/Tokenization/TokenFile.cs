@@ -43,6 +43,7 @@ public sealed class TokenFileWriter : IDisposable
         _bytes = TokenFileFormat.DtypeBytes(vocabSize);
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir != null) Directory.CreateDirectory(dir);
+        TaskLM.Data.Corpus.PartialFiles.Register(_tmp);
         _out = new FileStream(_tmp, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 20);
         _out.Write(new byte[TokenFileFormat.HeaderSize]);
     }
@@ -88,6 +89,7 @@ public sealed class TokenFileWriter : IDisposable
         _out.Flush(true);
         _out.Dispose();
         File.Move(_tmp, _path, overwrite: true);
+        TaskLM.Data.Corpus.PartialFiles.Unregister(_tmp);
         _done = true;
     }
 
@@ -97,6 +99,7 @@ public sealed class TokenFileWriter : IDisposable
         if (_done) return;
         _out.Dispose();
         try { File.Delete(_tmp); } catch (IOException) { }
+        TaskLM.Data.Corpus.PartialFiles.Unregister(_tmp);
     }
 }
 

@@ -91,6 +91,13 @@ public static class ModelInputBuilder
     {
         var tpl = options.AddSpecialTokens ? template : SpecialTokensTemplate.None;
         int nA = a.Count, nB = b?.Count ?? 0, removed = 0;
+        if (options.MaxLength is int ml)
+        {
+            // A result longer than max_length would break the caller's contract; refuse rather than return one.
+            if (ml < 1) throw new ArgumentException($"max_length (--max-length) must be ≥ 1, got {ml}");
+            if (ml < tpl.Count(b != null))
+                throw new ArgumentException($"max_length {ml} leaves no room for text: the special tokens alone take {tpl.Count(b != null)} (use --no-special-tokens or a larger --max-length)");
+        }
         if (options.MaxLength is int max && options.Truncation != TruncationStrategy.None)
         {
             int toRemove = nA + nB + tpl.Count(b != null) - max;

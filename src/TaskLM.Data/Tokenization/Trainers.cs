@@ -53,11 +53,19 @@ public static class TokenizerTrainer
     private static Dictionary<string, long> CountWords(IEnumerable<string> texts, Func<string, IEnumerable<string>> split)
     {
         var total = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
-        Parallel.ForEach(texts, () => new Dictionary<string, long>(StringComparer.Ordinal), (text, _, local) =>
+        try
         {
-            foreach (var w in split(text)) local[w] = local.GetValueOrDefault(w) + 1;
-            return local;
-        }, local => { foreach (var (w, c) in local) total.AddOrUpdate(w, c, (_, old) => old + c); });
+            Parallel.ForEach(texts, () => new Dictionary<string, long>(StringComparer.Ordinal), (text, _, local) =>
+            {
+                foreach (var w in split(text)) local[w] = local.GetValueOrDefault(w) + 1;
+                return local;
+            }, local => { foreach (var (w, c) in local) total.AddOrUpdate(w, c, (_, old) => old + c); });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        {
+            // A reader's error (bad bytes, a cut gzip) names the file: pass it on as it is, not as "One or more errors occurred".
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
         return new Dictionary<string, long>(total, StringComparer.Ordinal);
     }
 

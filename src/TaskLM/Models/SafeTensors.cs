@@ -35,7 +35,13 @@ public static class SafeTensors
             throw new InvalidDataException($"{path}: not a safetensors file (header length {headerLen})");
         byte[] header = new byte[headerLen];
         fs.ReadExactly(header);
-        JsonObject root = JsonNode.Parse(header)?.AsObject() ?? throw new InvalidDataException($"{path}: empty header");
+        JsonObject root;
+        try { root = JsonNode.Parse(header)?.AsObject() ?? throw new InvalidDataException($"{path}: empty header"); }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        {
+            // The header must be a JSON object; say which file is broken, not only the parser's complaint.
+            throw new InvalidDataException($"{path}: not a safetensors file (its {headerLen}-byte header is not a JSON object: {e.Message.Split(" LineNumber:")[0].Trim()})", e);
+        }
         long dataStart = 8 + headerLen;
         metadata = new();
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);

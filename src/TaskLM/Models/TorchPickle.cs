@@ -72,10 +72,11 @@ public static class TorchPickle
 
             object? root;
             try { root = new Machine(data, StorageTensor).Run(); }
-            catch (Exception e) when (e is not InvalidDataException)
+            catch (Exception e)
             {
+                // The pickle machine's own errors (bad opcode, missing MARK) do not know the file: name it here.
                 foreach (var t in storages.Values) t.Dispose();
-                throw new InvalidDataException($"{path}: cannot read the pickled state dict: {e.Message}", e);
+                throw new InvalidDataException($"{path}: {(e is InvalidDataException ? "" : "cannot read the pickled state dict: ")}{e.Message}", e);
             }
             if (root is not Dictionary<object, object?> dict)
                 throw new InvalidDataException($"{path}: the pickle holds a {root?.GetType().Name ?? "None"}, not a state dict");
