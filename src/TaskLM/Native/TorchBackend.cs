@@ -35,6 +35,7 @@ public static class TorchBackend
         lock (Gate)
         {
             if (_loaded) return;
+            NativeMemory.Configure();   // before libtorch's first allocation
             string? byo = Environment.GetEnvironmentVariable(LibTorchEnv);
             if (!string.IsNullOrWhiteSpace(byo)) PreloadFrom(byo);
             else
