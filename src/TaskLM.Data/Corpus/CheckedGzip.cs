@@ -14,7 +14,7 @@ namespace TaskLM.Data.Corpus;
 /// <para>The deflate decoder reads its input in chunks and may read past the member's end; the trailer is
 /// found in the last chunks it was given (an 8-byte match of the expected CRC and length), and the bytes after
 /// it are handed to the next member.</para></summary>
-public sealed class CheckedGzipStream : Stream
+public sealed class CheckedGzipStream : ForwardReadStream
 {
     private readonly string _path;
     private readonly Feed _feed;
@@ -117,28 +117,9 @@ public sealed class CheckedGzipStream : Stream
         base.Dispose(disposing);
     }
 
-    /// <inheritdoc />
-    public override bool CanRead => true;
-    /// <inheritdoc />
-    public override bool CanSeek => false;
-    /// <inheritdoc />
-    public override bool CanWrite => false;
-    /// <inheritdoc />
-    public override long Length => throw new NotSupportedException();
-    /// <inheritdoc />
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    /// <inheritdoc />
-    public override void Flush() { }
-    /// <inheritdoc />
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    /// <inheritdoc />
-    public override void SetLength(long value) => throw new NotSupportedException();
-    /// <inheritdoc />
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
     // The compressed bytes as the deflate decoder reads them: remembers the last two chunks handed out (where a
     // member's end and trailer lie) and replays pushed-back bytes (the start of the next member) first.
-    private sealed class Feed(Stream file) : Stream
+    private sealed class Feed(Stream file) : ForwardReadStream
     {
         private byte[] _pending = [];
         private int _pendingAt;
@@ -225,14 +206,28 @@ public sealed class CheckedGzipStream : Stream
             base.Dispose(disposing);
         }
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
+}
+
+/// <summary>A read-only, forward-only stream: what both readers above share (no seek, length, position or write).</summary>
+public abstract class ForwardReadStream : Stream
+{
+    /// <inheritdoc />
+    public override bool CanRead => true;
+    /// <inheritdoc />
+    public override bool CanSeek => false;
+    /// <inheritdoc />
+    public override bool CanWrite => false;
+    /// <inheritdoc />
+    public override long Length => throw new NotSupportedException();
+    /// <inheritdoc />
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    /// <inheritdoc />
+    public override void Flush() { }
+    /// <inheritdoc />
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    /// <inheritdoc />
+    public override void SetLength(long value) => throw new NotSupportedException();
+    /// <inheritdoc />
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
