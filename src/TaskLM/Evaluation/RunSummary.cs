@@ -42,12 +42,12 @@ public sealed class RunSummary
         string Q(string p) => p.Any(char.IsWhiteSpace) ? $"\"{p}\"" : p;
         var next = new List<string>();
         string? data = testPath ?? validationPath;
-        if (data != null) next.Add($"tasklm evaluate --model {Q(runDir)} --data {Q(data)}");
+        if (data != null) next.Add($"tasklm evaluate {Q(runDir)} {Q(data)}");
         string model = Q(bestDir ?? runDir);
         next.Add(task switch
         {
             "classification" or "token-classification" => $"tasklm predict --model {model} --text \"a new example to label\"",
-            "causal-lm" or "generation" => $"tasklm generate --model {model} --prompt \"Once upon a time\" --max-new-tokens 40",
+            "causal-lm" or "generation" => $"tasklm generate {model} --prompt \"Once upon a time\" --max-new-tokens 40",
             _ => $"tasklm predict --model {model} --text \"...\"",
         });
         next.Add($"tasklm report {Q(runDir)}");

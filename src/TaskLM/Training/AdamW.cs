@@ -214,7 +214,7 @@ public sealed class AdamW : IDisposable
         if (wd != 0) p.mul_(1 - lr * wd);
         m.lerp_(g, 1 - _beta1);
         v.mul_(_beta2).addcmul_(g, g, 1 - _beta2);
-        var denom = (v.sqrt() / bc2Sqrt).add_(_eps);
+        var denom = v.sqrt().div_(bc2Sqrt).add_(_eps);   // one temporary: torch's (sqrt(v) / bc2_sqrt).add_(eps)
         p.addcdiv_(m, denom, -stepSize);
     }
 
