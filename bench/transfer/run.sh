@@ -35,7 +35,7 @@ for task in ${HELDOUT:-kjv-division wordnet-supersense sotu-party}; do
     rm -rf "$out"; mkdir -p runs/transfer
     d=runs/corpus/tasks/$task
     "$T" train recipes/text-classification.yaml data.train=$d/train.jsonl data.validation=$d/validation.jsonl data.test=$d/test.jsonl \
-      "${extra[@]}" output_dir=$out --threads "$threads" > "runs/transfer/$task-$init.log" 2>&1
+      "${extra[@]}" output_dir=$out --threads "$threads" > "runs/transfer/$task-$init.log" 2>&1 || echo "   failed (see runs/transfer/$task-$init.log)"
     tail -3 "runs/transfer/$task-$init.log"
   done
 done
