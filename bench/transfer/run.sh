@@ -22,6 +22,11 @@ for task in ${TASKS:-spam brown-pos brown-genre}; do
     "$T" train "bench/transfer/$task.yaml" model.init=$model output_dir=$out --threads "$threads" > "runs/transfer/$task-$init.log" 2>&1
     tail -3 "runs/transfer/$task-$init.log"
   done
+  # The classical baseline on the same splits (train's eval.json carries it too when the recipe asks for it).
+  if [ "$task" != brown-pos ] && [ ! -f "runs/transfer/$task-baseline.json" ]; then
+    d=$(sed -n 's/^  train: \(.*\)\/train.jsonl$/\1/p' "bench/transfer/$task.yaml")
+    "$T" baseline "$d/train.jsonl" --validation "$d/validation.jsonl" --test "$d/test.jsonl" --json > "runs/transfer/$task-baseline.json"
+  fi
 done
 # The held-out tasks (made by `tasklm data pretrain-corpus`; their test documents were never pre-trained on) run through
 # the generic recipes/text-classification.yaml with only data overrides, as a user's CSV would.
