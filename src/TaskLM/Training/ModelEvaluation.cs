@@ -51,7 +51,7 @@ public static class ModelEvaluation
             recipe = RecipeLoader.Parse($"task: {task}\nmodel: {{init: '{modelPath.Replace("'", "''")}'}}\ndata: {{train: '{dataPath.Replace("'", "''")}'}}\n",
                 $"{modelPath} (defaults for evaluation)", o.Overrides);
         }
-        string modelTask = recipe.Task == "generation" ? "causal-lm" : recipe.Task;
+        string modelTask = TaskNames.ModelTask(recipe.Task);
         o.Say($"model: {modelDir} ({modelTask})");
 
         ITaskModel model = File.Exists(Path.Combine(modelDir, "adapter_config.json"))

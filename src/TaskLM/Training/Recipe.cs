@@ -22,9 +22,13 @@ public sealed class Recipe
     /// <summary>Hyperparameter search space for <c>tasklm tune</c> (dotted key → {choice|uniform|loguniform|int: ...});
     /// training ignores it. Parsed and checked by <see cref="Search.SearchSpace"/>.</summary>
     public JsonObject? Search { get; set; }
+    /// <summary>Set by <c>tasklm train</c> when a fresh run starts (leave it out of recipes): the run folder's
+    /// recipe.resolved.yaml and every checkpoint's trainer_state.json carry it, and <c>--resume</c> accepts only
+    /// checkpoints of the same run.</summary>
+    public string? RunId { get; set; }
 
     /// <summary>The task names a recipe may use.</summary>
-    public static readonly string[] Tasks = ["causal-lm", "masked-lm", "classification", "token-classification", "question-answering", "generation"];
+    public static readonly string[] Tasks = TaskNames.All;
 }
 
 /// <summary>Which model to start from.</summary>

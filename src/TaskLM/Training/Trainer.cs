@@ -19,6 +19,8 @@ public sealed class TrainerOptions
     public float[]? ClassWeights { get; init; }
     public int MaxBadSteps { get; init; } = 5;
     public int Seed { get; init; } = 42;
+    /// <summary>Cancelled to stop after the current step with a checkpoint (SIGINT/SIGTERM).</summary>
+    public CancellationToken Interrupt { get; init; }
 }
 
 /// <summary>What one optimizer step did (one metrics.jsonl line).</summary>
@@ -32,6 +34,8 @@ public sealed class TrainerControl
     public bool ShouldStop { get; set; }
     /// <summary>Why training stopped early (early stopping), for the report.</summary>
     public string? StopReason { get; set; }
+    /// <summary>Set by the loop when <see cref="TrainerOptions.Interrupt"/> stopped it (a checkpoint was written).</summary>
+    public bool Interrupted { get; internal set; }
 }
 
 /// <summary>The loop's progress, checkpointed with the weights so a resumed run continues exactly.</summary>
@@ -99,6 +103,16 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
             (State.Epoch, State.BatchInEpoch) = (Plan.Position.Epoch, Plan.Position.Batch);
             Fire(c => c.OnStep(this, log));
             if (epochEnded) Fire(c => c.OnEpochEnd(this, epoch));
+            bool interrupt = Options.Interrupt.IsCancellationRequested;
+            if (Parallel != null) interrupt = Parallel.BroadcastFlag(interrupt);   // every rank stops at the same step
+            if (interrupt)
+            {
+                // SIGINT/SIGTERM: the step is done; keep it in a checkpoint and stop (no evaluation).
+                Control.Interrupted = true; Control.ShouldStop = true;
+                Control.StopReason = $"interrupted at step {State.Step}";
+                Save();
+                break;
+            }
             if (Control.ShouldEvaluate || (State.Step == Options.TotalSteps && Evaluator != null)) Evaluate();
             if (Parallel != null) Control.ShouldStop = Parallel.BroadcastFlag(Control.ShouldStop);   // rank 0 decides
             if (Control.ShouldSave || State.Step == Options.TotalSteps || Control.ShouldStop) Save();
