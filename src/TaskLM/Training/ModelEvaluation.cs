@@ -33,6 +33,7 @@ public static class ModelEvaluation
     public static (EvalResult Result, string OutDir, string ReportPath) Run(string modelPath, string dataPath, EvaluateOptions o)
     {
         if (!File.Exists(dataPath)) throw new FileNotFoundException($"data file '{dataPath}' does not exist", dataPath);
+        if (o.BatchSize < 1) throw new ArgumentException($"evaluate: the batch size must be at least 1 (got {o.BatchSize}; --batch-size)");
         string? runDir = File.Exists(Path.Combine(modelPath, "recipe.resolved.yaml")) ? modelPath : null;
         string modelDir;
         Recipe recipe;

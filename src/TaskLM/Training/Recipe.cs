@@ -43,11 +43,12 @@ public sealed class ModelSection
 /// <summary>Where the examples come from and how they become token sequences.</summary>
 public sealed class DataSection
 {
-    /// <summary>Training file: jsonl (pre-tokenized with input_ids, or text fields), txt, or a token file.</summary>
+    /// <summary>Training file: JSONL (pre-tokenized with input_ids, or text fields), CSV, TSV or Parquet (each also .gz),
+    /// txt, or a token file. The *_column keys below are the only mapping from its columns to the task.</summary>
     public string? Train { get; set; }
     public string? Validation { get; set; }
     public string? Test { get; set; }
-    /// <summary>auto (by extension) | jsonl | txt | tokens.</summary>
+    /// <summary>auto (by extension) | jsonl | csv | tsv | parquet | txt | tokens.</summary>
     public string Format { get; set; } = "auto";
     public string TextColumn { get; set; } = "text";
     /// <summary>Second text of a pair (sentence-pair classification), or null.</summary>

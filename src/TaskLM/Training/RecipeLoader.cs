@@ -233,7 +233,7 @@ public static class RecipeLoader
         OneOf(r.Task, Recipe.Tasks, "task", source);
         OneOf(r.Strategy.Method, ["full", "freeze", "lora"], "strategy.method", source);
         OneOf(r.Training.Scheduler, ["linear", "cosine", "constant"], "training.scheduler", source);
-        OneOf(r.Data.Format, ["auto", "jsonl", "txt", "tokens"], "data.format", source);
+        OneOf(r.Data.Format, ["auto", "jsonl", "csv", "tsv", "parquet", "txt", "tokens"], "data.format", source);
         FiniteNumbers(r, "", source);
         var t = r.Training;
         Check(t.BatchSize >= 1, source, "training.batch_size must be at least 1");
