@@ -130,6 +130,7 @@ public static class TaskData
     static string Field(JsonObject row, string column, string path, long line) =>
         row[column] switch
         {
+            null when row.ContainsKey(column) => throw new InvalidDataException($"{path}:{line}: field '{column}' is null; give every row a value or drop the row"),
             null => throw new InvalidDataException($"{path}:{line}: no field '{column}' (fields: {string.Join(", ", row.Select(kv => kv.Key))})"),
             JsonValue v when v.TryGetValue(out string? s) => s,
             var other => other.ToString(),
@@ -189,7 +190,7 @@ public static class TaskData
         {
             case "classification":
             {
-                string label = row[d.LabelColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.LabelColumn}'");
+                string label = row[d.LabelColumn]?.ToString() ?? throw new InvalidDataException(row.ContainsKey(d.LabelColumn) ? $"field '{d.LabelColumn}' is null; give every row a value or drop the row" : $"no field '{d.LabelColumn}'");
                 int id = labels!.IndexOf(label);
                 if (id < 0) throw new InvalidDataException($"label '{label}' is not among the training labels ({string.Join(", ", labels)})");
                 var (ids, types) = EncodePair(tok, row[d.TextColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.TextColumn}'"),

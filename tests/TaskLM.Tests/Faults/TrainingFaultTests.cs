@@ -204,6 +204,26 @@ public class TrainingFaultTests
         finally { Directory.Delete(dir, true); }
     }
 
+    [Fact]
+    public void A_null_label_is_named_as_null_not_as_a_missing_field()
+    {
+        string dir = NewDir("nulllabel");
+        try
+        {
+            string recipe = ClsRecipe(dir);
+            File.WriteAllLines(Path.Combine(dir, "nulls.jsonl"),
+                ["{\"text\": \"win a prize\", \"label\": \"spam\"}", "{\"text\": \"see you at noon\", \"label\": null}"]);
+            string run = Path.Combine(dir, "run");
+            var r = Train(dir, recipe, "output_dir=" + run, "data.train=nulls.jsonl", "data.validation=null");
+            Assert.Equal(1, r.ExitCode);
+            string msg = OneLine(r.Stderr);
+            Assert.Contains("nulls.jsonl:2: field 'label' is null", msg);
+            Assert.DoesNotContain("no field", msg);
+            Assert.False(File.Exists(Path.Combine(run, "recipe.resolved.yaml")));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     // ── Early-stopping metric, corrupt checkpoint, stale temporaries ──────────────────────────────────────────
 
     [Fact]
