@@ -361,6 +361,9 @@ public static class TrainingRun
         string source = File.Exists(Path.Combine(best, "adapter_config.json")) ? best : c.LastCheckpoint ?? throw new InvalidOperationException("strategy.lora.merge: no adapter was saved");
         var r = c.Recipe;
         using var scope = NewDisposeScope();
+        // The adapter holds only the LoRA matrices and the head: the base is rebuilt as training built it (a preset
+        // base is random, so it is drawn again from the run's seed, as SetupModel drew it right after manual_seed).
+        if (!Directory.Exists(r.Model.Init)) manual_seed(r.Training.Seed);
         ITaskModel baseModel = Directory.Exists(r.Model.Init)
             ? ModelFactory.FromPretrained(r.Model.Init, c.ModelTask, c.Labels?.Count, c.Labels)
             : ModelFactory.FromPreset(r.Model.Init, c.ModelTask, PresetOverrides(r, c.Labels));
