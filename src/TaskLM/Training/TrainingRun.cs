@@ -258,6 +258,7 @@ public static class TrainingRun
             model = ModelFactory.FromPretrained(init, c.ModelTask, c.Labels?.Count, c.Labels);
             // HF's load report: a new head is normal when fine-tuning, and said so; so are unused weights.
             if (model is PreTrainedModel { LoadReport: { } report }) foreach (var line in report.ToString().Split(Environment.NewLine)) o.Say(line);
+            CheckFinite(model, init);
         }
         else model = ModelFactory.FromPreset(init, c.ModelTask, PresetOverrides(r, c.Labels));
         model.Module.to(o.Device);
@@ -278,6 +279,16 @@ public static class TrainingRun
         c.TotalParameters = model is LoraModel lm ? lm.CountParameters().total : model.Module.parameters().Sum(p => p.numel());
         o.Say($"trainable params: {c.TrainableParameters:N0} || all params: {c.TotalParameters:N0} || trainable%: {100.0 * c.TrainableParameters / Math.Max(1, c.TotalParameters):F4}");
         c.Collator = MakeCollator(r, model, c.Tokenizer, o.Device);
+    }
+
+    /// <summary>A NaN or infinite weight in the folder a run starts or resumes from is an error naming the folder and
+    /// the tensor (training would only report divergence a few steps later, blaming the learning rate).</summary>
+    static void CheckFinite(ITaskModel model, string folder)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var (name, p) in model.Module.named_parameters())
+            if (!isfinite(p).all().item<bool>())
+                throw new InvalidDataException($"{folder}: weight '{name}' holds NaN or infinite values (a damaged or diverged checkpoint); resume from an earlier checkpoint or start from another model");
     }
 
     static Dictionary<string, object> PresetOverrides(Recipe r, IReadOnlyList<string>? labels)

@@ -275,6 +275,34 @@ public class TrainingFaultTests
         finally { Directory.Delete(dir, true); }
     }
 
+    [Fact]
+    public void Resuming_a_checkpoint_with_nan_weights_names_the_checkpoint_and_the_tensor()
+    {
+        string dir = NewDir("nanresume");
+        try
+        {
+            string recipe = LmRecipe(dir, steps: 8);
+            string run = Path.Combine(dir, "run");
+            Assert.Equal(0, Train(dir, recipe, "output_dir=" + run).ExitCode);
+            string ckpt = Path.Combine(run, "checkpoints", "step-8");
+            string weights = Path.Combine(ckpt, "model.safetensors");
+            var sd = TaskLM.Models.SafeTensors.Load(weights);
+            string key = sd.Keys.First(k => k.EndsWith("c_fc.weight", StringComparison.Ordinal));
+            sd[key].index_put_(TorchSharp.torch.tensor(float.NaN), 0, 0);
+            TaskLM.Models.SafeTensors.Save(weights, sd);
+            foreach (var t in sd.Values) t.Dispose();
+            var before = Snapshot(run);
+            var r = Train(dir, recipe, "output_dir=" + run, "--resume");
+            Assert.Equal(1, r.ExitCode);
+            string msg = OneLine(r.Stderr);
+            Assert.Contains(ckpt, msg);
+            Assert.Contains("c_fc.weight", msg);
+            Assert.Contains("NaN or infinite", msg);
+            AssertUnchanged(before, run);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     // ── SIGINT / SIGTERM ──────────────────────────────────────────────────────────────────────────────────────
 
     static Process StartTrain(string dir, string recipe, string run, StringWriterSink sink, params string[] extra)
