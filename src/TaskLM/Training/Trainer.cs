@@ -77,13 +77,16 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
     public List<ITrainerCallback> Callbacks { get; } = [];
     /// <summary>Runs evaluation on held-out data and returns its metrics (loss, accuracy, ...); null = none.</summary>
     public Func<IReadOnlyDictionary<string, double>>? Evaluator { get; set; }
-    /// <summary>Writes a checkpoint of the model and this trainer into a folder; set by <see cref="Checkpoints"/>.</summary>
-    public Action<Trainer>? Saver { get; set; }
+    /// <summary>Writes a checkpoint of the model and this trainer into a folder; set by <see cref="Checkpoints"/>.
+    /// It returns the checkpoint's folder, which <see cref="ITrainerCallback.OnSave"/> receives.</summary>
+    public Func<Trainer, string>? Saver { get; set; }
     /// <summary>The data-parallel job this trainer is one rank of (each rank takes its shard of every global
     /// batch; gradients are averaged before clipping); null = a single process.</summary>
     public DataParallel? Parallel { get; set; }
     /// <summary>The last evaluation's metrics.</summary>
     public IReadOnlyDictionary<string, double>? LastEval { get; private set; }
+    /// <summary>The folder of the last checkpoint written, or null.</summary>
+    public string? LastCheckpoint { get; private set; }
 
     Tensor? _classWeights;
 
@@ -218,7 +221,9 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
     void Save()
     {
         Control.ShouldSave = false;
-        Saver?.Invoke(this);
+        if (Saver == null) return;
+        LastCheckpoint = Saver(this);
+        Fire(c => c.OnSave(this, LastCheckpoint));
     }
 
     /// <summary>Replaces the loop state (resume).</summary>

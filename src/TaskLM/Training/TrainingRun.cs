@@ -81,7 +81,6 @@ public static class TrainingRun
         public Collator Collator = null!;
         public Trainer Trainer = null!;
         public MetricsLogger? Metrics;
-        public string? LastCheckpoint;
         public string? InterruptedAt;
         public JsonObject? TestJson;
         public IReadOnlyDictionary<string, double>? Test;
@@ -223,7 +222,7 @@ public static class TrainingRun
         File.Move(tmp, path, overwrite: true);
 
         var ck = new Checkpoints(dir, t.KeepLast, c.SavePretrained) { WorldSize = c.WorldSize, RunId = c.RunId };
-        c.Trainer.Saver = tr => c.LastCheckpoint = ck.Save(tr);
+        c.Trainer.Saver = ck.Save;
         c.Metrics = new MetricsLogger(dir, t.LogEvery, t.Tensorboard, c.ResumeDir != null ? c.Trainer.State.Step : -1);
         c.Trainer.Callbacks.Insert(1, c.Metrics);   // after ScheduleFlags, before early stopping
     }
@@ -358,7 +357,7 @@ public static class TrainingRun
         var t = c.Recipe.Training;
         c.Options.Say($"training: {c.TotalSteps} optimizer steps ({c.Plan.StepsPerEpoch}/epoch, batch {t.BatchSize} × accum {t.GradAccum}), {t.Scheduler} lr {t.Lr:G3}, warmup {c.Schedule.WarmupSteps}");
         var state = c.Trainer.Train();
-        if (c.Trainer.Control.Interrupted) c.InterruptedAt = c.LastCheckpoint ?? Path.Combine(c.RunDir, "checkpoints", $"step-{state.Step}");
+        if (c.Trainer.Control.Interrupted) c.InterruptedAt = c.Trainer.LastCheckpoint ?? Path.Combine(c.RunDir, "checkpoints", $"step-{state.Step}");
         if (c.Recipe.Strategy.Lora.Merge && c.Model is LoraModel && c.InterruptedAt == null && c.IsMain) MergeBest(c);
         return state;
     }
@@ -369,7 +368,7 @@ public static class TrainingRun
     {
         string best = Path.Combine(c.RunDir, "best");
         string adapterDir = Path.Combine(best, "adapter");
-        string source = File.Exists(Path.Combine(best, "adapter_config.json")) ? best : c.LastCheckpoint ?? throw new InvalidOperationException("strategy.lora.merge: no adapter was saved");
+        string source = File.Exists(Path.Combine(best, "adapter_config.json")) ? best : c.Trainer.LastCheckpoint ?? throw new InvalidOperationException("strategy.lora.merge: no adapter was saved");
         var r = c.Recipe;
         using var scope = NewDisposeScope();
         // The adapter holds only the LoRA matrices and the head: the base is rebuilt as training built it (a preset
