@@ -17,11 +17,11 @@ public static class QuickstartCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder, when the model folder has none" };
         var dataDir = new Option<string>("--data-dir") { Description = "Folder of the shipped corpora", DefaultValueFactory = _ => "data" };
         var maxSteps = new Option<int>("--max-steps") { Description = "Optimizer steps (overrides --epochs)", DefaultValueFactory = _ => -1 };
-        var epochs = new Option<int>("--epochs") { Description = "Passes over the training split", DefaultValueFactory = _ => 1 };
+        var epochs = new Option<int?>("--epochs") { Description = "Passes over the training split (default: spam and genre 3, brown-pos and sotu 1)" };
         var maxTrain = new Option<int>("--max-train") { Description = "Use at most this many training examples (0 = all)", DefaultValueFactory = _ => 0 };
         var maxEval = new Option<int>("--max-eval") { Description = "Use at most this many validation and test examples (0 = all)", DefaultValueFactory = _ => 0 };
         var maxLength = new Option<int>("--max-length") { Description = "Tokens per example", DefaultValueFactory = _ => 128 };
-        var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 1e-4 };
+        var lr = new Option<double?>("--lr") { Description = "Peak learning rate (default: spam and genre 5e-4, brown-pos 1e-3, sotu 1e-4)" };
         var batch = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => 32 };
         var evalEvery = new Option<int>("--eval-every") { Description = "Validation every N steps (early stopping, best/)", DefaultValueFactory = _ => 40 };
         var json = Global.JsonOption();

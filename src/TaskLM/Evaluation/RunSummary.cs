@@ -69,9 +69,13 @@ public sealed class RunSummary
             l.Add($"best: step {bs}, {BestMetricName ?? "metric"} = {EvalResult.Format(bm)} on validation");
         if (Test != null)
         {
-            var head = new[] { "accuracy", "macro_f1", "f1", "token_accuracy", "exact_match", "loss", "perplexity", "bleu" }
-                .Where(Test.Metrics.ContainsKey).Take(4);
-            l.Add($"test (n = {Test.N}): " + string.Join("  ", head.Select(k => $"{k} {EvalResult.Format(Test.Metrics[k])}"
+            // The metric best/ was chosen by (f1_spam, say) comes first: it is the one the user asked for. Per-class F1
+            // lives in PerClass for the model and flat (f1_<label>) in the baseline's metrics.
+            double? Value(string k) => Test.Metrics.TryGetValue(k, out var v) ? v
+                : k.StartsWith("f1_", StringComparison.Ordinal) && Test.PerClass?.TryGetValue(k[3..], out var c) == true ? c.F1 : null;
+            var head = new[] { BestMetricName ?? "", "accuracy", "macro_f1", "f1", "token_accuracy", "exact_match", "loss", "perplexity", "bleu" }
+                .Where(k => k != "" && Value(k) != null).Distinct().Take(4);
+            l.Add($"test (n = {Test.N}): " + string.Join("  ", head.Select(k => $"{k} {EvalResult.Format(Value(k)!.Value)}"
                 + (Test.Baseline?.Metrics.TryGetValue(k, out var b) == true ? $" (baseline {EvalResult.Format(b)})" : ""))));
         }
         if (BestDir != null) l.Add($"best model: {BestDir} (HF folder with its tokenizer)");

@@ -30,7 +30,7 @@ public static class AutoSettings
         if (d.Validation == null && d.ValidationSplit > 0 && d.Train != null) SplitValidation(r, runDir, say);
         if (d.MaxLength == 0)
         {
-            int limit = ModelLimit(r.Model.Init);
+            int limit = ModelLimit(r.Model.Init, r.Model.Config);
             if (tok == null || !text || r.Task != "classification")
             {
                 d.MaxLength = Math.Min(limit, 512);
@@ -69,9 +69,12 @@ public static class AutoSettings
         }
     }
 
-    /// <summary>The longest sequence the model takes: config.json's max_position_embeddings / n_positions, or the preset's.</summary>
-    public static int ModelLimit(string init)
+    /// <summary>The longest sequence the model takes: the recipe's model.config override when it sets one (a preset
+    /// reshaped to 128 positions takes 128), else config.json's max_position_embeddings / n_positions, or the preset's.</summary>
+    public static int ModelLimit(string init, System.Text.Json.Nodes.JsonObject? configOverride = null)
     {
+        foreach (var key in new[] { "max_position_embeddings", "n_positions", "n_ctx" })
+            if (EvalResult.AsNumber(configOverride?[key]) is double o) return (int)o;
         if (Directory.Exists(init))
         {
             var cfg = HfCheckpoint.LoadConfig(init);

@@ -7,7 +7,7 @@ namespace TaskLM.Tests.Transfer;
 
 public class TextClassificationRecipeTests
 {
-    static string Repo(params string[] parts)
+    internal static string Repo(params string[] parts)
     {
         // The test binary runs from tests/TaskLM.Tests/bin/<config>/<tfm>/: the repository root is five levels up.
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
@@ -133,5 +133,29 @@ public class TextClassificationRecipeTests
         var back = EvalResult.FromJson(o).Baseline!;
         Assert.Equal(0.70, back.Ensemble!.Weight, 9);
         Assert.Equal(s.Difference["macro_f1"].High, back.Difference["macro_f1"].High, 12);
+    }
+}
+
+public class AutoMaxLengthTests
+{
+    [Fact]
+    public void A_preset_reshaped_by_model_config_caps_max_length_at_its_own_position_limit()
+    {
+        // bert-tiny's preset takes 512 positions; reshaped to 32 it must not be given 216-token sequences.
+        Assert.Equal(512, TaskLM.Training.AutoSettings.ModelLimit("bert-tiny"));
+        Assert.Equal(32, TaskLM.Training.AutoSettings.ModelLimit("bert-tiny", new JsonObject { ["max_position_embeddings"] = 32 }));
+        string dir = Directory.CreateTempSubdirectory("tasklm-automax").FullName;
+        try
+        {
+            string train = Path.Combine(dir, "train.jsonl");
+            File.WriteAllLines(train, Enumerable.Range(0, 20).Select(i => new JsonObject { ["text"] = string.Join(' ', Enumerable.Repeat("word", 200)), ["label"] = i % 2 == 0 ? "a" : "b" }.ToJsonString()));
+            var r = TaskLM.Training.RecipeLoader.Parse($"task: classification\nmodel: {{init: bert-tiny, config: {{max_position_embeddings: 32}}}}\ndata: {{train: '{train}', max_length: 0}}\n");
+            var said = new List<string>();
+            var tok = TaskLM.Data.Tokenization.TokenizerLoader.Load(TextClassificationRecipeTests.Repo("tests", "fixtures", "hf", "tok-wordpiece"));
+            TaskLM.Training.AutoSettings.Resolve(r, dir, tok, said.Add);
+            Assert.Equal(32, r.Data.MaxLength);
+            Assert.Contains(said, s => s.StartsWith("data.max_length: 32 (", StringComparison.Ordinal) && s.EndsWith("model limit 32)", StringComparison.Ordinal));
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }
