@@ -257,7 +257,8 @@ public static class Quickstart
         int stage, string narration, List<(string Text, string? Gold)> tries)
     {
         o.Stage(stage, "Fine-tune", narration);
-        var result = TrainingRun.Run(recipe, new RunOptions { Device = o.Device, Say = o.Say, Callbacks = o.Callbacks });
+        // The journey owns its run folder and rebuilds it each time: an earlier quickstart run there is replaced.
+        var result = TrainingRun.Run(recipe, new RunOptions { Device = o.Device, Say = o.Say, Callbacks = o.Callbacks, Overwrite = true });
 
         o.Stage(stage + 1, "Evaluate", recipe.Task == "classification"
             ? "Score best/ on the held-out test split: metrics, confusion matrix, the examples it got most wrong, and the TF-IDF + "

@@ -18,12 +18,14 @@ public static class TrainCommand
         var recipeArg = new Argument<string>("recipe") { Description = "Recipe YAML (task, model, data, strategy, training, output_dir)" };
         var overridesArg = new Argument<string[]>("overrides") { Description = "key=value overrides with dotted paths, e.g. training.lr=3e-4", Arity = ArgumentArity.ZeroOrMore };
         var resume = new Option<string?>("--resume") { Description = "Resume from the run folder's latest checkpoint, or from the given checkpoint folder", Arity = ArgumentArity.ZeroOrOne };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace the run already in output_dir (its checkpoints, best/ and metrics) instead of refusing" };
         var json = Global.JsonOption();
         var nproc = new Option<int>("--nproc") { Description = "Data-parallel ranks on this machine: runs `mpiexec -n N` on this command (MPICH; see docs/distributed.md)", DefaultValueFactory = _ => 1 };
         var cmd = new Command("train", "Train a model as a recipe says; writes metrics.jsonl, checkpoints/ and best/ into output_dir");
         cmd.Arguments.Add(recipeArg);
         cmd.Arguments.Add(overridesArg);
         cmd.Options.Add(resume);
+        cmd.Options.Add(overwrite);
         cmd.Options.Add(json);
         cmd.Options.Add(nproc);
         cmd.SetAction(p =>
@@ -32,13 +34,13 @@ public static class TrainCommand
             if (n < 1) throw new ArgumentException($"--nproc {n}: must be at least 1");
             if (n > 1 && Mpi.LaunchedWorldSize() == 1) return MpiLauncher.Run(n, p.GetValue(recipeArg)!, p.GetValue(overridesArg) ?? []);
             var dp = DataParallel.FromEnvironment();
-            if (dp == null) return Train(p, recipeArg, overridesArg, resume, json, null);
+            if (dp == null) return Train(p, recipeArg, overridesArg, resume, overwrite, json, null);
             // One rank of a data-parallel job: an error here ends every rank now (MPI_Abort) instead of leaving
             // the others waiting in an all-reduce; the message names the rank.
             try
             {
                 MpiLauncher.WritePidFile(dp);
-                int rc = Train(p, recipeArg, overridesArg, resume, json, dp);
+                int rc = Train(p, recipeArg, overridesArg, resume, overwrite, json, dp);
                 Mpi.Barrier();
                 Mpi.Shutdown();
                 return rc;
@@ -55,13 +57,15 @@ public static class TrainCommand
         return cmd;
     }
 
-    static int Train(ParseResult p, Argument<string> recipeArg, Argument<string[]> overridesArg, Option<string?> resume, Option<bool> json, DataParallel? dp)
+    static int Train(ParseResult p, Argument<string> recipeArg, Argument<string[]> overridesArg, Option<string?> resume, Option<bool> overwrite, Option<bool> json, DataParallel? dp)
     {
         {
             var recipe = RecipeLoader.Load(TaskLM.Training.Search.RecipeCatalog.Resolve(p.GetValue(recipeArg)!), p.GetValue(overridesArg) ?? []);   // a file, or a shipped recipe by name
+            string? resumeFrom = p.GetResult(resume) is null ? null : p.GetValue(resume) ?? "latest";
+            // Before train.log is opened in the folder: a foreign run there is refused untouched.
+            TrainingRun.CheckRunFolder(recipe, resumeFrom, p.GetValue(overwrite));
             var device = Global.StartTorch(p);
             if (p.GetValue(Global.Device) == "auto" && recipe.Training.Device != "auto") device = TorchBackend.ResolveDevice(recipe.Training.Device);
-            string? resumeFrom = p.GetResult(resume) is null ? null : p.GetValue(resume) ?? "latest";
             bool quiet = p.GetValue(json) || dp is { IsMain: false };   // ranks > 0 stay silent
             // Every line people see is also appended to the run folder's train.log (Microsoft.Extensions.Logging).
             using var logs = RunLogging.Create(dp is { IsMain: false } ? null : Path.Combine(recipe.OutputDir, "train.log"));
@@ -70,12 +74,35 @@ public static class TrainCommand
                 p.GetValue(recipeArg), string.Join(' ', p.GetValue(overridesArg) ?? []), resumeFrom ?? "no", device);
             var progress = new ProgressLine(quiet, log);
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            // SIGINT/SIGTERM: the first finishes the step and writes a checkpoint; a second ends the process at once.
+            using var stop = new CancellationTokenSource();
+            int signal = 0;
+            void OnSignal(System.Runtime.InteropServices.PosixSignalContext ctx)
+            {
+                if (Interlocked.CompareExchange(ref signal, ctx.Signal == System.Runtime.InteropServices.PosixSignal.SIGTERM ? 143 : 130, 0) != 0) return;   // second: default action
+                ctx.Cancel = true;
+                Console.Error.WriteLine($"{(signal == 143 ? "SIGTERM" : "Ctrl-C")}: finishing the current step and writing a checkpoint (again to abort now)");
+                stop.Cancel();
+            }
+            using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal);
+            using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal);
             var result = TrainingRun.Run(recipe, new RunOptions
             {
-                Resume = resumeFrom, Device = device, Callbacks = [progress], Parallel = dp,
+                Resume = resumeFrom, Overwrite = p.GetValue(overwrite), Device = device, Callbacks = [progress], Parallel = dp, Interrupt = stop.Token,
                 Say = s => { log.LogInformation("{Line}", s); if (!quiet) AnsiConsole.MarkupLine(Markup.Escape(s)); },
             });
             log.LogInformation("done: {Steps} steps, stop reason: {Reason}", result.State.Step, result.StopReason ?? "none");
+            if (result.Interrupted != null)
+            {
+                if (dp is { IsMain: false }) return signal == 0 ? 130 : signal;
+                var args = new List<string> { "tasklm", "train", p.GetValue(recipeArg)! };
+                args.AddRange(p.GetValue(overridesArg) ?? []);
+                args.Add("--resume");
+                string line = $"interrupted at step {result.State.Step}: checkpoint {result.Interrupted}; continue with: {string.Join(' ', args.Select(Quote))}";
+                log.LogInformation("{Line}", line);
+                Console.Error.WriteLine(line);
+                return signal == 0 ? 130 : signal;
+            }
             if (dp is { IsMain: false }) return 0;
             var summary = RunSummary.Create(result.RunDir, clock.Elapsed, result.State.Step, result.State.BestMetric != null ? result.State.BestStep : null,
                 result.State.BestMetric, recipe.Data.Validation != null ? recipe.Training.EarlyStopping?.Metric ?? "loss" : null, result.StopReason,
@@ -117,6 +144,8 @@ public static class TrainCommand
         AnsiConsole.MarkupLine("next:");
         foreach (var n in summary.Next) AnsiConsole.MarkupLine("  " + Markup.Escape(n));
     }
+
+    static string Quote(string a) => a.Length > 0 && a.All(ch => char.IsLetterOrDigit(ch) || "-_./=:,+".Contains(ch)) ? a : "'" + a.Replace("'", "'\\''") + "'";
 
     /// <summary>One status line per logged step: step/total, loss, lr, tokens/s and ETA (stderr, so --json stays clean).</summary>
     sealed class ProgressLine(bool quiet, ILogger log) : ITrainerCallback

@@ -158,6 +158,9 @@ public sealed class LoraModel : ITaskModel
         public override void train(bool on = true)
         {
             _owner._inner.Module.train(on);
+            // The LoRA layers replaced fields of the base model but are not its registered children: switch them
+            // (their lora_dropout) too, or evaluation runs with dropout on.
+            foreach (var layer in _owner._layers.Values) layer.train(on);
             base.train(on);
         }
     }

@@ -11,6 +11,24 @@ namespace TaskLM.Training;
 /// token_accuracy; QA: exact_match (start and end both right).</summary>
 public static class EvalLoop
 {
+    /// <summary>The metric names <see cref="Run"/> produces for a recipe task and label set (what early stopping may
+    /// watch): known before the first step. Per-class f1_&lt;label&gt; appear for the labels the data or predictions hold.</summary>
+    public static List<string> MetricNames(string task, IReadOnlyList<string>? labels)
+    {
+        var names = new List<string> { "loss" };
+        switch (TaskNames.ModelTask(task))
+        {
+            case TaskNames.CausalLm or TaskNames.MaskedLm: names.Add("perplexity"); break;
+            case TaskNames.Classification:
+                names.AddRange(["accuracy", "micro_f1", "macro_f1", "weighted_f1", "macro_precision", "macro_recall"]);
+                foreach (var l in labels ?? []) names.Add($"f1_{l}");
+                break;
+            case TaskNames.TokenClassification: names.Add("token_accuracy"); break;
+            case TaskNames.QuestionAnswering: names.Add("exact_match"); break;
+        }
+        return names;
+    }
+
     /// <summary>Evaluates <paramref name="model"/> on <paramref name="examples"/> in batches of <paramref name="batchSize"/>
     /// collated by <paramref name="collator"/>; <paramref name="labels"/> (class names) add f1_&lt;name&gt; per class.
     /// With <paramref name="parallel"/>, each rank scores every WorldSize-th batch and the sums are reduced, so
@@ -68,7 +86,7 @@ public static class EvalLoop
         }
         var m = new Dictionary<string, double>();
         if (batches > 0) m["loss"] = lossSum / batches;
-        if (model.Task is "causal-lm" or "masked-lm" or "generation" && batches > 0) m["perplexity"] = Math.Exp(m["loss"]);
+        if (TaskNames.IsLanguageModel(model.Task) && batches > 0) m["perplexity"] = Math.Exp(m["loss"]);
         if (gold.Count > 0)
         {
             // sklearn's definitions (Evaluation/ClassificationMetrics), over the classes present in gold or predictions.

@@ -33,9 +33,11 @@ public static class ModelEvaluation
     public static (EvalResult Result, string OutDir, string ReportPath) Run(string modelPath, string dataPath, EvaluateOptions o)
     {
         if (!File.Exists(dataPath)) throw new FileNotFoundException($"data file '{dataPath}' does not exist", dataPath);
+        if (o.BatchSize < 1) throw new ArgumentException($"evaluate: the batch size must be at least 1 (got {o.BatchSize}; --batch-size)");
         string? runDir = File.Exists(Path.Combine(modelPath, "recipe.resolved.yaml")) ? modelPath : null;
         string modelDir;
         Recipe recipe;
+        PreTrainedModel? loaded = null;   // a bare HF folder is loaded once: for its task, and to score it
         if (runDir != null)
         {
             recipe = RecipeLoader.Load(Path.Combine(runDir, "recipe.resolved.yaml"), o.Overrides);
@@ -47,16 +49,18 @@ public static class ModelEvaluation
             if (!File.Exists(Path.Combine(modelPath, "config.json")))
                 throw new FileNotFoundException($"'{modelPath}' is neither a run folder (recipe.resolved.yaml) nor a Hugging Face model folder (config.json)");
             modelDir = modelPath;
-            string task = ModelFactory.FromPretrained(modelPath).Task;
+            loaded = ModelFactory.ForInference(modelPath);   // refuses weights that do not fill the model (issue 11)
+            string task = loaded.Task;
             recipe = RecipeLoader.Parse($"task: {task}\nmodel: {{init: '{modelPath.Replace("'", "''")}'}}\ndata: {{train: '{dataPath.Replace("'", "''")}'}}\n",
                 $"{modelPath} (defaults for evaluation)", o.Overrides);
         }
-        string modelTask = recipe.Task == "generation" ? "causal-lm" : recipe.Task;
+        string modelTask = TaskNames.ModelTask(recipe.Task);
         o.Say($"model: {modelDir} ({modelTask})");
 
+        if (loaded != null && loaded.Task != modelTask) { loaded.Module.Dispose(); loaded = null; }   // task= overridden
         ITaskModel model = File.Exists(Path.Combine(modelDir, "adapter_config.json"))
             ? LoraModel.FromAdapter(ModelFactory.ForInference(recipe.Model.Init, modelTask, allowNewHead: true), modelDir)
-            : ModelFactory.ForInference(modelDir, modelTask);   // refuses weights that do not fill the model (issue 11)
+            : loaded ?? ModelFactory.ForInference(modelDir, modelTask);   // refuses weights that do not fill the model (issue 11)
         model.Module.to(o.Device);
         model.Module.eval();
         IReadOnlyList<string>? labels = model.Config["id2label"] is JsonObject id2
@@ -122,13 +126,46 @@ public static class ModelEvaluation
         return result;
     }
 
-    // Other tasks: the metrics training's evaluation computes (loss, perplexity, token accuracy, exact match).
+    // Other tasks: the metrics training's evaluation computes (loss, perplexity, token accuracy, exact match); a
+    // tagger whose tags are BIO adds seqeval's entity precision, recall and F1 (micro, macro, weighted, per type).
     static EvalResult Aggregate(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, IReadOnlyList<string>? labels,
         EvaluateOptions o, string task, string split)
     {
         var m = EvalLoop.Run(model, examples, collator, o.BatchSize, labels);
-        var result = new EvalResult { Task = task, Split = split, N = examples.Count };
+        var result = task == "token-classification" && labels != null && IsBio(labels)
+            ? Tag(model, examples, collator, labels, o, split)
+            : new EvalResult { Task = task, Split = split, N = examples.Count };
         foreach (var (k, v) in m) result.Metrics[k] = v;
         return result;
+    }
+
+    /// <summary>Tags in the IOB2/BIO scheme seqeval scores: every tag is O or B-/I- followed by an entity type.</summary>
+    public static bool IsBio(IReadOnlyList<string> tags) =>
+        tags.Any(t => t.StartsWith("B-", StringComparison.Ordinal)) && tags.All(t => t == "O" || t.StartsWith("B-", StringComparison.Ordinal) || t.StartsWith("I-", StringComparison.Ordinal));
+
+    // Token classification: the gold and predicted tag of every word (its first sub-token, where the label is not
+    // -100), one sequence per example, scored by seqeval.
+    static EvalResult Tag(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, IReadOnlyList<string> labels, EvaluateOptions o, string split)
+    {
+        string Name(long c) => c >= 0 && c < labels.Count ? labels[(int)c] : "O";
+        var gold = new List<IReadOnlyList<string>>(); var pred = new List<IReadOnlyList<string>>();
+        for (int i = 0; i < examples.Count; i += o.BatchSize)
+        {
+            using var scope = NewDisposeScope();
+            var chunk = examples.Skip(i).Take(o.BatchSize).ToList();
+            var batch = collator.Collate(chunk);
+            var p = model.Forward(batch).Logits!.argmax(-1).cpu();   // (B, T)
+            var y = batch.Labels!.cpu();                              // (B, T), -100 = not a word's first piece
+            long t = y.shape[1];
+            long[] pa = p.data<long>().ToArray(), ya = y.data<long>().ToArray();
+            for (int b = 0; b < chunk.Count; b++)
+            {
+                var g = new List<string>(); var q = new List<string>();
+                for (long j = 0; j < t; j++)
+                    if (ya[b * t + j] != -100) { g.Add(Name(ya[b * t + j])); q.Add(Name(pa[b * t + j])); }
+                gold.Add(g); pred.Add(q);
+            }
+        }
+        return EvalResult.ForTokenClassification(gold, pred, worst: o.Worst, split: split);
     }
 }

@@ -22,9 +22,13 @@ public sealed class Recipe
     /// <summary>Hyperparameter search space for <c>tasklm tune</c> (dotted key → {choice|uniform|loguniform|int: ...});
     /// training ignores it. Parsed and checked by <see cref="Search.SearchSpace"/>.</summary>
     public JsonObject? Search { get; set; }
+    /// <summary>Set by <c>tasklm train</c> when a fresh run starts (leave it out of recipes): the run folder's
+    /// recipe.resolved.yaml and every checkpoint's trainer_state.json carry it, and <c>--resume</c> accepts only
+    /// checkpoints of the same run.</summary>
+    public string? RunId { get; set; }
 
     /// <summary>The task names a recipe may use.</summary>
-    public static readonly string[] Tasks = ["causal-lm", "masked-lm", "classification", "token-classification", "question-answering", "generation"];
+    public static readonly string[] Tasks = TaskNames.All;
 }
 
 /// <summary>Which model to start from.</summary>
@@ -39,11 +43,12 @@ public sealed class ModelSection
 /// <summary>Where the examples come from and how they become token sequences.</summary>
 public sealed class DataSection
 {
-    /// <summary>Training file: jsonl (pre-tokenized with input_ids, or text fields), txt, or a token file.</summary>
+    /// <summary>Training file: JSONL (pre-tokenized with input_ids, or text fields), CSV, TSV or Parquet (each also .gz),
+    /// txt, or a token file. The *_column keys below are the only mapping from its columns to the task.</summary>
     public string? Train { get; set; }
     public string? Validation { get; set; }
     public string? Test { get; set; }
-    /// <summary>auto (by extension) | jsonl | txt | tokens.</summary>
+    /// <summary>auto (by extension) | jsonl | csv | tsv | parquet | txt | tokens.</summary>
     public string Format { get; set; } = "auto";
     public string TextColumn { get; set; } = "text";
     /// <summary>Second text of a pair (sentence-pair classification), or null.</summary>

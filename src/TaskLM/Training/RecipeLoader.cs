@@ -233,7 +233,8 @@ public static class RecipeLoader
         OneOf(r.Task, Recipe.Tasks, "task", source);
         OneOf(r.Strategy.Method, ["full", "freeze", "lora"], "strategy.method", source);
         OneOf(r.Training.Scheduler, ["linear", "cosine", "constant"], "training.scheduler", source);
-        OneOf(r.Data.Format, ["auto", "jsonl", "txt", "tokens"], "data.format", source);
+        OneOf(r.Data.Format, ["auto", "jsonl", "csv", "tsv", "parquet", "txt", "tokens"], "data.format", source);
+        FiniteNumbers(r, "", source);
         var t = r.Training;
         Check(t.BatchSize >= 1, source, "training.batch_size must be at least 1");
         Check(t.EvalBatchSize >= 1, source, "training.eval_batch_size must be at least 1");
@@ -247,6 +248,18 @@ public static class RecipeLoader
         Check(t.LabelSmoothing is >= 0 and < 1, source, "training.label_smoothing must be in [0, 1)");
         Check(r.Data.MaxLength >= 2 || r.Data.MaxLength == 0, source, "data.max_length must be at least 2 (or 0: from the data)");
         Check(r.Data.ValidationSplit is >= 0 and < 1, source, "data.validation_split must be in [0, 1)");
+        Check(t.MaxSteps >= -1, source, $"training.max_steps must be a positive step count (or -1: train for training.epochs), got {t.MaxSteps}");
+        Check(t.Eps > 0, source, $"training.eps must be positive (AdamW's denominator term, typically 1e-8), got {Fmt(t.Eps)}");
+        Check(t.WeightDecay >= 0, source, $"training.weight_decay must be ≥ 0, got {Fmt(t.WeightDecay)}");
+        Check(t.MaxGradNorm >= 0, source, $"training.max_grad_norm must be ≥ 0 (0 = no clipping), got {Fmt(t.MaxGradNorm)}");
+        Check(t.SaveEvery >= 0, source, $"training.save_every must be ≥ 0 (0 = only at the end), got {t.SaveEvery}");
+        Check(t.KeepLast >= 0, source, $"training.keep_last must be ≥ 0 (0 = keep all), got {t.KeepLast}");
+        Check(t.LogEvery >= 1, source, $"training.log_every must be at least 1, got {t.LogEvery}");
+        Check(r.Data.MaxTrainExamples >= 0, source, $"data.max_train_examples must be ≥ 0 (0 = all), got {r.Data.MaxTrainExamples}");
+        Check(r.Data.MaxEvalExamples >= 0, source, $"data.max_eval_examples must be ≥ 0 (0 = all), got {r.Data.MaxEvalExamples}");
+        Check(r.Strategy.UnfreezeEvery >= 0, source, $"strategy.unfreeze_every must be ≥ 0 (0 = off), got {r.Strategy.UnfreezeEvery}");
+        Check(r.Strategy.Freeze.Layers >= 0, source, $"strategy.freeze.layers must be ≥ 0, got {r.Strategy.Freeze.Layers}");
+        Check(r.Strategy.Lora.Alpha > 0, source, $"strategy.lora.alpha must be positive, got {Fmt(r.Strategy.Lora.Alpha)}");
         Check(r.Data.MlmProbability is > 0 and < 1, source, "data.mlm_probability must be in (0, 1)");
         Check(r.Strategy.Lora.R >= 1, source, "strategy.lora.r must be at least 1");
         Check(r.Strategy.Lora.Dropout is >= 0 and < 1, source, "strategy.lora.dropout must be in [0, 1)");
@@ -261,11 +274,52 @@ public static class RecipeLoader
         if (t.ClassWeights is JsonValue cw)
             Check(cw.TryGetValue(out string? s) && s is "balanced" or "auto", source, "training.class_weights must be 'balanced', 'auto' or a list of numbers");
         else if (t.ClassWeights is JsonArray arr)
-            Check(arr.All(x => x is JsonValue v && v.TryGetValue(out double w) && w >= 0), source, "training.class_weights must be 'balanced' or a list of non-negative numbers");
+            Check(arr.All(x => JsonNumber(x) is double w && w >= 0 && double.IsFinite(w)), source, "training.class_weights must be 'balanced' or a list of non-negative numbers");
         else Check(t.ClassWeights == null, source, "training.class_weights must be 'balanced' or a list of numbers");
         Check(r.Evaluation.BootstrapSamples == 0 || r.Evaluation.BootstrapSamples >= 2, source, "evaluation.bootstrap_samples must be 0 (off) or at least 2");
         Check(!r.Evaluation.Ensemble || r.Evaluation.Baseline, source, "evaluation.ensemble needs evaluation.baseline: true");
         Check(r.Data.Train != null, source, "data.train is required");
+    }
+
+    /// <summary>A JSON number as a double, whether it was read as an integer or a real (null if not a number).</summary>
+    public static double? JsonNumber(JsonNode? n)
+    {
+        if (n is not JsonValue v) return null;
+        if (v.TryGetValue(out double d)) return d;
+        if (v.TryGetValue(out long l)) return l;
+        if (v.TryGetValue(out int i)) return i;
+        return v.GetValueKind() == System.Text.Json.JsonValueKind.Number
+            ? double.Parse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture) : null;
+    }
+
+    static string Fmt(double d) => d.ToString("G6", CultureInfo.InvariantCulture);
+
+    // Every number in the recipe is finite: 1e400 reads as infinity, which no key accepts (and JSON cannot hold).
+    static void FiniteNumbers(object section, string prefix, string source)
+    {
+        foreach (var p in Props(section.GetType()))
+        {
+            object? v = p.GetValue(section);
+            string key = prefix + KeyOf(p);
+            switch (v)
+            {
+                case double d:
+                    Check(double.IsFinite(d), source, $"{key}: {Fmt(d)} is not a finite number");
+                    break;
+                case List<double> list:
+                    Check(list.All(double.IsFinite), source, $"{key}: every entry must be a finite number");
+                    break;
+                case JsonNode j:
+                    foreach (var x in j is JsonArray a ? a.AsEnumerable() : j is JsonObject o ? o.Select(kv => kv.Value) : [j])
+                        if (JsonNumber(x) is double n) Check(double.IsFinite(n), source, $"{key}: {Fmt(n)} is not a finite number");
+                    break;
+                case null or string or int or bool or System.Collections.IList:
+                    break;
+                default:
+                    FiniteNumbers(v, key + ".", source);
+                    break;
+            }
+        }
     }
 
     /// <summary>Writes every setting (defaults filled in) as YAML.</summary>

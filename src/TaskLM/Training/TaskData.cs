@@ -2,6 +2,7 @@
 using System.IO.Compression;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TaskLM.Data.Corpus;
 using TaskLM.Data.Tokenization;
 
 namespace TaskLM.Training;
@@ -17,25 +18,38 @@ public sealed record TaskExamples(List<Example> Examples, IReadOnlyList<string>?
 /// characters to token positions; generation puts loss on the completion only.</summary>
 public static class TaskData
 {
-    /// <summary>Loads <paramref name="path"/> for <paramref name="recipe"/>'s task. <paramref name="labels"/>: the label
-    /// names fixed by the training split (null = collect them from this file, sorted).</summary>
-    public static TaskExamples Load(Recipe recipe, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0)
+    /// <summary>Loads <paramref name="path"/> for <paramref name="recipe"/>'s task (see the data-section overload).</summary>
+    public static TaskExamples Load(Recipe recipe, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0) =>
+        Load(recipe.Task, recipe.Data, path, tokenizer, labels, maxExamples);
+
+    /// <summary>Loads <paramref name="path"/> for <paramref name="task"/> as the <paramref name="data"/> section says
+    /// (columns, max_length, format). Rows come from TaskLM.Data's readers: JSONL, CSV, TSV and Parquet, each also
+    /// gzip'd (.gz), by extension or data.format; a .txt file is documents separated by blank lines; a .tok file is
+    /// a token file. Errors name the file and line. <paramref name="labels"/>: the label names fixed by the training
+    /// split (null = data.labels, else collected from this file, sorted).</summary>
+    public static TaskExamples Load(string task, DataSection data, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: data file not found");
-        var d = recipe.Data;
+        var d = data;
+        var recipe = new Recipe { Task = task, Data = data };
         string format = d.Format != "auto" ? d.Format
             : path.EndsWith(".tok", StringComparison.OrdinalIgnoreCase) ? "tokens"
-            : path.EndsWith(".txt", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".txt.gz", StringComparison.OrdinalIgnoreCase) ? "txt" : "jsonl";
+            : path.EndsWith(".txt", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".txt.gz", StringComparison.OrdinalIgnoreCase) ? "txt"
+            : DataImport.Detect(path) switch
+            {
+                InputFormat.Csv => "csv", InputFormat.Tsv => "tsv", InputFormat.Parquet => "parquet", InputFormat.Jsonl => "jsonl",
+                _ => "jsonl",
+            };
         if (format == "tokens") return new TaskExamples(TokenBlocks(recipe, path, maxExamples), null);
-        var rows = format == "txt" ? ReadTextDocuments(path, d.TextColumn) : ReadJsonl(path);
+        var rows = format == "txt" ? ReadTextDocuments(path, d.TextColumn) : ReadRows(path, format);
         if (rows.Count == 0) throw new InvalidDataException($"{path}: no examples");
         bool preTokenized = rows[0].row.ContainsKey("input_ids");
-        List<string>? labelNames = labels?.ToList() ?? recipe.Data.Labels?.ToList();
-        if (recipe.Task is "classification" or "token-classification" && labelNames == null)
+        List<string>? labelNames = labels?.ToList() ?? d.Labels?.ToList();
+        if (task is "classification" or "token-classification" && labelNames == null)
             labelNames = CollectLabels(rows, recipe, preTokenized, path);
         var examples = new List<Example>();
         if (!preTokenized && tokenizer == null) throw new InvalidOperationException($"{path}: text data needs a tokenizer (set 'tokenizer' in the recipe or give a model folder that has one)");
-        if (!preTokenized && recipe.Task is "causal-lm" or "masked-lm")
+        if (!preTokenized && task is "causal-lm" or "masked-lm")
             examples.AddRange(PackBlocks(rows, recipe, tokenizer!, path));
         else
             foreach (var (row, line) in rows)
@@ -48,19 +62,30 @@ public static class TaskData
         return new TaskExamples(examples, labelNames);
     }
 
-    static List<(JsonObject row, long line)> ReadJsonl(string path)
+    /// <summary>Rows of a JSONL / CSV / TSV / Parquet file (gzip'd or not) through TaskLM.Data's readers, which name
+    /// file:line on a malformed row. CSV and TSV cells are strings.</summary>
+    static List<(JsonObject row, long line)> ReadRows(string path, string format)
     {
-        var rows = new List<(JsonObject, long)>();
-        using var reader = OpenText(path);
-        long n = 0;
-        for (string? l; (l = reader.ReadLine()) != null;)
+        var fmt = format switch { "csv" => InputFormat.Csv, "tsv" => InputFormat.Tsv, "parquet" => InputFormat.Parquet, _ => InputFormat.Jsonl };
+        string? tmp = null;
+        string source = path;
+        try
         {
-            n++;
-            if (string.IsNullOrWhiteSpace(l)) continue;
-            try { rows.Add((JsonNode.Parse(l)!.AsObject(), n)); }
-            catch (Exception e) when (e is JsonException or InvalidOperationException) { throw new InvalidDataException($"{path}:{n}: not a JSON object: {e.Message}"); }
+            if (fmt == InputFormat.Parquet && JsonlFile.IsGzip(path))
+            {
+                // Parquet needs a seekable file: a .parquet.gz is decompressed to a temporary copy first.
+                tmp = Path.Combine(Path.GetTempPath(), $"tasklm-{Guid.NewGuid():N}.parquet");
+                using (var gz = new GZipStream(File.OpenRead(path), CompressionMode.Decompress))
+                using (var o = File.Create(tmp)) gz.CopyTo(o);
+                source = tmp;
+            }
+            var rows = DataImport.Read(source, new ImportOptions { Format = fmt }, new RowErrors(OnError.Fail)).Select(r => (r.Fields, r.Line)).ToList();
+            return rows;
         }
-        return rows;
+        catch (DataFormatException e) when (tmp != null) { throw new InvalidDataException(e.Message.Replace(tmp, path), e); }
+        catch (DataFormatException e) { throw new InvalidDataException(e.Message, e); }
+        catch (InvalidDataException e) when (!e.Message.Contains(path)) { throw new InvalidDataException($"{path}: {e.Message}", e); }
+        finally { if (tmp != null) File.Delete(tmp); }
     }
 
     // A text file: documents separated by blank lines.
@@ -90,7 +115,7 @@ public static class TaskData
         if (preTokenized)
         {
             // Ids already: name them by number up to the largest seen.
-            int max = rows.Max(x => x.row["labels"] switch { JsonArray a => a.Max(v => (int)v!), JsonValue v => (int)v, _ => -1 });
+            int max = rows.Max(x => (x.row["labels"] ?? x.row["label"]) switch { JsonArray a => a.Max(v => (int)v!), JsonValue v => (int)v, _ => -1 });
             return Enumerable.Range(0, max + 1).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList();
         }
         var set = new SortedSet<string>(StringComparer.Ordinal);
@@ -105,6 +130,7 @@ public static class TaskData
     static string Field(JsonObject row, string column, string path, long line) =>
         row[column] switch
         {
+            null when row.ContainsKey(column) => throw new InvalidDataException($"{path}:{line}: field '{column}' is null; give every row a value or drop the row"),
             null => throw new InvalidDataException($"{path}:{line}: no field '{column}' (fields: {string.Join(", ", row.Select(kv => kv.Key))})"),
             JsonValue v when v.TryGetValue(out string? s) => s,
             var other => other.ToString(),
@@ -164,7 +190,7 @@ public static class TaskData
         {
             case "classification":
             {
-                string label = row[d.LabelColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.LabelColumn}'");
+                string label = row[d.LabelColumn]?.ToString() ?? throw new InvalidDataException(row.ContainsKey(d.LabelColumn) ? $"field '{d.LabelColumn}' is null; give every row a value or drop the row" : $"no field '{d.LabelColumn}'");
                 int id = labels!.IndexOf(label);
                 if (id < 0) throw new InvalidDataException($"label '{label}' is not among the training labels ({string.Join(", ", labels)})");
                 var (ids, types) = EncodePair(tok, row[d.TextColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.TextColumn}'"),

@@ -19,6 +19,8 @@ public sealed class TrainerOptions
     public float[]? ClassWeights { get; init; }
     public int MaxBadSteps { get; init; } = 5;
     public int Seed { get; init; } = 42;
+    /// <summary>Cancelled to stop after the current step with a checkpoint (SIGINT/SIGTERM).</summary>
+    public CancellationToken Interrupt { get; init; }
 }
 
 /// <summary>What one optimizer step did (one metrics.jsonl line).</summary>
@@ -32,6 +34,8 @@ public sealed class TrainerControl
     public bool ShouldStop { get; set; }
     /// <summary>Why training stopped early (early stopping), for the report.</summary>
     public string? StopReason { get; set; }
+    /// <summary>Set by the loop when <see cref="TrainerOptions.Interrupt"/> stopped it (a checkpoint was written).</summary>
+    public bool Interrupted { get; internal set; }
 }
 
 /// <summary>The loop's progress, checkpointed with the weights so a resumed run continues exactly.</summary>
@@ -73,13 +77,16 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
     public List<ITrainerCallback> Callbacks { get; } = [];
     /// <summary>Runs evaluation on held-out data and returns its metrics (loss, accuracy, ...); null = none.</summary>
     public Func<IReadOnlyDictionary<string, double>>? Evaluator { get; set; }
-    /// <summary>Writes a checkpoint of the model and this trainer into a folder; set by <see cref="Checkpoints"/>.</summary>
-    public Action<Trainer>? Saver { get; set; }
+    /// <summary>Writes a checkpoint of the model and this trainer into a folder; set by <see cref="Checkpoints"/>.
+    /// It returns the checkpoint's folder, which <see cref="ITrainerCallback.OnSave"/> receives.</summary>
+    public Func<Trainer, string>? Saver { get; set; }
     /// <summary>The data-parallel job this trainer is one rank of (each rank takes its shard of every global
     /// batch; gradients are averaged before clipping); null = a single process.</summary>
     public DataParallel? Parallel { get; set; }
     /// <summary>The last evaluation's metrics.</summary>
     public IReadOnlyDictionary<string, double>? LastEval { get; private set; }
+    /// <summary>The folder of the last checkpoint written, or null.</summary>
+    public string? LastCheckpoint { get; private set; }
 
     Tensor? _classWeights;
 
@@ -99,6 +106,16 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
             (State.Epoch, State.BatchInEpoch) = (Plan.Position.Epoch, Plan.Position.Batch);
             Fire(c => c.OnStep(this, log));
             if (epochEnded) Fire(c => c.OnEpochEnd(this, epoch));
+            bool interrupt = Options.Interrupt.IsCancellationRequested;
+            if (Parallel != null) interrupt = Parallel.BroadcastFlag(interrupt);   // every rank stops at the same step
+            if (interrupt)
+            {
+                // SIGINT/SIGTERM: the step is done; keep it in a checkpoint and stop (no evaluation).
+                Control.Interrupted = true; Control.ShouldStop = true;
+                Control.StopReason = $"interrupted at step {State.Step}";
+                Save();
+                break;
+            }
             if (Control.ShouldEvaluate || (State.Step == Options.TotalSteps && Evaluator != null)) Evaluate();
             if (Parallel != null) Control.ShouldStop = Parallel.BroadcastFlag(Control.ShouldStop);   // rank 0 decides
             if (Control.ShouldSave || State.Step == Options.TotalSteps || Control.ShouldStop) Save();
@@ -204,7 +221,9 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
     void Save()
     {
         Control.ShouldSave = false;
-        Saver?.Invoke(this);
+        if (Saver == null) return;
+        LastCheckpoint = Saver(this);
+        Fire(c => c.OnSave(this, LastCheckpoint));
     }
 
     /// <summary>Replaces the loop state (resume).</summary>

@@ -1,4 +1,5 @@
-// A whole run from a recipe: data, model, strategy, optimizer, collaborators, the loop, and the run folder.
+// A whole run from a recipe, in visible stages (torchtune-style): run folder, data, model, optimizer and schedule,
+// collaborators, train, evaluate test, write results.
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
 using TaskLM.Distributed;
@@ -14,6 +15,9 @@ public sealed class RunOptions
 {
     /// <summary>Resume from this checkpoint folder, "latest" for the run folder's newest, or null for a fresh run.</summary>
     public string? Resume { get; init; }
+    /// <summary>A fresh run may replace the run already in output_dir (its checkpoints, best/, metrics); without it
+    /// a fresh run into a folder that holds a run is refused (HF's overwrite_output_dir).</summary>
+    public bool Overwrite { get; init; }
     public Device Device { get; init; } = CPU;
     /// <summary>Loads a tokenizer by folder or name (text data); null = only pre-tokenized data works.</summary>
     public Func<string, ITokenizer>? TokenizerLoader { get; init; } = Data.Tokenization.TokenizerLoader.Load;
@@ -21,123 +25,409 @@ public sealed class RunOptions
     public Action<string> Say { get; init; } = _ => { };
     /// <summary>Extra observers (the CLI's progress bar).</summary>
     public IReadOnlyList<ITrainerCallback> Callbacks { get; init; } = [];
+    /// <summary>Cancelled to stop gracefully (SIGINT/SIGTERM): the current step finishes, a checkpoint is written and
+    /// the run returns with <see cref="RunResult.Interrupted"/> set.</summary>
+    public CancellationToken Interrupt { get; init; }
     /// <summary>The data-parallel job this process is one rank of (see docs/distributed.md); null = alone.</summary>
     public DataParallel? Parallel { get; init; }
 }
 
 /// <summary>Result of a run: final state, last evaluation, where the best model is.</summary>
-public sealed record RunResult(TrainerState State, IReadOnlyDictionary<string, double>? LastEval, string RunDir, string? StopReason, long TrainableParameters, long TotalParameters);
+public sealed record RunResult(TrainerState State, IReadOnlyDictionary<string, double>? LastEval, string RunDir, string? StopReason, long TrainableParameters, long TotalParameters)
+{
+    /// <summary>The checkpoint written when the run was interrupted (<see cref="RunOptions.Interrupt"/>), else null.</summary>
+    public string? Interrupted { get; init; }
+    /// <summary>The test split's metrics (eval.json), when the recipe names data.test.</summary>
+    public IReadOnlyDictionary<string, double>? Test { get; init; }
+}
+
+/// <summary>A recipe problem found while setting the run up (the run folder, resume): one line naming the folder or file.</summary>
+public sealed class RunSetupException(string message) : Exception(message);
 
 /// <summary>Builds everything a recipe names and runs the <see cref="Trainer"/>. The run folder gets
-/// recipe.resolved.yaml, metrics.jsonl, TensorBoard events, checkpoints/step-N/ and best/.</summary>
+/// recipe.resolved.yaml, metrics.jsonl, TensorBoard events, checkpoints/step-N/ and best/.
+/// Stages, in order (<see cref="Run"/>): <c>PrepareRunFolder</c> (refuse a foreign run, find the checkpoint, clean
+/// stale temporary folders), <c>SetupData</c> (tokenizer, the values the data decides, examples), <c>SetupModel</c>
+/// (init, strategy, LoRA), <c>SetupOptimizer</c> (AdamW groups and the schedule), <c>SetupCollaborators</c>
+/// (evaluator, early stopping — the metric checked before the first step — data-parallel start),
+/// <c>CommitRunFolder</c> (only now is anything of an earlier run replaced, the checkpoint restored and
+/// recipe.resolved.yaml written), <c>Train</c>, <c>EvaluateTest</c>, <c>WriteResults</c>. In a data-parallel job
+/// every rank runs every stage; rank 0 alone writes files. Model and optimizer are disposed at the end.</summary>
 public static class TrainingRun
 {
+    /// <summary>Everything the stages build, handed from one to the next.</summary>
+    sealed class RunContext(Recipe recipe, RunOptions options) : IDisposable
+    {
+        public Recipe Recipe { get; } = recipe;
+        public RunOptions Options { get; } = options;
+        public string RunDir => Recipe.OutputDir;
+        public DataParallel? Parallel => Options.Parallel;
+        /// <summary>Rank 0 (or a single process): the one that writes files.</summary>
+        public bool IsMain => Options.Parallel?.IsMain ?? true;
+        public int WorldSize => Options.Parallel?.WorldSize ?? 1;
+        public string? ResumeDir;
+        public string RunId = "";
+        public ITokenizer? Tokenizer;
+        public TaskExamples Train = null!;
+        public TaskExamples? Validation;
+        public IReadOnlyList<string>? Labels;
+        public ITaskModel Model = null!;
+        public ITrainerCallback? Unfreezer;
+        public long TrainableParameters, TotalParameters;
+        public AdamW Optimizer = null!;
+        public BatchPlan Plan = null!;
+        public LrSchedule Schedule = null!;
+        public int TotalSteps;
+        public Collator Collator = null!;
+        public Trainer Trainer = null!;
+        public MetricsLogger? Metrics;
+        public string? InterruptedAt;
+        public JsonObject? TestJson;
+        public IReadOnlyDictionary<string, double>? Test;
+        public string ModelTask => TaskNames.ModelTask(Recipe.Task);
+
+        /// <summary>Model folders carry the tokenizer files, so generate/evaluate --model runs/x/best need no --tokenizer.</summary>
+        public void SavePretrained(string dir) { Model.SavePretrained(dir); Tokenizer?.Save(dir); }
+
+        public void Dispose()
+        {
+            Metrics?.Dispose();
+            Optimizer?.Dispose();
+            Model?.Module.Dispose();
+        }
+    }
+
+    /// <summary>Runs the stages in order; see the class summary.</summary>
     public static RunResult Run(Recipe r, RunOptions o)
     {
-        string runDir = r.OutputDir;
-        Directory.CreateDirectory(runDir);
-        string? resumeDir = o.Resume == null ? null : o.Resume == "latest" ? Checkpoints.Latest(runDir) : o.Resume;
-        if (resumeDir != null && !File.Exists(Path.Combine(resumeDir, "trainer_state.json")))
-            throw new FileNotFoundException($"{resumeDir}: not a checkpoint (no trainer_state.json)");
-        var dp = o.Parallel;
-        bool main = dp?.IsMain ?? true;   // rank 0 alone writes files
-        if (main) File.WriteAllText(Path.Combine(runDir, "recipe.resolved.yaml"), RecipeLoader.ToYaml(r));
+        using var c = new RunContext(r, o);
+        PrepareRunFolder(c);
         manual_seed(r.Training.Seed);
+        SetupData(c);
+        SetupModel(c);
+        SetupOptimizer(c);
+        SetupCollaborators(c);
+        CommitRunFolder(c);
+        var state = Train(c);
+        if (c.InterruptedAt == null && r.Data.Test != null && c.IsMain) EvaluateTest(c);
+        WriteResults(c);
+        return new RunResult(state, c.Trainer.LastEval, c.RunDir, c.Trainer.Control.StopReason, c.TrainableParameters, c.TotalParameters)
+        { Interrupted = c.InterruptedAt, Test = c.Test };
+    }
 
-        // Data. The tokenizer: the recipe's, else the model folder's (when it has tokenizer files).
-        ITokenizer? tok = null;
+    // ── Stage: the run folder ─────────────────────────────────────────────────────────────────────────────────
+
+    /// <summary>Entries of a run folder that say a training run lives there (train.log, trial.log and data/ do not:
+    /// a run that failed during setup, a tuning trial and quickstart's prepared data leave those).</summary>
+    static readonly string[] RunMarkers = ["recipe.resolved.yaml", "metrics.jsonl", "checkpoints", "best", "eval.json"];
+
+    /// <summary>What <c>--overwrite</c> removes: the earlier run's outputs (the markers, its TensorBoard events,
+    /// reports, plots and samples); everything else in the folder (train.log, data/, the user's files) stays.</summary>
+    static bool IsRunOutput(string name) =>
+        RunMarkers.Contains(name) || name is "report.md" or "report.html" or "plots" or "samples"
+        || name.StartsWith("events.out.tfevents", StringComparison.Ordinal);
+
+    /// <summary>True when <paramref name="dir"/> holds a training run.</summary>
+    public static bool HoldsRun(string dir) =>
+        Directory.Exists(dir) && RunMarkers.Any(m => Path.Exists(Path.Combine(dir, m)));
+
+    /// <summary>Checks, before anything is written, that a fresh run may use output_dir and that a resumed one
+    /// continues this folder's own run. Called by <see cref="Run"/>; the CLI calls it first too, before it opens
+    /// train.log in the folder.</summary>
+    public static void CheckRunFolder(Recipe r, string? resume, bool overwrite)
+    {
+        string dir = r.OutputDir;
+        if (resume == null)
+        {
+            if (HoldsRun(dir) && !overwrite)
+            {
+                var found = RunMarkers.Where(m => Path.Exists(Path.Combine(dir, m)));
+                throw new RunSetupException($"{dir}: output_dir already holds a run ({string.Join(", ", found)}); pass --overwrite to replace it, --resume to continue it, or set output_dir to a new folder");
+            }
+            return;
+        }
+        string ckpt = ResolveResume(dir, resume);
+        string? ckptRun = ReadMeta(ckpt).RunId;
+        string resolved = Path.Combine(dir, "recipe.resolved.yaml");
+        if (File.Exists(resolved))
+        {
+            string? folderRun = ReadRunId(resolved);
+            if (folderRun != ckptRun)
+                throw new RunSetupException($"{ckpt}: this checkpoint belongs to run {ckptRun ?? "(no run id)"}, but {resolved} is run {folderRun ?? "(no run id)"}; resume a checkpoint of this run, or start a fresh run in a new output_dir");
+        }
+    }
+
+    static string ResolveResume(string runDir, string resume)
+    {
+        string dir = resume == "latest" ? Checkpoints.Latest(runDir) : resume;
+        if (!File.Exists(Path.Combine(dir, "trainer_state.json")))
+            throw new FileNotFoundException($"{dir}: not a checkpoint (no trainer_state.json)");
+        return dir;
+    }
+
+    static Checkpoints.CheckpointMeta ReadMeta(string ckpt) => Checkpoints.ReadMeta(Path.Combine(ckpt, "trainer_state.json"));
+
+    static string? ReadRunId(string resolvedYaml)
+    {
+        try { return RecipeLoader.Load(resolvedYaml).RunId; }
+        catch (RecipeException e) { throw new RunSetupException($"{resolvedYaml}: cannot read the run's resolved recipe ({e.Message})"); }
+    }
+
+    static void PrepareRunFolder(RunContext c)
+    {
+        CheckRunFolder(c.Recipe, c.Options.Resume, c.Options.Overwrite);
+        if (c.Options.Resume != null)
+        {
+            c.ResumeDir = ResolveResume(c.RunDir, c.Options.Resume);
+            c.RunId = ReadMeta(c.ResumeDir).RunId ?? c.Recipe.RunId ?? NewRunId();
+        }
+        else c.RunId = NewRunId();
+        c.Recipe.RunId = c.RunId;
+        // Left by a kill or a full disk: never trusted, only in the way (and holding space).
+        if (c.IsMain && (c.Options.Resume != null || !c.Options.Overwrite))
+            foreach (var stale in Checkpoints.StaleTemporaries(c.RunDir))
+            {
+                Directory.Delete(stale, true);
+                c.Options.Say($"removed stale temporary folder {stale}");
+            }
+    }
+
+    static string NewRunId() => $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..8]}";
+
+    /// <summary>Setup succeeded: now replace an earlier run (with --overwrite), restore the checkpoint, and write
+    /// recipe.resolved.yaml atomically, so a run that fails during setup leaves the folder as it was.</summary>
+    static void CommitRunFolder(RunContext c)
+    {
+        string dir = c.RunDir;
+        var t = c.Recipe.Training;
+        Directory.CreateDirectory(dir);
+        if (c.IsMain && c.ResumeDir == null && c.Options.Overwrite && HoldsRun(dir))
+        {
+            foreach (var e in Directory.EnumerateFileSystemEntries(dir).Where(e => IsRunOutput(Path.GetFileName(e))).ToList())
+                if (Directory.Exists(e)) Directory.Delete(e, true); else File.Delete(e);
+            c.Options.Say($"--overwrite: replaced the earlier run in {dir}");
+        }
+        if (c.ResumeDir != null)
+        {
+            // Before anything is written: a checkpoint of another schedule is refused with the folder untouched.
+            int was = Checkpoints.Restore(c.Trainer, c.ResumeDir);   // also torch's RNG, after every init draw above
+            c.Options.Say($"resumed from {c.ResumeDir} at step {c.Trainer.State.Step}" + (was != c.WorldSize
+                ? $" (saved by {was} rank(s), now {c.WorldSize}: the global batch stays {t.BatchSize}, each rank takes {t.BatchSize / (double)c.WorldSize:0.#} of it)" : ""));
+        }
+        // Dropout differs per rank, as DDP (rank 0 keeps the single-process stream).
+        if (c.Parallel is { Rank: > 0 } dp) manual_seed(t.Seed + 7919L * dp.Rank + c.Trainer.State.Step);
+        if (!c.IsMain) return;
+        string path = Path.Combine(dir, "recipe.resolved.yaml"), tmp = path + ".tmp";
+        File.WriteAllText(tmp, RecipeLoader.ToYaml(c.Recipe));
+        File.Move(tmp, path, overwrite: true);
+
+        var ck = new Checkpoints(dir, t.KeepLast, c.SavePretrained) { WorldSize = c.WorldSize, RunId = c.RunId };
+        c.Trainer.Saver = ck.Save;
+        c.Metrics = new MetricsLogger(dir, t.LogEvery, t.Tensorboard, c.ResumeDir != null ? c.Trainer.State.Step : -1);
+        c.Trainer.Callbacks.Insert(1, c.Metrics);   // after ScheduleFlags, before early stopping
+    }
+
+    // ── Stage: data ───────────────────────────────────────────────────────────────────────────────────────────
+
+    static void SetupData(RunContext c)
+    {
+        var r = c.Recipe; var o = c.Options;
+        // The tokenizer: the recipe's, else the model folder's (when it has tokenizer files).
         string? tokSource = r.Tokenizer ?? DefaultTokenizerSource(r.Model.Init);
-        if (tokSource != null && o.TokenizerLoader != null) tok = o.TokenizerLoader(tokSource);
+        if (tokSource != null && o.TokenizerLoader != null) c.Tokenizer = o.TokenizerLoader(tokSource);
         // Values the data decides (validation split, max_length 0, class_weights auto): Training/AutoSettings.cs.
-        AutoSettings.Resolve(r, runDir, tok, o.Say);
-        File.WriteAllText(Path.Combine(runDir, "recipe.resolved.yaml"), RecipeLoader.ToYaml(r));
-        var train = TaskData.Load(r, r.Data.Train!, tok, null, r.Data.MaxTrainExamples);
-        var labels = train.Labels;
-        var val = r.Data.Validation != null ? TaskData.Load(r, r.Data.Validation, tok, labels, r.Data.MaxEvalExamples) : null;
-        o.Say($"data: {train.Examples.Count} training examples" + (val != null ? $", {val.Examples.Count} validation" : "") + (labels != null ? $", {labels.Count} labels" : ""));
+        AutoSettings.Resolve(r, c.RunDir, c.Tokenizer, o.Say);
+        c.Train = TaskData.Load(r, r.Data.Train!, c.Tokenizer, null, r.Data.MaxTrainExamples);
+        c.Labels = c.Train.Labels;
+        c.Validation = r.Data.Validation != null ? TaskData.Load(r, r.Data.Validation, c.Tokenizer, c.Labels, r.Data.MaxEvalExamples) : null;
+        o.Say($"data: {c.Train.Examples.Count} training examples" + (c.Validation != null ? $", {c.Validation.Examples.Count} validation" : "") + (c.Labels != null ? $", {c.Labels.Count} labels" : ""));
+    }
 
-        // Model: the checkpoint's weights when resuming a full run; otherwise the recipe's init.
-        string modelTask = r.Task == "generation" ? "causal-lm" : r.Task;
+    // ── Stage: model (init, strategy, LoRA) ───────────────────────────────────────────────────────────────────
+
+    static void SetupModel(RunContext c)
+    {
+        var r = c.Recipe; var o = c.Options;
+        // The checkpoint's weights when resuming a full run; otherwise the recipe's init.
         bool lora = r.Strategy.Method == "lora";
+        string init = c.ResumeDir != null && !lora ? c.ResumeDir : r.Model.Init;
         ITaskModel model;
-        string init = resumeDir != null && !lora ? resumeDir : r.Model.Init;
         if (Directory.Exists(init))
         {
-            model = ModelFactory.FromPretrained(init, modelTask, labels?.Count, labels);
+            model = ModelFactory.FromPretrained(init, c.ModelTask, c.Labels?.Count, c.Labels);
             // HF's load report: a new head is normal when fine-tuning, and said so; so are unused weights.
             if (model is PreTrainedModel { LoadReport: { } report }) foreach (var line in report.ToString().Split(Environment.NewLine)) o.Say(line);
+            CheckFinite(model, init);
         }
-        else
-        {
-            var ov = new Dictionary<string, object>();
-            foreach (var (k, v) in r.Model.Config ?? []) if (v != null) ov[k] = v.DeepClone();
-            if (labels != null) ov["labels"] = labels.ToList();
-            model = ModelFactory.FromPreset(init, modelTask, ov);
-        }
+        else model = ModelFactory.FromPreset(init, c.ModelTask, PresetOverrides(r, c.Labels));
         model.Module.to(o.Device);
-        ITrainerCallback? unfreezer = null;
         if (lora)
         {
             var l = r.Strategy.Lora;
-            var heads = r.Task is "classification" or "token-classification" or "question-answering"
-                ? model.Module.named_children().Select(c => c.name).Where(n => Strategies.IsHead(model, n + ".")).ToList() : [];
-            string? adapter = resumeDir ?? l.Adapter;
+            var heads = TaskNames.HasHead(r.Task)
+                ? model.Module.named_children().Select(ch => ch.name).Where(n => Strategies.IsHead(model, n + ".")).ToList() : [];
+            string? adapter = c.ResumeDir ?? l.Adapter;
             model = adapter != null ? LoraModel.FromAdapter(model, adapter)
                 : new LoraModel(model, new LoraConfig(l.R, l.Alpha, l.Dropout, l.TargetModules ?? LoraConfig.DefaultTargets(model.ModelType)), heads);
         }
         else if (r.Strategy.Method == "freeze") o.Say(Strategies.ApplyFreeze(model, r.Strategy.Freeze));
-        if (r.Strategy.UnfreezeEvery > 0 && !lora) unfreezer = new Strategies.GradualUnfreezing(model, r.Strategy.UnfreezeEvery);
+        if (r.Strategy.UnfreezeEvery > 0 && !lora) c.Unfreezer = new Strategies.GradualUnfreezing(model, r.Strategy.UnfreezeEvery);
+        c.Model = model;
 
-        long trainable = model.Module.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
-        long total = model is LoraModel lm ? lm.CountParameters().total : model.Module.parameters().Sum(p => p.numel());
-        o.Say($"trainable params: {trainable:N0} || all params: {total:N0} || trainable%: {100.0 * trainable / Math.Max(1, total):F4}");
+        c.TrainableParameters = model.Module.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+        c.TotalParameters = model is LoraModel lm ? lm.CountParameters().total : model.Module.parameters().Sum(p => p.numel());
+        o.Say($"trainable params: {c.TrainableParameters:N0} || all params: {c.TotalParameters:N0} || trainable%: {100.0 * c.TrainableParameters / Math.Max(1, c.TotalParameters):F4}");
+        c.Collator = MakeCollator(r, model, c.Tokenizer, o.Device);
+    }
 
-        // Optimizer, schedule, loop.
-        var t = r.Training;
-        var (decay, noDecay) = AdamW.HfGroups(model.Module, t.WeightDecay, unfreezer != null ? (_, _) => true : null);
-        var opt = new AdamW([decay, noDecay], t.Betas[0], t.Betas[1], t.Eps);
-        var plan = new BatchPlan(train.Examples.Count, t.BatchSize, t.GradAccum, r.Data.Shuffle, t.Seed);
-        int totalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * plan.StepsPerEpoch;
-        var schedule = new LrSchedule(t.Scheduler, t.Lr, LrSchedule.WarmupStepsFor(t.Warmup, totalSteps), totalSteps);
-        var collator = MakeCollator(r, model, tok, o.Device);
-        var trainer = new Trainer(model, train.Examples, collator, plan, opt, schedule, new TrainerOptions
-        {
-            TotalSteps = totalSteps, MaxGradNorm = t.MaxGradNorm, LabelSmoothing = t.LabelSmoothing,
-            ClassWeights = ClassWeights(t.ClassWeights, train.Examples, labels), MaxBadSteps = t.MaxBadSteps, Seed = t.Seed,
-        });
-        if (val != null) trainer.Evaluator = () => EvalLoop.Run(model, val.Examples, collator, t.EvalBatchSize, labels, dp);
+    /// <summary>A NaN or infinite weight in the folder a run starts or resumes from is an error naming the folder and
+    /// the tensor (training would only report divergence a few steps later, blaming the learning rate).</summary>
+    static void CheckFinite(ITaskModel model, string folder)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var (name, p) in model.Module.named_parameters())
+            if (!isfinite(p).all().item<bool>())
+                throw new InvalidDataException($"{folder}: weight '{name}' holds NaN or infinite values (a damaged or diverged checkpoint); resume from an earlier checkpoint or start from another model");
+    }
 
-        // Model folders carry the tokenizer files, so generate/evaluate --model runs/x/best need no --tokenizer.
-        Action<string> savePretrained = dir => { model.SavePretrained(dir); tok?.Save(dir); };
-        var ck = new Checkpoints(runDir, t.KeepLast, savePretrained) { WorldSize = dp?.WorldSize ?? 1 };
-        trainer.Saver = tr => { if (main) ck.Save(tr); };
-        trainer.Parallel = dp;
-        if (dp != null) dp.BroadcastModule(model.Module);   // identical start on every rank, as DDP
-        if (dp != null && o.Device.type == DeviceType.CUDA) dp.UseNccl();
-        if (resumeDir != null)
-        {
-            int was = Checkpoints.Restore(trainer, resumeDir);   // also torch's RNG, after every init draw above
-            o.Say($"resumed from {resumeDir} at step {trainer.State.Step}" + (was != (dp?.WorldSize ?? 1)
-                ? $" (saved by {was} rank(s), now {dp?.WorldSize ?? 1}: the global batch stays {t.BatchSize}, each rank takes {t.BatchSize / (double)(dp?.WorldSize ?? 1):0.#} of it)" : ""));
-        }
-        // Dropout differs per rank, as DDP (rank 0 keeps the single-process stream).
-        if (dp != null && dp.Rank > 0) manual_seed(t.Seed + 7919L * dp.Rank + trainer.State.Step);
-        using var metrics = main ? new MetricsLogger(runDir, t.LogEvery, t.Tensorboard, resumeDir != null ? trainer.State.Step : -1) : null;
-        trainer.Callbacks.Add(new ScheduleFlags(t.EvalEvery, t.SaveEvery));
-        if (metrics != null) trainer.Callbacks.Add(metrics);
-        if (unfreezer != null) trainer.Callbacks.Add(unfreezer);
+    static Dictionary<string, object> PresetOverrides(Recipe r, IReadOnlyList<string>? labels)
+    {
+        var ov = new Dictionary<string, object>();
+        foreach (var (k, v) in r.Model.Config ?? []) if (v != null) ov[k] = v.DeepClone();
+        if (labels != null) ov["labels"] = labels.ToList();
+        return ov;
+    }
+
+    // ── Stage: optimizer and schedule ─────────────────────────────────────────────────────────────────────────
+
+    static void SetupOptimizer(RunContext c)
+    {
+        var t = c.Recipe.Training;
+        var (decay, noDecay) = AdamW.HfGroups(c.Model.Module, t.WeightDecay, c.Unfreezer != null ? (_, _) => true : null);
+        c.Optimizer = new AdamW([decay, noDecay], t.Betas[0], t.Betas[1], t.Eps);
+        c.Plan = new BatchPlan(c.Train.Examples.Count, t.BatchSize, t.GradAccum, c.Recipe.Data.Shuffle, t.Seed);
+        c.TotalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * c.Plan.StepsPerEpoch;
+        c.Schedule = new LrSchedule(t.Scheduler, t.Lr, LrSchedule.WarmupStepsFor(t.Warmup, c.TotalSteps), c.TotalSteps);
+        if (c.Schedule.WarmupSteps >= c.TotalSteps)
+            c.Options.Say($"warning: training.warmup is {c.Schedule.WarmupSteps} steps but the run has {c.TotalSteps}: the learning rate never reaches training.lr={t.Lr:G3}");
+    }
+
+    // ── Stage: collaborators ──────────────────────────────────────────────────────────────────────────────────
+
+    static void SetupCollaborators(RunContext c)
+    {
+        var r = c.Recipe; var t = r.Training; var dp = c.Parallel;
+        var model = c.Model; var val = c.Validation; var collator = c.Collator; var labels = c.Labels;
+        var es = t.EarlyStopping;
         if (val != null)
         {
-            var es = t.EarlyStopping;
-            string best = Path.Combine(runDir, "best");
-            trainer.Callbacks.Add(new EarlyStopping(es?.Metric ?? "loss", es?.Mode ?? "auto", es?.Patience, es?.MinDelta ?? 0,
-                _ => { if (main) SaveAtomically(best, savePretrained); }));
+            string metric = es?.Metric ?? "loss";
+            // Checked now, not at the first evaluation: the names follow from the task and the label set.
+            var names = EvalLoop.MetricNames(r.Task, labels);
+            if (!names.Contains(metric))
+                throw new RecipeException($"training.early_stopping.metric: evaluation produced no metric '{metric}'; it produced: {string.Join(", ", names)} (the metrics of task {r.Task}, checked before training)"
+                    + (RecipeLoader.Closest(metric, names) is { } near ? $"; did you mean '{near}'?" : ""));
         }
-        trainer.Callbacks.AddRange(o.Callbacks);
-        o.Say($"training: {totalSteps} optimizer steps ({plan.StepsPerEpoch}/epoch, batch {t.BatchSize} × accum {t.GradAccum}), {t.Scheduler} lr {t.Lr:G3}, warmup {schedule.WarmupSteps}");
-        var state = trainer.Train();
-        if (r.Data.Test != null && main) EvaluateTest(r, runDir, model, tok, labels, collator, modelTask, o);
-        return new RunResult(state, trainer.LastEval, runDir, trainer.Control.StopReason, trainable, total);
+        else if (es != null) c.Options.Say("warning: training.early_stopping is set but there is no data.validation: nothing to watch");
+        c.Trainer = new Trainer(model, c.Train.Examples, collator, c.Plan, c.Optimizer, c.Schedule, new TrainerOptions
+        {
+            TotalSteps = c.TotalSteps, MaxGradNorm = t.MaxGradNorm, LabelSmoothing = t.LabelSmoothing,
+            ClassWeights = ClassWeights(t.ClassWeights, c.Train.Examples, labels), MaxBadSteps = t.MaxBadSteps, Seed = t.Seed,
+            Interrupt = c.Options.Interrupt,
+        });
+        if (val != null) c.Trainer.Evaluator = () => EvalLoop.Run(model, val.Examples, collator, t.EvalBatchSize, labels, dp);
+        c.Trainer.Parallel = dp;
+        if (dp != null) dp.BroadcastModule(model.Module);   // identical start on every rank, as DDP
+        if (dp != null && c.Options.Device.type == DeviceType.CUDA) dp.UseNccl();
+        c.Trainer.Callbacks.Add(new ScheduleFlags(t.EvalEvery, t.SaveEvery));
+        if (c.Unfreezer != null) c.Trainer.Callbacks.Add(c.Unfreezer);
+        if (val != null)
+        {
+            string best = Path.Combine(c.RunDir, "best");
+            c.Trainer.Callbacks.Add(new EarlyStopping(es?.Metric ?? "loss", es?.Mode ?? "auto", es?.Patience, es?.MinDelta ?? 0,
+                _ => { if (c.IsMain) SaveAtomically(best, c.SavePretrained); }));
+        }
+        c.Trainer.Callbacks.AddRange(c.Options.Callbacks);
+    }
+
+    // ── Stage: train ──────────────────────────────────────────────────────────────────────────────────────────
+
+    static TrainerState Train(RunContext c)
+    {
+        var t = c.Recipe.Training;
+        c.Options.Say($"training: {c.TotalSteps} optimizer steps ({c.Plan.StepsPerEpoch}/epoch, batch {t.BatchSize} × accum {t.GradAccum}), {t.Scheduler} lr {t.Lr:G3}, warmup {c.Schedule.WarmupSteps}");
+        var state = c.Trainer.Train();
+        if (c.Trainer.Control.Interrupted) c.InterruptedAt = c.Trainer.LastCheckpoint ?? Path.Combine(c.RunDir, "checkpoints", $"step-{state.Step}");
+        if (c.Recipe.Strategy.Lora.Merge && c.Model is LoraModel && c.InterruptedAt == null && c.IsMain) MergeBest(c);
+        return state;
+    }
+
+    /// <summary>strategy.lora.merge: best/ (the best adapter, else the final one) becomes a full model with the adapter
+    /// merged into the base weights (PEFT's merge_and_unload); the adapter itself stays in best/adapter/.</summary>
+    static void MergeBest(RunContext c)
+    {
+        string best = Path.Combine(c.RunDir, "best");
+        string adapterDir = Path.Combine(best, "adapter");
+        string source = File.Exists(Path.Combine(best, "adapter_config.json")) ? best : c.Trainer.LastCheckpoint ?? throw new InvalidOperationException("strategy.lora.merge: no adapter was saved");
+        var r = c.Recipe;
+        using var scope = NewDisposeScope();
+        // The adapter holds only the LoRA matrices and the head: the base is rebuilt as training built it (a preset
+        // base is random, so it is drawn again from the run's seed, as SetupModel drew it right after manual_seed).
+        if (!Directory.Exists(r.Model.Init)) manual_seed(r.Training.Seed);
+        ITaskModel baseModel = Directory.Exists(r.Model.Init)
+            ? ModelFactory.FromPretrained(r.Model.Init, c.ModelTask, c.Labels?.Count, c.Labels)
+            : ModelFactory.FromPreset(r.Model.Init, c.ModelTask, PresetOverrides(r, c.Labels));
+        var merged = LoraModel.FromAdapter(baseModel, source).MergeAndUnload();
+        string tmp = best + ".merge.tmp";
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        merged.SavePretrained(tmp);
+        c.Tokenizer?.Save(tmp);
+        string tmpAdapter = Path.Combine(tmp, "adapter");
+        Directory.CreateDirectory(tmpAdapter);
+        foreach (var f in Directory.GetFiles(source).Where(f => Path.GetFileName(f).StartsWith("adapter_", StringComparison.Ordinal)))
+            File.Copy(f, Path.Combine(tmpAdapter, Path.GetFileName(f)));
+        if (Directory.Exists(best)) Directory.Delete(best, true);
+        Directory.Move(tmp, best);
+        merged.Module.Dispose();
+        c.Options.Say($"strategy.lora.merge: {best} holds the merged model (adapter in {adapterDir})");
+    }
+
+    // ── Stage: evaluate test ──────────────────────────────────────────────────────────────────────────────────
+
+    /// <summary>Scores the test split with best/ (or the final model when there is none); classification adds the
+    /// TF-IDF baseline beside the model (Evaluation/BaselineStage.cs).</summary>
+    static void EvaluateTest(RunContext c)
+    {
+        var r = c.Recipe;
+        var test = TaskData.Load(r, r.Data.Test!, c.Tokenizer, c.Labels, r.Data.MaxEvalExamples);
+        string best = Path.Combine(c.RunDir, "best");
+        bool fromBest = (c.Model is not LoraModel || r.Strategy.Lora.Merge) && File.Exists(Path.Combine(best, "config.json"));
+        var scored = fromBest ? ModelFactory.FromPretrained(best, c.ModelTask, c.Labels?.Count, c.Labels) : c.Model;
+        try
+        {
+            scored.Module.to(c.Options.Device);
+            scored.Module.eval();
+            using (no_grad()) c.Test = EvalLoop.Run(scored, test.Examples, c.Collator, r.Training.EvalBatchSize, c.Labels);
+            var json = new JsonObject { ["task"] = r.Task, ["split"] = "test", ["n"] = test.Examples.Count, ["model"] = fromBest ? "best" : "final" };
+            var mj = new JsonObject();
+            foreach (var (k, v) in c.Test) mj[k] = double.IsFinite(v) ? v : null;
+            json["metrics"] = mj;
+            if (c.Labels != null) BaselineStage.Run(r, r.Data.Test!, test.Examples, scored, c.Collator, c.Labels, c.Tokenizer, c.Options.Say)?.WriteTo(json);
+            c.TestJson = json;
+        }
+        finally { if (fromBest) scored.Module.Dispose(); }
+    }
+
+    // ── Stage: write results ──────────────────────────────────────────────────────────────────────────────────
+
+    /// <summary>eval.json ({"task", "split": "test", "n", "model", "metrics"}), atomically, when there was a test split.</summary>
+    static void WriteResults(RunContext c)
+    {
+        if (c.TestJson == null || c.Test == null) return;
+        string path = Path.Combine(c.RunDir, "eval.json"), tmp = path + ".tmp";
+        File.WriteAllText(tmp, c.TestJson.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        File.Move(tmp, path, overwrite: true);
+        c.Options.Say("test: " + string.Join("  ", c.Test.Select(kv => $"{kv.Key}={kv.Value:G5}")));
     }
 
     /// <summary>The tokenizer a model init speaks when the recipe names none: the folder's own tokenizer files,
@@ -146,33 +436,16 @@ public static class TrainingRun
 
     internal static bool HasTokenizerFiles(string folder) => ModelFactory.HasTokenizerFiles(folder);
 
-    /// <summary>Scores the test split with best/ (or the final model when there is none) and writes eval.json
-    /// ({"task", "split": "test", "n", "metrics"}).</summary>
-    static void EvaluateTest(Recipe r, string runDir, ITaskModel model, ITokenizer? tok, IReadOnlyList<string>? labels, Collator collator, string modelTask, RunOptions o)
-    {
-        var test = TaskData.Load(r, r.Data.Test!, tok, labels, r.Data.MaxEvalExamples);
-        string best = Path.Combine(runDir, "best");
-        var scored = model is not LoraModel && File.Exists(Path.Combine(best, "config.json"))
-            ? ModelFactory.FromPretrained(best, modelTask, labels?.Count, labels) : model;
-        scored.Module.to(o.Device);
-        scored.Module.eval();
-        Dictionary<string, double> metrics;
-        using (no_grad()) metrics = EvalLoop.Run(scored, test.Examples, collator, r.Training.EvalBatchSize, labels);
-        var json = new JsonObject { ["task"] = r.Task, ["split"] = "test", ["n"] = test.Examples.Count, ["model"] = ReferenceEquals(scored, model) ? "final" : "best" };
-        var mj = new JsonObject();
-        foreach (var (k, v) in metrics) mj[k] = v;
-        json["metrics"] = mj;
-        // Classification: the TF-IDF baseline beside the model (Evaluation/BaselineStage.cs).
-        if (labels != null) BaselineStage.Run(r, r.Data.Test!, test.Examples, scored, collator, labels, tok, o.Say)?.WriteTo(json);
-        File.WriteAllText(Path.Combine(runDir, "eval.json"), json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-        o.Say("test: " + string.Join("  ", metrics.Select(kv => $"{kv.Key}={kv.Value:G5}")));
-    }
-
     static void SaveAtomically(string dir, Action<string> save)
     {
         string tmp = dir + ".tmp";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-        save(tmp);
+        try { save(tmp); }
+        catch (IOException e) when (Checkpoints.IsDiskFull(e))
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            throw new IOException($"{dir}: no space left on device while writing the best model ({Checkpoints.FreeSpace(dir)}); free space and --resume", e);
+        }
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
         Directory.Move(tmp, dir);
     }
@@ -202,7 +475,7 @@ public static class TrainingRun
         if (spec is JsonArray a)
         {
             if (a.Count != k) throw new InvalidOperationException($"training.class_weights has {a.Count} entries, the task has {k} labels ({string.Join(", ", labels)})");
-            return a.Select(x => (float)(double)x!).ToArray();
+            return a.Select(x => (float)RecipeLoader.JsonNumber(x)!.Value).ToArray();
         }
         var counts = new long[k];
         foreach (var e in train)
