@@ -284,6 +284,14 @@ internal sealed class ModelEngine : IDisposable
         bool rebuild = false;
         lock (_lock)
         {
+            // A caller that left while its sequence waited for a slot frees its place in the queue now, not when a slot opens.
+            for (int i = _pending.Count - 1; i >= 0; i--)
+            {
+                if (!_pending[i].Ct.IsCancellationRequested) continue;
+                Finish(_pending[i], null, cancelled: true);
+                _pending.RemoveAt(i);
+                _queued--; Stats.Queued(-1);
+            }
             int live = _rows.Count(r => !r.Finished);
             if (_pending.Count > 0 && live < _o.MaxBatchSize)
             {

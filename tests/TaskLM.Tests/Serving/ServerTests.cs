@@ -349,5 +349,38 @@ public class ServerLimitTests
         Assert.Equal(0, model.Stats.ActiveSequences);
     }
 
+    [Fact]
+    public async Task A_client_that_leaves_while_queued_frees_its_place_in_the_queue()
+    {
+        // One decoding slot, one queue place: an in-process sequence holds the slot, a raw client waits in the queue.
+        await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0 },
+            () => TaskLMModel.Load(LongGpt2(), new TaskLMModelOptions { MaxBatchSize = 1, MaxQueue = 1 }));
+        var model = await server.Ready;
+        using var holdCts = new CancellationTokenSource();
+        var hold = model.GenerateAsync("Hello", new GenerateOptions { MaxTokens = 1000 }, holdCts.Token).GetAsyncEnumerator();
+        Assert.True(await hold.MoveNextAsync());                                          // it is decoding
+        using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+        using (var tcp = await RawPost(server.Url, "/v1/completions", """{"prompt":"Hi","max_tokens":5,"temperature":0}"""))
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(1);
+            while (model.Stats.QueueLength == 0 && DateTime.UtcNow < deadline) await Task.Delay(2);
+            Assert.Equal(1, model.Stats.QueueLength);
+            var full = await http.PostAsync("/v1/completions", JsonBody("""{"prompt":"Hi","max_tokens":5,"temperature":0}"""));
+            Assert.Equal(HttpStatusCode.TooManyRequests, full.StatusCode);
+        }   // the queued client leaves
+        var until = DateTime.UtcNow.AddMinutes(1);
+        while ((model.Stats.QueueLength > 0 || model.Stats.Cancelled == 0) && DateTime.UtcNow < until) await Task.Delay(2);
+        Assert.Equal(0, model.Stats.QueueLength);
+        Assert.Equal(1, model.Stats.Cancelled);
+        Assert.Equal(1, model.Stats.ActiveSequences);                                     // while the first sequence still decodes
+        // The freed place takes a new request; it is answered once the slot is free.
+        var next = http.PostAsync("/v1/completions", JsonBody("""{"prompt":"Hi","max_tokens":5,"temperature":0}"""));
+        holdCts.Cancel();
+        try { while (await hold.MoveNextAsync()) { } } catch (OperationCanceledException) { }
+        await hold.DisposeAsync();
+        var answered = await next;
+        Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+    }
+
     static void torch_seed() => TorchSharp.torch.manual_seed(1234);
 }
