@@ -126,6 +126,8 @@ internal sealed class ModelEngine : IDisposable
             _queued += jobs.Count; Stats.Queued(jobs.Count);
             Monitor.PulseAll(_lock);
         }
+        // A caller that gives up (timeout, client gone) is answered at once; the engine skips its rows when it reaches them.
+        using var reg = ct.Register(() => { foreach (var j in jobs) j.Done.TrySetCanceled(ct); });
         return await Task.WhenAll(jobs.Select(j => j.Done.Task)).ConfigureAwait(false);
     }
 

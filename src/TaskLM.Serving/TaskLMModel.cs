@@ -522,7 +522,7 @@ public sealed class TaskLMModel : IDisposable
         if (o.Temperature is < 0 or > 2) throw new BadRequestException($"temperature must be in [0, 2], got {o.Temperature}", "temperature");
         if (o.TopP is <= 0 or > 1) throw new BadRequestException($"top_p must be in (0, 1], got {o.TopP}", "top_p");
         if (o.TopK < 0) throw new BadRequestException($"top_k must be >= 0, got {o.TopK}", "top_k");
-        if (o.Stop is { Count: > 4 }) throw new BadRequestException("at most 4 stop sequences", "stop");
+        // No cap on stop texts here: OpenAI's "at most 4" is the server's check of a request's own, and chat adds its template's.
         if (promptTokens >= _engine.Positions)
             throw new BadRequestException($"the prompt has {promptTokens} tokens; this model's context is {_engine.Positions} tokens", "prompt", "context_length_exceeded");
         // As OpenAI: the prompt plus max_tokens must fit the context; otherwise cut max_tokens to what fits.

@@ -216,6 +216,10 @@ public class InProcessApiTests
             var stopped = await chat.GetResponseAsync(msgs, new ChatOptions { Temperature = 0, MaxOutputTokens = 6, StopSequences = [firstTwo] });
             Assert.Equal(ChatFinishReason.Stop, stopped.FinishReason);
             Assert.DoesNotContain(firstTwo, stopped.Text);
+            // Four stop sequences of the caller's own (OpenAI's most) on top of the template's are fine.
+            var four = await chat.GetResponseAsync(msgs, new ChatOptions { Temperature = 0, MaxOutputTokens = 6, StopSequences = ["\u0001", "\u0002", "\u0003", firstTwo] });
+            Assert.Equal(stopped.Text, four.Text);
+            Assert.Equal(ChatFinishReason.Stop, four.FinishReason);
         }
     }
 }

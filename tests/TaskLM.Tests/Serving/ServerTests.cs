@@ -139,6 +139,15 @@ public class ServerTests(Gpt2ServerFixture f) : IClassFixture<Gpt2ServerFixture>
         Assert.Equal(a["choices"]!.ToJsonString(), b["choices"]!.ToJsonString());
         r = await f.Http.PostAsync("/v1/completions", JsonBody("""{"model":"gpt2-tiny","prompt":"Hello","max_tokens":3,"stream":true}"""));
         Assert.DoesNotContain("usage", await r.Content.ReadAsStringAsync());
+        // n = 2 streamed: chunks of both choices, each choice's text and finish reason as in the whole answer.
+        r = await f.Http.PostAsync("/v1/completions", JsonBody(req.Replace("\"n\":2", "\"n\":2,\"stream\":true")));
+        var streamed = Events(await r.Content.ReadAsStringAsync()).SkipLast(1).Select(e => JsonNode.Parse(e)!["choices"]![0]!).ToList();
+        for (int i = 0; i < 2; i++)
+        {
+            var mine = streamed.Where(c => (int)c["index"]! == i).ToList();
+            Assert.Equal((string)a["choices"]![i]!["text"]!, string.Concat(mine.Select(c => (string)c["text"]!)));
+            Assert.Equal((string)a["choices"]![i]!["finish_reason"]!, (string)mine[^1]["finish_reason"]!);
+        }
     }
 
     [Fact]
@@ -223,6 +232,39 @@ public class ServerTests(Gpt2ServerFixture f) : IClassFixture<Gpt2ServerFixture>
         var usage = JsonNode.Parse(events[^2])!;
         Assert.Equal(4, (int)usage["usage"]!["completion_tokens"]!);
         Assert.Equal(f.Model.CountTokens("System: Be brief.\nUser: Hi\nAssistant:"), (int)usage["usage"]!["prompt_tokens"]!);
+        // Four stop sequences (OpenAI's most) are accepted: the chat template's own stop does not count against them.
+        var four = await f.Http.PostAsync("/v1/chat/completions", JsonBody("""{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0,"stop":["a","b","c","d"]}"""));
+        Assert.Equal(HttpStatusCode.OK, four.StatusCode);
+        var five = await f.Http.PostAsync("/v1/chat/completions", JsonBody("""{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"stop":["a","b","c","d","e"]}"""));
+        Assert.Equal(HttpStatusCode.BadRequest, five.StatusCode);
+    }
+
+    [Fact]
+    public async Task Garbage_on_every_post_route_gets_an_openai_shaped_4xx_and_the_server_keeps_serving()
+    {
+        string deep = new string('[', 5000) + new string(']', 5000);
+        var bodies = new[]
+        {
+            "", "null", "[]", "123", "\"text\"", "{", deep, "{\"input\":null}", "{\"input\":[1,2]}", "{\"input\":{}}", "{\"input\":[]}",
+            "{\"prompt\":{}}", "{\"prompt\":[]}", "{\"messages\":\"hi\"}", "{\"messages\":[1]}", "{\"messages\":[{\"role\":\"user\",\"content\":7}]}",
+            "{\"question\":1,\"context\":2}", "{\"input\":[{\"question\":\"q\"}]}", "{\"max_tokens\":1e300,\"prompt\":\"a\"}", "{\"stream\":\"yes\",\"prompt\":\"a\"}",
+            "{\"stream_options\":{\"include_usage\":1},\"prompt\":\"a\"}", "{\"n\":1000000,\"prompt\":\"a\"}", "{\"model\":5}",
+        };
+        foreach (var route in new[] { "/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/classify", "/v1/tag", "/v1/answer" })
+            foreach (var body in bodies)
+            {
+                var r = await f.Http.PostAsync(route, JsonBody(body));
+                string text = await r.Content.ReadAsStringAsync();
+                Assert.True((int)r.StatusCode is >= 400 and < 500, $"{route} {body[..Math.Min(40, body.Length)]}: {(int)r.StatusCode} {text}");
+                AssertError(JsonNode.Parse(text)!.AsObject(), "invalid_request_error");
+            }
+        var bytes = new ByteArrayContent([0x7B, 0x22, 0x70, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D]);   // {"p":"\xC3(" : invalid UTF-8
+        bytes.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var bad = await f.Http.PostAsync("/v1/completions", bytes);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await f.Http.GetAsync("/health")).StatusCode);
+        var ok = await Post("/v1/completions", """{"prompt":"Hello","max_tokens":2,"temperature":0}""");
+        Assert.Equal(HttpStatusCode.OK, ok.Status);
     }
 }
 
@@ -271,6 +313,9 @@ public class ServerLimitTests
         var plain = await http.PostAsync("/v1/completions", JsonBody("""{"prompt":"Hi","max_tokens":20}"""));
         Assert.Equal(HttpStatusCode.GatewayTimeout, plain.StatusCode);
         Assert.Equal("timeout", (string)JsonNode.Parse(await plain.Content.ReadAsStringAsync())!["error"]!["code"]!);
+        // Encoder routes have the same deadline.
+        var emb = await http.PostAsync("/v1/embeddings", JsonBody("""{"input":["Hi","there"]}"""));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, emb.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
     }
 
