@@ -358,6 +358,7 @@ public class ServerLimitTests
     {
         await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0 }, () => TaskLMModel.Load(LongGpt2()));
         var model = await server.Ready;
+        IAsyncEnumerator<GeneratedChunk> survivor;
         using (var tcp = await RawPost(server.Url, "/v1/completions", """{"prompt":"Hello","max_tokens":1000,"temperature":0,"stream":true}"""))
         {
             using var reader = new StreamReader(tcp.GetStream(), Encoding.UTF8);
@@ -365,16 +366,27 @@ public class ServerLimitTests
             string? line;
             while ((line = await reader.ReadLineAsync()) != null && !line.Contains("data: ", StringComparison.Ordinal)) { }
             Assert.Contains("\"text_completion\"", line);   // a token chunk has arrived: the sequence is decoding
+            // A second sequence joins the running batch before the client leaves.
+            survivor = model.GenerateAsync("The quick brown fox", new GenerateOptions { MaxTokens = 200 }).GetAsyncEnumerator();
+            Assert.True(await survivor.MoveNextAsync());
+            Assert.Equal(2, model.Stats.ActiveSequences);
         }   // the socket closes here, mid-stream
-        await SettleAsync(model, 1000);
+        var text = new StringBuilder(survivor.Current.Text);
+        while (await survivor.MoveNextAsync()) text.Append(survivor.Current.Text);
+        await survivor.DisposeAsync();
+        await SettleAsync(model, 1200);
         Assert.Equal(1, model.Stats.Cancelled);
-        Assert.True(model.Stats.TokensOut < 1000, $"{model.Stats.TokensOut} tokens: generation ran to the end after the client left");
+        Assert.True(model.Stats.TokensOut < 1200, $"{model.Stats.TokensOut} tokens: generation ran to the end after the client left");
         Assert.Equal(0, model.Stats.ActiveSequences);                                     // it left the running batch
-        // The server is fine afterwards: the next request is answered in full.
+        // The row that stayed got the answer it gets alone; the server is fine afterwards and its metrics say what happened.
+        Assert.Equal((await model.GenerateTextAsync("The quick brown fox", new GenerateOptions { MaxTokens = 200 })).Text, text.ToString());
         using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
         var ok = await http.PostAsync("/v1/completions", JsonBody("""{"prompt":"Hello","max_tokens":5,"temperature":0}"""));
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         Assert.Equal(5, (int)JsonNode.Parse(await ok.Content.ReadAsStringAsync())!["usage"]!["completion_tokens"]!);
+        var metrics = await http.GetStringAsync("/metrics");
+        Assert.Contains("tasklm_sequences_cancelled_total 1\n", metrics);
+        Assert.Contains("tasklm_active_sequences 0\n", metrics);
     }
 
     [Fact]
