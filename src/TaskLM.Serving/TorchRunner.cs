@@ -9,6 +9,7 @@ namespace TaskLM.Serving;
 internal sealed class TorchRunner : IModelRunner
 {
     readonly ITaskModel _model;
+    readonly Gpt2? _lm;          // the causal LM that decodes (a LoRA run's base, its LoRA layers in place), else null
     readonly Device _device;
     readonly int _threads;
     Gpt2KvCache? _cache;
@@ -16,8 +17,10 @@ internal sealed class TorchRunner : IModelRunner
     public TorchRunner(ITaskModel model, Device device)
     {
         _model = model; _device = device;
-        if (model is Gpt2 g)
+        // A LoRA model wraps its base; the adapters are swapped into the base's modules, so the base decodes with them.
+        if ((model is LoraModel lora ? lora.Base : model) is Gpt2 { LMHead: not null } g)
         {
+            _lm = g;
             Positions = g.Cfg.n_positions;
             EosTokenId = g.Cfg.eos_token_id;
             PadTokenId = g.Cfg.pad_token_id;
@@ -106,7 +109,7 @@ internal sealed class TorchRunner : IModelRunner
 
     public int[] Decode(List<List<int>> ids, List<List<int>> mask, int? newCapacity, IReadOnlyList<Sequence> rows)
     {
-        var gpt = (Gpt2)_model;
+        var gpt = _lm ?? throw new InvalidOperationException($"a '{_model.Task}' model does not generate");
         var lm = gpt.LMHead!;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();

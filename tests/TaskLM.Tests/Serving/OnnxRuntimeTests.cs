@@ -179,4 +179,48 @@ public class OnnxRuntimeTests
         var ex = Assert.Throws<InvalidDataException>(() => TaskLMModel.Load(onnx, new TaskLMModelOptions { Runtime = ModelRuntime.Torch }));
         Assert.Contains("--runtime onnx", ex.Message);
     }
+
+    [Fact]
+    public async Task Tagging_qa_and_a_gpt2_classifier_through_the_onnx_runtime_match_the_torch_runtime()
+    {
+        // Exports made in process (the step `tasklm export --format onnx` runs after staging the HF folder).
+        static string Onnx(string hf) { string d = Path.Combine(ServingFixtures.TempDir(), "onnx"); TaskLM.Onnx.OnnxExport.Export(hf, d); return d; }
+        string tagDir = ServingFixtures.Bert("bert-tok", ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]), qaDir = ServingFixtures.Bert("bert-qa"), gptDir = ServingFixtures.Hf("gpt2-cls");
+        string[] texts = [ServingFixtures.Words(10, 20, 30), ServingFixtures.Words(373, 33, 321, 742, 932, 5, 6), ServingFixtures.Words(999)];
+        using (var t = TaskLMModel.Load(tagDir))
+        using (var o = TaskLMModel.Load(Onnx(tagDir)))
+        {
+            var a = await t.TagAsync(texts); var b = await o.TagAsync(texts);
+            for (int i = 0; i < texts.Length; i++)
+            {
+                Assert.Equal(a[i].Words.Select(w => w.Tag), b[i].Words.Select(w => w.Tag));
+                for (int w = 0; w < a[i].Words.Count; w++) Assert.Equal(a[i].Words[w].Score, b[i].Words[w].Score, 1e-4);
+                Assert.Equal(a[i].Entities!.Select(e => (e.Type, e.Start, e.End)), b[i].Entities!.Select(e => (e.Type, e.Start, e.End)));
+            }
+        }
+        (string, string)[] qs = [(ServingFixtures.Words(33, 321), ServingFixtures.Words(620, 624, 928, 363)), (ServingFixtures.Words(7), ServingFixtures.Words(8, 9, 10, 11, 12, 13, 14, 15))];
+        using (var t = TaskLMModel.Load(qaDir))
+        using (var o = TaskLMModel.Load(Onnx(qaDir)))
+        {
+            var a = await t.AnswerAsync(qs); var b = await o.AnswerAsync(qs);
+            for (int i = 0; i < qs.Length; i++)
+            {
+                Assert.Equal((a[i].Start, a[i].End, a[i].Text), (b[i].Start, b[i].End, b[i].Text));
+                Assert.Equal(a[i].Score, b[i].Score, 1e-4);
+            }
+        }
+        // GPT-2 pools its last real token: rows of different lengths in one right-padded batch (texts whose GPT-2
+        // tokens fall inside the fixture's 1000-id vocabulary).
+        string[] sentences = ["a.b.c", "x;y", "k,l,m,n", "z"];
+        using (var t = TaskLMModel.Load(gptDir))
+        using (var o = TaskLMModel.Load(Onnx(gptDir)))
+        {
+            var a = await t.ClassifyAsync(sentences); var b = await o.ClassifyAsync(sentences);
+            for (int i = 0; i < sentences.Length; i++)
+            {
+                Assert.Equal(a[i].Label, b[i].Label);
+                foreach (var (name, p) in a[i].Probabilities) Assert.Equal(p, b[i].Probabilities[name], 1e-4);
+            }
+        }
+    }
 }
