@@ -1,7 +1,7 @@
 // Load test: N concurrent clients on loopback against the TaskLM server for a bounded time, for a classifier and a
 // causal LM, each with batching on (dynamic / continuous) and off (max batch 1); prints throughput and p50/p99 latency.
 // Usage: dotnet TaskLM.Bench.Serve.dll [seconds=10] [clients=16] [threads=1] [new-tokens=32] [bert=bert-tiny] [tokens=64] [gpt2=gpt2-tiny]
-//        [only=all|classify|generate|inproc] [order=on-first|off-first] [device=cpu|cuda]
+//        [only=all|classify|generate|inproc] [order=on-first|off-first] [device=cpu|cuda] [runtime=torch|onnx]
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -9,6 +9,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using TaskLM.Models;
 using TaskLM.Native;
+using TaskLM.Onnx;
 using TaskLM.Serving;
 
 var arg = args.Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
@@ -20,6 +21,9 @@ int inputTokens = int.Parse(arg.GetValueOrDefault("tokens", "64"), CultureInfo.I
 string bertPreset = arg.GetValueOrDefault("bert", "bert-tiny"), gptPreset = arg.GetValueOrDefault("gpt2", "gpt2-tiny");
 string only = arg.GetValueOrDefault("only", "all");   // all | classify | generate | inproc
 var device = TorchBackend.ResolveDevice(arg.GetValueOrDefault("device", "cpu"));
+// onnx: the same models exported (tasklm export --format onnx) and served by ONNX Runtime with `threads` intra-op threads.
+string runtime = arg.GetValueOrDefault("runtime", "torch");
+if (runtime is not ("torch" or "onnx")) throw new ArgumentException($"runtime={runtime}: torch or onnx");
 
 TorchBackend.EnsureLoaded();
 TorchBackend.SetThreads(threads);
@@ -34,8 +38,18 @@ bert.SavePretrained(bertDir);
 int vocab = (int)bert.Config["vocab_size"]!;
 File.WriteAllLines(Path.Combine(bertDir, "vocab.txt"), new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" }.Concat(Enumerable.Range(5, vocab - 5).Select(i => $"w{i}")));
 ModelFactory.FromPreset(gptPreset, "causal-lm").SavePretrained(gptDir);
+if (runtime == "onnx")
+{
+    OnnxExport.Export(bertDir, bertDir += "-onnx");
+    OnnxExport.Export(gptDir, gptDir += "-onnx");
+}
+TaskLMModelOptions Options(int maxBatch, TimeSpan window) => runtime == "onnx"
+    ? new() { Runtime = ModelRuntime.Onnx, IntraOpThreads = threads, MaxBatchSize = maxBatch, BatchWindow = window, MaxQueue = 4096 }
+    : new() { Runtime = ModelRuntime.Torch, Device = device, MaxBatchSize = maxBatch, BatchWindow = window, MaxQueue = 4096 };
 
-Console.WriteLine($"machine: {Environment.ProcessorCount} logical CPUs, load average {LoadAverage()}, device {device}, libtorch threads {threads}; {clients} clients, {seconds:0} s per run");
+Console.WriteLine(runtime == "onnx"
+    ? $"machine: {Environment.ProcessorCount} logical CPUs, load average {LoadAverage()}, ONNX Runtime (CPU), intra-op threads {threads}; {clients} clients, {seconds:0} s per run"
+    : $"machine: {Environment.ProcessorCount} logical CPUs, load average {LoadAverage()}, device {device}, libtorch threads {threads}; {clients} clients, {seconds:0} s per run");
 Console.WriteLine();
 Console.WriteLine("| model | batching | requests | failed | req/s | tokens/s | p50 ms | p99 ms | mean rows/pass |");
 Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -57,7 +71,7 @@ if (only is "all" or "classify" or "inproc")
     Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- |");
     foreach (bool batching in new[] { false, true })
     {
-        using var model = TaskLMModel.Load(bertDir, new TaskLMModelOptions { Device = device, MaxBatchSize = batching ? 32 : 1, BatchWindow = batching ? TimeSpan.FromMilliseconds(2) : TimeSpan.Zero });
+        using var model = TaskLMModel.Load(bertDir, Options(batching ? 32 : 1, batching ? TimeSpan.FromMilliseconds(2) : TimeSpan.Zero));
         string text = string.Join(' ', Enumerable.Range(0, inputTokens - 2).Select(k => $"w{5 + k * 7 % (vocab - 5)}"));
         await model.ClassifyAsync([text]);
         long batches = model.Stats.Batches, rows = model.Stats.BatchRows;
@@ -85,7 +99,7 @@ return failures == 0 ? 0 : 1;
 
 async Task<int> Run(string name, string dir, bool batching, Func<int, (string Route, string Body)> request, int tokensPerRequest)
 {
-    var opts = new TaskLMModelOptions { Device = device, MaxBatchSize = batching ? 32 : 1, BatchWindow = batching ? TimeSpan.FromMilliseconds(2) : TimeSpan.Zero, MaxQueue = 4096 };
+    var opts = Options(batching ? 32 : 1, batching ? TimeSpan.FromMilliseconds(2) : TimeSpan.Zero);
     await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0, RequestTimeout = TimeSpan.FromMinutes(10) }, () => TaskLMModel.Load(dir, opts));
     var model = await server.Ready;
     using var http = new HttpClient { BaseAddress = new Uri(server.Url), Timeout = TimeSpan.FromMinutes(10) };

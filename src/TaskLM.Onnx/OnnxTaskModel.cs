@@ -57,12 +57,15 @@ public sealed class OnnxTaskModel : IDisposable
     public ITokenizer? Tokenizer { get; }
     /// <summary>Longest input (n_positions / max_position_embeddings).</summary>
     public int MaxLength { get; }
+    /// <summary>Float weights in the graph (its initializers): the parameter count of the exported model.</summary>
+    public long ParameterCount { get; }
     /// <summary>The input names of the graph.</summary>
     public IReadOnlyList<string> InputNames => _session.InputMetadata.Keys.ToList();
 
-    OnnxTaskModel(string folder, InferenceSession session, ITokenizer? tok)
+    OnnxTaskModel(string folder, InferenceSession session, ITokenizer? tok, long parameters)
     {
         _session = session;
+        ParameterCount = parameters;
         Config = HfConfig.Load(folder);
         ModelType = Config.ModelType;
         Task = Config.Task;
@@ -96,7 +99,16 @@ public sealed class OnnxTaskModel : IDisposable
         InferenceSession session;
         try { session = new InferenceSession(path, opts); }
         catch (OnnxRuntimeException e) { throw new InvalidDataException($"{path}: ONNX Runtime cannot load it: {e.Message}", e); }
-        return new OnnxTaskModel(folder, session, tok);
+        try { return new OnnxTaskModel(folder, session, tok, CountParameters(path)); }
+        catch { session.Dispose(); throw; }
+    }
+
+    static long CountParameters(string path)
+    {
+        using var fs = File.OpenRead(path);
+        var model = Proto.ModelProto.Parser.ParseFrom(fs);
+        return model.Graph?.Initializer.Where(t => t.DataType == (int)Proto.TensorProto.Types.DataType.Float)
+            .Sum(t => t.Dims.Aggregate(1L, (a, d) => a * d)) ?? 0;
     }
 
     // ───────────── raw forward passes ─────────────

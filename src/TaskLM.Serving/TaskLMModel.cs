@@ -5,18 +5,34 @@ using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
 using TaskLM.Evaluation;
 using TaskLM.Models;
+using TaskLM.Onnx;
 using TaskLM.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TaskLM.Serving;
 
+/// <summary>What runs the model's forward passes.</summary>
+public enum ModelRuntime
+{
+    /// <summary>ONNX Runtime when the folder is an ONNX export (model.onnx and no TorchSharp weights), else TorchSharp.</summary>
+    Auto,
+    /// <summary>TorchSharp (libtorch) over a run folder or an HF folder.</summary>
+    Torch,
+    /// <summary>ONNX Runtime over a folder written by <c>tasklm export --format onnx</c>; libtorch is never loaded.</summary>
+    Onnx,
+}
+
 /// <summary>How <see cref="TaskLMModel.Load"/> loads and batches.</summary>
 public sealed record TaskLMModelOptions
 {
+    /// <summary>TorchSharp or ONNX Runtime (default: by what the folder holds).</summary>
+    public ModelRuntime Runtime { get; init; }
+    /// <summary>ONNX Runtime's intra-op threads (default: its own choice); the torch runtime takes libtorch's setting.</summary>
+    public int? IntraOpThreads { get; init; }
     /// <summary>Tokenizer folder or "gpt2"; default: the run's recipe, else the model folder's files, else GPT-2's vocabulary for a GPT-2 model.</summary>
     public string? Tokenizer { get; init; }
-    /// <summary>Where the model runs (default CPU).</summary>
+    /// <summary>Where the model runs (default CPU; the torch runtime only).</summary>
     public Device? Device { get; init; }
     /// <summary>Most rows in one forward pass (encoder batch, or sequences decoding together). 1 turns batching off.</summary>
     public int MaxBatchSize { get; init; } = 16;
@@ -98,6 +114,8 @@ public sealed record ModelCard
     public JsonObject? Eval { get; init; }
     /// <summary>The run's report.md text, when it has one.</summary>
     public string? Report { get; init; }
+    /// <summary>What runs it: "torch" (TorchSharp) or "onnx" (ONNX Runtime).</summary>
+    public string Runtime { get; init; } = "torch";
 }
 
 /// <summary>
@@ -108,13 +126,13 @@ public sealed record ModelCard
 /// </summary>
 public sealed class TaskLMModel : IDisposable
 {
-    readonly ITaskModel _model;
+    readonly IModelRunner _runner;
     readonly ITokenizer _tok;
     readonly ModelEngine _engine;
     readonly IReadOnlyList<string>? _labels;
 
     /// <summary>The model's task: classification, token-classification, question-answering, causal-lm, masked-lm.</summary>
-    public string Task => _model.Task;
+    public string Task => Card.Task;
     /// <summary>Class or tag names (config id2label), for classification and token classification.</summary>
     public IReadOnlyList<string>? Labels => _labels;
     /// <summary>Longest input in tokens.</summary>
@@ -130,20 +148,82 @@ public sealed class TaskLMModel : IDisposable
     /// <summary>The chat template used for chat requests (the tokenizer's when it has one, else TaskLM's default).</summary>
     public ChatTemplate ChatTemplate { get; }
 
-    TaskLMModel(ITaskModel model, ITokenizer tok, TaskLMModelOptions o, int maxLength, ModelCard card)
+    TaskLMModel(IModelRunner runner, ITokenizer tok, TaskLMModelOptions o, int maxLength, ModelCard card)
     {
-        _model = model; _tok = tok; MaxLength = maxLength; Card = card;
+        _runner = runner; _tok = tok; MaxLength = maxLength; Card = card;
         _labels = card.Labels;
         ChatTemplate = ChatTemplate.Default;
-        _engine = new ModelEngine(model, o, tok);
+        _engine = new ModelEngine(runner, o, tok);
     }
 
-    /// <summary>Loads a run folder (its best/, else its newest checkpoint; tokenizer and max length from its recipe)
-    /// or a Hugging Face model folder (config.json + weights).</summary>
+    /// <summary>Loads a run folder (its best/, else its newest checkpoint; tokenizer and max length from its recipe),
+    /// a Hugging Face model folder (config.json + weights), or an ONNX export (model.onnx + config.json, run by ONNX
+    /// Runtime: see <see cref="TaskLMModelOptions.Runtime"/>).</summary>
     public static TaskLMModel Load(string path, TaskLMModelOptions? options = null)
     {
         var o = options ?? new TaskLMModelOptions();
         if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"model '{path}' is neither a run folder nor a model folder (it does not exist)");
+        return ResolveRuntime(path, o.Runtime) == ModelRuntime.Onnx ? LoadOnnx(path, o) : LoadTorch(path, o);
+    }
+
+    /// <summary>The runtime <see cref="Load"/> uses for <paramref name="path"/>: <see cref="ModelRuntime.Auto"/> becomes
+    /// Onnx for an ONNX export (model.onnx beside config.json, no TorchSharp weights), else Torch. Asking for Torch on
+    /// an ONNX export is an error naming the fix.</summary>
+    public static ModelRuntime ResolveRuntime(string path, ModelRuntime runtime)
+    {
+        bool onnxExport = OnnxTaskModel.IsExport(path) && !HasTorchWeights(path);
+        return runtime switch
+        {
+            ModelRuntime.Onnx => ModelRuntime.Onnx,
+            ModelRuntime.Auto => onnxExport ? ModelRuntime.Onnx : ModelRuntime.Torch,
+            _ when onnxExport => throw new InvalidDataException($"'{path}' is an ONNX export (model.onnx, no TorchSharp weights): run it with --runtime onnx"),
+            _ => ModelRuntime.Torch,
+        };
+    }
+
+    static bool HasTorchWeights(string folder) =>
+        File.Exists(Path.Combine(folder, "model.safetensors")) || File.Exists(Path.Combine(folder, "pytorch_model.bin"))
+        || File.Exists(Path.Combine(folder, "adapter_config.json")) || File.Exists(Path.Combine(folder, "recipe.resolved.yaml"))
+        || File.Exists(Path.Combine(folder, "model.safetensors.index.json"));
+
+    /// <summary>An ONNX export through ONNX Runtime. Touches no TorchSharp type that would load libtorch.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TaskLMModel LoadOnnx(string path, TaskLMModelOptions o)
+    {
+        if (!OnnxTaskModel.IsExport(path))
+            throw new FileNotFoundException($"'{path}' is not an ONNX export (no model.onnx beside config.json): write one with `tasklm export --model {path} --format onnx --out DIR`, or use the torch runtime");
+        var m = OnnxTaskModel.Load(path, o.IntraOpThreads);
+        try
+        {
+            var tok = o.Tokenizer != null ? TokenizerLoader.Load(o.Tokenizer)
+                : m.Tokenizer ?? (m.ModelType == "gpt2" ? TokenizerLoader.Load("gpt2")
+                : throw new FileNotFoundException($"{path}: no tokenizer files (tokenizer.json, vocab.txt, vocab.json + merges.txt); give one with --tokenizer"));
+            int maxLength = Math.Min(o.MaxLength ?? m.MaxLength, m.MaxLength);
+            var card = new ModelCard
+            {
+                Id = FolderName(path), Task = m.Task, ModelType = m.ModelType, Labels = LabelsOf(m.Task, m.Config.Json["id2label"]),
+                Parameters = m.ParameterCount, MaxLength = maxLength, Runtime = "onnx",
+            };
+            return new TaskLMModel(new OnnxRunner(m), tok, o, maxLength, card);
+        }
+        catch
+        {
+            m.Dispose();
+            throw;
+        }
+    }
+
+    static string FolderName(string path) => Path.GetFileName(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar));
+
+    /// <summary>Class or tag names in id order (config id2label) for classification and token classification.</summary>
+    static IReadOnlyList<string>? LabelsOf(string task, JsonNode? id2label) =>
+        task is "classification" or "token-classification" && id2label is JsonObject id2
+            ? id2.OrderBy(kv => int.Parse(kv.Key, CultureInfo.InvariantCulture)).Select(kv => kv.Value!.GetValue<string>()).ToList()
+            : null;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TaskLMModel LoadTorch(string path, TaskLMModelOptions o)
+    {
         string? runDir = File.Exists(Path.Combine(path, "recipe.resolved.yaml")) ? path : null;
         Recipe? recipe = null;
         string modelDir;
@@ -160,7 +240,8 @@ public sealed class TaskLMModel : IDisposable
         ITaskModel model = File.Exists(Path.Combine(modelDir, "adapter_config.json"))
             ? LoraModel.FromAdapter(ModelFactory.FromPretrained(recipe?.Model.Init ?? throw new InvalidDataException($"{modelDir}: a LoRA adapter needs its run's recipe (model.init)"), task), modelDir)
             : ModelFactory.FromPretrained(modelDir, task);
-        model.Module.to(o.Device ?? CPU);
+        var device = o.Device ?? CPU;
+        model.Module.to(device);
         model.Module.eval();
 
         string tokSource = o.Tokenizer ?? recipe?.Tokenizer
@@ -172,9 +253,7 @@ public sealed class TaskLMModel : IDisposable
         var cfg = model.Config;
         int positions = (int?)cfg["n_positions"] ?? (int?)cfg["max_position_embeddings"] ?? 512;
         int maxLength = Math.Min(o.MaxLength ?? recipe?.Data.MaxLength ?? positions, positions);
-        IReadOnlyList<string>? labels = model.Task is "classification" or "token-classification" && cfg["id2label"] is JsonObject id2
-            ? id2.OrderBy(kv => int.Parse(kv.Key, CultureInfo.InvariantCulture)).Select(kv => kv.Value!.GetValue<string>()).ToList()
-            : null;
+        var labels = LabelsOf(model.Task, cfg["id2label"]);
         JsonObject? eval = null; string? report = null;
         if (runDir != null)
         {
@@ -185,11 +264,11 @@ public sealed class TaskLMModel : IDisposable
         var full = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
         var card = new ModelCard
         {
-            Id = Path.GetFileName(full), Task = model.Task, ModelType = model.ModelType, Labels = labels,
+            Id = FolderName(path), Task = model.Task, ModelType = model.ModelType, Labels = labels,
             Parameters = model.Module.parameters().Sum(p => p.numel()), MaxLength = maxLength,
             RunFolder = runDir == null ? null : full, Eval = eval, Report = report,
         };
-        return new TaskLMModel(model, tok, o, maxLength, card);
+        return new TaskLMModel(new TorchRunner(model, device), tok, o, maxLength, card);
     }
 
     static bool HasTokenizerFiles(string folder) =>
@@ -443,7 +522,7 @@ public sealed class TaskLMModel : IDisposable
         if (o.Temperature is < 0 or > 2) throw new BadRequestException($"temperature must be in [0, 2], got {o.Temperature}", "temperature");
         if (o.TopP is <= 0 or > 1) throw new BadRequestException($"top_p must be in (0, 1], got {o.TopP}", "top_p");
         if (o.TopK < 0) throw new BadRequestException($"top_k must be >= 0, got {o.TopK}", "top_k");
-        if (o.Stop is { Count: > 4 }) throw new BadRequestException("at most 4 stop sequences", "stop");
+        // No cap on stop texts here: OpenAI's "at most 4" is the server's check of a request's own, and chat adds its template's.
         if (promptTokens >= _engine.Positions)
             throw new BadRequestException($"the prompt has {promptTokens} tokens; this model's context is {_engine.Positions} tokens", "prompt", "context_length_exceeded");
         // As OpenAI: the prompt plus max_tokens must fit the context; otherwise cut max_tokens to what fits.
@@ -474,6 +553,6 @@ public sealed class TaskLMModel : IDisposable
     public void Dispose()
     {
         _engine.Dispose();
-        _model.Module.Dispose();
+        _runner.Dispose();
     }
 }

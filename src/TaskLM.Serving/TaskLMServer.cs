@@ -231,7 +231,7 @@ public sealed class TaskLMServer : IAsyncDisposable
         {
             ["id"] = c.Id, ["task"] = c.Task, ["model_type"] = c.ModelType, ["parameters"] = c.Parameters, ["max_length"] = c.MaxLength,
             ["labels"] = c.Labels == null ? null : new JsonArray(c.Labels.Select(l => (JsonNode)l).ToArray()),
-            ["run_folder"] = c.RunFolder != null, ["eval"] = c.Eval?.DeepClone(), ["report"] = c.Report,
+            ["runtime"] = c.Runtime, ["run_folder"] = c.RunFolder != null, ["eval"] = c.Eval?.DeepClone(), ["report"] = c.Report,
             ["chat_template"] = "System: ...\\nUser: ...\\nAssistant:",
         };
         if (c.RunFolder != null && Directory.Exists(Path.Combine(c.RunFolder, "plots")))

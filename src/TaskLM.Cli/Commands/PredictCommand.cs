@@ -9,7 +9,7 @@ public static class PredictCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A run folder (uses best/) or a Hugging Face model folder", Required = true };
+        var model = new Option<string>("--model") { Description = "A run folder (uses best/), a Hugging Face model folder, or an ONNX export (tasklm export --format onnx)", Required = true };
         var text = new Option<string?>("--text") { Description = "One text to predict (the prompt for a causal LM; for QA give --question too)" };
         var question = new Option<string?>("--question") { Description = "QA: the question about --text (the context)" };
         var input = new Argument<string?>("file") { Description = "Data file (CSV, TSV, JSONL, Parquet; .gz too) to predict row by row", Arity = ArgumentArity.ZeroOrOne };
@@ -24,16 +24,16 @@ public static class PredictCommand
         var temperature = new Option<double?>("--temperature") { Description = "Causal LM: sampling temperature (default: greedy)" };
         var topP = new Option<double>("--top-p") { Description = "Causal LM: nucleus sampling mass", DefaultValueFactory = _ => 1.0 };
         var seed = new Option<long?>("--seed") { Description = "Causal LM: sampling seed" };
+        var runtime = RuntimeOption.Create();
         var cmd = new Command("predict", "Predict with a trained model: labels and probabilities, tags and entities, answer spans, or continuations");
         cmd.Arguments.Add(input);
-        foreach (var o in new Option[] { model, text, question, output, textColumn, pairColumn, qCol, cCol, batch, tokenizer, maxTokens, temperature, topP, seed }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, text, question, output, textColumn, pairColumn, qCol, cCol, batch, tokenizer, maxTokens, temperature, topP, seed, runtime }) cmd.Options.Add(o);
         cmd.SetAction(async (p, ct) =>
         {
             string? file = p.GetValue(input), one = p.GetValue(text);
             if ((file is null) == (one is null)) throw new ArgumentException("give exactly one of --text \"...\" or a data file");
             if (p.GetValue(batch) < 1) throw new ArgumentException($"--batch-size must be at least 1, got {p.GetValue(batch)}");
-            var device = Global.StartTorch(p);
-            using var m = TaskLMModel.Load(p.GetValue(model)!, new TaskLMModelOptions { Device = device, Tokenizer = p.GetValue(tokenizer), MaxBatchSize = p.GetValue(batch) });
+            using var m = TaskLMModel.Load(p.GetValue(model)!, RuntimeOption.Start(p, runtime, p.GetValue(model)!) with { Tokenizer = p.GetValue(tokenizer), MaxBatchSize = p.GetValue(batch) });
             var o = new PredictOptions
             {
                 TextColumn = p.GetValue(textColumn)!, TextPairColumn = p.GetValue(pairColumn), QuestionColumn = p.GetValue(qCol)!, ContextColumn = p.GetValue(cCol)!,
@@ -70,4 +70,38 @@ public static class PredictCommand
         });
         return cmd;
     }
+}
+
+/// <summary>`--runtime auto|torch|onnx` of predict and serve, and starting the runtime it names.</summary>
+internal static class RuntimeOption
+{
+    public static Option<string> Create()
+    {
+        var o = new Option<string>("--runtime")
+        {
+            Description = "torch: TorchSharp (libtorch); onnx: ONNX Runtime over a `tasklm export --format onnx` folder, without libtorch; auto: onnx for such a folder, else torch",
+            DefaultValueFactory = _ => "auto",
+        };
+        o.AcceptOnlyFromAmong("auto", "torch", "onnx");
+        return o;
+    }
+
+    /// <summary>Load options for the runtime chosen: the torch runtime loads libtorch (--device, --threads); the onnx
+    /// runtime never does (--threads becomes ONNX Runtime's intra-op threads).</summary>
+    public static TaskLMModelOptions Start(ParseResult p, Option<string> runtime, string modelPath)
+    {
+        var asked = p.GetValue(runtime) switch { "torch" => ModelRuntime.Torch, "onnx" => ModelRuntime.Onnx, _ => ModelRuntime.Auto };
+        if (!Directory.Exists(modelPath)) throw new DirectoryNotFoundException($"model '{modelPath}' does not exist");
+        var chosen = TaskLMModel.ResolveRuntime(modelPath, asked);
+        if (chosen == ModelRuntime.Onnx)
+        {
+            int threads = p.GetResult(Global.Threads) != null ? p.GetValue(Global.Threads) : 0;
+            return new TaskLMModelOptions { Runtime = ModelRuntime.Onnx, IntraOpThreads = threads > 0 ? threads : null };
+        }
+        return StartTorch(p);
+    }
+
+    // Apart, so that the onnx path never compiles a method touching TorchSharp's types.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static TaskLMModelOptions StartTorch(ParseResult p) => new() { Runtime = ModelRuntime.Torch, Device = Global.StartTorch(p) };
 }

@@ -8,7 +8,7 @@ public static class ServeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A run folder (uses best/) or a Hugging Face model folder", Required = true };
+        var model = new Option<string>("--model") { Description = "A run folder (uses best/), a Hugging Face model folder, or an ONNX export (tasklm export --format onnx)", Required = true };
         var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default; 0.0.0.0 exposes it)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Port (0 = a free one, printed at start)", DefaultValueFactory = _ => 8000 };
         var apiKey = new Option<string?>("--api-key") { Description = "Require Authorization: Bearer KEY on /v1 routes (default: $TASKLM_API_KEY, else none)" };
@@ -18,18 +18,17 @@ public static class ServeCommand
         var maxQueue = new Option<int>("--max-queue") { Description = "Rows/sequences that may wait for the model; more get 429", DefaultValueFactory = _ => 1024 };
         var timeout = new Option<double>("--timeout") { Description = "Per-request timeout in seconds", DefaultValueFactory = _ => 120.0 };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body (larger: 413)", DefaultValueFactory = _ => 1L << 20 };
+        var runtime = RuntimeOption.Create();
         var cmd = new Command("serve", "Serve a model over HTTP: OpenAI-compatible /v1/completions, /v1/chat/completions, /v1/embeddings; /v1/classify, /v1/tag, /v1/answer; playground at /");
-        foreach (var o in new Option[] { model, host, port, apiKey, tokenizer, maxBatch, window, maxQueue, timeout, maxBody }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, host, port, apiKey, tokenizer, maxBatch, window, maxQueue, timeout, maxBody, runtime }) cmd.Options.Add(o);
         cmd.SetAction(async (p, ct) =>
         {
             if (p.GetValue(maxBatch) < 1) throw new ArgumentException($"--max-batch-size must be at least 1, got {p.GetValue(maxBatch)}");
             if (p.GetValue(timeout) <= 0) throw new ArgumentException($"--timeout must be positive, got {p.GetValue(timeout)}");
             string path = p.GetValue(model)!;
-            if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"model '{path}' does not exist");
-            var device = Global.StartTorch(p);
-            var opts = new TaskLMModelOptions
+            var opts = RuntimeOption.Start(p, runtime, path) with
             {
-                Device = device, Tokenizer = p.GetValue(tokenizer), MaxBatchSize = p.GetValue(maxBatch),
+                Tokenizer = p.GetValue(tokenizer), MaxBatchSize = p.GetValue(maxBatch),
                 BatchWindow = TimeSpan.FromMilliseconds(p.GetValue(window)), MaxQueue = p.GetValue(maxQueue),
             };
             await using var server = await TaskLMServer.StartAsync(new ServerOptions
@@ -41,7 +40,7 @@ public static class ServeCommand
             try
             {
                 var m = await server.Ready;
-                Console.WriteLine($"tasklm serve: ready: {m.Card.Id} ({m.Task}, {m.Card.Parameters:N0} parameters); playground at {server.Url}/");
+                Console.WriteLine($"tasklm serve: ready: {m.Card.Id} ({m.Task}, {m.Card.Parameters:N0} parameters, {m.Card.Runtime} runtime); playground at {server.Url}/");
             }
             catch (Exception e)
             {

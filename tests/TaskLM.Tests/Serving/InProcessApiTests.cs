@@ -216,6 +216,43 @@ public class InProcessApiTests
             var stopped = await chat.GetResponseAsync(msgs, new ChatOptions { Temperature = 0, MaxOutputTokens = 6, StopSequences = [firstTwo] });
             Assert.Equal(ChatFinishReason.Stop, stopped.FinishReason);
             Assert.DoesNotContain(firstTwo, stopped.Text);
+            // Four stop sequences of the caller's own (OpenAI's most) on top of the template's are fine.
+            var four = await chat.GetResponseAsync(msgs, new ChatOptions { Temperature = 0, MaxOutputTokens = 6, StopSequences = ["\u0001", "\u0002", "\u0003", firstTwo] });
+            Assert.Equal(stopped.Text, four.Text);
+            Assert.Equal(ChatFinishReason.Stop, four.FinishReason);
         }
+    }
+
+    [Fact]
+    public async Task A_lora_causal_lm_run_generates_what_its_merged_export_generates()
+    {
+        // A real LoRA run of a causal LM (adapters in best/, the base named by the recipe), as `tasklm train` writes it.
+        string dir = ServingFixtures.TempDir();
+        File.WriteAllLines(Path.Combine(dir, "train.jsonl"), Enumerable.Range(0, 16).Select(i =>
+            new System.Text.Json.Nodes.JsonObject { ["text"] = $"Line {i}: the quick brown fox jumps over the lazy dog {i * 7}." }.ToJsonString()));
+        File.WriteAllText(Path.Combine(dir, "lora.yaml"), $$$"""
+            task: causal-lm
+            model: {init: '{{{ServingFixtures.Hf("gpt2-tiny")}}}'}
+            tokenizer: gpt2
+            data: {train: train.jsonl, validation: train.jsonl, max_length: 16}
+            strategy: {method: lora, lora: {r: 4, alpha: 8, dropout: 0.0, target_modules: [c_attn]}}
+            training: {max_steps: 4, batch_size: 4, lr: 5.0e-2, warmup: 0, eval_every: 4, tensorboard: false}
+            """);
+        string run = Path.Combine(dir, "run");
+        var train = CliRunner.Run(["train", Path.Combine(dir, "lora.yaml"), "output_dir=" + run, "--threads", "1"], workingDirectory: dir);
+        Assert.True(train.ExitCode == 0, train.Stderr);
+        Assert.True(File.Exists(Path.Combine(run, "best", "adapter_config.json")), "the LoRA run's best/ holds an adapter");
+        string merged = Path.Combine(dir, "merged");
+        var export = CliRunner.Run("export", "--model", run, "--format", "hf", "--out", merged);
+        Assert.True(export.ExitCode == 0, export.Stderr);
+
+        var greedy = new GenerateOptions { MaxTokens = 8 };
+        using var lora = TaskLMModel.Load(run);
+        using var full = TaskLMModel.Load(merged);
+        Assert.True(lora.ContextLength > 0, "the LoRA LM has no context: it cannot generate");
+        Assert.Equal(full.ContextLength, lora.ContextLength);
+        var a = await lora.GenerateTextAsync("Line 3: the quick", greedy);
+        Assert.Equal((await full.GenerateTextAsync("Line 3: the quick", greedy)).Text, a.Text);
+        Assert.Equal(8, a.CompletionTokens);
     }
 }

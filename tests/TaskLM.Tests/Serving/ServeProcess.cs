@@ -8,6 +8,8 @@ internal sealed class ServeProcess : IAsyncDisposable
 {
     readonly Process _p;
     public string Url { get; }
+    /// <summary>The server's process id (its /proc/PID/maps lists the native libraries it loaded).</summary>
+    public int Pid => _p.Id;
     public System.Text.StringBuilder Stderr { get; } = new();
 
     ServeProcess(Process p, string url) { _p = p; Url = url; }

@@ -139,6 +139,15 @@ public class ServerTests(Gpt2ServerFixture f) : IClassFixture<Gpt2ServerFixture>
         Assert.Equal(a["choices"]!.ToJsonString(), b["choices"]!.ToJsonString());
         r = await f.Http.PostAsync("/v1/completions", JsonBody("""{"model":"gpt2-tiny","prompt":"Hello","max_tokens":3,"stream":true}"""));
         Assert.DoesNotContain("usage", await r.Content.ReadAsStringAsync());
+        // n = 2 streamed: chunks of both choices, each choice's text and finish reason as in the whole answer.
+        r = await f.Http.PostAsync("/v1/completions", JsonBody(req.Replace("\"n\":2", "\"n\":2,\"stream\":true")));
+        var streamed = Events(await r.Content.ReadAsStringAsync()).SkipLast(1).Select(e => JsonNode.Parse(e)!["choices"]![0]!).ToList();
+        for (int i = 0; i < 2; i++)
+        {
+            var mine = streamed.Where(c => (int)c["index"]! == i).ToList();
+            Assert.Equal((string)a["choices"]![i]!["text"]!, string.Concat(mine.Select(c => (string)c["text"]!)));
+            Assert.Equal((string)a["choices"]![i]!["finish_reason"]!, (string)mine[^1]["finish_reason"]!);
+        }
     }
 
     [Fact]
@@ -223,6 +232,39 @@ public class ServerTests(Gpt2ServerFixture f) : IClassFixture<Gpt2ServerFixture>
         var usage = JsonNode.Parse(events[^2])!;
         Assert.Equal(4, (int)usage["usage"]!["completion_tokens"]!);
         Assert.Equal(f.Model.CountTokens("System: Be brief.\nUser: Hi\nAssistant:"), (int)usage["usage"]!["prompt_tokens"]!);
+        // Four stop sequences (OpenAI's most) are accepted: the chat template's own stop does not count against them.
+        var four = await f.Http.PostAsync("/v1/chat/completions", JsonBody("""{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0,"stop":["a","b","c","d"]}"""));
+        Assert.Equal(HttpStatusCode.OK, four.StatusCode);
+        var five = await f.Http.PostAsync("/v1/chat/completions", JsonBody("""{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"stop":["a","b","c","d","e"]}"""));
+        Assert.Equal(HttpStatusCode.BadRequest, five.StatusCode);
+    }
+
+    [Fact]
+    public async Task Garbage_on_every_post_route_gets_an_openai_shaped_4xx_and_the_server_keeps_serving()
+    {
+        string deep = new string('[', 5000) + new string(']', 5000);
+        var bodies = new[]
+        {
+            "", "null", "[]", "123", "\"text\"", "{", deep, "{\"input\":null}", "{\"input\":[1,2]}", "{\"input\":{}}", "{\"input\":[]}",
+            "{\"prompt\":{}}", "{\"prompt\":[]}", "{\"messages\":\"hi\"}", "{\"messages\":[1]}", "{\"messages\":[{\"role\":\"user\",\"content\":7}]}",
+            "{\"question\":1,\"context\":2}", "{\"input\":[{\"question\":\"q\"}]}", "{\"max_tokens\":1e300,\"prompt\":\"a\"}", "{\"stream\":\"yes\",\"prompt\":\"a\"}",
+            "{\"stream_options\":{\"include_usage\":1},\"prompt\":\"a\"}", "{\"n\":1000000,\"prompt\":\"a\"}", "{\"model\":5}",
+        };
+        foreach (var route in new[] { "/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/classify", "/v1/tag", "/v1/answer" })
+            foreach (var body in bodies)
+            {
+                var r = await f.Http.PostAsync(route, JsonBody(body));
+                string text = await r.Content.ReadAsStringAsync();
+                Assert.True((int)r.StatusCode is >= 400 and < 500, $"{route} {body[..Math.Min(40, body.Length)]}: {(int)r.StatusCode} {text}");
+                AssertError(JsonNode.Parse(text)!.AsObject(), "invalid_request_error");
+            }
+        var bytes = new ByteArrayContent([0x7B, 0x22, 0x70, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D]);   // {"p":"\xC3(" : invalid UTF-8
+        bytes.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var bad = await f.Http.PostAsync("/v1/completions", bytes);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await f.Http.GetAsync("/health")).StatusCode);
+        var ok = await Post("/v1/completions", """{"prompt":"Hello","max_tokens":2,"temperature":0}""");
+        Assert.Equal(HttpStatusCode.OK, ok.Status);
     }
 }
 
@@ -271,33 +313,130 @@ public class ServerLimitTests
         var plain = await http.PostAsync("/v1/completions", JsonBody("""{"prompt":"Hi","max_tokens":20}"""));
         Assert.Equal(HttpStatusCode.GatewayTimeout, plain.StatusCode);
         Assert.Equal("timeout", (string)JsonNode.Parse(await plain.Content.ReadAsStringAsync())!["error"]!["code"]!);
+        // Encoder routes have the same deadline.
+        var emb = await http.PostAsync("/v1/embeddings", JsonBody("""{"input":["Hi","there"]}"""));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, emb.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
     }
 
-    // Fails on the serve branch itself (Cancelled stays 0: the server does not see the pooled connection's close within
-    // the test); left visible as a known gap in issue 14's closing note rather than deleted.
-    [Fact(Skip = "known gap: client disconnect not detected as cancellation yet (issue 14 closing note)")]
-    public async Task A_client_that_disconnects_mid_stream_cancels_its_sequence()
+    /// <summary>A small GPT-2 with a 1024-token context saved to a temp folder: a 1000-token generation lasts long after a client leaves.</summary>
+    static string LongGpt2()
     {
-        // A small GPT-2 with a 1024-token context: a 1000-token stream lasts long after the client leaves.
         torch_seed();
         string dir = ServingFixtures.TempDir();
         ModelFactory.FromPreset("gpt2-tiny", "causal-lm", new Dictionary<string, object> { ["n_positions"] = 1024, ["n_layer"] = 2, ["n_embd"] = 64, ["n_head"] = 2 }).SavePretrained(dir);
-        await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0 }, () => TaskLMModel.Load(dir));
+        return dir;
+    }
+
+    /// <summary>Sends one HTTP/1.1 request on a socket of its own (no connection pool) and returns the open socket.</summary>
+    static async Task<System.Net.Sockets.TcpClient> RawPost(string url, string path, string json)
+    {
+        var uri = new Uri(url);
+        var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(uri.Host, uri.Port);
+        byte[] body = Encoding.UTF8.GetBytes(json);
+        string head = $"POST {path} HTTP/1.1\r\nHost: {uri.Authority}\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\n\r\n";
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+        await stream.WriteAsync(body);
+        return tcp;
+    }
+
+    /// <summary>Waits (at most a minute) until the model has no running sequence and either cancelled one or generated <paramref name="max"/> tokens.</summary>
+    static async Task SettleAsync(TaskLMModel model, int max)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while (!((model.Stats.Cancelled > 0 || model.Stats.TokensOut >= max) && model.Stats.ActiveSequences == 0 && model.Stats.QueueLength == 0) && DateTime.UtcNow < deadline)
+            await Task.Delay(20);
+    }
+
+    // A pooled HttpClient is no disconnecting client: disposing a half-read response makes SocketsHttpHandler drain it
+    // (up to 1 MB or 2 s) to reuse the connection, so the server keeps streaming to a live reader. Here the client
+    // closes its socket, as a killed process or a browser tab does.
+    [Fact]
+    public async Task A_client_that_disconnects_mid_stream_cancels_its_sequence()
+    {
+        await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0 }, () => TaskLMModel.Load(LongGpt2()));
         var model = await server.Ready;
-        using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
-        var req = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonBody("""{"prompt":"Hello","max_tokens":1000,"temperature":0,"stream":true}""") };
-        using (var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead))
+        IAsyncEnumerator<GeneratedChunk> survivor;
+        using (var tcp = await RawPost(server.Url, "/v1/completions", """{"prompt":"Hello","max_tokens":1000,"temperature":0,"stream":true}"""))
         {
-            using var stream = await resp.Content.ReadAsStreamAsync();
-            using var reader = new StreamReader(stream);
-            Assert.StartsWith("data: ", await reader.ReadLineAsync());
-        }   // the connection closes here, mid-stream
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (model.Stats.Cancelled == 0 && model.Stats.TokensOut < 1000 && DateTime.UtcNow < deadline) await Task.Delay(20);
+            using var reader = new StreamReader(tcp.GetStream(), Encoding.UTF8);
+            Assert.Equal("HTTP/1.1 200 OK", await reader.ReadLineAsync());
+            string? line;
+            while ((line = await reader.ReadLineAsync()) != null && !line.Contains("data: ", StringComparison.Ordinal)) { }
+            Assert.Contains("\"text_completion\"", line);   // a token chunk has arrived: the sequence is decoding
+            // A second sequence joins the running batch before the client leaves.
+            survivor = model.GenerateAsync("The quick brown fox", new GenerateOptions { MaxTokens = 200 }).GetAsyncEnumerator();
+            Assert.True(await survivor.MoveNextAsync());
+            Assert.Equal(2, model.Stats.ActiveSequences);
+        }   // the socket closes here, mid-stream
+        var text = new StringBuilder(survivor.Current.Text);
+        while (await survivor.MoveNextAsync()) text.Append(survivor.Current.Text);
+        await survivor.DisposeAsync();
+        await SettleAsync(model, 1200);
+        Assert.Equal(1, model.Stats.Cancelled);
+        Assert.True(model.Stats.TokensOut < 1200, $"{model.Stats.TokensOut} tokens: generation ran to the end after the client left");
+        Assert.Equal(0, model.Stats.ActiveSequences);                                     // it left the running batch
+        // The row that stayed got the answer it gets alone; the server is fine afterwards and its metrics say what happened.
+        Assert.Equal((await model.GenerateTextAsync("The quick brown fox", new GenerateOptions { MaxTokens = 200 })).Text, text.ToString());
+        using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+        var ok = await http.PostAsync("/v1/completions", JsonBody("""{"prompt":"Hello","max_tokens":5,"temperature":0}"""));
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        Assert.Equal(5, (int)JsonNode.Parse(await ok.Content.ReadAsStringAsync())!["usage"]!["completion_tokens"]!);
+        var metrics = await http.GetStringAsync("/metrics");
+        Assert.Contains("tasklm_sequences_cancelled_total 1\n", metrics);
+        Assert.Contains("tasklm_active_sequences 0\n", metrics);
+    }
+
+    [Fact]
+    public async Task A_client_that_disconnects_before_a_whole_completion_cancels_its_sequence()
+    {
+        // Not streaming: nothing is written until the end, so only the connection's close can tell the server.
+        await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0 }, () => TaskLMModel.Load(LongGpt2()));
+        var model = await server.Ready;
+        using (var tcp = await RawPost(server.Url, "/v1/completions", """{"prompt":"Hello","max_tokens":1000,"temperature":0}"""))
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(1);
+            while (model.Stats.TokensOut == 0 && DateTime.UtcNow < deadline) await Task.Delay(5);   // decoding has begun
+        }
+        await SettleAsync(model, 1000);
         Assert.Equal(1, model.Stats.Cancelled);
         Assert.True(model.Stats.TokensOut < 1000, $"{model.Stats.TokensOut} tokens: generation ran to the end after the client left");
-        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
+        Assert.Equal(0, model.Stats.ActiveSequences);
+    }
+
+    [Fact]
+    public async Task A_client_that_leaves_while_queued_frees_its_place_in_the_queue()
+    {
+        // One decoding slot, one queue place: an in-process sequence holds the slot, a raw client waits in the queue.
+        await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0 },
+            () => TaskLMModel.Load(LongGpt2(), new TaskLMModelOptions { MaxBatchSize = 1, MaxQueue = 1 }));
+        var model = await server.Ready;
+        using var holdCts = new CancellationTokenSource();
+        var hold = model.GenerateAsync("Hello", new GenerateOptions { MaxTokens = 1000 }, holdCts.Token).GetAsyncEnumerator();
+        Assert.True(await hold.MoveNextAsync());                                          // it is decoding
+        using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+        using (var tcp = await RawPost(server.Url, "/v1/completions", """{"prompt":"Hi","max_tokens":5,"temperature":0}"""))
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(1);
+            while (model.Stats.QueueLength == 0 && DateTime.UtcNow < deadline) await Task.Delay(2);
+            Assert.Equal(1, model.Stats.QueueLength);
+            var full = await http.PostAsync("/v1/completions", JsonBody("""{"prompt":"Hi","max_tokens":5,"temperature":0}"""));
+            Assert.Equal(HttpStatusCode.TooManyRequests, full.StatusCode);
+        }   // the queued client leaves
+        var until = DateTime.UtcNow.AddMinutes(1);
+        while ((model.Stats.QueueLength > 0 || model.Stats.Cancelled == 0) && DateTime.UtcNow < until) await Task.Delay(2);
+        Assert.Equal(0, model.Stats.QueueLength);
+        Assert.Equal(1, model.Stats.Cancelled);
+        Assert.Equal(1, model.Stats.ActiveSequences);                                     // while the first sequence still decodes
+        // The freed place takes a new request; it is answered once the slot is free.
+        var next = http.PostAsync("/v1/completions", JsonBody("""{"prompt":"Hi","max_tokens":5,"temperature":0}"""));
+        holdCts.Cancel();
+        try { while (await hold.MoveNextAsync()) { } } catch (OperationCanceledException) { }
+        await hold.DisposeAsync();
+        var answered = await next;
+        Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
     }
 
     static void torch_seed() => TorchSharp.torch.manual_seed(1234);

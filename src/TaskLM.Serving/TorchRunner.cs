@@ -1,0 +1,182 @@
+// The TorchSharp runtime of the engine: a TaskLM model (run folder or HF folder) on a libtorch device.
+using TaskLM.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TaskLM.Serving;
+
+/// <summary>Runs a TaskLM <see cref="ITaskModel"/> for <see cref="ModelEngine"/>. All calls into Models/ are in this file.</summary>
+internal sealed class TorchRunner : IModelRunner
+{
+    readonly ITaskModel _model;
+    readonly Gpt2? _lm;          // the causal LM that decodes (a LoRA run's base, its LoRA layers in place), else null
+    readonly Device _device;
+    readonly int _threads;
+    Gpt2KvCache? _cache;
+
+    public TorchRunner(ITaskModel model, Device device)
+    {
+        _model = model; _device = device;
+        // A LoRA model wraps its base; the adapters are swapped into the base's modules, so the base decodes with them.
+        if ((model is LoraModel lora ? lora.Base : model) is Gpt2 { LMHead: not null } g)
+        {
+            _lm = g;
+            Positions = g.Cfg.n_positions;
+            EosTokenId = g.Cfg.eos_token_id;
+            PadTokenId = g.Cfg.pad_token_id;
+        }
+        // libtorch's intra-op thread count (OpenMP) is per OS thread: carry the caller's setting (--threads) to the model thread.
+        _threads = get_num_threads();
+    }
+
+    public int Positions { get; }
+    public int? EosTokenId { get; }
+    public int? PadTokenId { get; }
+    public bool HasCache => _cache != null;
+    public long CacheLength => _cache?.Length ?? 0;
+    public long CacheCapacity => _cache?.Capacity ?? 0;
+
+    public void OnEngineThread() => set_num_threads(_threads);
+
+    public List<float[]> Forward(IReadOnlyList<EncoderRow> rows, RowKind kind)
+    {
+        int b = rows.Count, t = rows.Max(r => r.Ids.Length);
+        int pad = (int?)_model.Config["pad_token_id"] ?? 0;
+        var ids = new long[b * t]; var mask = new long[b * t];
+        long[]? types = rows.Any(r => r.TypeIds != null) ? new long[b * t] : null;
+        Array.Fill(ids, pad);
+        for (int i = 0; i < b; i++)
+            for (int j = 0; j < rows[i].Ids.Length; j++)
+            {
+                ids[i * t + j] = rows[i].Ids[j]; mask[i * t + j] = 1;
+                if (types != null && rows[i].TypeIds != null) types[i * t + j] = rows[i].TypeIds![j];
+            }
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var input = tensor(ids, [b, t], device: _device);
+        var attn = tensor(mask, [b, t], device: _device);
+        var typeT = types == null ? null : tensor(types, [b, t], device: _device);
+        var result = new List<float[]>(b);
+        if (kind == RowKind.Embedding)
+        {
+            var hidden = LastHidden(input, attn, typeT);                                  // (B, T, H)
+            var m = attn.unsqueeze(-1).to(hidden.dtype);                                   // (B, T, 1)
+            var mean = (hidden * m).sum(1) / m.sum(1).clamp_min(1);                        // (B, H)
+            var flat = mean.to(float32).cpu().data<float>().ToArray();
+            int h = (int)mean.shape[1];
+            for (int i = 0; i < b; i++) result.Add(flat.AsSpan(i * h, h).ToArray());
+            return result;
+        }
+        var o = _model.Forward(new ModelBatch { InputIds = input, AttentionMask = attn, TokenTypeIds = typeT });
+        if (o.StartLogits is not null)
+        {
+            var s = o.StartLogits.to(float32).cpu().data<float>().ToArray();               // (B, T)
+            var e = o.EndLogits!.to(float32).cpu().data<float>().ToArray();
+            for (int i = 0; i < b; i++)
+            {
+                int n = rows[i].Ids.Length;
+                result.Add([.. s.AsSpan(i * t, n), .. e.AsSpan(i * t, n)]);
+            }
+            return result;
+        }
+        var logits = o.Logits!.to(float32).cpu();
+        var data = logits.data<float>().ToArray();
+        if (logits.dim() == 2)                                                              // (B, C)
+        {
+            int c = (int)logits.shape[1];
+            for (int i = 0; i < b; i++) result.Add(data.AsSpan(i * c, c).ToArray());
+        }
+        else                                                                                // (B, T, C)
+        {
+            int c = (int)logits.shape[2];
+            for (int i = 0; i < b; i++) result.Add(data.AsSpan(i * t * c, rows[i].Ids.Length * c).ToArray());
+        }
+        return result;
+    }
+
+    /// <summary>The family's last hidden states (B, T, H), from the base model module HF names "bert" / "transformer".</summary>
+    Tensor LastHidden(Tensor ids, Tensor mask, Tensor? types)
+    {
+        foreach (var (name, child) in _model.Module.named_children())
+        {
+            if (child is BertModel bert) return bert.forward(ids, mask, types).sequence_output;
+            if (child is GPT2Model gpt) return gpt.Forward(ids, mask);
+            if (name == "transformer" && child is GPT2Model g2) return g2.Forward(ids, mask);
+        }
+        if (_model.Module is GPT2LMHeadModel lm) return lm.Transformer.Forward(ids, mask);
+        throw new BadRequestException($"embeddings are not available for this '{_model.Task}' model", code: "wrong_task");
+    }
+
+    public int[] Decode(List<List<int>> ids, List<List<int>> mask, int? newCapacity, IReadOnlyList<Sequence> rows)
+    {
+        var gpt = _lm ?? throw new InvalidOperationException($"a '{_model.Task}' model does not generate");
+        var lm = gpt.LMHead!;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var maskT = Tensor2D(mask);                                                        // (B, S): the new token is already in
+        var pos = Positions2D(maskT);
+        Tensor logits;
+        if (newCapacity is int capacity)
+        {
+            _cache?.Dispose();
+            _cache = new Gpt2KvCache(gpt.Cfg, rows.Count, capacity, _device, lm.Transformer.TokenEmbedding.dtype);
+            logits = lm.Logits(Tensor2D(ids), maskT, pos, _cache);                         // (B, S, V)
+        }
+        else
+        {
+            var last = tensor(ids.Select(r => (long)r[^1]).ToArray(), dtype: int64, device: _device).view(rows.Count, 1);
+            logits = lm.Logits(last, maskT, pos.narrow(1, pos.shape[1] - 1, 1), _cache);  // (B, 1, V)
+        }
+        var scores = logits.select(1, logits.shape[1] - 1).to(float32);                     // (B, V)
+        long[] greedy = scores.argmax(-1).cpu().data<long>().ToArray();
+        var next = new int[rows.Count];
+        for (int r = 0; r < rows.Count; r++)
+        {
+            var s = rows[r];
+            if (s.Finished) continue;
+            next[r] = s.Options.Temperature is null or 0 ? (int)greedy[r] : Sample(scores[r], s);
+        }
+        return next;
+    }
+
+    /// <summary>HF's sampling processors for one row: temperature, top-k, top-p, then a draw from the row's own generator. scores (V).</summary>
+    int Sample(Tensor scores, Sequence s)
+    {
+        var o = s.Options;
+        var rng = (Generator)(s.Rng ??= new Generator((ulong)(o.Seed ?? Random.Shared.NextInt64()), _device));
+        var x = scores / o.Temperature!.Value;
+        if (o.TopK > 0 && o.TopK < x.shape[0])
+        {
+            var kth = x.topk(o.TopK).values[o.TopK - 1];
+            x = x.masked_fill(x.lt(kth), double.NegativeInfinity);
+        }
+        if (o.TopP < 1.0)
+        {
+            // HF: sort ascending, drop tokens whose cumulative probability is <= 1 - top_p, keep at least one.
+            var (sorted, order) = x.sort(descending: false);
+            var remove = softmax(sorted, -1).cumsum(-1).le(1 - o.TopP);
+            remove[TensorIndex.Single(-1)] = tensor(false, device: _device);
+            x = x.masked_fill(remove.scatter(0, order, remove), double.NegativeInfinity);
+        }
+        return (int)multinomial(softmax(x, -1), 1, generator: rng).item<long>();
+    }
+
+    public void ResetCache() { _cache?.Dispose(); _cache = null; }
+
+    // HF: position = (number of real tokens before it) - 1; pads get 1 (never attended).
+    static Tensor Positions2D(Tensor mask) => mask.cumsum(1, ScalarType.Int64).sub(1).masked_fill(mask.eq(0), 1);
+
+    Tensor Tensor2D(List<List<int>> rows)
+    {
+        int b = rows.Count, l = rows[0].Count;
+        var flat = new long[b * l];
+        for (int r = 0; r < b; r++) for (int c = 0; c < l; c++) flat[r * l + c] = rows[r][c];
+        return tensor(flat, [b, l], dtype: int64, device: _device);
+    }
+
+    public void Dispose()
+    {
+        ResetCache();
+        _model.Module.Dispose();
+    }
+}
