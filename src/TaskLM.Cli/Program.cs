@@ -24,6 +24,8 @@ foreach (var c in RecipeCommands.Create()) root.Subcommands.Add(c);  // recipes,
 root.Subcommands.Add(TuneCommand.Create());
 root.Subcommands.Add(CompareCommand.Create());         // the improvement loop (docs/improve.md)
 root.Subcommands.Add(LearningCurveCommand.Create());
+root.Subcommands.Add(AugmentCommand.Create());
+root.Subcommands.Add(RefineCommand.Create());
 
 root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());
