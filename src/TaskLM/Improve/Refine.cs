@@ -168,7 +168,11 @@ public static class Refine
         {
             ["refinement"] = n, ["parent_run"] = "../..", ["champion_model"] = Path.GetRelativePath(child, champModel), ["challenger_model"] = Path.GetRelativePath(child, chalModel),
             ["data"] = o.Data, ["new_test"] = o.NewTest ?? $"{o.TestFraction:0.##} of the new data (stratified, seed {o.Seed})", ["old_test"] = d.Test,
-            ["replay"] = o.Replay, ["replay_from"] = champRecipe.Data.Train, ["rows"] = new JsonObject { ["new_train"] = newFit.Count, ["replayed"] = replay.Count, ["validation"] = valRows.Count, ["new_test"] = newTest.Count },
+            ["replay"] = o.Replay, ["replay_from"] = champRecipe.Data.Train, ["rows"] = new JsonObject
+            {
+                ["new_train"] = newFit.Count, ["new_validation"] = newVal.Count, ["new_test"] = newTest.Count,
+                ["replayed"] = replay.Count, ["old_validation"] = valRows.Count - newVal.Count, ["validation"] = valRows.Count,
+            },
             ["metric"] = metric, ["tolerance"] = o.Tolerance, ["min_gain"] = o.MinGain, ["steps"] = result.State.Step, ["train_wall_s"] = Math.Round(wall, 1),
             ["scores"] = scores, ["decision"] = promote ? "promote" : "refuse", ["reason"] = reason,
             ["overrides"] = new JsonArray(o.Overrides.Select(x => (JsonNode)x).ToArray()), ["at"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
