@@ -40,6 +40,11 @@ public class ImproveCliTests
         ["data.max_length=32", "training.batch_size=4", "training.eval_batch_size=64", $"training.max_steps={steps}", $"training.eval_every={evalEvery}",
          "training.save_every=0", "training.tensorboard=false"];
 
+    // Refine needs a champion that has learned something and challengers that move: 64 tokens, batches of 16.
+    static List<string> Longer(int steps, int evalEvery) =>
+        ["data.max_length=64", "training.batch_size=16", "training.eval_batch_size=64", $"training.max_steps={steps}", $"training.eval_every={evalEvery}",
+         "training.save_every=0", "training.tensorboard=false"];
+
     static CliResult Tasklm(IEnumerable<string> args, Dictionary<string, string?>? env = null) =>
         CliRunner.Run([.. args, "--threads", "1"], env, timeoutSeconds: 900, workingDirectory: RecipeWorkspace.Dir);
 
@@ -207,11 +212,11 @@ public class ImproveCliTests
     public void Refine_promotes_a_challenger_that_learns_the_new_data_and_refuses_one_that_forgets_the_old()
     {
         string root = Fresh("refine");
-        var t = Tasklm(["train", Spam, .. Data(), .. OneLayer, .. Short(40, 20), $"output_dir={root}"]);
+        var t = Tasklm(["train", Spam, .. Data(), .. OneLayer, .. Longer(40, 20), $"output_dir={root}"]);
         Assert.True(t.ExitCode == 0, t.Stderr);
 
         // 1: more data of the same kind, with replay: better on the new split, not worse on the old → promoted.
-        var r1 = Tasklm(["refine", "--model", root, "--data", Small.Value.fresh, "--metric", "macro_f1", "--json", .. Short(30, 10)]);
+        var r1 = Tasklm(["refine", "--model", root, "--data", Small.Value.fresh, "--metric", "macro_f1", "--json", .. Longer(30, 10)]);
         Assert.True(r1.ExitCode == 0, r1.Stderr);
         var a = JsonNode.Parse(r1.Stdout)!;
         Assert.True(a["decision"]!.GetValue<string>() == "promote", a["reason"]!.ToString());
@@ -234,7 +239,7 @@ public class ImproveCliTests
             o["label"] = o["label"]!.GetValue<string>() == "spam" ? "ham" : "spam";
             return o.ToJsonString();
         }));
-        var r2 = Tasklm(["refine", "--model", root, "--data", flipped, "--replay", "0", "--metric", "macro_f1", "--json", .. Short(40, 20)]);
+        var r2 = Tasklm(["refine", "--model", root, "--data", flipped, "--replay", "0", "--metric", "macro_f1", "--json", .. Longer(40, 20)]);
         Assert.True(r2.ExitCode == 0, r2.Stderr);
         var b = JsonNode.Parse(r2.Stdout)!;
         Assert.True(b["decision"]!.GetValue<string>() == "refuse", b["reason"]!.ToString());
@@ -242,7 +247,8 @@ public class ImproveCliTests
         Assert.True(Io.D(b["scores"]!["new_test"]!["difference"]!["estimate"]) > 0);     // it did learn the new labels
         Assert.Equal(0, (int)Io.D(b["rows"]!["replayed"]));
         // It started from the promoted champion, and the champion stays.
-        Assert.Contains(Path.Combine("refinements", "1"), b["champion_model"]!.GetValue<string>());
+        Assert.Equal(Path.GetFullPath(Path.Combine(root, "refinements", "1", "run", "best")),
+            Path.GetFullPath(Path.Combine(root, "refinements", "2", b["champion_model"]!.GetValue<string>())));
         Assert.Equal(champion.ToJsonString(), JsonNode.Parse(File.ReadAllText(Path.Combine(root, "champion.json")))!.ToJsonString());
 
         var lineage = JsonNode.Parse(File.ReadAllText(Path.Combine(root, "lineage.json")))!;
