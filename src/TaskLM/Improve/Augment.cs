@@ -205,13 +205,25 @@ public static class Augment
         var nonEmpty = generated.Where(x => x.text.Length > 0).ToList();
         var proba = nonEmpty.Count > 0 ? clf.PredictProba(nonEmpty.Select(x => x.text).ToList()) : [];
         var list = new List<JsonObject>();
+        var rejected = new List<JsonObject>();
+        var perLabel = order.ToDictionary(l => l, _ => (generated: 0, kept: 0, sum: 0.0), StringComparer.Ordinal);
         int lowConfidence = 0;
         for (int i = 0; i < nonEmpty.Count; i++)
         {
             double p = proba[i][order.IndexOf(nonEmpty[i].label)];
-            if (p < o.MinConfidence) { lowConfidence++; continue; }
-            list.Add(new JsonObject { [o.TextColumn] = nonEmpty[i].text, [o.LabelColumn] = nonEmpty[i].label, ["augmented"] = "lm", ["confidence"] = Math.Round(p, 4) });
+            var row = new JsonObject { [o.TextColumn] = nonEmpty[i].text, [o.LabelColumn] = nonEmpty[i].label, ["augmented"] = "lm", ["confidence"] = Math.Round(p, 4) };
+            var s = perLabel[nonEmpty[i].label];
+            perLabel[nonEmpty[i].label] = (s.generated + 1, s.kept + (p >= o.MinConfidence ? 1 : 0), s.sum + p);
+            if (p < o.MinConfidence) { lowConfidence++; rejected.Add(row); continue; }
+            list.Add(row);
         }
+        // What the filter turned away, for people to read (is the threshold or the generator the problem?).
+        JsonlFile.Write(Path.Combine(work, "below-confidence.jsonl"), rejected);
+        report["per_label"] = new JsonObject(perLabel.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)new JsonObject
+        {
+            ["generated"] = kv.Value.generated, ["kept_by_confidence"] = kv.Value.kept,
+            ["mean_confidence"] = kv.Value.generated > 0 ? Math.Round(kv.Value.sum / kv.Value.generated, 4) : null,
+        })));
         report["empty"] = generated.Count - nonEmpty.Count;
         report["classifier"] = BaselineComparison.MethodName + ", fitted on the input rows";
         report["min_confidence"] = o.MinConfidence;
