@@ -88,11 +88,24 @@ public static class SvgPlot
     static IEnumerable<double> XTicks(double x0, double x1, bool logX)
     {
         if (!logX) { for (int i = 0; i <= 4; i++) yield return x0 + (x1 - x0) * i / 4; yield break; }
+        var ticks = new List<double>();
         for (int d = (int)Math.Floor(x0); d <= (int)Math.Ceiling(x1); d++)
             foreach (double m in new[] { 1.0, 2.0, 5.0 })
             {
                 double v = m * Math.Pow(10, d);
-                if (Math.Log10(v) >= x0 && Math.Log10(v) <= x1) yield return v;
+                if (Math.Log10(v) >= x0 && Math.Log10(v) <= x1) ticks.Add(v);
             }
+        // Less than a decade wide: five ticks evenly spaced on the log axis, rounded to two significant digits.
+        if (ticks.Count < 3)
+        {
+            ticks.Clear();
+            for (int i = 0; i <= 4; i++)
+            {
+                double v = Math.Pow(10, x0 + (x1 - x0) * (0.1 + 0.8 * i / 4));
+                double mag = Math.Pow(10, Math.Floor(Math.Log10(v)) - 1);
+                ticks.Add(Math.Round(v / mag) * mag);
+            }
+        }
+        foreach (var t in ticks.Distinct()) yield return t;
     }
 }
