@@ -22,6 +22,10 @@ root.Subcommands.Add(TokenizerCommand.Create());
 root.Subcommands.Add(ExportCommand.Create());
 foreach (var c in RecipeCommands.Create()) root.Subcommands.Add(c);  // recipes, recipe validate|copy|show
 root.Subcommands.Add(TuneCommand.Create());
+root.Subcommands.Add(CompareCommand.Create());         // the improvement loop (docs/improve.md)
+root.Subcommands.Add(LearningCurveCommand.Create());
+root.Subcommands.Add(AugmentCommand.Create());
+root.Subcommands.Add(RefineCommand.Create());
 
 root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(ServeCommand.Create());

@@ -128,32 +128,46 @@ public static class ModelCommands
 
     static Command Models()
     {
-        var cmd = new Command("models", "Model presets with their size, memory, FLOPs and estimated speed on this machine");
+        var cmd = new Command("models", "Model presets with their size, memory, FLOPs and training speed on this machine (measured when `tasklm compare` or `learning-curve` has trained the preset here, else estimated)");
         var json = Global.JsonOption();
         cmd.Options.Add(json);
         cmd.SetAction(p =>
         {
             var device = Global.StartTorch(p);
             double gflops = TorchBackend.MeasureMatmulGflops(device, 512, 5);
-            var rows = ModelPresets.All.Select(m => new
+            // Speeds measured on this machine (Improve/MeasuredSpeeds.cs): the median of the runs on this device kind.
+            var measured = TaskLM.Improve.MeasuredSpeeds.Read();
+            string kind = device.type.ToString().ToLowerInvariant();
+            var rows = ModelPresets.All.Select(m =>
             {
-                name = m.Name, model_type = m.ModelType, layers = m.Layers, hidden = m.Hidden, heads = m.Heads,
-                parameters = m.Parameters, fp32_bytes = m.WeightBytesFp32, bf16_bytes = m.WeightBytesBf16,
-                adamw_training_bytes = m.AdamWTrainingBytes, train_flops_per_token = m.TrainFlopsPerToken, context = m.Context,
-                est_train_tokens_per_second = gflops * 1e9 / m.TrainFlopsPerToken, source = m.Source,
+                double est = gflops * 1e9 / m.TrainFlopsPerToken;
+                var got = TaskLM.Improve.MeasuredSpeeds.For(measured, m.Name, kind);
+                return new
+                {
+                    name = m.Name, model_type = m.ModelType, layers = m.Layers, hidden = m.Hidden, heads = m.Heads,
+                    parameters = m.Parameters, fp32_bytes = m.WeightBytesFp32, bf16_bytes = m.WeightBytesBf16,
+                    adamw_training_bytes = m.AdamWTrainingBytes, train_flops_per_token = m.TrainFlopsPerToken, context = m.Context,
+                    est_train_tokens_per_second = est,
+                    measured_train_tokens_per_second = got?.TokensPerSecond, measured_runs = got?.Runs ?? 0,
+                    measured_threads = got?.Threads, measured_max_length = got?.MaxLength,
+                    train_tokens_per_second = got?.TokensPerSecond ?? est, tokens_per_second_source = got != null ? "measured" : "estimate",
+                    source = m.Source,
+                };
             }).ToList();
             if (p.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new { device = device.ToString(), matmul_fp32_gflops = gflops, presets = rows }, Global.JsonOut));
+                Console.WriteLine(JsonSerializer.Serialize(new { device = device.ToString(), matmul_fp32_gflops = gflops, measurements = TaskLM.Improve.MeasuredSpeeds.FilePath(), presets = rows }, Global.JsonOut));
                 return 0;
             }
-            var table = new Table().AddColumns("preset", "L x d/heads", "params", "fp32", "bf16", "AdamW", "FLOPs/tok", "tok/s est.");
+            var table = new Table().AddColumns("preset", "L x d/heads", "params", "fp32", "bf16", "AdamW", "FLOPs/tok", "train tok/s");
             foreach (var r in rows)
                 table.AddRow(r.name, $"{r.layers}x{r.hidden}/{r.heads}", Count(r.parameters), Bytes(r.fp32_bytes), Bytes(r.bf16_bytes),
-                    Bytes(r.adamw_training_bytes), $"{r.train_flops_per_token / 1e9:0.00}G", $"{r.est_train_tokens_per_second:N0}");
+                    Bytes(r.adamw_training_bytes), $"{r.train_flops_per_token / 1e9:0.00}G",
+                    r.measured_train_tokens_per_second is double v ? $"{v:N0} measured ({r.measured_runs} run(s), {r.measured_threads} thread(s), T={r.measured_max_length})" : $"{r.est_train_tokens_per_second:N0} est.");
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine($"[grey]Measured fp32 matmul rate on {device}: {gflops:0.0} GFLOP/s. FLOPs/tok = training FLOPs per token, " +
-                "6N + 6·layers·context·hidden (context = max positions); tok/s est. = training tokens/s at that matmul rate (an upper bound). " +
+                "6N + 6·layers·context·hidden (context = max positions); est. = training tokens/s at that matmul rate (an upper bound). " +
+                $"measured = median training tokens/s of the preset's runs by `tasklm compare` / `learning-curve` on this machine ({Markup.Escape(TaskLM.Improve.MeasuredSpeeds.FilePath())}; T = max_length). " +
                 "AdamW = fp32 weights + grads + 2 moments (16 bytes/param), activations excluded. Params: GPT2Model / BertModel with pooler.[/]");
             return 0;
         });
