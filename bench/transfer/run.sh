@@ -13,14 +13,20 @@ cd "$(dirname "$0")/../.."
 T=${TASKLM:-src/TaskLM.Cli/bin/Release/net10.0/tasklm}
 threads=${1:-2}
 for task in ${TASKS:-spam brown-pos brown-genre}; do
+  # POS: three learning rates per init (table.py keeps, per init, the one best on validation); the others: the yaml's.
+  rates=("-"); [ "$task" = brown-pos ] && rates=("-" "lr5:5.0e-4" "lr2e-3:2.0e-3")
   for init in ${INITS:-pretrained random}; do
-    out=runs/transfer/$task-$init
+   for rate in "${rates[@]}"; do
+    suffix=""; lr=(); [ "$rate" != "-" ] && { suffix="-${rate%%:*}"; lr=("training.lr=${rate#*:}"); }
+    out=runs/transfer/$task$suffix-$init
     [ -f "$out/eval.json" ] && continue
     model=models/tasklm-bert-mini; [ "$init" = random ] && model=bert-mini
-    echo "== $task, $init"
+    echo "== $task$suffix, $init"
     rm -rf "$out"; mkdir -p runs/transfer
-    "$T" train "bench/transfer/$task.yaml" model.init=$model output_dir=$out --threads "$threads" > "runs/transfer/$task-$init.log" 2>&1
-    tail -3 "runs/transfer/$task-$init.log"
+    "$T" train "bench/transfer/$task.yaml" model.init=$model "${lr[@]}" output_dir=$out --threads "$threads" > "runs/transfer/$task$suffix-$init.log" 2>&1 \
+      || echo "   failed (see runs/transfer/$task$suffix-$init.log)"
+    tail -3 "runs/transfer/$task$suffix-$init.log"
+   done
   done
   # The classical baseline on the same splits (train's eval.json carries it too when the recipe asks for it).
   if [ "$task" != brown-pos ] && [ ! -f "runs/transfer/$task-baseline.json" ]; then
