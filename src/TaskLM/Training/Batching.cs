@@ -88,9 +88,15 @@ public sealed record LoaderPosition(int Epoch, int Batch);
 
 /// <summary>Micro-batches in a seeded order (a permutation per epoch from seed + epoch, or file order when not
 /// shuffling), grouped into optimizer steps of <c>gradAccum</c>. The order depends only on (seed, epoch), so a
-/// position is all resume needs.</summary>
-public sealed class BatchPlan(int exampleCount, int batchSize, int gradAccum, bool shuffle, int seed)
+/// position is all resume needs. With <paramref name="lengths"/> (training.group_by_length) the permutation is cut
+/// into mega-batches of 50 batches, each sorted longest first, so a batch holds examples of similar length and pads
+/// little; the mega-batch holding the longest example goes first, so an out-of-memory shows at step 1 — the scheme
+/// of HF's LengthGroupedSampler.</summary>
+public sealed class BatchPlan(int exampleCount, int batchSize, int gradAccum, bool shuffle, int seed, IReadOnlyList<int>? lengths = null)
 {
+    /// <summary>Batches per mega-batch when grouping by length (HF's mega_batch_mult default).</summary>
+    public const int MegaBatchMult = 50;
+
     public int ExampleCount { get; } = exampleCount;
     public int BatchSize { get; } = batchSize;
     public int GradAccum { get; } = gradAccum;
@@ -110,6 +116,15 @@ public sealed class BatchPlan(int exampleCount, int batchSize, int gradAccum, bo
         if (_orderEpoch == epoch && _order != null) return _order;
         _order = Enumerable.Range(0, ExampleCount).ToArray();
         if (shuffle) new Random(unchecked(seed * 1000003 + epoch * 7919 + 0x5eed)).Shuffle(_order);
+        if (lengths != null)
+        {
+            if (lengths.Count != ExampleCount) throw new ArgumentException($"{lengths.Count} lengths for {ExampleCount} examples");
+            int mega = BatchSize * MegaBatchMult;
+            var megas = _order.Chunk(mega).Select(m => m.OrderByDescending(i => lengths[i]).ToArray()).ToList();
+            int first = megas.FindIndex(m => lengths[m[0]] == megas.Max(x => lengths[x[0]]));
+            (megas[0], megas[first]) = (megas[first], megas[0]);
+            _order = megas.SelectMany(m => m).ToArray();
+        }
         _orderEpoch = epoch;
         return _order;
     }

@@ -126,6 +126,9 @@ public sealed class TrainingSection
     public int BatchSize { get; set; } = 16;
     public int EvalBatchSize { get; set; } = 32;
     public int GradAccum { get; set; } = 1;
+    /// <summary>HF's group_by_length: batches of examples of similar length (less padding on short-text tasks);
+    /// the order stays random from (seed, epoch). See <see cref="BatchPlan"/>.</summary>
+    public bool GroupByLength { get; set; }
     public double Lr { get; set; } = 5e-5;
     public double WeightDecay { get; set; } = 0.0;
     /// <summary>linear | cosine | constant.</summary>

@@ -305,7 +305,8 @@ public static class TrainingRun
         var t = c.Recipe.Training;
         var (decay, noDecay) = AdamW.HfGroups(c.Model.Module, t.WeightDecay, c.Unfreezer != null ? (_, _) => true : null);
         c.Optimizer = new AdamW([decay, noDecay], t.Betas[0], t.Betas[1], t.Eps);
-        c.Plan = new BatchPlan(c.Train.Examples.Count, t.BatchSize, t.GradAccum, c.Recipe.Data.Shuffle, t.Seed);
+        c.Plan = new BatchPlan(c.Train.Examples.Count, t.BatchSize, t.GradAccum, c.Recipe.Data.Shuffle, t.Seed,
+            t.GroupByLength ? c.Train.Examples.Select(e => e.InputIds.Length).ToList() : null);
         c.TotalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * c.Plan.StepsPerEpoch;
         c.Schedule = new LrSchedule(t.Scheduler, t.Lr, LrSchedule.WarmupStepsFor(t.Warmup, c.TotalSteps), c.TotalSteps);
         if (c.Schedule.WarmupSteps >= c.TotalSteps)
