@@ -71,18 +71,12 @@ public static class AutoSettings
 
     /// <summary>The longest sequence the model takes: the recipe's model.config override when it sets one (a preset
     /// reshaped to 128 positions takes 128), else config.json's max_position_embeddings / n_positions, or the preset's.</summary>
-    public static int ModelLimit(string init, System.Text.Json.Nodes.JsonObject? configOverride = null)
+    public static int ModelLimit(string init, JsonObject? configOverride = null)
     {
-        foreach (var key in new[] { "max_position_embeddings", "n_positions", "n_ctx" })
-            if (EvalResult.AsNumber(configOverride?[key]) is double o) return (int)o;
-        if (Directory.Exists(init))
-        {
-            var cfg = HfCheckpoint.LoadConfig(init);
-            foreach (var key in new[] { "max_position_embeddings", "n_positions", "n_ctx" })
-                if (EvalResult.AsNumber(cfg[key]) is double n) return (int)n;
-            return 512;
-        }
-        return ModelPresets.Get(init).MaxPositions;
+        static int? Positions(JsonObject? cfg) =>
+            new[] { "max_position_embeddings", "n_positions", "n_ctx" }.Select(k => EvalResult.AsNumber(cfg?[k])).FirstOrDefault(n => n != null) is double n ? (int)n : null;
+        return Positions(configOverride)
+            ?? (Directory.Exists(init) ? Positions(HfCheckpoint.LoadConfig(init)) ?? 512 : ModelPresets.Get(init).MaxPositions);
     }
 
     static void SplitValidation(Recipe r, string runDir, Action<string> say)

@@ -97,7 +97,8 @@ public sealed class BatchPlan(int exampleCount, int batchSize, int gradAccum, bo
     /// <summary>Batches per mega-batch when grouping by length (HF's mega_batch_mult default).</summary>
     public const int MegaBatchMult = 50;
 
-    public int ExampleCount { get; } = exampleCount;
+    public int ExampleCount { get; } = lengths == null || lengths.Count == exampleCount ? exampleCount
+        : throw new ArgumentException($"{lengths.Count} lengths for {exampleCount} examples");
     public int BatchSize { get; } = batchSize;
     public int GradAccum { get; } = gradAccum;
 
@@ -116,12 +117,10 @@ public sealed class BatchPlan(int exampleCount, int batchSize, int gradAccum, bo
         if (_orderEpoch == epoch && _order != null) return _order;
         _order = Enumerable.Range(0, ExampleCount).ToArray();
         if (shuffle) new Random(unchecked(seed * 1000003 + epoch * 7919 + 0x5eed)).Shuffle(_order);
-        if (lengths != null)
+        if (lengths != null && ExampleCount > 0)
         {
-            if (lengths.Count != ExampleCount) throw new ArgumentException($"{lengths.Count} lengths for {ExampleCount} examples");
-            int mega = BatchSize * MegaBatchMult;
-            var megas = _order.Chunk(mega).Select(m => m.OrderByDescending(i => lengths[i]).ToArray()).ToList();
-            int first = megas.FindIndex(m => lengths[m[0]] == megas.Max(x => lengths[x[0]]));
+            var megas = _order.Chunk(BatchSize * MegaBatchMult).Select(m => m.OrderByDescending(i => lengths[i]).ToArray()).ToList();
+            int first = Enumerable.Range(0, megas.Count).MaxBy(j => lengths[megas[j][0]]);   // each mega-batch's longest is its first
             (megas[0], megas[first]) = (megas[first], megas[0]);
             _order = megas.SelectMany(m => m).ToArray();
         }
