@@ -25,7 +25,8 @@ public sealed record PredictOptions
 }
 
 /// <summary>Runs a model over a data file (any format <c>train</c> reads: CSV, TSV, JSONL, Parquet, .gz) and writes
-/// each input row with its prediction beside it, as JSONL or CSV (by the output's extension).</summary>
+/// each input row with its prediction beside it, as JSONL or CSV (by the output's extension). A prediction field whose
+/// name the input already uses (a gold <c>label</c> or <c>tags</c> column) is written as <c>predicted_&lt;name&gt;</c>.</summary>
 public static class BatchPredict
 {
     /// <summary>The prediction fields one row gets, by task: classification label, score, probabilities;
@@ -57,7 +58,9 @@ public static class BatchPredict
                 for (int i = 0; i < chunk.Count; i++)
                 {
                     var outRow = (JsonObject)chunk[i].Fields.DeepClone();
-                    foreach (var (k, v) in preds[i]) outRow[k] = v?.DeepClone();
+                    // A prediction never overwrites an input column: a labelled file keeps its gold label/tags, and the
+                    // prediction beside it is predicted_label / predicted_tags (so the output can be scored afterwards).
+                    foreach (var (k, v) in preds[i]) outRow[chunk[i].Fields.ContainsKey(k) ? "predicted_" + k : k] = v?.DeepClone();
                     if (!csv) { writer.Write(outRow.ToJsonString()); writer.Write('\n'); continue; }
                     var flat = Flatten(outRow);
                     if (header == null) { header = flat.Keys.ToList(); writer.Write(string.Join(sep, header.Select(h => Csv(h, sep)))); writer.Write('\n'); }

@@ -32,6 +32,25 @@ public class PredictCommandTests
     }
 
     [Fact]
+    public void A_labelled_file_keeps_its_gold_label_and_gets_predicted_label_beside_it()
+    {
+        // Scoring predictions afterwards needs the gold column: predict must not overwrite it.
+        string model = ServingFixtures.Bert("bert-cls", ["neg", "neu", "pos"]);
+        string dir = ServingFixtures.TempDir();
+        string input = Path.Combine(dir, "gold.jsonl"), output = Path.Combine(dir, "out.jsonl");
+        File.WriteAllLines(input, Enumerable.Range(0, 4).Select(i => new JsonObject { ["text"] = ServingFixtures.Words(6 + i, 50 + i), ["label"] = "gold-" + i }.ToJsonString()));
+        var r = CliRunner.Run("predict", "--model", model, input, "--out", output);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var rows = File.ReadAllLines(output).Select(l => JsonNode.Parse(l)!).ToList();
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.Equal("gold-" + i, (string)rows[i]["label"]!);
+            Assert.Contains((string)rows[i]["predicted_label"]!, new[] { "neg", "neu", "pos" });
+            Assert.NotNull(rows[i]["score"]);
+        }
+    }
+
+    [Fact]
     public void Tags_answers_and_continues_jsonl_gz_into_jsonl()
     {
         string dir = ServingFixtures.TempDir();
