@@ -3,6 +3,8 @@ using System.CommandLine;
 using Spectre.Console;
 using TaskLM.Cli.Commands;
 
+// First: where jemalloc is installed the process re-executes itself with it (flat memory without mmap page faults).
+TaskLM.Native.NativeMemory.PreferJemalloc();
 Global.ConfigureConsole();
 var root = new RootCommand("TaskLM: train a language model for one task, from raw data to a served model.");
 root.Options.Add(Global.Verbose);

@@ -295,7 +295,7 @@ public static class BenchCommand
         {
             ["cpu"] = cpu, ["logical_cores"] = info.LogicalCores, ["os"] = info.Os, ["dotnet"] = info.DotnetVersion,
             ["torchsharp"] = info.TorchSharpVersion, ["libtorch"] = info.LibTorchOrigin, ["cuda_devices"] = info.CudaDeviceCount,
-            ["loadavg"] = load,
+            ["loadavg"] = load, ["allocator"] = TaskLM.Native.NativeMemory.Mode,
         };
         if (info.CudaAvailable) m["cuda"] = true;
         return m;

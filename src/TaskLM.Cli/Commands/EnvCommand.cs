@@ -31,6 +31,7 @@ public static class EnvCommand
                     libtorch = new { origin = info.LibTorchOrigin, directory = info.LibTorchDirectory },
                     cuda = new { available = info.CudaAvailable, devices = info.CudaDeviceCount },
                     device = device.ToString(), info.Threads, info.LogicalCores,
+                    allocator = TaskLM.Native.NativeMemory.Mode,
                     matmul_fp32_gflops = Math.Round(gflops, 1),
                     check_grad_norm = checkLoss,
                 }, Global.JsonOut));
@@ -44,6 +45,7 @@ public static class EnvCommand
             t.AddRow("CUDA", info.CudaAvailable ? $"{info.CudaDeviceCount} device(s)" : "not available");
             t.AddRow("device", device.ToString());
             t.AddRow("threads", $"{info.Threads} (of {info.LogicalCores} logical cores)");
+            t.AddRow("CPU allocator", TaskLM.Native.NativeMemory.Mode);
             t.AddRow("fp32 matmul 1024x1024", $"{gflops:F1} GFLOP/s");
             if (checkLoss is double g) t.AddRow("forward+backward", $"ok (grad norm {g:F4})");
             AnsiConsole.Write(t);

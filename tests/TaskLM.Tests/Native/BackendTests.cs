@@ -40,6 +40,26 @@ public class BackendTests
     }
 
     [Fact]
+    public void The_program_runs_on_jemalloc_where_it_is_installed_and_on_glibc_when_told_so()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        string Allocator(string? choice)
+        {
+            var r = CliRunner.Run(new[] { "env", "--json", "--device", "cpu" },
+                new Dictionary<string, string?> { ["TASKLM_MALLOC"] = choice, ["LD_PRELOAD"] = null, ["MALLOC_CONF"] = null, ["MALLOC_MMAP_THRESHOLD_"] = null, ["GLIBC_TUNABLES"] = null });
+            Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            return doc.RootElement.GetProperty("allocator").GetString()!;
+        }
+        // Nothing chosen: jemalloc where Debian's libjemalloc2 is installed (.ci/run installs it), else glibc's mmap setting.
+        string auto = Allocator(null);
+        if (NativeMemory.InstalledJemalloc() != null) Assert.Equal("jemalloc", auto);
+        else Assert.StartsWith("mmap>128K", auto);
+        Assert.StartsWith("mmap>128K", Allocator("mmap"));
+        Assert.Equal("default", Allocator("default"));
+    }
+
+    [Fact]
     public void DeviceSelection()
     {
         Assert.Equal(DeviceType.CPU, TorchBackend.ResolveDevice("cpu").type);
