@@ -652,6 +652,8 @@ public sealed partial class BertFamily : ModelFamily
     /// <summary>The preset's shape with HF's defaults otherwise; GPT-2's n_layer, n_head, n_embd, n_positions,
     /// n_inner are accepted as aliases; when hidden_size is overridden alone, heads (H/64) and
     /// intermediate_size (4H) follow it.</summary>
+    public override IEnumerable<string> ConfigKeys => BertConfig.Keys;
+
     public override JsonObject PresetConfig(ModelPreset p, IDictionary<string, object>? overrides)
     {
         var cfg = new BertConfig

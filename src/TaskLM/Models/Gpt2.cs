@@ -407,6 +407,8 @@ public sealed partial class Gpt2Family : ModelFamily
 
     public override PreTrainedModel Build(JsonObject config, string source, string task) => Gpt2.NewHead(Gpt2Config.FromJson(config, source), task);
 
+    public override IEnumerable<string> ConfigKeys => new Gpt2Config().ToJson().Select(k => k.Key);
+
     public override JsonObject PresetConfig(ModelPreset p, IDictionary<string, object>? overrides)
     {
         var json = new JsonObject
@@ -414,7 +416,7 @@ public sealed partial class Gpt2Family : ModelFamily
             ["model_type"] = "gpt2", ["vocab_size"] = p.Vocab, ["n_positions"] = p.MaxPositions, ["n_embd"] = p.Hidden,
             ["n_layer"] = p.Layers, ["n_head"] = p.Heads, ["n_inner"] = null, ["activation_function"] = "gelu_new",
         };
-        HfConfig.ApplyOverrides(json, overrides, new Gpt2Config().ToJson().Select(k => k.Key), "GPT-2");
+        HfConfig.ApplyOverrides(json, overrides, ConfigKeys, "GPT-2");
         return json;
     }
 

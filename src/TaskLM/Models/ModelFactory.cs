@@ -8,8 +8,9 @@ public static class ModelFactory
     /// <summary>Loads an HF model folder (config.json + weights) with a task head. <paramref name="task"/>
     /// defaults to the folder's own architecture; a head the checkpoint lacks is newly initialised (see
     /// <see cref="PreTrainedModel.LoadReport"/>). <paramref name="numLabels"/>/<paramref name="labels"/> set the head's classes.</summary>
-    public static ITaskModel FromPretrained(string folder, string? task = null, int? numLabels = null, IReadOnlyList<string>? labels = null) =>
-        PreTrainedModel.FromPretrained(folder, task, numLabels, labels);
+    public static ITaskModel FromPretrained(string folder, string? task = null, int? numLabels = null, IReadOnlyList<string>? labels = null,
+        IDictionary<string, object>? overrides = null) =>
+        PreTrainedModel.FromPretrained(folder, task, numLabels, labels, overrides: overrides);
 
     /// <summary>Loads an HF model folder for inference (logits, generate, evaluate, predict, serve): a checkpoint
     /// that does not fill the body config.json describes (missing or unexpected body weights), or a head the

@@ -96,6 +96,10 @@ public abstract class ModelFamily
     /// <summary>The body's parameter count for a preset shape, as HF builds it.</summary>
     public abstract long CountParameters(ModelPreset preset);
 
+    /// <summary>config.json keys the family's config reads: what a recipe's model.config may override on a model
+    /// folder besides the keys its config.json already has.</summary>
+    public abstract IEnumerable<string> ConfigKeys { get; }
+
     /// <summary>Renames an HF checkpoint key to ours (old names, aliases), or null for a key the model derives
     /// instead of storing (old buffers, a bias tied to another). <paramref name="checkpointKeys"/> is every key
     /// of the checkpoint, for aliases that apply only when the canonical key is absent.</summary>
@@ -258,7 +262,7 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
     /// when given, must be the folder's family.
     /// </summary>
     public static PreTrainedModel FromPretrained(string folder, string? task = null, int? numLabels = null,
-        IReadOnlyList<string>? labels = null, long? seed = null, ModelFamily? family = null)
+        IReadOnlyList<string>? labels = null, long? seed = null, ModelFamily? family = null, IDictionary<string, object>? overrides = null)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"model folder '{folder}' does not exist");
         string source = Path.Combine(folder, "config.json");
@@ -268,6 +272,10 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
         if (family != null && f != family) throw new InvalidDataException($"{source}: model_type is '{mt}', not '{family.ModelType}'");
         task ??= ArchitectureTask(json, f)
             ?? throw new ArgumentException($"{source}: architectures [{string.Join(", ", Architectures(json))}] name no {f.DisplayName} task head; choose a task ({string.Join(", ", f.Tasks)})");
+        // As HF's from_pretrained(folder, hidden_dropout_prob=0.0): a recipe's model.config overrides the folder's
+        // config.json (dropout, pad_token_id, say); a key the family does not read is refused with the closest name,
+        // and a changed shape fails the weight load below naming the tensor.
+        if (overrides is { Count: > 0 }) HfConfig.ApplyOverrides(json, overrides, json.Select(kv => kv.Key).Concat(f.ConfigKeys).ToList(), $"{f.DisplayName} ({source})");
         if (ModelFamily.HasLabels(task)) HfConfig.SetLabels(json, numLabels, labels);
         var model = f.Build(json, source, task);
         var sd = HfCheckpoint.LoadStateDict(folder);

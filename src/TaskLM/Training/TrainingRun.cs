@@ -254,7 +254,7 @@ public static class TrainingRun
         ITaskModel model;
         if (Directory.Exists(init))
         {
-            model = ModelFactory.FromPretrained(init, c.ModelTask, c.Labels?.Count, c.Labels);
+            model = ModelFactory.FromPretrained(init, c.ModelTask, c.Labels?.Count, c.Labels, ConfigOverrides(r));
             // HF's load report: a new head is normal when fine-tuning, and said so; so are unused weights.
             if (model is PreTrainedModel { LoadReport: { } report }) foreach (var line in report.ToString().Split(Environment.NewLine)) o.Say(line);
             CheckFinite(model, init);
@@ -292,9 +292,16 @@ public static class TrainingRun
 
     static Dictionary<string, object> PresetOverrides(Recipe r, IReadOnlyList<string>? labels)
     {
+        var ov = ConfigOverrides(r);
+        if (labels != null) ov["labels"] = labels.ToList();
+        return ov;
+    }
+
+    // The recipe's model.config keys (for a preset and for a model folder alike).
+    static Dictionary<string, object> ConfigOverrides(Recipe r)
+    {
         var ov = new Dictionary<string, object>();
         foreach (var (k, v) in r.Model.Config ?? []) if (v != null) ov[k] = v.DeepClone();
-        if (labels != null) ov["labels"] = labels.ToList();
         return ov;
     }
 
@@ -376,7 +383,7 @@ public static class TrainingRun
         // base is random, so it is drawn again from the run's seed, as SetupModel drew it right after manual_seed).
         if (!Directory.Exists(r.Model.Init)) manual_seed(r.Training.Seed);
         ITaskModel baseModel = Directory.Exists(r.Model.Init)
-            ? ModelFactory.FromPretrained(r.Model.Init, c.ModelTask, c.Labels?.Count, c.Labels)
+            ? ModelFactory.FromPretrained(r.Model.Init, c.ModelTask, c.Labels?.Count, c.Labels, ConfigOverrides(r))
             : ModelFactory.FromPreset(r.Model.Init, c.ModelTask, PresetOverrides(r, c.Labels));
         var merged = LoraModel.FromAdapter(baseModel, source).MergeAndUnload();
         string tmp = best + ".merge.tmp";
