@@ -211,6 +211,14 @@ public static class Global
         return TorchBackend.ResolveDevice(p.GetResult(Device) != null ? p.GetValue(Device) : "auto");
     }
 
+    /// <summary>The device <c>--device</c> asks for, or null when it is absent or <c>auto</c>: then a recipe's
+    /// <c>training.device</c> decides (<see cref="TorchBackend.ChooseDevice"/>). Call after <see cref="StartTorch"/>.</summary>
+    public static torch.Device? AskedDevice(ParseResult p)
+    {
+        string? spec = p.GetResult(Device) != null ? p.GetValue(Device) : null;
+        return string.IsNullOrWhiteSpace(spec) || spec.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase) ? null : TorchBackend.ResolveDevice(spec);
+    }
+
     /// <summary>The verb path of a parse ("data split"), for "see 'tasklm data split --help'".</summary>
     static string VerbPath(ParseResult parsed)
     {

@@ -29,12 +29,12 @@ public static class TuneCommand
         cmd.SetAction(p =>
         {
             bool quiet = p.GetValue(json);
-            var device = Global.StartTorch(p);
+            Global.StartTorch(p);
             var options = new TuneOptions
             {
                 RecipePath = RecipeCatalog.Resolve(p.GetValue(recipeArg)!), Overrides = p.GetValue(overridesArg) ?? [],
                 Trials = p.GetValue(trials), Sampler = p.GetValue(sampler)!, Pruner = p.GetValue(pruner)!, Metric = p.GetValue(metric),
-                Seed = p.GetValue(seed), StudyDir = p.GetValue(studyDir), Device = device,
+                Seed = p.GetValue(seed), StudyDir = p.GetValue(studyDir), Device = Global.AskedDevice(p),   // null: each trial's recipe decides
                 // One line per trial as it ends; plain writes so a narrow terminal never wraps them into two.
                 Say = line => { if (quiet) Console.Error.WriteLine(line); else Console.WriteLine(line); },
             };
