@@ -51,8 +51,9 @@ public static class ModelEvaluation
             modelDir = modelPath;
             loaded = ModelFactory.ForInference(modelPath);   // refuses weights that do not fill the model (issue 11)
             string task = loaded.Task;
-            recipe = RecipeLoader.Parse($"task: {task}\nmodel: {{init: '{modelPath.Replace("'", "''")}'}}\ndata: {{train: '{dataPath.Replace("'", "''")}'}}\n",
-                $"{modelPath} (defaults for evaluation)", o.Overrides);
+            // The folder's own task and weights, the data file as the one split; everything else the recipe defaults.
+            recipe = RecipeLoader.Apply(new Recipe { Task = task, Model = { Init = modelPath }, Data = { Train = dataPath } },
+                o.Overrides, $"{modelPath} (defaults for evaluation)");
         }
         string modelTask = TaskNames.ModelTask(recipe.Task);
         o.Say($"model: {modelDir} ({modelTask})");
