@@ -25,10 +25,10 @@ public static class Global
     };
 
     /// <summary>Verb groups and verbs that never run a model: they do not list --device/--threads.</summary>
-    static readonly string[] DataVerbs = ["data", "metrics", "report", "tokenize", "tokenizer"];
+    static readonly string[] DataVerbs = ["data", "metrics", "report", "tokenize", "tokenizer", "recipes", "recipe"];
 
     /// <summary>Adds --device and --threads to every verb under <paramref name="root"/> that runs a model (every
-    /// verb but the data, metrics, report and tokenizer ones), so a new verb gets them without a line of its own;
+    /// verb but the data, metrics, report, tokenizer and recipe ones), so a new verb gets them without a line of its own;
     /// `data encode` takes --threads (its worker count).</summary>
     public static void AddTorchOptions(Command root)
     {
