@@ -25,10 +25,10 @@ public static class Global
     };
 
     /// <summary>Verb groups and verbs that never run a model: they do not list --device/--threads.</summary>
-    static readonly string[] DataVerbs = ["data", "metrics", "report", "tokenize", "tokenizer"];
+    static readonly string[] DataVerbs = ["data", "metrics", "report", "tokenize", "tokenizer", "recipes", "recipe"];
 
     /// <summary>Adds --device and --threads to every verb under <paramref name="root"/> that runs a model (every
-    /// verb but the data, metrics, report and tokenizer ones), so a new verb gets them without a line of its own;
+    /// verb but the data, metrics, report, tokenizer and recipe ones), so a new verb gets them without a line of its own;
     /// `data encode` takes --threads (its worker count).</summary>
     public static void AddTorchOptions(Command root)
     {
@@ -209,6 +209,14 @@ public static class Global
         TorchBackend.EnsureLoaded();
         TorchBackend.SetThreads(p.GetResult(Threads) != null ? p.GetValue(Threads) : 0);
         return TorchBackend.ResolveDevice(p.GetResult(Device) != null ? p.GetValue(Device) : "auto");
+    }
+
+    /// <summary>The device <c>--device</c> asks for, or null when it is absent or <c>auto</c>: then a recipe's
+    /// <c>training.device</c> decides (<see cref="TorchBackend.ChooseDevice"/>). Call after <see cref="StartTorch"/>.</summary>
+    public static torch.Device? AskedDevice(ParseResult p)
+    {
+        string? spec = p.GetResult(Device) != null ? p.GetValue(Device) : null;
+        return string.IsNullOrWhiteSpace(spec) || spec.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase) ? null : TorchBackend.ResolveDevice(spec);
     }
 
     /// <summary>The verb path of a parse ("data split"), for "see 'tasklm data split --help'".</summary>

@@ -64,8 +64,8 @@ public static class TrainCommand
             string? resumeFrom = p.GetResult(resume) is null ? null : p.GetValue(resume) ?? "latest";
             // Before train.log is opened in the folder: a foreign run there is refused untouched.
             TrainingRun.CheckRunFolder(recipe, resumeFrom, p.GetValue(overwrite));
-            var device = Global.StartTorch(p);
-            if (p.GetValue(Global.Device) == "auto" && recipe.Training.Device != "auto") device = TorchBackend.ResolveDevice(recipe.Training.Device);
+            Global.StartTorch(p);
+            var device = TorchBackend.ChooseDevice(Global.AskedDevice(p), recipe.Training.Device);
             bool quiet = p.GetValue(json) || dp is { IsMain: false };   // ranks > 0 stay silent
             // Every line people see is also appended to the run folder's train.log (Microsoft.Extensions.Logging).
             using var logs = RunLogging.Create(dp is { IsMain: false } ? null : Path.Combine(recipe.OutputDir, "train.log"));

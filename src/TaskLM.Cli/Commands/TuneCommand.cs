@@ -20,21 +20,23 @@ public static class TuneCommand
         var metric = new Option<string?>("--metric") { Description = "Validation metric to optimise (default: the recipe's early_stopping metric, else loss)" };
         var workers = new Option<int>("--workers") { Description = "Worker processes sharing the study", DefaultValueFactory = _ => 1 };
         var seed = new Option<int>("--seed") { Description = "Seed of the sampler", DefaultValueFactory = _ => 42 };
-        var studyDir = new Option<string?>("--study-dir") { Description = "Study folder (default: the recipe's output_dir + '-tune')" };
+        // The study folder is the verb's output: --out, as every verb; --study-dir (hidden) still works for scripts.
+        var studyDir = Global.OutOption("Study folder (default: the recipe's output_dir + '-tune')", required: false, legacy: "--study-dir");
         var worker = new Option<bool>("--worker") { Description = "Run as one worker of a study (started by --workers)", Hidden = true };
         var json = Global.JsonOption();
         var cmd = new Command("tune", "Search hyperparameters: trials as run folders, pruning, a SQLite study that resumes, leaderboard and plots");
         cmd.Arguments.Add(recipeArg); cmd.Arguments.Add(overridesArg);
-        foreach (var o in new Option[] { trials, sampler, pruner, metric, workers, seed, studyDir, worker, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { trials, sampler, pruner, metric, workers, seed, worker, json }) cmd.Options.Add(o);
+        studyDir.AddTo(cmd);
         cmd.SetAction(p =>
         {
             bool quiet = p.GetValue(json);
-            var device = Global.StartTorch(p);
+            Global.StartTorch(p);
             var options = new TuneOptions
             {
                 RecipePath = RecipeCatalog.Resolve(p.GetValue(recipeArg)!), Overrides = p.GetValue(overridesArg) ?? [],
                 Trials = p.GetValue(trials), Sampler = p.GetValue(sampler)!, Pruner = p.GetValue(pruner)!, Metric = p.GetValue(metric),
-                Seed = p.GetValue(seed), StudyDir = p.GetValue(studyDir), Device = device,
+                Seed = p.GetValue(seed), StudyDir = studyDir.Read(p), Device = Global.AskedDevice(p),   // null: each trial's recipe decides
                 // One line per trial as it ends; plain writes so a narrow terminal never wraps them into two.
                 Say = line => { if (quiet) Console.Error.WriteLine(line); else Console.WriteLine(line); },
             };

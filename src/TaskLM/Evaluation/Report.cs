@@ -149,7 +149,7 @@ public static class ReportBuilder
     /// against step; with several runs each plot overlays one line per run.</summary>
     public static void AddTrainingCurves(Report report, IReadOnlyList<RunData> runs)
     {
-        List<PlotSeries> Series(Func<TrainStep, double?> pick) => runs
+        List<PlotSeries> Series(Func<MetricsLine, double?> pick) => runs
             .Select(r => { var pts = r.Steps.Where(s => pick(s) is double v && double.IsFinite(v)).ToList(); return new PlotSeries(r.Name, pts.Select(s => (double)s.Step).ToList(), pts.Select(s => pick(s)!.Value).ToList()); })
             .Where(s => s.X.Count > 0).ToList();
         var loss = Series(s => s.Loss);

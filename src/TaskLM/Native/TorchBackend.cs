@@ -83,6 +83,12 @@ public static class TorchBackend
         throw new ArgumentException($"unknown device '{spec}': use auto, cpu, cuda or cuda:N");
     }
 
+    /// <summary>The device rule every run follows (train, tune trials, quickstart): a device the caller asked for
+    /// (the CLI's <c>--device</c> other than <c>auto</c>) wins; otherwise the recipe's <c>training.device</c>
+    /// decides, <c>auto</c> (the default) being CUDA when it initialises, else CPU. Kept here, not in a verb, so
+    /// a recipe that says <c>device: cpu</c> means the same under every caller.</summary>
+    public static Device ChooseDevice(Device? asked, string? recipeDevice) => asked ?? ResolveDevice(recipeDevice);
+
     /// <summary>Sets libtorch's intra-op thread count (0 or less leaves libtorch's default).</summary>
     public static void SetThreads(int threads)
     {

@@ -17,6 +17,20 @@ public sealed class Example
     /// <summary>Extractive QA answer span in token positions.</summary>
     public int StartPosition { get; init; } = -1;
     public int EndPosition { get; init; } = -1;
+    /// <summary>Extractive QA read from text: what turns a predicted token span back into answer text for SQuAD's
+    /// exact match and F1 (<c>tasklm evaluate</c>); null for pre-tokenized rows and other tasks.</summary>
+    public QaText? Qa { get; init; }
+}
+
+/// <summary>The text side of a QA example: question, context, every gold answer, and each token's character span
+/// in the context (<c>(-1, -1)</c> for question and special tokens).</summary>
+public sealed record QaText(string Question, string Context, IReadOnlyList<string> Answers, (int Start, int End)[] Spans)
+{
+    /// <summary>The context text of token span [start, end]; empty when the span is not inside the context (the
+    /// model pointing at [CLS] says "no answer here").</summary>
+    public string Answer(int start, int end) =>
+        start >= 0 && end >= start && end < Spans.Length && Spans[start].Start >= 0 && Spans[end].Start >= 0
+            ? Context[Spans[start].Start..Spans[end].End] : "";
 }
 
 /// <summary>Pads examples to the longest in the batch and builds the tensors the task's head takes.

@@ -2,6 +2,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TaskLM.Evaluation;
 
 namespace TaskLM.Training;
 
@@ -20,8 +21,9 @@ public sealed class ScheduleFlags(string evalEvery, int saveEvery) : ITrainerCal
     }
 }
 
-/// <summary>Appends one JSON line per optimizer step ({step, epoch, loss, lr, grad_norm, tokens_per_s}) and one per
-/// evaluation ({"eval": {...}, "step": N}) to metrics.jsonl, flushed per line; mirrors scalars to TensorBoard.</summary>
+/// <summary>Appends one <see cref="MetricsLine"/> per optimizer step ({step, epoch, loss, lr, grad_norm, tokens_per_s,
+/// rss_mb}) and one per evaluation ({"eval": {...}, "step": N}) to metrics.jsonl, flushed per line; mirrors scalars
+/// to TensorBoard.</summary>
 public sealed class MetricsLogger : ITrainerCallback, IDisposable
 {
     readonly StreamWriter _out;
@@ -56,15 +58,13 @@ public sealed class MetricsLogger : ITrainerCallback, IDisposable
     public void OnStep(Trainer t, StepLog log)
     {
         if (log.Step % _logEvery != 0 && log.Step != t.Options.TotalSteps) return;
-        var line = new JsonObject
+        _out.WriteLine(new MetricsLine
         {
-            ["step"] = log.Step, ["epoch"] = Math.Round(log.Epoch, 4), ["loss"] = Num(log.Loss), ["lr"] = log.Lr,
-            ["grad_norm"] = Num(log.GradNorm), ["tokens_per_s"] = Math.Round(log.TokensPerSecond, 1),
+            Step = log.Step, Epoch = Math.Round(log.Epoch, 4), Loss = log.Loss, Lr = log.Lr, GradNorm = log.GradNorm,
+            TokensPerS = Math.Round(log.TokensPerSecond, 1),
             // Resident memory of the process: a long run's must stay flat (one dispose scope per step).
-            ["rss_mb"] = Math.Round(Environment.WorkingSet / 1048576.0, 1),
-        };
-        if (log.Skipped) line["skipped"] = true;
-        _out.WriteLine(line.ToJsonString());
+            RssMb = Math.Round(Environment.WorkingSet / 1048576.0, 1), Skipped = log.Skipped,
+        }.ToJson());
         if (_tb != null)
         {
             if (double.IsFinite(log.Loss)) _tb.add_scalar("train/loss", (float)log.Loss, log.Step);
@@ -75,15 +75,11 @@ public sealed class MetricsLogger : ITrainerCallback, IDisposable
 
     public void OnEvaluate(Trainer t, IReadOnlyDictionary<string, double> metrics)
     {
-        var ev = new JsonObject();
-        foreach (var (k, v) in metrics) ev[k] = Num(v);
-        _out.WriteLine(new JsonObject { ["eval"] = ev, ["step"] = t.State.Step }.ToJsonString());
+        _out.WriteLine(new MetricsLine { Step = t.State.Step, Eval = metrics }.ToJson());
         if (_tb != null)
             foreach (var (k, v) in metrics)
                 if (double.IsFinite(v)) _tb.add_scalar($"eval/{k}", (float)v, t.State.Step);
     }
-
-    static JsonNode? Num(double v) => double.IsFinite(v) ? JsonValue.Create(v) : JsonValue.Create(v.ToString(CultureInfo.InvariantCulture));
 
     public void Dispose() => _out.Dispose();
 }

@@ -51,8 +51,9 @@ public static class ModelEvaluation
             modelDir = modelPath;
             loaded = ModelFactory.ForInference(modelPath);   // refuses weights that do not fill the model (issue 11)
             string task = loaded.Task;
-            recipe = RecipeLoader.Parse($"task: {task}\nmodel: {{init: '{modelPath.Replace("'", "''")}'}}\ndata: {{train: '{dataPath.Replace("'", "''")}'}}\n",
-                $"{modelPath} (defaults for evaluation)", o.Overrides);
+            // The folder's own task and weights, the data file as the one split; everything else the recipe defaults.
+            recipe = RecipeLoader.Apply(new Recipe { Task = task, Model = { Init = modelPath }, Data = { Train = dataPath } },
+                o.Overrides, $"{modelPath} (defaults for evaluation)");
         }
         string modelTask = TaskNames.ModelTask(recipe.Task);
         o.Say($"model: {modelDir} ({modelTask})");
@@ -134,8 +135,34 @@ public static class ModelEvaluation
         var m = EvalLoop.Run(model, examples, collator, o.BatchSize, labels);
         var result = task == "token-classification" && labels != null && IsBio(labels)
             ? Tag(model, examples, collator, labels, o, split)
+            : task == "question-answering" && examples.All(e => e.Qa != null)
+            ? Answer(model, examples, collator, o, split)
             : new EvalResult { Task = task, Split = split, N = examples.Count };
         foreach (var (k, v) in m) result.Metrics[k] = v;
+        return result;
+    }
+
+    // Extractive QA read from text: the predicted span (argmax start, argmax end — the positions training's
+    // exact_match compares) turned back into context text and scored against every gold answer by the official
+    // SQuAD v1.1 definitions (EvalResult.ForQuestionAnswering). Named squad_exact_match / squad_f1 (percent):
+    // exact_match stays training's metric, the fraction of examples whose start and end tokens are both right.
+    static EvalResult Answer(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, EvaluateOptions o, string split)
+    {
+        var predictions = new List<string>();
+        for (int i = 0; i < examples.Count; i += o.BatchSize)
+        {
+            using var scope = NewDisposeScope();
+            var chunk = examples.Skip(i).Take(o.BatchSize).ToList();
+            var output = model.Forward(collator.Collate(chunk));
+            long[] starts = output.StartLogits!.argmax(-1).cpu().data<long>().ToArray(), ends = output.EndLogits!.argmax(-1).cpu().data<long>().ToArray();   // (B,)
+            for (int b = 0; b < chunk.Count; b++) predictions.Add(chunk[b].Qa!.Answer((int)starts[b], (int)ends[b]));
+        }
+        var squad = EvalResult.ForQuestionAnswering(predictions, examples.Select(e => e.Qa!.Answers).ToList(),
+            examples.Select(e => e.Qa!.Question).ToList(), o.Worst, split);
+        var result = new EvalResult { Task = squad.Task, Split = split, N = squad.N };
+        result.Metrics["squad_exact_match"] = squad.Metrics["exact_match"];
+        result.Metrics["squad_f1"] = squad.Metrics["f1"];
+        result.WorstExamples.AddRange(squad.WorstExamples);
         return result;
     }
 

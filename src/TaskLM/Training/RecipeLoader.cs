@@ -35,6 +35,19 @@ public static class RecipeLoader
         return recipe;
     }
 
+    /// <summary>Applies <paramref name="overrides"/> to a recipe built in code (evaluate's defaults for a bare model
+    /// folder) and checks it as <see cref="Parse"/> checks a file: the same key, type and range errors, named by
+    /// <paramref name="source"/>. Sections merge: <c>data.text_column=body</c> keeps the other data keys.</summary>
+    public static Recipe Apply(Recipe recipe, IEnumerable<string>? overrides, string source = "recipe")
+    {
+        var origins = new Dictionary<YamlNode, string>(ReferenceEqualityComparer.Instance);
+        var root = new YamlMappingNode();
+        foreach (string o in overrides ?? []) ApplyOverride(root, o, origins);
+        Bind(recipe, root, "", source, origins);
+        Validate(recipe, source);
+        return recipe;
+    }
+
     static YamlNode? ParseDocument(string yaml, string source)
     {
         var stream = new YamlStream();

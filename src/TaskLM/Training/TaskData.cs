@@ -247,6 +247,8 @@ public static class TaskData
         string atext = ans["text"] is JsonArray ta ? ta[0]!.ToString() : ans["text"]!.ToString();
         int astart = ans["answer_start"] is JsonArray sa ? (int)sa[0]! : (int)ans["answer_start"]!;
         int aend = astart + atext.Length;
+        var answers = ans["text"] is JsonArray all ? all.Select(a => a?.ToString() ?? "").ToList() : [atext];
+        var spans = new List<(int, int)>();   // per token: its word's characters in the context
         bool wp = IsWordPiece(tok);
         var ids = new List<int>(); var types = new List<int>();
         if (wp) { ids.Add(Special(tok, "[CLS]")); types.Add(0); }
@@ -266,12 +268,18 @@ public static class TaskData
                 if (ids.Count >= d.MaxLength - (wp ? 1 : 0)) { cut |= ws < aend; break; }
                 if (start == 0 && pos > astart && ws <= astart) start = ids.Count;
                 if (ws < aend) end = ids.Count;
-                ids.Add(x); types.Add(1);
+                while (spans.Count < ids.Count) spans.Add((-1, -1));
+                ids.Add(x); types.Add(1); spans.Add((ws, pos));
             }
         }
         if (wp) { ids.Add(Special(tok, "[SEP]")); types.Add(1); }
+        while (spans.Count < ids.Count) spans.Add((-1, -1));
         if (cut || start == 0 || end < start) { start = 0; end = 0; }   // answer (partly) cut off: point at [CLS], as HF
-        return new Example { InputIds = ids.ToArray(), TokenTypeIds = wp ? types.ToArray() : null, StartPosition = start, EndPosition = end };
+        return new Example
+        {
+            InputIds = ids.ToArray(), TokenTypeIds = wp ? types.ToArray() : null, StartPosition = start, EndPosition = end,
+            Qa = new QaText(q, ctx, answers, spans.ToArray()),
+        };
     }
 
     /// <summary>Causal LM on a token file (`tasklm data encode`): the documents, each already ending in EOS, are one

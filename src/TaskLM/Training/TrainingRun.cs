@@ -18,7 +18,9 @@ public sealed class RunOptions
     /// <summary>A fresh run may replace the run already in output_dir (its checkpoints, best/, metrics); without it
     /// a fresh run into a folder that holds a run is refused (HF's overwrite_output_dir).</summary>
     public bool Overwrite { get; init; }
-    public Device Device { get; init; } = CPU;
+    /// <summary>The device asked for; null = the recipe's <c>training.device</c> decides (the rule is
+    /// <see cref="Native.TorchBackend.ChooseDevice"/>). CPU unless set, so a library caller never lands on a GPU unasked.</summary>
+    public Device? Device { get; init; } = CPU;
     /// <summary>Loads a tokenizer by folder or name (text data); null = only pre-tokenized data works.</summary>
     public Func<string, ITokenizer>? TokenizerLoader { get; init; } = Data.Tokenization.TokenizerLoader.Load;
     /// <summary>Progress lines for people (the CLI prints them).</summary>
@@ -60,6 +62,8 @@ public static class TrainingRun
     {
         public Recipe Recipe { get; } = recipe;
         public RunOptions Options { get; } = options;
+        /// <summary>Where the model runs: the caller's device, else the recipe's (one rule for every caller).</summary>
+        public Device Device { get; } = Native.TorchBackend.ChooseDevice(options.Device, recipe.Training.Device);
         public string RunDir => Recipe.OutputDir;
         public DataParallel? Parallel => Options.Parallel;
         /// <summary>Rank 0 (or a single process): the one that writes files.</summary>
@@ -260,7 +264,7 @@ public static class TrainingRun
             CheckFinite(model, init);
         }
         else model = ModelFactory.FromPreset(init, c.ModelTask, PresetOverrides(r, c.Labels));
-        model.Module.to(o.Device);
+        model.Module.to(c.Device);
         if (lora)
         {
             var l = r.Strategy.Lora;
@@ -277,7 +281,7 @@ public static class TrainingRun
         c.TrainableParameters = model.Module.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
         c.TotalParameters = model is LoraModel lm ? lm.CountParameters().total : model.Module.parameters().Sum(p => p.numel());
         o.Say($"trainable params: {c.TrainableParameters:N0} || all params: {c.TotalParameters:N0} || trainable%: {100.0 * c.TrainableParameters / Math.Max(1, c.TotalParameters):F4}");
-        c.Collator = MakeCollator(r, model, c.Tokenizer, o.Device);
+        c.Collator = MakeCollator(r, model, c.Tokenizer, c.Device);
     }
 
     /// <summary>A NaN or infinite weight in the folder a run starts or resumes from is an error naming the folder and
@@ -346,7 +350,7 @@ public static class TrainingRun
         if (val != null) c.Trainer.Evaluator = () => EvalLoop.Run(model, val.Examples, collator, t.EvalBatchSize, labels, dp);
         c.Trainer.Parallel = dp;
         if (dp != null) dp.BroadcastModule(model.Module);   // identical start on every rank, as DDP
-        if (dp != null && c.Options.Device.type == DeviceType.CUDA) dp.UseNccl();
+        if (dp != null && c.Device.type == DeviceType.CUDA) dp.UseNccl();
         c.Trainer.Callbacks.Add(new ScheduleFlags(t.EvalEvery, t.SaveEvery));
         if (c.Unfreezer != null) c.Trainer.Callbacks.Add(c.Unfreezer);
         if (val != null)
@@ -413,7 +417,7 @@ public static class TrainingRun
         var scored = fromBest ? ModelFactory.FromPretrained(best, c.ModelTask, c.Labels?.Count, c.Labels) : c.Model;
         try
         {
-            scored.Module.to(c.Options.Device);
+            scored.Module.to(c.Device);
             scored.Module.eval();
             using (no_grad()) c.Test = EvalLoop.Run(scored, test.Examples, c.Collator, r.Training.EvalBatchSize, c.Labels);
             var json = new JsonObject { ["task"] = r.Task, ["split"] = "test", ["n"] = test.Examples.Count, ["model"] = fromBest ? "best" : "final" };

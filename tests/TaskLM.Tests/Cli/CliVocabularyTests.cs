@@ -10,6 +10,7 @@ public class CliVocabularyTests
     [
         ["logits"], ["generate"], ["evaluate"], ["train"], ["report"], ["tokenize"], ["tokenizer", "train"],
         ["data", "import"], ["data", "clean"], ["data", "split"], ["data", "scrape"], ["data", "encode"], ["data", "brown-pos"],
+        ["data", "brown-genre"], ["tune"], ["quickstart"], ["export"], ["compare"], ["learning-curve"], ["augment"], ["predict"],
     ];
 
     static string Help(params string[] verb) => CliRunner.Run([.. verb, "--help"]).Stdout;
@@ -36,16 +37,17 @@ public class CliVocabularyTests
             string help = Help(verb);
             Assert.Contains($"tasklm {string.Join(" ", verb)}", help);
             Assert.DoesNotContain("TaskLM.Cli", help);
-            foreach (var old in new[] { "--output", "--out-dir", "--set ", "--input " }) Assert.DoesNotContain(old, help);
+            foreach (var old in new[] { "--output", "--out-dir", "--set ", "--input ", "--study-dir" }) Assert.DoesNotContain(old, help);
         }
-        foreach (var writes in new[] { ["logits"], ["evaluate"], ["report"], ["tokenizer", "train"], ["data", "import"], ["data", "clean"], ["data", "split"], ["data", "scrape"], ["data", "encode"], new[] { "data", "brown-pos" } })
+        foreach (var writes in new[] { ["logits"], ["evaluate"], ["report"], ["tokenizer", "train"], ["data", "import"], ["data", "clean"], ["data", "split"], ["data", "scrape"], ["data", "encode"], ["data", "brown-pos"],
+            ["data", "brown-genre"], ["tune"], ["quickstart"], ["export"], ["compare"], ["learning-curve"], ["augment"], new[] { "predict" } })
             Assert.Contains("--out ", Help(writes));
     }
 
     [Fact]
     public void ModelOptionsAreListedOnlyOnVerbsThatRunAModel()
     {
-        foreach (var verb in new[] { ["data", "split"], ["data", "clean"], ["tokenize"], ["metrics", "bleu"], new[] { "report" } })
+        foreach (var verb in new[] { ["data", "split"], ["data", "clean"], ["tokenize"], ["metrics", "bleu"], ["report"], ["recipes"], ["recipe", "validate"], new[] { "recipe", "copy" } })
             Assert.DoesNotContain("--device", Help(verb));
         foreach (var verb in new[] { ["train"], ["evaluate"], ["logits"], ["generate"], ["models"], new[] { "env" } })
             Assert.Contains("--device", Help(verb));

@@ -73,4 +73,19 @@ public class BackendTests
         }
         Assert.Contains("unknown device 'gpu'", Assert.Throws<ArgumentException>(() => TorchBackend.ResolveDevice("gpu")).Message);
     }
+
+    [Fact]
+    public void DeviceRuleAskedWinsElseTheRecipeDecides()
+    {
+        bool cuda = TorchBackend.Describe().CudaAvailable;
+        // Asked (a --device other than auto): the recipe's setting is not even looked at, a bad one included.
+        Assert.Equal(DeviceType.CPU, TorchBackend.ChooseDevice(torch.CPU, "cuda").type);
+        Assert.Equal(DeviceType.CPU, TorchBackend.ChooseDevice(torch.CPU, "gpu").type);
+        // Not asked: the recipe's training.device decides; auto (or none) is CUDA when it initialises.
+        Assert.Equal(DeviceType.CPU, TorchBackend.ChooseDevice(null, "cpu").type);
+        Assert.Equal(cuda ? DeviceType.CUDA : DeviceType.CPU, TorchBackend.ChooseDevice(null, "auto").type);
+        Assert.Equal(cuda ? DeviceType.CUDA : DeviceType.CPU, TorchBackend.ChooseDevice(null, null).type);
+        Assert.Contains("unknown device 'gpu'", Assert.Throws<ArgumentException>(() => TorchBackend.ChooseDevice(null, "gpu")).Message);
+        if (!cuda) Assert.Contains("CUDA is not available", Assert.Throws<InvalidOperationException>(() => TorchBackend.ChooseDevice(null, "cuda")).Message);
+    }
 }

@@ -64,6 +64,12 @@ public class ObjectiveTests
         Assert.Equal("the", tokens[e.StartPosition]);
         Assert.Equal("##owsill", tokens[e.EndPosition]);
         Assert.Equal(1, e.TokenTypeIds![e.StartPosition]);
+        // The token span maps back to the context's characters (what evaluate's SQuAD scores compare).
+        Assert.Equal("the windowsill", e.Qa!.Answer(e.StartPosition, e.EndPosition));
+        Assert.Equal("black cat", e.Qa.Answer(e.StartPosition - 5, e.StartPosition - 3));
+        Assert.Equal("", e.Qa.Answer(0, 0));                                // [CLS]: no answer
+        Assert.Equal("", e.Qa.Answer(e.EndPosition, e.StartPosition));      // end before start
+        Assert.Equal(["the windowsill"], e.Qa.Answers);
         // At 16 tokens the answer's last piece is cut off: the span points at [CLS], as HF's preprocessing does.
         var cut = Load("question-answering", [new JsonObject
         {

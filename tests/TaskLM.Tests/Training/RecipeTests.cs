@@ -37,6 +37,21 @@ public class RecipeTests
     }
 
     [Fact]
+    public void Overrides_apply_to_a_recipe_built_in_code_with_the_same_checks()
+    {
+        var r = RecipeLoader.Apply(new Recipe { Task = "classification", Model = { Init = "models/m" }, Data = { Train = "d.jsonl" } },
+            ["data.text_column=body", "training.eval_batch_size=8"], "models/m (defaults)");
+        Assert.Equal("body", r.Data.TextColumn);
+        Assert.Equal("d.jsonl", r.Data.Train);                  // the section merges: the other keys stay
+        Assert.Equal("label", r.Data.LabelColumn);
+        Assert.Equal("models/m", r.Model.Init);
+        Assert.Equal(8, r.Training.EvalBatchSize);
+        var e = Assert.Throws<RecipeException>(() => RecipeLoader.Apply(new Recipe { Data = { Train = "d.jsonl" } }, ["data.text_colum=body"], "models/m (defaults)"));
+        Assert.Contains("unknown key 'data.text_colum'; did you mean 'data.text_column'?", e.Message);
+        Assert.Contains("data.train is required", Assert.Throws<RecipeException>(() => RecipeLoader.Apply(new Recipe(), [])).Message);
+    }
+
+    [Fact]
     public void Unknown_key_names_file_line_and_the_closest_valid_key()
     {
         var e = Assert.Throws<RecipeException>(() => RecipeLoader.Parse(Yaml.Replace("  lr: 3.0e-5", "  lrr: 3.0e-5"), "spam.yaml"));

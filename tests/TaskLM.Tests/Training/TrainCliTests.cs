@@ -123,4 +123,25 @@ public class TrainCliTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
+    [Fact]
+    public void The_device_comes_from_the_option_else_the_recipe()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "tasklm-train-device-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string recipe = Recipe(dir);
+            // No --device: the recipe's training.device is used, so a bad one is named.
+            var r = CliRunner.Run(["train", recipe, "training.device=gpu", "output_dir=" + Path.Combine(dir, "bad")], workingDirectory: dir);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains("unknown device 'gpu'", OneLine(r.Stderr));
+            // --device cpu wins over the recipe's setting.
+            var ok = CliRunner.Run(["train", recipe, "training.device=gpu", "training.max_steps=2", "training.eval_every=2", "output_dir=" + Path.Combine(dir, "cpu"),
+                "--device", "cpu", "--threads", "1"], workingDirectory: dir);
+            Assert.True(ok.ExitCode == 0, ok.Stderr);
+            Assert.Contains("device: cpu", File.ReadAllText(Path.Combine(dir, "cpu", "train.log")));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

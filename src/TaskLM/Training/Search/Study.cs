@@ -54,7 +54,7 @@ public sealed class Study : IDisposable
             else if (old != v && k is "metric" or "direction" or "space")
             {
                 s.Dispose();
-                throw new InvalidOperationException($"{s.DbPath}: this study was made with {k} '{old}', not '{v}'; use another --study-dir (or delete the folder)");
+                throw new InvalidOperationException($"{s.DbPath}: this study was made with {k} '{old}', not '{v}'; use another --out (or delete the folder)");
             }
         }
         tx.Commit();

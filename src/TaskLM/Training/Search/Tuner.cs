@@ -23,7 +23,8 @@ public sealed class TuneOptions
     public int Seed { get; init; } = 42;
     /// <summary>null = <c>{output_dir}-tune</c>.</summary>
     public string? StudyDir { get; init; }
-    public Device Device { get; init; } = CPU;
+    /// <summary>The device asked for; null = each trial's recipe decides (<see cref="RunOptions.Device"/>).</summary>
+    public Device? Device { get; init; } = CPU;
     /// <summary>Progress lines for people (one per trial as it ends).</summary>
     public Action<string> Say { get; init; } = _ => { };
 }
