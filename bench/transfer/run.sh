@@ -7,14 +7,16 @@
 #   tasklm data import data/spam-assassin/spam-assassin.jsonl.gz --email-field raw --out runs/transfer-data/spam-text.jsonl
 #   tasklm data split runs/transfer-data/spam-text.jsonl --out runs/transfer-data/spam --ratios 0.8,0.1,0.1 --stratify label
 #   tasklm data brown-pos --out runs/transfer-data/pos
+#   tasklm data split runs/transfer-data/pos/train.jsonl --out runs/transfer-data/pos-2k --counts 2000,49949 --names train,rest --stratify none
 # Writes runs/transfer/<task>-<init>/ run folders and prints the table (bench/transfer/table.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 T=${TASKLM:-src/TaskLM.Cli/bin/Release/net10.0/tasklm}
 threads=${1:-2}
-for task in ${TASKS:-spam brown-pos brown-genre}; do
-  # POS: three learning rates per init (table.py keeps, per init, the one best on validation); the others: the yaml's.
-  rates=("-"); [ "$task" = brown-pos ] && rates=("-" "lr5:5.0e-4" "lr2e-3:2.0e-3")
+for task in ${TASKS:-spam brown-pos brown-pos-2k brown-genre}; do
+  # POS: three learning rates per init (two with 2k sentences; table.py keeps, per init, the one best on validation);
+  # the others: the yaml's.
+  rates=("-"); [ "$task" = brown-pos ] && rates=("-" "lr5:5.0e-4" "lr2e-3:2.0e-3"); [ "$task" = brown-pos-2k ] && rates=("-" "lr2e-3:2.0e-3")
   for init in ${INITS:-pretrained random}; do
    for rate in "${rates[@]}"; do
     suffix=""; lr=(); [ "$rate" != "-" ] && { suffix="-${rate%%:*}"; lr=("training.lr=${rate#*:}"); }
@@ -29,7 +31,7 @@ for task in ${TASKS:-spam brown-pos brown-genre}; do
    done
   done
   # The classical baseline on the same splits (train's eval.json carries it too when the recipe asks for it).
-  if [ "$task" != brown-pos ] && [ ! -f "runs/transfer/$task-baseline.json" ]; then
+  if [ "${task#brown-pos}" = "$task" ] && [ ! -f "runs/transfer/$task-baseline.json" ]; then
     d=$(sed -n 's/^  train: \(.*\)\/train.jsonl$/\1/p' "bench/transfer/$task.yaml")
     "$T" baseline "$d/train.jsonl" --validation "$d/validation.jsonl" --test "$d/test.jsonl" --json > "runs/transfer/$task-baseline.json"
   fi

@@ -6,6 +6,7 @@ tagger computed here from the training split)."""
 import json, os, collections
 
 ROWS = [("spam", "SpamAssassin spam vs ham", "f1_spam"), ("brown-pos", "Brown POS, 12 tags", "token_accuracy"),
+        ("brown-pos-2k", "Brown POS, 12 tags, 2,000 training sentences", "token_accuracy"),
         ("brown-genre", "Brown genre, 15 classes", "macro_f1"),
         # Held-out tasks (tasklm data pretrain-corpus): recipes/text-classification.yaml with data overrides only.
         ("kjv-division", "KJV chapter passage -> division, 8 classes", "macro_f1"),
@@ -14,7 +15,7 @@ ROWS = [("spam", "SpamAssassin spam vs ham", "f1_spam"), ("brown-pos", "Brown PO
 ROOT = "runs/transfer"
 # Learning rates tried for a task (run folder suffix -> lr); each init gets the rate whose best validation metric is
 # highest, so neither row is held to a rate chosen for the other.
-GRID = {"brown-pos": {"": 1e-3, "-lr5": 5e-4, "-lr2e-3": 2e-3}}
+GRID = {"brown-pos": {"": 1e-3, "-lr5": 5e-4, "-lr2e-3": 2e-3}, "brown-pos-2k": {"": 1e-3, "-lr2e-3": 2e-3}}
 
 
 def best_validation(folder, metric):
@@ -54,10 +55,10 @@ def wall(task, init):
     return len(steps)
 
 
-def unigram_tagger(data="runs/transfer-data/pos"):
+def unigram_tagger(train="runs/transfer-data/pos/train.jsonl", data="runs/transfer-data/pos"):
     """Most frequent tag of each training word (lower-cased); unseen words get the most frequent tag overall."""
     counts, overall = collections.defaultdict(collections.Counter), collections.Counter()
-    for l in open(os.path.join(data, "train.jsonl")):
+    for l in open(train):
         r = json.loads(l)
         for w, t in zip(r["tokens"], r["tags"]):
             counts[w.lower()][t] += 1
@@ -83,6 +84,8 @@ def main():
         base, base_name = None, ""
         if task == "brown-pos":
             base, base_name = unigram_tagger(), "most-frequent tag per word"
+        elif task == "brown-pos-2k":
+            base, base_name = unigram_tagger("runs/transfer-data/pos-2k/train.jsonl"), "most-frequent tag per word"
         elif pre is not None and "baseline" in pre:
             base, base_name = pre["baseline"]["metrics"].get(metric), "TF-IDF + logistic regression"
         elif os.path.exists(os.path.join(ROOT, f"{task}-baseline.json")):  # `tasklm baseline --json`, written by run.sh
