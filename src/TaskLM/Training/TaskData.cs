@@ -165,22 +165,13 @@ public static class TaskData
 
     static int Special(ITokenizer t, string token) => t.TokenToId(token) ?? throw new InvalidDataException($"tokenizer has no {token} token");
 
-    // [CLS] a [SEP] (b [SEP]) for WordPiece; a (b) for GPT-2's BPE, which adds no specials. Truncation: longest first.
+    // The tokenizer's own template and HF's longest_first truncation (EncodeForModel, checked against HF tokenizers):
+    // [CLS] a [SEP] (b [SEP]) for WordPiece; a (b) for GPT-2's BPE, which adds no specials and whose models take no
+    // segment ids here (types null, as HF's GPT-2 classifier is called without token_type_ids).
     static (int[] ids, int[]? types) EncodePair(ITokenizer tok, string a, string? b, int max)
     {
-        var ia = tok.Encode(a).ToList(); var ib = b == null ? null : tok.Encode(b).ToList();
-        bool wp = IsWordPiece(tok);
-        int budget = max - (wp ? (ib == null ? 2 : 3) : 0);
-        while (ia.Count + (ib?.Count ?? 0) > budget)
-        {
-            if (ib != null && ib.Count > ia.Count) ib.RemoveAt(ib.Count - 1); else ia.RemoveAt(ia.Count - 1);
-        }
-        if (!wp) return ([.. ia, .. ib ?? []], null);
-        int cls = Special(tok, "[CLS]"), sep = Special(tok, "[SEP]");
-        var ids = new List<int> { cls }; ids.AddRange(ia); ids.Add(sep);
-        var types = Enumerable.Repeat(0, ids.Count).ToList();
-        if (ib != null) { ids.AddRange(ib); ids.Add(sep); types.AddRange(Enumerable.Repeat(1, ib.Count + 1)); }
-        return (ids.ToArray(), types.ToArray());
+        var enc = tok.EncodeForModel(a, b, new EncodeOptions { MaxLength = max, Truncation = TruncationStrategy.LongestFirst });
+        return (enc.InputIds, IsWordPiece(tok) ? enc.TokenTypeIds : null);
     }
 
     static Example FromText(JsonObject row, Recipe r, ITokenizer tok, List<string>? labels)
