@@ -305,26 +305,13 @@ public sealed class TaskLMModel : IDisposable
     /// <summary>Synchronous <see cref="ClassifyAsync"/> of one text.</summary>
     public Classification Classify(string text) => ClassifyAsync([text]).GetAwaiter().GetResult()[0];
 
-    // [CLS] a [SEP] (b [SEP]) for WordPiece, a (b) for GPT-2's BPE; longest-first truncation (as training's TaskData).
+    // [CLS] a [SEP] (b [SEP]) for WordPiece, a (b) for GPT-2's BPE.
     EncoderRow EncodePair(string a, string? b)
     {
-        var ia = _tok.Encode(a).ToList(); var ib = b == null ? null : _tok.Encode(b).ToList();
-        int budget = MaxLength - (WordPiece ? (ib == null ? 2 : 3) : 0);
-        while (ia.Count + (ib?.Count ?? 0) > budget)
-        {
-            if (ib != null && ib.Count > ia.Count) ib.RemoveAt(ib.Count - 1); else ia.RemoveAt(ia.Count - 1);
-        }
-        if (!WordPiece)
-        {
-            int[] ids = [.. ia, .. ib ?? []];
-            if (ids.Length == 0) throw new BadRequestException("the text has no tokens", "input");
-            return new EncoderRow(ids, null);
-        }
-        int cls = Special("[CLS]"), sep = Special("[SEP]");
-        var all = new List<int> { cls }; all.AddRange(ia); all.Add(sep);
-        var types = Enumerable.Repeat(0, all.Count).ToList();
-        if (ib != null) { all.AddRange(ib); all.Add(sep); types.AddRange(Enumerable.Repeat(1, ib.Count + 1)); }
-        return new EncoderRow(all.ToArray(), types.ToArray());
+        // As training encodes it (TaskData): the tokenizer's template and HF's longest_first truncation.
+        var enc = _tok.EncodeForModel(a, b, new EncodeOptions { MaxLength = MaxLength, Truncation = TruncationStrategy.LongestFirst });
+        if (!WordPiece && enc.InputIds.Length == 0) throw new BadRequestException("the text has no tokens", "input");
+        return new EncoderRow(enc.InputIds, WordPiece ? enc.TokenTypeIds : null);
     }
 
     // ───────────── token classification ─────────────
