@@ -79,6 +79,9 @@ public sealed class DataSection
     public int MaxTrainExamples { get; set; }
     /// <summary>Use at most this many validation/test examples (0 = all).</summary>
     public int MaxEvalExamples { get; set; }
+    /// <summary>Keep the tokenized examples of each split in output_dir/cache/ and read them back on --resume and later
+    /// runs (keyed by the data file's bytes, the tokenizer's files and the encoding settings; see <see cref="ExampleCache"/>).</summary>
+    public bool Cache { get; set; } = true;
 }
 
 /// <summary>What gets trained.</summary>

@@ -237,11 +237,17 @@ public static class TrainingRun
         if (tokSource != null && o.TokenizerLoader != null) c.Tokenizer = o.TokenizerLoader(tokSource);
         // Values the data decides (validation split, max_length 0, class_weights auto): Training/AutoSettings.cs.
         AutoSettings.Resolve(r, c.RunDir, c.Tokenizer, o.Say);
-        c.Train = TaskData.Load(r, r.Data.Train!, c.Tokenizer, null, r.Data.MaxTrainExamples);
+        c.Train = LoadSplit(c, "train", r.Data.Train!, null, r.Data.MaxTrainExamples);
         c.Labels = c.Train.Labels;
-        c.Validation = r.Data.Validation != null ? TaskData.Load(r, r.Data.Validation, c.Tokenizer, c.Labels, r.Data.MaxEvalExamples) : null;
+        c.Validation = r.Data.Validation != null ? LoadSplit(c, "validation", r.Data.Validation, c.Labels, r.Data.MaxEvalExamples) : null;
         o.Say($"data: {c.Train.Examples.Count} training examples" + (c.Validation != null ? $", {c.Validation.Examples.Count} validation" : "") + (c.Labels != null ? $", {c.Labels.Count} labels" : ""));
     }
+
+    /// <summary>A split's examples: from the run folder's cache (data.cache, Training/ExampleCache.cs), else tokenized.</summary>
+    static TaskExamples LoadSplit(RunContext c, string split, string path, IReadOnlyList<string>? labels, int maxExamples) =>
+        c.Recipe.Data.Cache
+            ? ExampleCache.Load(c.Recipe, split, path, c.Tokenizer, labels, maxExamples, c.RunDir, c.Options.Say)
+            : TaskData.Load(c.Recipe, path, c.Tokenizer, labels, maxExamples);
 
     // ── Stage: model (init, strategy, LoRA) ───────────────────────────────────────────────────────────────────
 
@@ -400,7 +406,7 @@ public static class TrainingRun
     static void EvaluateTest(RunContext c)
     {
         var r = c.Recipe;
-        var test = TaskData.Load(r, r.Data.Test!, c.Tokenizer, c.Labels, r.Data.MaxEvalExamples);
+        var test = LoadSplit(c, "test", r.Data.Test!, c.Labels, r.Data.MaxEvalExamples);
         string best = Path.Combine(c.RunDir, "best");
         bool fromBest = (c.Model is not LoraModel || r.Strategy.Lora.Merge) && File.Exists(Path.Combine(best, "config.json"));
         var scored = fromBest ? ModelFactory.FromPretrained(best, c.ModelTask, c.Labels?.Count, c.Labels) : c.Model;
