@@ -279,6 +279,12 @@ public static class TrainingRun
         else if (r.Strategy.Method == "freeze") o.Say(Strategies.ApplyFreeze(model, r.Strategy.Freeze));
         if (r.Strategy.UnfreezeEvery > 0 && !lora) c.Unfreezer = new Strategies.GradualUnfreezing(model, r.Strategy.UnfreezeEvery);
         c.Model = model;
+        if (r.Training.GradientCheckpointing)
+        {
+            int bodies = ActivationCheckpoint.Enable(model.Module);
+            if (bodies == 0) throw new RecipeException($"training.gradient_checkpointing: the model ({model.ModelType}) has no blocks that can be checkpointed (GPT-2 and BERT families can)");
+            o.Say("training.gradient_checkpointing: on (each block's activations are recomputed in backward)");
+        }
 
         c.TrainableParameters = model.Module.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
         c.TotalParameters = model is LoraModel lm ? lm.CountParameters().total : model.Module.parameters().Sum(p => p.numel());
@@ -309,8 +315,12 @@ public static class TrainingRun
     static void SetupOptimizer(RunContext c)
     {
         var t = c.Recipe.Training;
+        // bf16: the module computes in bf16; AdamW's fp32 masters start from the exact fp32 weights taken before the cast.
+        var masters = t.Precision == "bf16" ? MixedPrecision.CastToBf16(c.Model.Module) : null;
+        if (masters != null) c.Options.Say($"training.precision: bf16 (bf16 weights and activations, fp32 master weights in AdamW, fp32 loss)");
         var (decay, noDecay) = AdamW.HfGroups(c.Model.Module, t.WeightDecay, c.Unfreezer != null ? (_, _) => true : null);
-        c.Optimizer = new AdamW([decay, noDecay], t.Betas[0], t.Betas[1], t.Eps);
+        c.Optimizer = new AdamW([decay, noDecay], t.Betas[0], t.Betas[1], t.Eps, masters);
+        if (masters != null) foreach (var m in masters.Values) m.Dispose();
         c.Plan = new BatchPlan(c.Train.Examples.Count, t.BatchSize, t.GradAccum, c.Recipe.Data.Shuffle, t.Seed,
             t.GroupByLength ? c.Train.Examples.Select(e => e.InputIds.Length).ToList() : null);
         c.TotalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * c.Plan.StepsPerEpoch;
