@@ -78,9 +78,25 @@ public static class ActivationCheckpoint
     {
         public override string Name => "CheckpointFunction";
 
+        // The gradients the last backward handed to libtorch. Native code copies them (a reference) as soon as backward
+        // returns, so our wrappers can go then; holding them to the end of the step would keep a second copy of every
+        // block's parameter gradients alive. They are released at the next forward or backward of this function.
+        static readonly object Gate = new();
+        static readonly List<Tensor> HandedBack = [];
+
+        static void ReleaseHandedBack()
+        {
+            lock (Gate)
+            {
+                foreach (var t in HandedBack) t.Dispose();
+                HandedBack.Clear();
+            }
+        }
+
         // vars: [Recompute, x (B, T, C), the block's trainable parameters...]. Runs under no_grad (apply's doing).
         public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
         {
+            ReleaseHandedBack();
             var run = (Recompute)vars[0];
             var x = (Tensor)vars[1];
             run.Capture(x.device);
@@ -94,12 +110,15 @@ public static class ActivationCheckpoint
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs)
         {
+            ReleaseHandedBack();
             var run = (Recompute)ctx.get_data("run");
-            var x = ctx.get_saved_variables()[0];
             var result = new List<Tensor>(2 + run.Parameters.Count) { null! };   // none for the Recompute argument
             IList<Tensor> grads;
+            // Everything made here (the saved input's wrapper, the recomputed activations, the incoming gradient's
+            // wrapper) is freed when this block's backward ends, not at the end of the step.
             using (var scope = NewDisposeScope())
             {
+                var x = ctx.get_saved_variables()[0];
                 var xd = x.detach().requires_grad_(run.InputNeedsGrad);
                 var now = torch.random.get_rng_state();
                 torch.random.set_rng_state(run.CpuRngState!);
@@ -116,7 +135,10 @@ public static class ActivationCheckpoint
                 // incoming gradient. The engine then accumulates them into .grad as for any other node.
                 inputs.AddRange(run.Parameters);
                 grads = torch.autograd.grad([y], inputs, [gradOutputs[0]], allow_unused: true);
-                foreach (var g in grads) g?.MoveToOuterDisposeScope();
+                lock (Gate)
+                    foreach (var g in grads)
+                        if (g is not null) HandedBack.Add(g.DetachFromDisposeScope());
+                gradOutputs[0].Dispose();
             }
             int k = 0;
             result.Add(run.InputNeedsGrad ? grads[k++] : null!);
