@@ -36,15 +36,19 @@ public static class BenchCommand
         var steps = IntOpt("--steps", "Timed optimizer steps", 10);
         var warmup = IntOpt("--warmup", "Untimed steps first (allocation, caches)", 2);
         var dropout = new Option<double?>("--dropout") { Description = "Override the preset's dropout (0 = off, as the plain TorchSharp reference); default: the preset's" };
+        var checkpointing = new Option<bool>("--gradient-checkpointing") { Description = "Recompute each block's activations in backward (training.gradient_checkpointing)" };
+        var precision = new Option<string>("--precision") { Description = "fp32 | bf16 (training.precision: bf16 weights, fp32 masters in AdamW)", DefaultValueFactory = _ => "fp32" };
         var json = Global.JsonOption();
         var cmd = new Command("train", "Time TaskLM's real training step (the Trainer: forward, backward, grad norm, clipping, AdamW) on random token ids");
-        foreach (var o in new Option[] { preset, batch, seq, steps, warmup, dropout, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { preset, batch, seq, steps, warmup, dropout, checkpointing, precision, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var device = Global.StartTorch(p);
             int b = p.GetValue(batch), t = p.GetValue(seq), n = p.GetValue(steps), w = p.GetValue(warmup);
             if (b < 1 || t < 2 || n < 1 || w < 0) throw new ArgumentException("--batch, --steps must be >= 1, --seq >= 2, --warmup >= 0");
-            var r = BenchTrain(p.GetValue(preset)!, b, t, n, w, p.GetValue(dropout), device);
+            string prec = p.GetValue(precision)!;
+            if (prec is not ("fp32" or "bf16")) throw new ArgumentException($"--precision: '{prec}' is not one of fp32 | bf16");
+            var r = BenchTrain(p.GetValue(preset)!, b, t, n, w, p.GetValue(dropout), device, p.GetValue(checkpointing), prec);
             Emit(r, p.GetValue(json), $"train {r["preset"]} ({r["params"]:N0} params) batch {b} x {t}, {r["device"]}, {r["threads"]} threads: " +
                 $"{r["ms_per_step"]} ms/step, {r["tokens_per_s"]} tokens/s, {r["tflops"]} TFLOP/s, MFU {r["mfu"]} of {r["matmul_gflops"]} GFLOP/s matmul, peak RSS {r["peak_rss_mb"]} MB");
             return 0;
@@ -54,7 +58,8 @@ public static class BenchCommand
 
     /// <summary>Builds a preset model, a Trainer with HF-grouped AdamW, clipping at 1.0 and a constant lr on
     /// random ids, and times each whole optimizer step (loop included) after the warm-up steps.</summary>
-    static JsonObject BenchTrain(string presetName, int b, int t, int steps, int warmup, double? dropout, Device device)
+    static JsonObject BenchTrain(string presetName, int b, int t, int steps, int warmup, double? dropout, Device device,
+        bool gradientCheckpointing = false, string precision = "fp32")
     {
         var preset = ModelPresets.Get(presetName);
         string task = preset.ModelType == "bert" ? "masked-lm" : "causal-lm";
@@ -67,6 +72,8 @@ public static class BenchCommand
         manual_seed(0);
         var model = ModelFactory.FromPreset(presetName, task, ov);
         model.Module.to(device);
+        if (gradientCheckpointing) ActivationCheckpoint.Enable(model.Module);
+        var masters = precision == "bf16" ? MixedPrecision.CastToBf16(model.Module) : null;
         int vocab = (int?)model.Config["vocab_size"] ?? preset.Vocab;
         var rng = new Random(0);
         int total = warmup + steps;
@@ -76,7 +83,8 @@ public static class BenchCommand
             ? new Collator(task, 0, device) { MaskTokenId = 103, VocabSize = vocab, SpecialIds = new HashSet<int> { 0, 100, 101, 102, 103 } }
             : new Collator(task, 0, device);
         var (decay, noDecay) = AdamW.HfGroups(model.Module, 0.01);
-        using var opt = new AdamW([decay, noDecay]);
+        using var opt = new AdamW([decay, noDecay], masters: masters);
+        if (masters != null) foreach (var m in masters.Values) m.Dispose();
         var trainer = new Trainer(model, examples, collator, new BatchPlan(examples.Count, b, 1, shuffle: false, seed: 0), opt,
             new LrSchedule("constant", 1e-4, 0, total), new TrainerOptions { TotalSteps = total, MaxGradNorm = 1.0 });
         var timer = new StepTimer();
@@ -93,6 +101,8 @@ public static class BenchCommand
         r["params"] = nparams;
         r["dropout"] = (double?)model.Config["resid_pdrop"] ?? (double?)model.Config["hidden_dropout_prob"];
         r["steps"] = steps;
+        r["gradient_checkpointing"] = gradientCheckpointing;
+        r["precision"] = precision;
         r["ms_per_step"] = Math.Round(sec * 1000, 2);
         r["tokens_per_s"] = Math.Round(tokens / sec, 1);
         r["ms_per_step_all"] = new JsonArray(timer.Seconds.Skip(warmup).Select(s => (JsonNode)Math.Round(s * 1000, 1)).ToArray());

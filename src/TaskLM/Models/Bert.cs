@@ -305,7 +305,7 @@ public sealed class BertLayer : nn.Module
 }
 
 /// <summary>The stack of layers (<c>encoder.layer.N</c>).</summary>
-public sealed class BertEncoder : nn.Module
+public sealed class BertEncoder : nn.Module, IGradientCheckpointing
 {
     readonly ModuleList<BertLayer> layer;
 
@@ -315,9 +315,14 @@ public sealed class BertEncoder : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>HF's gradient_checkpointing: in training, each layer's activations are recomputed in backward
+    /// (<see cref="ActivationCheckpoint"/>).</summary>
+    public bool GradientCheckpointing { get; set; }
+
     public Tensor forward(Tensor hidden, Tensor? mask)
     {
-        foreach (var l in layer) hidden = l.forward(hidden, mask);
+        bool checkpoint = GradientCheckpointing && training;
+        foreach (var l in layer) hidden = checkpoint ? ActivationCheckpoint.Run(l, (z, m) => l.forward(z, m), hidden, mask) : l.forward(hidden, mask);
         return hidden;
     }
 }
@@ -468,7 +473,7 @@ public sealed class BertForTokenClassification : BertPreTrainedModel
         var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
         var logits = classifier.forward(dropout.forward(seq)); // (B, T, C)
         Tensor? loss = batch.Labels is null ? null
-            : F.cross_entropy(logits.view(-1, config.num_labels), batch.Labels.view(-1), ignore_index: -100);
+            : F.cross_entropy(HeadLosses.Fp32(logits).view(-1, config.num_labels), batch.Labels.view(-1), ignore_index: -100);
         return new ModelOutput { Logits = logits, Loss = loss };
     }
 }
@@ -555,11 +560,11 @@ public sealed class BertForMaskedLM : BertPreTrainedModel
             var at = labels.ne(-100).nonzero().squeeze(1);                 // (M)
             var hidden = seq.reshape(-1, seq.shape[^1]).index_select(0, at); // (M, H)
             var sparse = cls.forward(hidden, bert.WordEmbeddingWeight);    // (M, V)
-            return new ModelOutput { Loss = F.cross_entropy(sparse, labels.index_select(0, at)) };
+            return new ModelOutput { Loss = F.cross_entropy(HeadLosses.Fp32(sparse), labels.index_select(0, at)) };
         }
         var logits = cls.forward(seq, bert.WordEmbeddingWeight); // (B, T, V)
         Tensor? loss = batch.Labels is null ? null
-            : F.cross_entropy(logits.view(-1, config.vocab_size), batch.Labels.view(-1), ignore_index: -100);
+            : F.cross_entropy(HeadLosses.Fp32(logits).view(-1, config.vocab_size), batch.Labels.view(-1), ignore_index: -100);
         return new ModelOutput { Logits = logits, Loss = loss };
     }
 }
@@ -592,7 +597,7 @@ public sealed class BertForQuestionAnswering : BertPreTrainedModel
             long ignored = start.shape[1]; // an answer outside the window counts as position T, which is ignored
             var sp = batch.StartPositions.view(-1).clamp(0, ignored);
             var ep = batch.EndPositions.view(-1).clamp(0, ignored);
-            loss = (F.cross_entropy(start, sp, ignore_index: ignored) + F.cross_entropy(end, ep, ignore_index: ignored)) / 2;
+            loss = (F.cross_entropy(HeadLosses.Fp32(start), sp, ignore_index: ignored) + F.cross_entropy(HeadLosses.Fp32(end), ep, ignore_index: ignored)) / 2;
         }
         return new ModelOutput { StartLogits = start, EndLogits = end, Loss = loss };
     }

@@ -249,7 +249,7 @@ public sealed class GPT2Block : nn.Module
 // ───────────────────────────── model ─────────────────────────────
 
 /// <summary>GPT2Model ("transformer" in the head models): token + position embeddings, blocks, final LayerNorm.</summary>
-public sealed class GPT2Model : nn.Module
+public sealed class GPT2Model : nn.Module, IGradientCheckpointing
 {
     readonly Embedding wte, wpe;
     readonly Dropout drop;
@@ -270,6 +270,10 @@ public sealed class GPT2Model : nn.Module
 
     /// <summary>Token embedding matrix (V, C); the LM head reuses it when tie_word_embeddings.</summary>
     public Parameter TokenEmbedding => wte.weight!;
+
+    /// <summary>HF's gradient_checkpointing: in training, each block's activations are recomputed in backward
+    /// (<see cref="ActivationCheckpoint"/>); ignored with a KV cache (generation).</summary>
+    public bool GradientCheckpointing { get; set; }
 
     /// <summary>
     /// inputIds (B, T); attentionMask (B, past+T) 1 = real, 0 = pad (covers cached positions too, as HF);
@@ -302,7 +306,9 @@ public sealed class GPT2Model : nn.Module
             }
             causal = false;
         }
-        for (int i = 0; i < h.Count; i++) x = h[i].Forward(x, mask, causal, cache);
+        bool checkpoint = GradientCheckpointing && training && cache == null;
+        foreach (var block in h)
+            x = checkpoint ? ActivationCheckpoint.Run(block, (z, m) => block.Forward(z, m, causal, null), x, mask) : block.Forward(x, mask, causal, cache);
         if (cache != null) cache.Length = past + t;
         return ln_f.forward(x);
     }
@@ -531,7 +537,7 @@ public sealed class GPT2ForTokenClassification : Gpt2
     protected override ModelOutput Run(ModelBatch batch)
     {
         var logits = classifier.forward(dropout.forward(transformer.Forward(batch.InputIds, batch.AttentionMask))); // (B, T, C)
-        Tensor? loss = batch.Labels is null ? null : F.cross_entropy(logits.view(-1, Cfg.num_labels), batch.Labels.view(-1), ignore_index: -100);
+        Tensor? loss = batch.Labels is null ? null : F.cross_entropy(HeadLosses.Fp32(logits).view(-1, Cfg.num_labels), batch.Labels.view(-1), ignore_index: -100);
         return new ModelOutput { Logits = logits, Loss = loss };
     }
 }

@@ -62,11 +62,16 @@ public interface ITaskModel
 /// <summary>Losses every family's heads compute the same way Hugging Face does.</summary>
 public static class HeadLosses
 {
+    /// <summary>Logits in fp32 for the loss (a bf16 model's loss is computed in fp32, as under autocast); fp32 logits
+    /// are returned as they are, without a copy.</summary>
+    public static Tensor Fp32(Tensor logits) => logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32);
+
     /// <summary>HF's sequence-classification loss: <paramref name="problemType"/> when set, else regression (MSE)
     /// when num_labels == 1, single-label CE for integer labels, multi-label BCE-with-logits otherwise.
     /// Returns the loss and the problem type it used (HF records it in the config).</summary>
     public static (Tensor Loss, string ProblemType) SequenceClassification(Tensor logits, Tensor labels, int numLabels, string? problemType)
     {
+        logits = Fp32(logits);
         problemType ??= numLabels == 1 ? "regression"
             : labels.dtype is ScalarType.Int64 or ScalarType.Int32 ? "single_label_classification" : "multi_label_classification";
         var loss = problemType switch

@@ -36,6 +36,9 @@ public sealed class FlatBucket
     internal bool[] Active { get; }
     internal bool AllActive { get; set; }
     internal bool AnyActive { get; set; }
+    /// <summary>(N,) fp32 master weights of a bf16/fp16 bucket (mixed precision, training.precision: bf16): the update
+    /// works on them and copies the result back into <see cref="Values"/>; null for an fp32 bucket.</summary>
+    public Tensor? Master { get; internal set; }
 }
 
 /// <summary>AdamW exactly as <c>torch.optim.AdamW</c> (foreach=False semantics): decoupled weight decay
@@ -64,15 +67,23 @@ public sealed class AdamW : IDisposable
     /// <summary>Moves every parameter of <paramref name="groups"/> into flat buffers (values are copied, the
     /// Parameter objects stay the same, so modules and tied weights keep working). Build it after the model
     /// is on its device: moving the model later would move parameters out of the buffers.</summary>
-    public AdamW(IEnumerable<ParamGroup> groups, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8)
+    /// <param name="groups">The parameter groups (HF's decay grouping).</param>
+    /// <param name="beta1">Adam's β1.</param><param name="beta2">Adam's β2.</param><param name="eps">Adam's ε.</param>
+    /// <param name="masters">Mixed precision: fp32 values by parameter name for parameters held in bf16/fp16 (the
+    /// weights before the cast). Every bf16/fp16 bucket gets fp32 master weights and fp32 moments: the update runs in
+    /// fp32 on the masters and is copied back to the bf16 parameters. A bf16 parameter not named here starts its
+    /// master from its bf16 value.</param>
+    public AdamW(IEnumerable<ParamGroup> groups, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
+        IReadOnlyDictionary<string, Tensor>? masters = null)
     {
         _groups = groups.Where(g => g.Params.Count > 0).ToList();
         _beta1 = beta1; _beta2 = beta2; _eps = eps;
         using var _ = no_grad();
         foreach (var g in _groups)
-            foreach (var same in g.Params.GroupBy(p => (p.dtype, p.device.type, p.device.index)))
+            foreach (var same in g.Params.Select((p, i) => (p, name: g.Names[i])).GroupBy(x => (x.p.dtype, x.p.device.type, x.p.device.index)))
             {
-                var ps = same.ToList();
+                var ps = same.Select(x => x.p).ToList();
+                var names = same.Select(x => x.name).ToList();
                 long n = ps.Sum(p => p.numel());
                 var values = empty(n, dtype: ps[0].dtype, device: ps[0].device);
                 var grads = zeros(n, dtype: ps[0].dtype, device: ps[0].device);
@@ -86,9 +97,20 @@ public sealed class AdamW : IDisposable
                     view.Dispose();
                     off += k;
                 }
-                _buckets.Add(new FlatBucket(g, ps, values, grads));
-                _expAvg.Add(zeros(n, dtype: ps[0].dtype, device: ps[0].device));
-                _expAvgSq.Add(zeros(n, dtype: ps[0].dtype, device: ps[0].device));
+                var bucket = new FlatBucket(g, ps, values, grads);
+                _buckets.Add(bucket);
+                bool low = ps[0].dtype is ScalarType.BFloat16 or ScalarType.Float16;
+                var stateType = low ? ScalarType.Float32 : ps[0].dtype;
+                if (low)
+                {
+                    var master = values.to(ScalarType.Float32);
+                    for (int i = 0; i < ps.Count; i++)
+                        if (masters != null && masters.TryGetValue(names[i], out var m32) && m32.numel() == bucket.Counts[i])
+                            master.narrow(0, bucket.Offsets[i], bucket.Counts[i]).copy_(m32.reshape(-1));
+                    bucket.Master = master;
+                }
+                _expAvg.Add(zeros(n, dtype: stateType, device: ps[0].device));
+                _expAvgSq.Add(zeros(n, dtype: stateType, device: ps[0].device));
             }
     }
 
@@ -162,7 +184,8 @@ public sealed class AdamW : IDisposable
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var norms = _buckets.Where(b => b.AnyActive).Select(b => b.Grads.norm()).ToArray();
+        // A bf16 gradient's norm is taken in fp32 (bf16's 8-bit mantissa would round the sum of squares).
+        var norms = _buckets.Where(b => b.AnyActive).Select(b => b.Master is null ? b.Grads.norm() : b.Grads.to(ScalarType.Float32).norm()).ToArray();
         if (norms.Length == 0) return 0;
         return (norms.Length == 1 ? norms[0] : stack(norms).norm()).item<float>();
     }
@@ -189,7 +212,11 @@ public sealed class AdamW : IDisposable
             var b = _buckets[k];
             if (!b.AnyActive) continue;
             double wd = b.Group.WeightDecay;
-            if (b.AllActive) Update(b.Values, b.Grads, _expAvg[k], _expAvgSq[k], lr, wd, stepSize, bc2Sqrt);
+            // Mixed precision: the update runs on the fp32 masters with the gradient in fp32, then the bf16
+            // parameters are the rounded masters.
+            var values = b.Master ?? b.Values;
+            var grads = b.Master is null ? b.Grads : b.Grads.to(ScalarType.Float32);
+            if (b.AllActive) Update(values, grads, _expAvg[k], _expAvgSq[k], lr, wd, stepSize, bc2Sqrt);
             else
             {
                 // Some parameters had no gradient: update each contiguous run of those that had one.
@@ -200,11 +227,12 @@ public sealed class AdamW : IDisposable
                     int j = i;
                     while (j + 1 < b.Params.Count && b.Active[j + 1]) j++;
                     long off = b.Offsets[i], len = b.Offsets[j] + b.Counts[j] - off;
-                    Update(b.Values.narrow(0, off, len), b.Grads.narrow(0, off, len), _expAvg[k].narrow(0, off, len), _expAvgSq[k].narrow(0, off, len),
+                    Update(values.narrow(0, off, len), grads.narrow(0, off, len), _expAvg[k].narrow(0, off, len), _expAvgSq[k].narrow(0, off, len),
                         lr, wd, stepSize, bc2Sqrt);
                     i = j + 1;
                 }
             }
+            if (b.Master is not null) b.Values.copy_(b.Master);
         }
     }
 
@@ -227,6 +255,7 @@ public sealed class AdamW : IDisposable
         {
             d[$"exp_avg.{k}"] = _expAvg[k].cpu();
             d[$"exp_avg_sq.{k}"] = _expAvgSq[k].cpu();
+            if (_buckets[k].Master is { } m) d[$"master.{k}"] = m.cpu();
         }
         d["step"] = tensor(new[] { StepCount });
         return d;
@@ -243,6 +272,12 @@ public sealed class AdamW : IDisposable
                 if (!state.TryGetValue(name, out var src) || src.numel() != dst.numel())
                     throw new InvalidDataException($"optimizer state: '{name}' missing or of another size (the checkpoint's parameters differ from this run's)");
                 dst.copy_(src);
+            }
+            // Mixed precision: the fp32 masters continue exactly (the checkpoint's weights hold only their bf16 rounding).
+            if (_buckets[k].Master is { } m && state.TryGetValue($"master.{k}", out var ms) && ms.numel() == m.numel())
+            {
+                m.copy_(ms);
+                _buckets[k].Values.copy_(m);
             }
         }
         StepCount = state["step"].item<long>();
@@ -266,5 +301,6 @@ public sealed class AdamW : IDisposable
     {
         foreach (var t in _expAvg) t.Dispose();
         foreach (var t in _expAvgSq) t.Dispose();
+        foreach (var b in _buckets) b.Master?.Dispose();
     }
 }

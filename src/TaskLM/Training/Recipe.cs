@@ -79,6 +79,9 @@ public sealed class DataSection
     public int MaxTrainExamples { get; set; }
     /// <summary>Use at most this many validation/test examples (0 = all).</summary>
     public int MaxEvalExamples { get; set; }
+    /// <summary>Keep the tokenized examples of each split in output_dir/cache/ and read them back on --resume and later
+    /// runs (keyed by the data file's bytes, the tokenizer's files and the encoding settings; see <see cref="ExampleCache"/>).</summary>
+    public bool Cache { get; set; } = true;
 }
 
 /// <summary>What gets trained.</summary>
@@ -157,6 +160,12 @@ public sealed class TrainingSection
     public string Device { get; set; } = "auto";
     /// <summary>Write TensorBoard event files into the run folder.</summary>
     public bool Tensorboard { get; set; } = true;
+    /// <summary>HF's gradient_checkpointing: recompute each transformer block's activations in backward instead of
+    /// keeping them (less memory, about one more forward pass of time). GPT-2 and BERT families.</summary>
+    public bool GradientCheckpointing { get; set; }
+    /// <summary>fp32 | bf16. bf16: the model computes in bf16 while AdamW keeps fp32 master weights and moments
+    /// (mixed precision without autocast); the loss is computed in fp32.</summary>
+    public string Precision { get; set; } = "fp32";
 }
 
 /// <summary>The results stage's comparisons (classification).</summary>

@@ -247,6 +247,7 @@ public static class RecipeLoader
         OneOf(r.Strategy.Method, ["full", "freeze", "lora"], "strategy.method", source);
         OneOf(r.Training.Scheduler, ["linear", "cosine", "constant"], "training.scheduler", source);
         OneOf(r.Data.Format, ["auto", "jsonl", "csv", "tsv", "parquet", "txt", "tokens"], "data.format", source);
+        OneOf(r.Training.Precision, ["fp32", "bf16"], "training.precision", source);
         FiniteNumbers(r, "", source);
         var t = r.Training;
         Check(t.BatchSize >= 1, source, "training.batch_size must be at least 1");

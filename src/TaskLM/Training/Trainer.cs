@@ -187,7 +187,7 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
     {
         bool custom = (Options.LabelSmoothing > 0 || Options.ClassWeights != null) && output.Logits is not null && batch.Labels is not null;
         if (!custom) return output.Loss ?? throw new InvalidOperationException("the model returned no loss for a training batch (labels missing?)");
-        var logits = output.Logits!; var labels = batch.Labels!;
+        var logits = HeadLosses.Fp32(output.Logits!); var labels = batch.Labels!;
         if (Model.Task is "causal-lm" or "generation")
         {
             // HF shifts inside the model: position t predicts token t+1. (B, T-1, V) vs (B, T-1).

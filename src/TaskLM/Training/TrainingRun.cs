@@ -241,11 +241,17 @@ public static class TrainingRun
         if (tokSource != null && o.TokenizerLoader != null) c.Tokenizer = o.TokenizerLoader(tokSource);
         // Values the data decides (validation split, max_length 0, class_weights auto): Training/AutoSettings.cs.
         AutoSettings.Resolve(r, c.RunDir, c.Tokenizer, o.Say);
-        c.Train = TaskData.Load(r, r.Data.Train!, c.Tokenizer, null, r.Data.MaxTrainExamples);
+        c.Train = LoadSplit(c, "train", r.Data.Train!, null, r.Data.MaxTrainExamples);
         c.Labels = c.Train.Labels;
-        c.Validation = r.Data.Validation != null ? TaskData.Load(r, r.Data.Validation, c.Tokenizer, c.Labels, r.Data.MaxEvalExamples) : null;
+        c.Validation = r.Data.Validation != null ? LoadSplit(c, "validation", r.Data.Validation, c.Labels, r.Data.MaxEvalExamples) : null;
         o.Say($"data: {c.Train.Examples.Count} training examples" + (c.Validation != null ? $", {c.Validation.Examples.Count} validation" : "") + (c.Labels != null ? $", {c.Labels.Count} labels" : ""));
     }
+
+    /// <summary>A split's examples: from the run folder's cache (data.cache, Training/ExampleCache.cs), else tokenized.</summary>
+    static TaskExamples LoadSplit(RunContext c, string split, string path, IReadOnlyList<string>? labels, int maxExamples) =>
+        c.Recipe.Data.Cache
+            ? ExampleCache.Load(c.Recipe, split, path, c.Tokenizer, labels, maxExamples, c.RunDir, c.Options.Say)
+            : TaskData.Load(c.Recipe, path, c.Tokenizer, labels, maxExamples);
 
     // ── Stage: model (init, strategy, LoRA) ───────────────────────────────────────────────────────────────────
 
@@ -277,6 +283,12 @@ public static class TrainingRun
         else if (r.Strategy.Method == "freeze") o.Say(Strategies.ApplyFreeze(model, r.Strategy.Freeze));
         if (r.Strategy.UnfreezeEvery > 0 && !lora) c.Unfreezer = new Strategies.GradualUnfreezing(model, r.Strategy.UnfreezeEvery);
         c.Model = model;
+        if (r.Training.GradientCheckpointing)
+        {
+            int bodies = ActivationCheckpoint.Enable(model.Module);
+            if (bodies == 0) throw new RecipeException($"training.gradient_checkpointing: the model ({model.ModelType}) has no blocks that can be checkpointed (GPT-2 and BERT families can)");
+            o.Say("training.gradient_checkpointing: on (each block's activations are recomputed in backward)");
+        }
 
         c.TrainableParameters = model.Module.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
         c.TotalParameters = model is LoraModel lm ? lm.CountParameters().total : model.Module.parameters().Sum(p => p.numel());
@@ -314,8 +326,12 @@ public static class TrainingRun
     static void SetupOptimizer(RunContext c)
     {
         var t = c.Recipe.Training;
+        // bf16: the module computes in bf16; AdamW's fp32 masters start from the exact fp32 weights taken before the cast.
+        var masters = t.Precision == "bf16" ? MixedPrecision.CastToBf16(c.Model.Module) : null;
+        if (masters != null) c.Options.Say($"training.precision: bf16 (bf16 weights and activations, fp32 master weights in AdamW, fp32 loss)");
         var (decay, noDecay) = AdamW.HfGroups(c.Model.Module, t.WeightDecay, c.Unfreezer != null ? (_, _) => true : null);
-        c.Optimizer = new AdamW([decay, noDecay], t.Betas[0], t.Betas[1], t.Eps);
+        c.Optimizer = new AdamW([decay, noDecay], t.Betas[0], t.Betas[1], t.Eps, masters);
+        if (masters != null) foreach (var m in masters.Values) m.Dispose();
         c.Plan = new BatchPlan(c.Train.Examples.Count, t.BatchSize, t.GradAccum, c.Recipe.Data.Shuffle, t.Seed,
             t.GroupByLength ? c.Train.Examples.Select(e => e.InputIds.Length).ToList() : null);
         c.TotalSteps = t.MaxSteps > 0 ? t.MaxSteps : t.Epochs * c.Plan.StepsPerEpoch;
@@ -411,7 +427,7 @@ public static class TrainingRun
     static void EvaluateTest(RunContext c)
     {
         var r = c.Recipe;
-        var test = TaskData.Load(r, r.Data.Test!, c.Tokenizer, c.Labels, r.Data.MaxEvalExamples);
+        var test = LoadSplit(c, "test", r.Data.Test!, c.Labels, r.Data.MaxEvalExamples);
         string best = Path.Combine(c.RunDir, "best");
         bool fromBest = (c.Model is not LoraModel || r.Strategy.Lora.Merge) && File.Exists(Path.Combine(best, "config.json"));
         var scored = fromBest ? ModelFactory.FromPretrained(best, c.ModelTask, c.Labels?.Count, c.Labels) : c.Model;
