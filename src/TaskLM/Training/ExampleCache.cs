@@ -19,7 +19,7 @@ namespace TaskLM.Training;
 public static class ExampleCache
 {
     const int Magic = 0x4B534554;   // "TESK"
-    const int Version = 1;
+    const int Version = 1;          // part of the key: raise it when TaskData encodes the same row differently
 
     /// <summary>The cache folder of a run.</summary>
     public static string Folder(string runDir) => Path.Combine(runDir, "cache");
