@@ -84,30 +84,19 @@ public sealed class MetricsLogger : ITrainerCallback, IDisposable
     public void Dispose() => _out.Dispose();
 }
 
-/// <summary>Tracks the chosen metric: writes best/ whenever it improves by more than min_delta, and sets ShouldStop
-/// after <c>patience</c> evaluations without improvement (null patience = never stop). A metric name the
-/// evaluation does not produce is an error listing those it does.</summary>
-public sealed class EarlyStopping(string metric, string mode, int? patience, double minDelta, Action<string>? saveBest) : ITrainerCallback
+/// <summary>Observes the trainer's best metric (<see cref="TrainerOptions.Best"/>): writes best/ at each evaluation
+/// that improved it, and sets ShouldStop after <c>patience</c> evaluations without improvement (null = never stop).</summary>
+public sealed class EarlyStopping(int? patience, Action<string>? saveBest) : ITrainerCallback
 {
-    public string Metric { get; } = metric;
-    /// <summary>"min" or "max" (auto resolved: min for loss/perplexity, max otherwise).</summary>
-    public string Mode { get; } = mode == "auto" ? (metric.Contains("loss") || metric.Contains("perplexity") ? "min" : "max") : mode;
-
     public void OnEvaluate(Trainer t, IReadOnlyDictionary<string, double> metrics)
     {
-        if (!metrics.TryGetValue(Metric, out double value))
-            throw new InvalidOperationException($"training.early_stopping.metric: evaluation produced no metric '{Metric}'; it produced: {string.Join(", ", metrics.Keys)}");
+        var rule = t.Options.Best ?? throw new InvalidOperationException("early stopping needs TrainerOptions.Best (the metric to watch)");
         var s = t.State;
-        bool better = s.BestMetric is not { } best || (Mode == "min" ? value < best - minDelta : value > best + minDelta);
-        if (better)
-        {
-            s.BestMetric = value; s.BestStep = s.Step; s.EvalsWithoutImprovement = 0;
-            saveBest?.Invoke(Metric);
-        }
-        else if (patience is { } p && ++s.EvalsWithoutImprovement >= p)
+        if (t.Control.IsNewBest) saveBest?.Invoke(rule.Metric);
+        else if (patience is { } p && s.EvalsWithoutImprovement >= p)
         {
             t.Control.ShouldStop = true;
-            t.Control.StopReason = $"early stopping: {Metric} did not improve by more than {minDelta} for {p} evaluations (best {s.BestMetric:G6} at step {s.BestStep})";
+            t.Control.StopReason = $"early stopping: {rule.Metric} did not improve by more than {rule.MinDelta} for {p} evaluations (best {s.BestMetric:G6} at step {s.BestStep})";
         }
     }
 }

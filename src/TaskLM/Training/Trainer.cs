@@ -21,6 +21,22 @@ public sealed class TrainerOptions
     public int Seed { get; init; } = 42;
     /// <summary>Cancelled to stop after the current step with a checkpoint (SIGINT/SIGTERM).</summary>
     public CancellationToken Interrupt { get; init; }
+    /// <summary>The evaluation metric whose best value and step the trainer keeps (HF's metric_for_best_model), or null.</summary>
+    public BestMetricRule? Best { get; init; }
+}
+
+/// <summary>Which evaluation metric is "best" and in which direction; an improvement must exceed <paramref name="MinDelta"/>.</summary>
+public sealed record BestMetricRule(string Metric, string Mode, double MinDelta = 0)
+{
+    /// <summary>"min" or "max"; "auto" is min for loss/perplexity, max otherwise.</summary>
+    public string Mode { get; } = ResolveMode(Metric, Mode);
+
+    public static string ResolveMode(string metric, string mode) =>
+        mode == "auto" ? (metric.Contains("loss") || metric.Contains("perplexity") ? "min" : "max") : mode;
+
+    /// <summary>True when <paramref name="value"/> beats <paramref name="best"/> (or there is none yet).</summary>
+    public bool Improves(double value, double? best) =>
+        best is not { } b || (Mode == "min" ? value < b - MinDelta : value > b + MinDelta);
 }
 
 /// <summary>What one optimizer step did (one metrics.jsonl line).</summary>
@@ -36,6 +52,8 @@ public sealed class TrainerControl
     public string? StopReason { get; set; }
     /// <summary>Set by the loop when <see cref="TrainerOptions.Interrupt"/> stopped it (a checkpoint was written).</summary>
     public bool Interrupted { get; internal set; }
+    /// <summary>Set by the loop at an evaluation that improved <see cref="TrainerOptions.Best"/> (the step is the new best).</summary>
+    public bool IsNewBest { get; internal set; }
 }
 
 /// <summary>The loop's progress, checkpointed with the weights so a resumed run continues exactly.</summary>
@@ -63,9 +81,13 @@ public interface ITrainerCallback
     void OnTrainEnd(Trainer t) { }
 }
 
-/// <summary>Trains an <see cref="ITaskModel"/> on a list of examples with <see cref="AdamW"/> and an <see cref="LrSchedule"/>.</summary>
+/// <summary>Trains an <see cref="ITaskModel"/> on a list of examples with <see cref="AdamW"/> and an <see cref="LrSchedule"/>.
+/// <paramref name="evaluator"/> runs evaluation on held-out data and returns its metrics (null = none);
+/// <paramref name="saver"/> writes a checkpoint of the model and this trainer and returns its folder (null = none;
+/// <see cref="Checkpoints.Save"/>). The trainer keeps the best metric and step; collaborators only observe and set flags.</summary>
 public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Collator collator, BatchPlan plan,
-    AdamW optimizer, LrSchedule schedule, TrainerOptions options)
+    AdamW optimizer, LrSchedule schedule, TrainerOptions options,
+    Func<IReadOnlyDictionary<string, double>>? evaluator = null, Func<Trainer, string>? saver = null)
 {
     public ITaskModel Model { get; } = model;
     public AdamW Optimizer { get; } = optimizer;
@@ -76,10 +98,9 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
     public TrainerControl Control { get; } = new();
     public List<ITrainerCallback> Callbacks { get; } = [];
     /// <summary>Runs evaluation on held-out data and returns its metrics (loss, accuracy, ...); null = none.</summary>
-    public Func<IReadOnlyDictionary<string, double>>? Evaluator { get; set; }
-    /// <summary>Writes a checkpoint of the model and this trainer into a folder; set by <see cref="Checkpoints"/>.
-    /// It returns the checkpoint's folder, which <see cref="ITrainerCallback.OnSave"/> receives.</summary>
-    public Func<Trainer, string>? Saver { get; set; }
+    public Func<IReadOnlyDictionary<string, double>>? Evaluator { get; } = evaluator;
+    /// <summary>Writes a checkpoint and returns its folder, which <see cref="ITrainerCallback.OnSave"/> receives; null = none.</summary>
+    public Func<Trainer, string>? Saver { get; } = saver;
     /// <summary>The data-parallel job this trainer is one rank of (each rank takes its shard of every global
     /// batch; gradients are averaged before clipping); null = a single process.</summary>
     public DataParallel? Parallel { get; set; }
@@ -97,11 +118,13 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
         Fire(c => c.OnTrainBegin(this));
         while (State.Step < Options.TotalSteps && !Control.ShouldStop)
         {
+            // The per-step flags are reset once, here; collaborators set them in this step's callbacks.
+            Control.ShouldEvaluate = false; Control.ShouldSave = false; Control.IsNewBest = false;
             var micro = Plan.NextStep(out int epoch, out bool epochEnded);
             StepLog log = TrainStep(micro, epoch);
             // Every tensor op makes a finalizable TorchSharp wrapper; a gen-0 collection per optimizer step (well under
             // a millisecond) keeps the managed heap at its floor instead of letting it climb to the default gen-0
-            // budget over hundreds of steps. Native memory is kept flat by NativeMemory (glibc's heap).
+            // budget over hundreds of steps. Native memory is kept flat by NativeMemory (jemalloc, or glibc's mmap setting).
             GC.Collect(0);
             (State.Epoch, State.BatchInEpoch) = (Plan.Position.Epoch, Plan.Position.Batch);
             Fire(c => c.OnStep(this, log));
@@ -209,18 +232,28 @@ public sealed class Trainer(ITaskModel model, IReadOnlyList<Example> train, Coll
     /// <summary>Runs the evaluator (in eval mode, no grad) and tells the collaborators.</summary>
     public IReadOnlyDictionary<string, double>? Evaluate()
     {
-        Control.ShouldEvaluate = false;
         if (Evaluator == null) return null;
         Model.Module.eval();
         using (no_grad()) LastEval = Evaluator();
         Model.Module.train();
+        TrackBest(LastEval);
         Fire(c => c.OnEvaluate(this, LastEval));
         return LastEval;
     }
 
+    // Best metric and step (kept in the state, so checkpoints and resumes carry them).
+    void TrackBest(IReadOnlyDictionary<string, double> metrics)
+    {
+        if (Options.Best is not { } rule) return;
+        if (!metrics.TryGetValue(rule.Metric, out double value))
+            throw new InvalidOperationException($"training.early_stopping.metric: evaluation produced no metric '{rule.Metric}'; it produced: {string.Join(", ", metrics.Keys)}");
+        Control.IsNewBest = rule.Improves(value, State.BestMetric);
+        if (Control.IsNewBest) { State.BestMetric = value; State.BestStep = State.Step; State.EvalsWithoutImprovement = 0; }
+        else State.EvalsWithoutImprovement++;
+    }
+
     void Save()
     {
-        Control.ShouldSave = false;
         if (Saver == null) return;
         LastCheckpoint = Saver(this);
         Fire(c => c.OnSave(this, LastCheckpoint));

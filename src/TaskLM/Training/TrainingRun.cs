@@ -225,8 +225,6 @@ public static class TrainingRun
         File.WriteAllText(tmp, RecipeLoader.ToYaml(c.Recipe));
         File.Move(tmp, path, overwrite: true);
 
-        var ck = new Checkpoints(dir, t.KeepLast, c.SavePretrained) { WorldSize = c.WorldSize, RunId = c.RunId };
-        c.Trainer.Saver = ck.Save;
         c.Metrics = new MetricsLogger(dir, t.LogEvery, t.Tensorboard, c.ResumeDir != null ? c.Trainer.State.Step : -1);
         c.Trainer.Callbacks.Insert(1, c.Metrics);   // after ScheduleFlags, before early stopping
     }
@@ -357,13 +355,17 @@ public static class TrainingRun
                     + (RecipeLoader.Closest(metric, names) is { } near ? $"; did you mean '{near}'?" : ""));
         }
         else if (es != null) c.Options.Say("warning: training.early_stopping is set but there is no data.validation: nothing to watch");
+        // Only rank 0 writes checkpoints (they are written once the run folder is committed, during training).
+        var ck = c.IsMain ? new Checkpoints(c.RunDir, t.KeepLast, c.SavePretrained) { WorldSize = c.WorldSize, RunId = c.RunId } : null;
         c.Trainer = new Trainer(model, c.Train.Examples, collator, c.Plan, c.Optimizer, c.Schedule, new TrainerOptions
         {
             TotalSteps = c.TotalSteps, MaxGradNorm = t.MaxGradNorm, LabelSmoothing = t.LabelSmoothing,
             ClassWeights = ClassWeights(t.ClassWeights, c.Train.Examples, labels), MaxBadSteps = t.MaxBadSteps, Seed = t.Seed,
             Interrupt = c.Options.Interrupt,
-        });
-        if (val != null) c.Trainer.Evaluator = () => EvalLoop.Run(model, val.Examples, collator, t.EvalBatchSize, labels, dp);
+            Best = val != null ? new BestMetricRule(es?.Metric ?? "loss", es?.Mode ?? "auto", es?.MinDelta ?? 0) : null,
+        },
+        evaluator: val != null ? () => EvalLoop.Run(model, val.Examples, collator, t.EvalBatchSize, labels, dp) : null,
+        saver: ck != null ? ck.Save : null);
         c.Trainer.Parallel = dp;
         if (dp != null) dp.BroadcastModule(model.Module);   // identical start on every rank, as DDP
         if (dp != null && c.Device.type == DeviceType.CUDA) dp.UseNccl();
@@ -372,8 +374,7 @@ public static class TrainingRun
         if (val != null)
         {
             string best = Path.Combine(c.RunDir, "best");
-            c.Trainer.Callbacks.Add(new EarlyStopping(es?.Metric ?? "loss", es?.Mode ?? "auto", es?.Patience, es?.MinDelta ?? 0,
-                _ => { if (c.IsMain) SaveAtomically(best, c.SavePretrained); }));
+            c.Trainer.Callbacks.Add(new EarlyStopping(es?.Patience, _ => { if (c.IsMain) SaveAtomically(best, c.SavePretrained); }));
         }
         c.Trainer.Callbacks.AddRange(c.Options.Callbacks);
     }

@@ -26,13 +26,14 @@ public class TrainerTests
         }).ToList();
     }
 
-    static Trainer Make(TinyLm model, List<Example> data, int batch, int accum, int steps, double lr = 1e-2, int maxBad = 5, bool shuffle = true)
+    static Trainer Make(TinyLm model, List<Example> data, int batch, int accum, int steps, double lr = 1e-2, int maxBad = 5, bool shuffle = true,
+        Func<Trainer, string>? saver = null)
     {
         var (d, nd) = AdamW.HfGroups(model.Module, 0.01);
         var opt = new AdamW([d, nd]);
         var plan = new BatchPlan(data.Count, batch, accum, shuffle, seed: 3);
         return new Trainer(model, data, new Collator("causal-lm", 0, CPU), plan, opt, new LrSchedule("linear", lr, 2, steps),
-            new TrainerOptions { TotalSteps = steps, MaxGradNorm = 1.0, MaxBadSteps = maxBad, Seed = 3 });
+            new TrainerOptions { TotalSteps = steps, MaxGradNorm = 1.0, MaxBadSteps = maxBad, Seed = 3 }, saver: saver);
     }
 
     sealed class Recorder : ITrainerCallback
@@ -126,9 +127,8 @@ public class TrainerTests
 
             var first = new Recorder();
             var m1 = new TinyLm(dropout: 0.2);
-            var t1 = Make(m1, data, 4, 1, 14);
             var ck = new Checkpoints(run, keepLast: 2, m1.SavePretrained);
-            t1.Saver = tr => ck.Save(tr);
+            var t1 = Make(m1, data, 4, 1, 14, saver: ck.Save);
             t1.Callbacks.Add(new ScheduleFlags("none", saveEvery: 4));
             first.Then = (_, log) => { if (log.Step == 10) throw new OperationCanceledException("simulated crash"); };
             t1.Callbacks.Add(first);

@@ -55,7 +55,7 @@ public static class Tuner
         var es = recipe.Training.EarlyStopping;
         string metric = o.Metric ?? es?.Metric ?? "loss";
         string mode = es != null && es.Metric == metric ? es.Mode : "auto";
-        bool maximize = new EarlyStopping(metric, mode, null, 0, null).Mode == "max";
+        bool maximize = BestMetricRule.ResolveMode(metric, mode) == "max";
         string dir = o.StudyDir ?? recipe.OutputDir.TrimEnd('/', '\\') + "-tune";
         return new StudySetup(space, metric, maximize, dir, recipe);
     }
