@@ -54,13 +54,20 @@ public static partial class MpiLauncher
         proc.BeginErrorReadLine();
 
         (int Rank, int Pid)? dead = null;
+        // Every rank already gone at the poll that first saw one: a survivor can die within milliseconds of the rank
+        // that was killed, and a late poll (a loaded machine) then sees both; the first of them is taken as the dead
+        // rank. (Before: the first in file order, which named rank 0 for a killed rank 1 in 1-5 of 10 runs of the kill
+        // test; with reaped-before-zombie order 0 of 32.)
+        var deadAtFirstSight = new List<(int Rank, int Pid)>();
         var deadAt = Stopwatch.StartNew();
         while (!proc.WaitForExit(5))
         {
             if (dead == null)
             {
-                foreach (var (rank, pid) in Ranks(pidDir))
-                    if (!Alive(pid)) { dead = (rank, pid); deadAt.Restart(); break; }
+                // Gone (already reaped by Hydra's proxy) before zombie (exited, not yet reaped): the reaped one ended first.
+                deadAtFirstSight.AddRange(Ranks(pidDir).Select(x => (x, state: State(x.Pid))).Where(y => y.state != 'R')
+                    .OrderBy(y => y.state == 'G' ? 0 : 1).Select(y => y.x));
+                if (deadAtFirstSight.Count > 0) { dead = deadAtFirstSight[0]; deadAt.Restart(); }
             }
             else if (deadAt.Elapsed.TotalSeconds > GraceSeconds)
             {
@@ -111,18 +118,21 @@ public static partial class MpiLauncher
 
     static string SafeRead(string f) { try { return File.ReadAllText(f).Trim(); } catch (IOException) { return ""; } }
 
-    static bool Alive(int pid)
+    // 'R' running (or any live state), 'Z' exited but not reaped, 'G' gone.
+    static char State(int pid)
     {
-        // A zombie (exited, not yet reaped by Hydra) counts as dead: /proc/<pid>/stat state 'Z'.
         try
         {
             string stat = File.ReadAllText($"/proc/{pid}/stat");
             int close = stat.LastIndexOf(')');
-            return close > 0 && close + 2 < stat.Length && stat[close + 2] != 'Z';
+            return close > 0 && close + 2 < stat.Length && stat[close + 2] == 'Z' ? 'Z' : 'R';
         }
-        catch (IOException) { return false; }
-        catch (UnauthorizedAccessException) { return true; }
+        catch (IOException) { return 'G'; }
+        catch (UnauthorizedAccessException) { return 'R'; }
     }
+
+    // A zombie (exited, not yet reaped by Hydra) counts as dead.
+    static bool Alive(int pid) => State(pid) == 'R';
 
     static string Describe(int code) => code > 128 && code < 160 ? $"signal {code - 128}" : code is 9 or 15 ? $"exit code {code} (killed by signal {code}?)" : $"exit code {code}";
 
