@@ -57,7 +57,7 @@ public static partial class MpiLauncher
         // Every rank already gone at the poll that first saw one: a survivor can die within milliseconds of the rank
         // that was killed, and a late poll (a loaded machine) then sees both; the first of them is taken as the dead
         // rank. (Before: the first in file order, which named rank 0 for a killed rank 1 in 1-5 of 10 runs of the kill
-        // test; with reaped-before-zombie order 0 of 32.)
+        // test; with reaped-before-zombie order 0 of 44.)
         var deadAtFirstSight = new List<(int Rank, int Pid)>();
         var deadAt = Stopwatch.StartNew();
         while (!proc.WaitForExit(5))
