@@ -351,6 +351,9 @@ public class TrainingFaultTests
                 Assert.False(p.HasExited, "the run ended before the signal");
                 Signal(p, sig);
                 Assert.True(p.WaitForExit(120_000));
+                // The timed wait does not wait for the redirected output; this one does (the sink was seen empty once in
+                // CI, with the thread pool busy with parallel tests).
+                p.WaitForExit();
                 Assert.Equal(code, p.ExitCode);
             }
             string said = OneLine(sink.Text);
