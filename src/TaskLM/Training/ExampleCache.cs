@@ -19,7 +19,7 @@ namespace TaskLM.Training;
 public static class ExampleCache
 {
     const int Magic = 0x4B534554;   // "TESK"
-    const int Version = 1;          // part of the key: raise it when TaskData encodes the same row differently
+    const int Version = 2;          // part of the key: raise it when TaskData encodes the same row differently (2: QA text kept)
 
     /// <summary>The cache folder of a run.</summary>
     public static string Folder(string runDir) => Path.Combine(runDir, "cache");
@@ -119,6 +119,14 @@ public static class ExampleCache
                 {
                     Ints(w, e.InputIds); Ints(w, e.TokenTypeIds); Ints(w, e.TokenLabels);
                     w.Write(e.Label); w.Write(e.StartPosition); w.Write(e.EndPosition);
+                    // Extractive QA from text: what evaluate's SQuAD scores turn a token span back into text with.
+                    w.Write(e.Qa != null);
+                    if (e.Qa is { } q)
+                    {
+                        w.Write(q.Question); w.Write(q.Context);
+                        w.Write(q.Answers.Count); foreach (var a in q.Answers) w.Write(a);
+                        Ints(w, q.Spans.SelectMany(x => new[] { x.Start, x.End }).ToArray());
+                    }
                 }
                 w.Write(Magic);   // end marker: a truncated file is not trusted
             }
@@ -158,7 +166,17 @@ public static class ExampleCache
             {
                 var ids = ReadInts(r) ?? throw new InvalidDataException("no input_ids");
                 var types = ReadInts(r); var tl = ReadInts(r);
-                list.Add(new Example { InputIds = ids, TokenTypeIds = types, TokenLabels = tl, Label = r.ReadInt32(), StartPosition = r.ReadInt32(), EndPosition = r.ReadInt32() });
+                int label = r.ReadInt32(), start = r.ReadInt32(), end = r.ReadInt32();
+                QaText? qa = null;
+                if (r.ReadBoolean())
+                {
+                    string question = r.ReadString(), context = r.ReadString();
+                    var answers = new string[r.ReadInt32()];
+                    for (int k = 0; k < answers.Length; k++) answers[k] = r.ReadString();
+                    var flat = ReadInts(r) ?? throw new InvalidDataException("no QA spans");
+                    qa = new QaText(question, context, answers, Enumerable.Range(0, flat.Length / 2).Select(k => (flat[2 * k], flat[2 * k + 1])).ToArray());
+                }
+                list.Add(new Example { InputIds = ids, TokenTypeIds = types, TokenLabels = tl, Label = label, StartPosition = start, EndPosition = end, Qa = qa });
             }
             if (r.ReadInt32() != Magic) return null;
             return new TaskExamples(list, labels);

@@ -31,7 +31,43 @@ public class ExampleCacheTests
             Assert.Equal(a[i].TokenTypeIds, b[i].TokenTypeIds);
             Assert.Equal(a[i].TokenLabels, b[i].TokenLabels);
             Assert.Equal((a[i].Label, a[i].StartPosition, a[i].EndPosition), (b[i].Label, b[i].StartPosition, b[i].EndPosition));
+            Assert.Equal(a[i].Qa is null, b[i].Qa is null);
+            if (a[i].Qa is { } qa)
+            {
+                Assert.Equal((qa.Question, qa.Context), (b[i].Qa!.Question, b[i].Qa!.Context));
+                Assert.Equal(qa.Answers, b[i].Qa!.Answers);
+                Assert.Equal(qa.Spans, b[i].Qa!.Spans);
+            }
         }
+    }
+
+    [Fact]
+    public void Question_answering_examples_come_back_with_their_text_and_spans()
+    {
+        // evaluate's SQuAD scores read each example's question, context, answers and token spans: the cache keeps them.
+        string dir = Path.Combine(Path.GetTempPath(), "tasklm-excache-qa-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string data = Path.Combine(dir, "qa.jsonl");
+            File.WriteAllLines(data, Enumerable.Range(0, 6).Select(i => new JsonObject
+            {
+                ["question"] = $"who called the {Words[i]} meeting",
+                ["context"] = $"the {Words[i]} meeting was called by winner {i} tomorrow",
+                ["answers"] = new JsonObject { ["text"] = new JsonArray($"winner {i}"), ["answer_start"] = new JsonArray($"the {Words[i]} meeting was called by ".Length) },
+            }.ToJsonString()));
+            var tok = TokenizerLoader.Load("gpt2");
+            var r = RecipeLoader.Parse($"task: question-answering\nmodel: {{init: gpt2-tiny}}\ndata: {{train: {data}, max_length: 48}}\n");
+            var direct = TaskData.Load(r, data, tok, null);
+            Assert.All(direct.Examples, e => Assert.NotNull(e.Qa));
+            var log = new List<string>();
+            ExampleCache.Load(r, "train", data, tok, null, 0, dir, log.Add);
+            var cached = ExampleCache.Load(r, "train", data, tok, null, 0, dir, log.Add);
+            Assert.StartsWith("examples: cached (train: 6", log[^1]);
+            Same(direct.Examples, cached.Examples);
+            Assert.Equal("winner 3", cached.Examples[3].Qa!.Answer(cached.Examples[3].StartPosition, cached.Examples[3].EndPosition).Trim());
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Fact]
