@@ -54,20 +54,18 @@ public static partial class MpiLauncher
         proc.BeginErrorReadLine();
 
         (int Rank, int Pid)? dead = null;
-        // Every rank already gone at the poll that first saw one: a survivor can die within milliseconds of the rank
-        // that was killed, and a late poll (a loaded machine) then sees both; the first of them is taken as the dead
-        // rank. (Before: the first in file order, which named rank 0 for a killed rank 1 in 1-5 of 10 runs of the kill
-        // test; with reaped-before-zombie order 0 of 44.)
-        var deadAtFirstSight = new List<(int Rank, int Pid)>();
         var deadAt = Stopwatch.StartNew();
         while (!proc.WaitForExit(5))
         {
             if (dead == null)
             {
-                // Gone (already reaped by Hydra's proxy) before zombie (exited, not yet reaped): the reaped one ended first.
-                deadAtFirstSight.AddRange(Ranks(pidDir).Select(x => (x, state: State(x.Pid))).Where(y => y.state != 'R')
-                    .OrderBy(y => y.state == 'G' ? 0 : 1).Select(y => y.x));
-                if (deadAtFirstSight.Count > 0) { dead = deadAtFirstSight[0]; deadAt.Restart(); }
+                // A survivor can die within milliseconds of the rank that was killed, and a late poll (a loaded machine)
+                // then finds both: one gone (already reaped by Hydra's proxy) ended before a zombie (exited, not yet
+                // reaped). Before, the first pid file was named: rank 0 for a killed rank 1 in 1-5 of 10 runs of the
+                // kill test; with this order 0 of 44.
+                dead = Ranks(pidDir).Select(x => (x, state: State(x.Pid))).Where(y => y.state != 'R')
+                    .OrderBy(y => y.state == 'G' ? 0 : 1).Select(y => ((int Rank, int Pid)?)y.x).FirstOrDefault();
+                if (dead != null) deadAt.Restart();
             }
             else if (deadAt.Elapsed.TotalSeconds > GraceSeconds)
             {
