@@ -50,7 +50,7 @@ public static class NativeMemory
 
     /// <summary>The jemalloc library this process would preload, or null (not Linux, not installed, or the user chose
     /// otherwise through TASKLM_MALLOC, LD_PRELOAD or a glibc malloc setting).</summary>
-    public static string? JemallocToPreload()
+    static string? JemallocToPreload()
     {
         if (!OperatingSystem.IsLinux()) return null;
         foreach (var v in new[] { "TASKLM_MALLOC", "LD_PRELOAD", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES" })
