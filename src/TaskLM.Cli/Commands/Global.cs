@@ -203,6 +203,19 @@ public static class Global
         else if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 32_768;
     }
 
+    /// <summary>A section rule ("── title ───"). Spectre's Rule spans the console width, which is 32,768 when output
+    /// is redirected (see <see cref="ConfigureConsole"/>): a log file would get a 32k-character line, so there the
+    /// rule is 100 characters.</summary>
+    public static void WriteRule(string markupTitle)
+    {
+        if (Console.IsOutputRedirected && AnsiConsole.Profile.Width > 200)
+        {
+            int len = Markup.Remove(markupTitle).Length;
+            AnsiConsole.MarkupLine($"── {markupTitle} {new string('─', Math.Max(3, 96 - len))}");
+        }
+        else AnsiConsole.Write(new Rule(markupTitle).LeftJustified());
+    }
+
     /// <summary>Loads libtorch, applies <c>--threads</c> and resolves <c>--device</c>.</summary>
     public static torch.Device StartTorch(ParseResult p)
     {

@@ -43,7 +43,7 @@ public static class QuickstartCommand
                 {
                     if (quiet) return;
                     AnsiConsole.WriteLine();
-                    AnsiConsole.Write(new Rule($"[bold]{n}/{total} {Markup.Escape(title)}[/]").LeftJustified());
+                    Global.WriteRule($"[bold]{n}/{total} {Markup.Escape(title)}[/]");
                     AnsiConsole.MarkupLine($"[grey]{Markup.Escape(text)}[/]");
                 },
                 Say = Line,

@@ -131,7 +131,7 @@ public static class TrainCommand
     /// <summary>The closing summary: the lines, the test metrics beside the baseline, and the next commands.</summary>
     internal static void PrintSummary(RunSummary summary, bool baselineTable = true)
     {
-        AnsiConsole.Write(new Rule("[bold]run summary[/]").LeftJustified());
+        Global.WriteRule("[bold]run summary[/]");
         foreach (var line in summary.Lines()) AnsiConsole.MarkupLine(Markup.Escape(line));
         if (baselineTable && summary.Test?.Baseline is { } b)
         {

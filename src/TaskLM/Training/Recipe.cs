@@ -38,6 +38,9 @@ public sealed class ModelSection
     public string Init { get; set; } = "gpt2-mini";
     /// <summary>HF config keys that override the preset's when starting from random (n_layer, n_embd, hidden_size, ...).</summary>
     public JsonObject? Config { get; set; }
+    /// <summary>Starting from random (a preset): "ppmi-svd" sets the word embeddings from the training data's
+    /// co-occurrence statistics before step 1 (Training/EmbeddingInit.cs); null leaves them random.</summary>
+    public string? EmbeddingInit { get; set; }
 }
 
 /// <summary>Where the examples come from and how they become token sequences.</summary>

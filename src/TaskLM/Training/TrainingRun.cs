@@ -267,7 +267,13 @@ public static class TrainingRun
             if (model is PreTrainedModel { LoadReport: { } report }) foreach (var line in report.ToString().Split(Environment.NewLine)) o.Say(line);
             CheckFinite(model, init);
         }
-        else model = ModelFactory.FromPreset(init, c.ModelTask, PresetOverrides(r, c.Labels));
+        else
+        {
+            model = ModelFactory.FromPreset(init, c.ModelTask, PresetOverrides(r, c.Labels));
+            if (r.Model.EmbeddingInit == "ppmi-svd") o.Say(EmbeddingInit.Apply(model, c.Train.Examples.Select(e => e.InputIds), EmbeddingInitBoundaries(c.Tokenizer), r.Training.Seed));
+        }
+        if (r.Model.EmbeddingInit != null && Directory.Exists(init) && c.ResumeDir == null)
+            throw new RecipeException($"model.embedding_init applies to a model started from random (a preset name); model.init is the folder {init}, whose embeddings are already trained");
         model.Module.to(c.Device);
         if (lora)
         {
@@ -487,13 +493,29 @@ public static class TrainingRun
         if (pad < 0 || pad >= vocab) pad = 0;
         if (r.Task != "masked-lm") return new Collator(r.Task, pad, device);
         if (tok == null) throw new InvalidOperationException("masked-lm needs a tokenizer (for [MASK] and the special tokens)");
-        var specials = new HashSet<int>();
-        foreach (var s in new[] { "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]" }) if (tok.TokenToId(s) is int id) specials.Add(id);
+        var specials = SpecialIds(tok);
         return new Collator(r.Task, pad, device)
         {
             MlmProbability = r.Data.MlmProbability, MaskTokenId = tok.TokenToId("[MASK]") ?? throw new InvalidOperationException("tokenizer has no [MASK] token"),
             VocabSize = tok.VocabSize, SpecialIds = specials,
         };
+    }
+
+    /// <summary>The BERT special ids ([CLS], [SEP], [PAD], [UNK], [MASK]) the tokenizer has: never masked.</summary>
+    static HashSet<int> SpecialIds(ITokenizer tok)
+    {
+        var specials = new HashSet<int>();
+        foreach (var s in new[] { "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]" }) if (tok.TokenToId(s) is int id) specials.Add(id);
+        return specials;
+    }
+
+    /// <summary>Where a co-occurrence window stops for model.embedding_init: the special ids and end-of-text.</summary>
+    static HashSet<int> EmbeddingInitBoundaries(ITokenizer? tok)
+    {
+        if (tok == null) return [];
+        var ids = SpecialIds(tok);
+        if (tok.EosTokenId is int eos) ids.Add(eos);
+        return ids;
     }
 
     /// <summary>"balanced" = n / (k · count_c) as sklearn's compute_class_weight; or the recipe's list.</summary>

@@ -325,7 +325,12 @@ public class TrainingFaultTests
         public string Text { get { lock (_lines) return string.Join("\n", _lines); } }
     }
 
-    static void Signal(Process p, string sig) => Process.Start("kill", [$"-{sig}", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+    // libc's kill, not a `kill` process: spawning one took long enough on a loaded box (full suite) that a 400-step run
+    // had finished when the signal came, and exited 0.
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    static extern int kill(int pid, int sig);
+
+    static void Signal(Process p, string sig) => Assert.Equal(0, kill(p.Id, sig == "INT" ? 2 : 15));
 
     [Theory]
     [InlineData("INT", 130)]
@@ -335,7 +340,8 @@ public class TrainingFaultTests
         string dir = NewDir("sig" + sig);
         try
         {
-            string recipe = LmRecipe(dir, steps: 400, saveEvery: 0);
+            const int steps = 1000; // long enough that the run is still going when the signal lands, on a loaded box too
+            string recipe = LmRecipe(dir, steps: steps, saveEvery: 0);
             var full = Train(dir, recipe, "output_dir=" + Path.Combine(dir, "full"), "training.eval_every=none", "training.log_every=1");
             Assert.True(full.ExitCode == 0, full.Stderr);
             var reference = Losses(Path.Combine(dir, "full"));
@@ -361,14 +367,14 @@ public class TrainingFaultTests
             Assert.Contains("--resume", said);
             var ck = Directory.GetDirectories(Path.Combine(run, "checkpoints"), "step-*").Single();
             int at = int.Parse(Path.GetFileName(ck)[5..], System.Globalization.CultureInfo.InvariantCulture);
-            Assert.InRange(at, 20, 399);
+            Assert.InRange(at, 20, steps - 1);
             Assert.Contains(ck, said);
 
             var resumed = Train(dir, recipe, "output_dir=" + run, "training.eval_every=none", "--resume");
             Assert.True(resumed.ExitCode == 0, resumed.Stderr);
             var curve = Losses(run);
-            Assert.Equal(Enumerable.Range(1, 400), curve.Select(x => x.step));
-            for (int i = 0; i < 400; i++) Assert.InRange(Math.Abs(curve[i].loss - reference[i].loss), 0, 1e-6);
+            Assert.Equal(Enumerable.Range(1, steps), curve.Select(x => x.step));
+            for (int i = 0; i < steps; i++) Assert.InRange(Math.Abs(curve[i].loss - reference[i].loss), 0, 1e-6);
         }
         finally { Directory.Delete(dir, true); }
     }

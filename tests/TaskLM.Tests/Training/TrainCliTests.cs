@@ -125,6 +125,26 @@ public class TrainCliTests
     }
 
     [Fact]
+    public void Embedding_init_runs_from_a_preset_and_is_refused_for_a_trained_folder()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "tasklm-train-ei-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string recipe = Recipe(dir), run = Path.Combine(dir, "ei");
+            var r = CliRunner.Run(["train", recipe, "model.embedding_init=ppmi-svd", "training.max_steps=4", "output_dir=" + run], workingDirectory: dir);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("model.embedding_init: ppmi-svd rows for ", OneLine(r.Stdout + r.Stderr));
+            // Redirected output: the run summary's rule is a short line, not one as wide as the 32,768-column console.
+            Assert.All(r.Stdout.Split('\n'), l => Assert.True(l.Length < 1000, $"a {l.Length}-character line: {l[..Math.Min(60, l.Length)]}"));
+            var r2 = CliRunner.Run(["train", recipe, "model.embedding_init=ppmi-svd", "model.init=" + Path.Combine(run, "best"), "output_dir=" + Path.Combine(dir, "ei2")], workingDirectory: dir);
+            Assert.Equal(1, r2.ExitCode);
+            Assert.Contains("model.embedding_init applies to a model started from random", OneLine(r2.Stderr));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void The_device_comes_from_the_option_else_the_recipe()
     {
         string dir = Path.Combine(Path.GetTempPath(), "tasklm-train-device-" + Guid.NewGuid().ToString("N"));
