@@ -307,10 +307,14 @@ public class TrainingFaultTests
 
     static Process StartTrain(string dir, string recipe, string run, StringWriterSink sink, params string[] extra)
     {
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+        // Through `env --default-signal=INT`: a shell starts background jobs (`dotnet test ... &`) with SIGINT ignored, the
+        // ignore is inherited, and .NET then leaves SIGINT ignored as Unix programs do, so the run would finish and
+        // exit 0 (seen when the suite ran in the background). The test is about TaskLM's handler, so the child starts
+        // with the default disposition, as it does from a terminal.
+        var psi = new ProcessStartInfo("env") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["COLUMNS"] = "200";
-        foreach (var a in new[] { CliRunner.CliDll, "train", recipe, "output_dir=" + run, "--threads", "1" }.Concat(extra)) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "--default-signal=INT", "dotnet", CliRunner.CliDll, "train", recipe, "output_dir=" + run, "--threads", "1" }.Concat(extra)) psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, e) => sink.Add(e.Data);
         p.ErrorDataReceived += (_, e) => sink.Add(e.Data);
@@ -325,8 +329,7 @@ public class TrainingFaultTests
         public string Text { get { lock (_lines) return string.Join("\n", _lines); } }
     }
 
-    // libc's kill, not a `kill` process: spawning one took long enough on a loaded box (full suite) that a 400-step run
-    // had finished when the signal came, and exited 0.
+    // libc's kill: no `kill` process to spawn between the check that the run is going and the signal.
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     static extern int kill(int pid, int sig);
 
@@ -340,7 +343,7 @@ public class TrainingFaultTests
         string dir = NewDir("sig" + sig);
         try
         {
-            const int steps = 1000; // long enough that the run is still going when the signal lands, on a loaded box too
+            const int steps = 400;
             string recipe = LmRecipe(dir, steps: steps, saveEvery: 0);
             var full = Train(dir, recipe, "output_dir=" + Path.Combine(dir, "full"), "training.eval_every=none", "training.log_every=1");
             Assert.True(full.ExitCode == 0, full.Stderr);
