@@ -54,6 +54,10 @@ public static class ModelEvaluation
             // The folder's own task and weights, the data file as the one split; everything else the recipe defaults.
             recipe = RecipeLoader.Apply(new Recipe { Task = task, Model = { Init = modelPath }, Data = { Train = dataPath } },
                 o.Overrides, $"{modelPath} (defaults for evaluation)");
+            // The default block length (256) never past the model's positions: a 128-position encoder failed with
+            // "sequence length 256 exceeds max_position_embeddings 128" unless data.max_length was given.
+            if (!o.Overrides.Any(x => x.StartsWith("data.max_length=", StringComparison.Ordinal)))
+                recipe.Data.MaxLength = Math.Min(recipe.Data.MaxLength, AutoSettings.ModelLimit(modelPath));
         }
         string modelTask = TaskNames.ModelTask(recipe.Task);
         o.Say($"model: {modelDir} ({modelTask})");

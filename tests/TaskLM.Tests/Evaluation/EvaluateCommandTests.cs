@@ -39,6 +39,27 @@ public class EvaluateCommandTests
     }
 
     [Fact]
+    public void A_128_position_encoder_evaluates_text_without_a_max_length_override()
+    {
+        // The shipped masked LM has 128 positions; evaluate's default block length is 256, which it used to pass to
+        // the model and fail ("sequence length 256 exceeds max_position_embeddings 128").
+        string dir = Directory.CreateTempSubdirectory("tasklm-evaluate-mlm").FullName;
+        try
+        {
+            string data = Path.Combine(dir, "text.jsonl"), outDir = Path.Combine(dir, "out");
+            var text = string.Join(" ", Enumerable.Repeat("the whale swam under the ship and the sailors watched it from the deck .", 40));
+            File.WriteAllLines(data, [new JsonObject { ["text"] = text }.ToJsonString()]);
+            var r = CliRunner.Run("evaluate", TaskLM.Tests.Transfer.TextClassificationRecipeTests.Repo("models", "tasklm-bert-mini"), data, "--out", outDir, "--json", "--device", "cpu", "--threads", "1");
+            Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+            var json = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "eval.json")))!;
+            Assert.Equal("masked-lm", json["task"]!.GetValue<string>());
+            Assert.True(json["n"]!.GetValue<int>() >= 3, json.ToJsonString()); // ~600 tokens in 128-token blocks
+            Assert.InRange(json["metrics"]!["loss"]!.GetValue<double>(), 0.01, 9.0);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void HfFolderIsScoredAsHfScoresIt()
     {
         string dir = Directory.CreateTempSubdirectory("tasklm-evaluate").FullName;
