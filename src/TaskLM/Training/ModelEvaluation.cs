@@ -52,12 +52,11 @@ public static class ModelEvaluation
             loaded = ModelFactory.ForInference(modelPath);   // refuses weights that do not fill the model (issue 11)
             string task = loaded.Task;
             // The folder's own task and weights, the data file as the one split; everything else the recipe defaults.
-            recipe = RecipeLoader.Apply(new Recipe { Task = task, Model = { Init = modelPath }, Data = { Train = dataPath } },
-                o.Overrides, $"{modelPath} (defaults for evaluation)");
-            // The default block length (256) never past the model's positions: a 128-position encoder failed with
-            // "sequence length 256 exceeds max_position_embeddings 128" unless data.max_length was given.
-            if (!o.Overrides.Any(x => x.StartsWith("data.max_length=", StringComparison.Ordinal)))
-                recipe.Data.MaxLength = Math.Min(recipe.Data.MaxLength, AutoSettings.ModelLimit(modelPath));
+            // The default block length (256) never past the model's positions (a 128-position encoder failed with
+            // "sequence length 256 exceeds max_position_embeddings 128"); a data.max_length override still replaces it.
+            var defaults = new Recipe { Task = task, Model = { Init = modelPath }, Data = { Train = dataPath } };
+            defaults.Data.MaxLength = Math.Min(defaults.Data.MaxLength, AutoSettings.ModelLimit(modelPath));
+            recipe = RecipeLoader.Apply(defaults, o.Overrides, $"{modelPath} (defaults for evaluation)");
         }
         string modelTask = TaskNames.ModelTask(recipe.Task);
         o.Say($"model: {modelDir} ({modelTask})");

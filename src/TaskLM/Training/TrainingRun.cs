@@ -259,6 +259,8 @@ public static class TrainingRun
         // The checkpoint's weights when resuming a full run; otherwise the recipe's init.
         bool lora = r.Strategy.Method == "lora";
         string init = c.ResumeDir != null && !lora ? c.ResumeDir : r.Model.Init;
+        if (r.Model.EmbeddingInit != null && Directory.Exists(init) && c.ResumeDir == null)
+            throw new RecipeException($"model.embedding_init applies to a model started from random (a preset name); model.init is the folder {init}, whose embeddings are already trained");
         ITaskModel model;
         if (Directory.Exists(init))
         {
@@ -272,8 +274,6 @@ public static class TrainingRun
             model = ModelFactory.FromPreset(init, c.ModelTask, PresetOverrides(r, c.Labels));
             if (r.Model.EmbeddingInit == "ppmi-svd") o.Say(EmbeddingInit.Apply(model, c.Train.Examples.Select(e => e.InputIds), EmbeddingInitBoundaries(c.Tokenizer), r.Training.Seed));
         }
-        if (r.Model.EmbeddingInit != null && Directory.Exists(init) && c.ResumeDir == null)
-            throw new RecipeException($"model.embedding_init applies to a model started from random (a preset name); model.init is the folder {init}, whose embeddings are already trained");
         model.Module.to(c.Device);
         if (lora)
         {
