@@ -34,4 +34,9 @@ public static class CliRunner
     }
 
     public static CliResult Run(params string[] args) => Run((IEnumerable<string>)args);
+
+    /// <summary>libc's kill(2), to signal a running `tasklm` child: no `kill` process to spawn between a test's check
+    /// that the child is still working and the signal. Returns 0 when sent.</summary>
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    public static extern int Kill(int pid, int sig);
 }

@@ -2,7 +2,6 @@
 // verbs, run through the real CLI. Each test asserts the exit code, the message's key words, and that nothing
 // already there was lost or overwritten. Inputs come from tests/fixtures/data/faults (made by make_faults.py
 // with CPython's gzip/zlib) or are written here. docs/reliability.md lists every case with its test.
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -198,9 +197,6 @@ public class DataFaultTests
         AssertUntouched(old);
     }
 
-    [DllImport("libc", SetLastError = true)]
-    static extern int kill(int pid, int sig);
-
     [Fact]
     public async Task Import_interrupted_leaves_no_partial_output_and_the_earlier_output_intact()
     {
@@ -224,7 +220,7 @@ public class DataFaultTests
         var deadline = DateTime.UtcNow.AddSeconds(120);
         while (!p.HasExited && DateTime.UtcNow < deadline && !Directory.EnumerateFiles(dir, "out.jsonl.gz.tmp-*").Any()) Thread.Sleep(20);
         if (p.HasExited) Assert.Fail($"the import finished before it could be interrupted (exit {p.ExitCode}); the test needs a bigger input");
-        Assert.Equal(0, kill(p.Id, 15));
+        Assert.Equal(0, CliRunner.Kill(p.Id, 15));
         Assert.True(p.WaitForExit(60_000));
         Assert.Equal(143, p.ExitCode);
         Assert.Contains("interrupted: nothing written", await stderr);

@@ -329,11 +329,7 @@ public class TrainingFaultTests
         public string Text { get { lock (_lines) return string.Join("\n", _lines); } }
     }
 
-    // libc's kill: no `kill` process to spawn between the check that the run is going and the signal.
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    static extern int kill(int pid, int sig);
-
-    static void Signal(Process p, string sig) => Assert.Equal(0, kill(p.Id, sig == "INT" ? 2 : 15));
+    static void Signal(Process p, string sig) => Assert.Equal(0, CliRunner.Kill(p.Id, sig == "INT" ? 2 : 15));
 
     [Theory]
     [InlineData("INT", 130)]
