@@ -27,12 +27,13 @@ public static class BaselineCommand
             var tr = LabelledTexts.Read(p.GetValue(train)!, tc, lc, pc);
             var te = LabelledTexts.Read(p.GetValue(test)!, tc, lc, pc);
             Baseline.CheckLabels(tr, p.GetValue(train)!, te, p.GetValue(test)!);
-            var scored = Baseline.FitAndScore(tr, te);
+            // C is chosen on --validation when given, else on a held-out 10% of the training file.
+            LabelledTexts? va = p.GetValue(validation) is string vp0 ? LabelledTexts.Read(vp0, tc, lc, pc) : null;
+            if (va != null) Baseline.CheckLabels(tr, p.GetValue(train)!, va, va.Source);
+            var scored = Baseline.FitAndScore(tr, te, options: new BaselineOptions { Validation = va });
             EvalResult? val = null;
-            if (p.GetValue(validation) is string vp)
+            if (va != null)
             {
-                Baseline.CheckLabels(tr, p.GetValue(train)!, LabelledTexts.Read(vp, tc, lc, pc), vp);
-                var va = LabelledTexts.Read(vp, tc, lc, pc);
                 var proba = scored.Model.PredictProba(va.Texts);
                 val = Baseline.Score(va, proba.Select(x => scored.Model.Labels[TextBaseline.ArgMax(x)]).ToList(), proba, scored.Model.Labels, "validation");
             }
@@ -40,7 +41,8 @@ public static class BaselineCommand
             {
                 var o = new JsonObject
                 {
-                    ["baseline"] = "tfidf-word-1-2gram+logistic-regression (ML.NET L-BFGS maximum entropy, L2 = 1)",
+                    ["baseline"] = BaselineComparison.MethodName, ["c"] = scored.Model.C, ["c_chosen_on"] = scored.Model.CChosenOn,
+                    ["features"] = scored.Model.Features,
                     ["train"] = tr.Texts.Count, ["labels"] = new JsonArray(scored.Model.Labels.Select(l => (JsonNode?)l).ToArray()),
                     ["fit_seconds"] = Math.Round(scored.Model.FitSeconds, 3),
                     ["test"] = scored.Result.ToJson(),
@@ -49,7 +51,8 @@ public static class BaselineCommand
                 Console.WriteLine(o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
                 return 0;
             }
-            AnsiConsole.MarkupLine($"TF-IDF (word 1-2 grams) + logistic regression: fitted on {tr.Texts.Count} examples, {scored.Model.Labels.Count} classes, in {scored.Model.FitSeconds:F1} s");
+            AnsiConsole.MarkupLine($"TF-IDF (word 1-2 grams, sublinear tf) + logistic regression: fitted on {tr.Texts.Count} examples, {scored.Model.Labels.Count} classes, "
+                + $"{scored.Model.Features:N0} features, C = {scored.Model.C} (chosen on {Markup.Escape(scored.Model.CChosenOn)}), in {scored.Model.FitSeconds:F1} s");
             var t = new Table().AddColumn("metric");
             if (val != null) t.AddColumn($"validation (n={val.N})");
             t.AddColumn($"test (n={scored.Result.N})");

@@ -1,50 +1,120 @@
-// The classical baseline beside every classifier: TF-IDF word 1-2 grams + multinomial logistic regression (ML.NET).
+// The classical baseline beside every classifier: scikit-learn's TF-IDF (word 1-2 grams, sublinear tf) + multinomial
+// logistic regression (ML.NET's L-BFGS) with C chosen on validation.
 using System.Diagnostics;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Trainers;
-using Microsoft.ML.Transforms.Text;
 using TaskLM.Data.Corpus;
 
 namespace TaskLM.Evaluation;
 
-/// <summary>Settings of the TF-IDF + logistic-regression baseline. The defaults mirror scikit-learn's
-/// <c>TfidfVectorizer(ngram_range=(1, 2))</c> + <c>LogisticRegression(C=1.0)</c> as closely as ML.NET's text featurizer
-/// allows (see <see cref="TextBaseline"/> for what differs).</summary>
+/// <summary>Settings of the TF-IDF + logistic-regression baseline: scikit-learn's
+/// <c>TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)</c> + <c>LogisticRegression(C)</c>, with C chosen on a
+/// validation split unless given.</summary>
 public sealed record BaselineOptions
 {
     /// <summary>Longest word n-gram (all shorter ones are included too).</summary>
     public int NgramLength { get; init; } = 2;
-    /// <summary>L2 penalty weight of the L-BFGS objective (Σ example losses + L2/2·‖W‖²): 1 is sklearn's C = 1.</summary>
-    public float L2 { get; init; } = 1f;
-    /// <summary>L-BFGS iteration cap (sklearn's max_iter default is 100; ML.NET's is far larger: converge instead).</summary>
+    /// <summary>sklearn's C (inverse L2 strength; ML.NET's L2 weight is 1/C). Null: chosen from <see cref="CGrid"/> by
+    /// macro-F1 on <see cref="Validation"/>, else on a seeded stratified 10% of the training texts, then refitted on all.</summary>
+    public double? C { get; init; }
+    /// <summary>The values of C tried when it is chosen (ties go to the smaller, the stronger regularisation).</summary>
+    public IReadOnlyList<double> CGrid { get; init; } = [0.1, 1, 10, 100];
+    /// <summary>Texts and labels C is chosen on (a run's validation file).</summary>
+    public LabelledTexts? Validation { get; init; }
+    /// <summary>L-BFGS iteration cap (sklearn's max_iter default is 100; converge instead).</summary>
     public int MaxIterations { get; init; } = 1000;
-    /// <summary>Seed of ML.NET's context (the fit is deterministic given the data; this fixes thread scheduling effects).</summary>
+    /// <summary>Seed of ML.NET's context and of the held-out split when there is no validation.</summary>
     public int Seed { get; init; } = 0;
 }
 
-/// <summary>A fitted TF-IDF + logistic-regression text classifier.
-/// Pipeline (ML.NET): text normaliser (lower case, punctuation removed, digits and diacritics kept) → whitespace word
-/// tokens → word 1..n-grams weighted TF·IDF → L2 row norm → L-BFGS maximum entropy (softmax regression, L1 = 0).
-/// Differences from scikit-learn's <c>TfidfVectorizer(sublinear_tf=True)</c>: ML.NET's word bag has no sublinear
-/// (1 + ln tf) term frequency and its IDF is ln(N / df) without sklearn's +1 smoothing; its tokens are whitespace
-/// words after punctuation removal (sklearn: <c>\b\w\w+\b</c>, dropping one-letter tokens).
-/// tests/fixtures/evaluation/baseline/ measures the effect against sklearn.</summary>
+/// <summary>TF-IDF exactly as scikit-learn's <c>TfidfVectorizer(ngram_range=(1, n), sublinear_tf=True)</c> computes it:
+/// lower case, tokens <c>\b\w\w+\b</c> (one-letter tokens dropped), word 1..n-grams joined by a space, the vocabulary
+/// of the training texts, tf = 1 + ln(count), idf = ln((1 + N) / (1 + df)) + 1, each row scaled to unit L2 norm.</summary>
+public sealed class TfidfFeaturizer
+{
+    static readonly System.Text.RegularExpressions.Regex Token = new(@"\b\w\w+\b", System.Text.RegularExpressions.RegexOptions.Compiled);
+    readonly Dictionary<string, int> _vocab;
+    readonly float[] _idf;
+    readonly int _n;
+
+    TfidfFeaturizer(Dictionary<string, int> vocab, float[] idf, int n) { _vocab = vocab; _idf = idf; _n = n; }
+
+    /// <summary>Number of features (the training vocabulary's size).</summary>
+    public int Size => _idf.Length;
+
+    static IEnumerable<string> Terms(string text, int n)
+    {
+        var words = Token.Matches(text.ToLowerInvariant()).Select(m => m.Value).ToList();
+        for (int k = 1; k <= n; k++)
+            for (int i = 0; i + k <= words.Count; i++)
+                yield return k == 1 ? words[i] : string.Join(' ', words.Skip(i).Take(k));
+    }
+
+    /// <summary>Learns the vocabulary (sorted, as sklearn numbers it) and the idf of <paramref name="texts"/>.</summary>
+    public static TfidfFeaturizer Fit(IReadOnlyList<string> texts, int ngramLength)
+    {
+        var df = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var t in texts)
+            foreach (var term in Terms(t, ngramLength).Distinct())
+                df[term] = df.GetValueOrDefault(term) + 1;
+        var names = df.Keys.Order(StringComparer.Ordinal).ToList();
+        var vocab = new Dictionary<string, int>(names.Count, StringComparer.Ordinal);
+        var idf = new float[names.Count];
+        for (int i = 0; i < names.Count; i++)
+        {
+            vocab[names[i]] = i;
+            idf[i] = (float)(Math.Log((1.0 + texts.Count) / (1.0 + df[names[i]])) + 1.0);
+        }
+        return new TfidfFeaturizer(vocab, idf, ngramLength);
+    }
+
+    /// <summary>The sparse, L2-normalised tf-idf row of <paramref name="text"/> (terms outside the vocabulary ignored).</summary>
+    public VBuffer<float> Transform(string text)
+    {
+        var counts = new SortedDictionary<int, int>();
+        foreach (var term in Terms(text, _n))
+            if (_vocab.TryGetValue(term, out int j)) counts[j] = counts.GetValueOrDefault(j) + 1;
+        var idx = counts.Keys.ToArray();
+        var val = counts.Select(kv => (float)((1.0 + Math.Log(kv.Value)) * _idf[kv.Key])).ToArray();
+        double norm = Math.Sqrt(val.Sum(v => (double)v * v));
+        if (norm > 0) for (int i = 0; i < val.Length; i++) val[i] = (float)(val[i] / norm);
+        return new VBuffer<float>(Size, idx.Length, val, idx);
+    }
+}
+
+/// <summary>A fitted TF-IDF + logistic-regression text classifier: <see cref="TfidfFeaturizer"/> (scikit-learn's
+/// featurizer, exactly) → ML.NET's L-BFGS maximum entropy (softmax regression, L2 = 1/C on the summed loss, bias not
+/// penalised: sklearn's <c>LogisticRegression(C)</c> objective). tests/fixtures/evaluation/baseline/ holds sklearn's
+/// values on a committed sample.</summary>
 public sealed class TextBaseline
 {
     readonly MLContext _ml;
     readonly ITransformer _model;
+    readonly TfidfFeaturizer _features;
+    readonly SchemaDefinition _schema;
 
     /// <summary>Class names in score order (the order given to <see cref="Fit"/>).</summary>
     public IReadOnlyList<string> Labels { get; }
-    /// <summary>Seconds the fit took.</summary>
+    /// <summary>Seconds the fit took (choosing C included).</summary>
     public double FitSeconds { get; }
+    /// <summary>The C used, and for a chosen one the validation macro-F1 of each C tried.</summary>
+    public double C { get; }
+    public IReadOnlyDictionary<double, double>? CScores { get; }
+    /// <summary>Where C was chosen: "given", "validation" or "held-out 10% of train".</summary>
+    public string CChosenOn { get; }
+    /// <summary>Number of tf-idf features.</summary>
+    public int Features => _features.Size;
 
-    TextBaseline(MLContext ml, ITransformer model, IReadOnlyList<string> labels, double seconds) { _ml = ml; _model = model; Labels = labels; FitSeconds = seconds; }
+    TextBaseline(MLContext ml, ITransformer model, TfidfFeaturizer f, SchemaDefinition schema, IReadOnlyList<string> labels, double seconds,
+        double c, IReadOnlyDictionary<double, double>? scores, string on)
+    {
+        _ml = ml; _model = model; _features = f; _schema = schema; Labels = labels; FitSeconds = seconds; C = c; CScores = scores; CChosenOn = on;
+    }
 
     sealed class Row
     {
-        public string Text { get; set; } = "";
+        public VBuffer<float> Features { get; set; }
         public string Label { get; set; } = "";
     }
 
@@ -59,7 +129,8 @@ public sealed class TextBaseline
     }
 
     /// <summary>Fits the baseline on <paramref name="texts"/> with gold <paramref name="labels"/>. <paramref name="labelOrder"/>
-    /// fixes the class order of the probabilities (default: the sorted distinct labels); labels outside it are an error.</summary>
+    /// fixes the class order of the probabilities (default: the sorted distinct labels); labels outside it are an error.
+    /// C is <see cref="BaselineOptions.C"/>, or chosen (see there).</summary>
     public static TextBaseline Fit(IReadOnlyList<string> texts, IReadOnlyList<string> labels, IReadOnlyList<string>? labelOrder = null, BaselineOptions? options = null)
     {
         var o = options ?? new BaselineOptions();
@@ -69,42 +140,63 @@ public sealed class TextBaseline
         var known = order.ToHashSet();
         foreach (var l in labels) if (!known.Contains(l)) throw new ArgumentException($"training label '{l}' is not among the classes ({string.Join(", ", order)})");
         var sw = Stopwatch.StartNew();
+        if (o.C is double given) return FitOne(texts, labels, order, given, o, sw, null, "given");
+
+        // C by validation macro-F1: the run's validation texts, else a seeded stratified 10% of the training texts.
+        IReadOnlyList<string> fitT = texts, fitL = labels, valT, valL;
+        string on;
+        if (o.Validation is { } v && v.Labels.All(known.Contains)) { valT = v.Texts; valL = v.Labels; on = "validation"; }
+        else
+        {
+            var rng = new Random(o.Seed);
+            var held = new HashSet<int>();
+            foreach (var g in Enumerable.Range(0, texts.Count).GroupBy(i => labels[i]))
+            {
+                var idx = g.OrderBy(_ => rng.Next()).ToList();
+                if (idx.Count >= 2) foreach (var i in idx.Take(Math.Max(1, (int)Math.Round(0.1 * idx.Count)))) held.Add(i);
+            }
+            fitT = Enumerable.Range(0, texts.Count).Where(i => !held.Contains(i)).Select(i => texts[i]).ToList();
+            fitL = Enumerable.Range(0, texts.Count).Where(i => !held.Contains(i)).Select(i => labels[i]).ToList();
+            valT = held.Order().Select(i => texts[i]).ToList(); valL = held.Order().Select(i => labels[i]).ToList();
+            on = "held-out 10% of train";
+        }
+        var scores = new Dictionary<double, double>();
+        if (valT.Count == 0) return FitOne(texts, labels, order, 10, o, sw, null, "default (no texts to choose on)");
+        foreach (double c in o.CGrid)
+        {
+            var m = FitOne(fitT, fitL, order, c, o, sw, null, on);
+            scores[c] = ClassificationMetrics.Compute(valL, m.Predict(valT), order).Macro.F1;
+        }
+        double best = scores.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key).First().Key;
+        return FitOne(texts, labels, order, best, o, sw, scores, on);
+    }
+
+    static TextBaseline FitOne(IReadOnlyList<string> texts, IReadOnlyList<string> labels, List<string> order, double c, BaselineOptions o,
+        Stopwatch sw, IReadOnlyDictionary<double, double>? scores, string on)
+    {
+        var f = TfidfFeaturizer.Fit(texts, o.NgramLength);
         var ml = new MLContext(o.Seed);
-        var data = ml.Data.LoadFromEnumerable(texts.Zip(labels, (t, l) => new Row { Text = t, Label = l }));
+        var schema = SchemaDefinition.Create(typeof(Row));
+        schema[nameof(Row.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, f.Size);
+        var data = ml.Data.LoadFromEnumerable(texts.Zip(labels, (t, l) => new Row { Features = f.Transform(t), Label = l }).ToList(), schema);
         // The key column's terms come from a one-column view in our order, so score slot c is labelOrder[c].
         var keys = ml.Data.LoadFromEnumerable(order.Select(l => new LabelRow { Label = l }));
-        var featurizer = new TextFeaturizingEstimator.Options
-        {
-            CaseMode = TextNormalizingEstimator.CaseMode.Lower,
-            KeepDiacritics = true,
-            KeepPunctuations = false,
-            KeepNumbers = true,
-            WordFeatureExtractor = new WordBagEstimator.Options
-            {
-                NgramLength = o.NgramLength, UseAllLengths = true,
-                Weighting = NgramExtractingEstimator.WeightingCriteria.TfIdf,
-                MaximumNgramsCount = [int.MaxValue],
-            },
-            CharFeatureExtractor = null,
-            Norm = TextFeaturizingEstimator.NormFunction.L2,
-        };
         var pipeline = ml.Transforms.Conversion.MapValueToKey("LabelKey", nameof(Row.Label), keyData: keys)
-            .Append(ml.Transforms.Text.FeaturizeText("Features", featurizer, nameof(Row.Text)))
             .Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new LbfgsMaximumEntropyMulticlassTrainer.Options
             {
-                LabelColumnName = "LabelKey", FeatureColumnName = "Features",
-                L1Regularization = 0, L2Regularization = o.L2, MaximumNumberOfIterations = o.MaxIterations,
+                LabelColumnName = "LabelKey", FeatureColumnName = nameof(Row.Features),
+                L1Regularization = 0, L2Regularization = (float)(1.0 / c), MaximumNumberOfIterations = o.MaxIterations,
                 OptimizationTolerance = 1e-7f,
             }));
         var model = pipeline.Fit(data);
-        return new TextBaseline(ml, model, order, sw.Elapsed.TotalSeconds);
+        return new TextBaseline(ml, model, f, schema, order, sw.Elapsed.TotalSeconds, c, scores, on);
     }
 
     /// <summary>Class probabilities, one row per text, columns in <see cref="Labels"/> order.</summary>
     public float[][] PredictProba(IReadOnlyList<string> texts)
     {
         if (texts.Count == 0) return [];
-        var view = _model.Transform(_ml.Data.LoadFromEnumerable(texts.Select(t => new Row { Text = t, Label = Labels[0] })));
+        var view = _model.Transform(_ml.Data.LoadFromEnumerable(texts.Select(t => new Row { Features = _features.Transform(t), Label = Labels[0] }).ToList(), _schema));
         var rows = _ml.Data.CreateEnumerable<Scored>(view, reuseRowObject: false).Select(s => s.Score).ToArray();
         if (rows.Length > 0 && rows[0].Length != Labels.Count)
             throw new InvalidOperationException($"baseline scored {rows[0].Length} classes, expected {Labels.Count}");

@@ -53,7 +53,12 @@ public static class BaselineStage
             say($"baseline: skipped ({scoredPath} has {scored.Texts.Count} rows, the model scored {examples.Count})");
             return null;
         }
-        var bs = Baseline.FitAndScore(train, scored, labels, split: "test");
+        // C is chosen on the run's validation file when it has raw text, else on a held-out 10% of the training texts.
+        LabelledTexts? validation = null;
+        if (d.Validation != null)
+            try { validation = LabelledTexts.Read(d.Validation, d.TextColumn, d.LabelColumn, d.TextPairColumn); }
+            catch (InvalidDataException) { }
+        var bs = Baseline.FitAndScore(train, scored, labels, new BaselineOptions { Validation = validation, Seed = r.Training.Seed }, split: "test");
         var modelProba = Probabilities(model, examples, collator, r.Training.EvalBatchSize);
         (IReadOnlyList<string>, float[][], float[][])? val = null;
         if (r.Evaluation.Ensemble)
@@ -68,7 +73,7 @@ public static class BaselineStage
         }
         string metric = r.Training.EarlyStopping?.Metric ?? "macro_f1";
         var summary = BaselineComparison.Compare(scored.Labels, labels, modelProba, bs, r.Evaluation.BootstrapSamples, r.Training.Seed, val, metric);
-        say($"baseline ({train.Texts.Count} training texts, fitted in {bs.Model.FitSeconds:F1} s): "
+        say($"baseline ({train.Texts.Count} training texts, C = {bs.Model.C} chosen on {bs.Model.CChosenOn}, fitted in {bs.Model.FitSeconds:F1} s): "
             + string.Join("  ", BaselineComparison.DifferenceMetrics.Select(m => $"{m}={EvalResult.Format(summary.Metrics[m])}")));
         return summary;
     }
