@@ -58,6 +58,9 @@ internal sealed class GraphIndex
     /// <summary>True when <paramref name="value"/> is an fp32 initializer or Constant.</summary>
     public bool IsFloatConstant(string value) => _constants.TryGetValue(value, out var t) && t.DataType == (int)DT.Float;
 
+    /// <summary>Number of values of a constant (1 for a scalar), or 0 when <paramref name="name"/> is not one.</summary>
+    public long Elements(string name) => _constants.TryGetValue(name, out var t) ? t.Dims.Aggregate(1L, (a, d) => a * d) : 0;
+
     /// <summary>The initializer holding HF key <paramref name="key"/>, spelled with or without the "bert." prefix.</summary>
     public string InitializerOf(string key) =>
         _constants.ContainsKey(key) ? key : _constants.ContainsKey("bert." + key) ? "bert." + key

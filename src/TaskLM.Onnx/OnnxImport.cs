@@ -132,7 +132,7 @@ public static partial class OnnxImport
         WriteTokenizer(dir, vocabBytes, lower, checked((int)config["max_position_embeddings"]!.GetValue<long>()));
 
         string sha = Hex(SHA256.HashData(onnxBytes));
-        var ignored = g.FloatInitializers.Where(n => !used.Contains(n)).ToList();
+        var ignored = g.FloatInitializers.Where(n => !used.Contains(n) && g.Elements(n) > 1).ToList();   // weights, not scalar constants
         var result = new OnnxImportResult(dir, config, weights.Count, weights.Values.Sum(x => (long)x.Data.Length), weights.ContainsKey("pooler.dense.weight"), sha, ignored);
         WriteProvenance(dir, prov, result, Hex(SHA256.HashData(vocabBytes)), lower);
         return result;
