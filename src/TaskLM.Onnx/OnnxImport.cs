@@ -120,7 +120,7 @@ public static partial class OnnxImport
         var (weights, used) = MapWeights(g);
 
         // 2. The config from shapes and the attention/LayerNorm/activation subgraphs.
-        var vocabLines = Encoding.UTF8.GetString(vocabBytes).Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        var vocabLines = Encoding.UTF8.GetString(vocabBytes).TrimStart('\uFEFF').Split('\n').Select(l => l.TrimEnd('\r')).ToList();   // as File.ReadLines: no BOM, no CR
         if (vocabLines.Count > 0 && vocabLines[^1].Length == 0) vocabLines.RemoveAt(vocabLines.Count - 1);
         var config = Config(g, weights, vocabLines);
 
