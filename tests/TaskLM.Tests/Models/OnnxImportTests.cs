@@ -175,6 +175,15 @@ public sealed class OnnxImportTests : IClassFixture<NuGetModelsFixture>, IDispos
         Assert.Contains("dotnet restore", f.Message);
     }
 
+    /// <summary>The build restores exactly the packages the code looks for (one version written in two places).</summary>
+    [Fact]
+    public void TheBuildDownloadsThePackagesTheModelsName()
+    {
+        var csproj = System.Xml.Linq.XDocument.Load(Path.Combine(TaskLM.Tests.Cli.RecipeWorkspace.Repo, "src", "TaskLM.Onnx", "TaskLM.Onnx.csproj"));
+        var downloads = csproj.Descendants("PackageDownload").ToDictionary(e => (string)e.Attribute("Include")!, e => ((string)e.Attribute("Version")!).Trim('[', ']'));
+        foreach (var m in NuGetModels.All) Assert.Equal(m.Version, downloads[m.PackageId]);
+    }
+
     /// <summary>A graph with BERT's named embeddings whose query bias is added to a Relu, not to a MatMul.</summary>
     [Fact]
     public void AGraphItCannotMapIsRefusedNamingTheNode()
