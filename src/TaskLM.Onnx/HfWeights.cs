@@ -1,4 +1,4 @@
-// The weights of an HF model folder (model.safetensors, or shards by index) as fp32 arrays, without TorchSharp.
+// The weights of an HF model folder (model.safetensors, or shards by index) as fp32 arrays, read and written without TorchSharp.
 using System.Text.Json.Nodes;
 
 namespace TaskLM.Onnx;
@@ -69,6 +69,37 @@ public sealed class HfWeights
         if (!w.Shape.SequenceEqual(shape))
             throw new InvalidDataException($"{_source}: tensor '{key}' has shape [{string.Join(", ", w.Shape)}], config.json implies [{string.Join(", ", shape)}]");
         return w;
+    }
+
+    /// <summary>Writes fp32 weights as one safetensors file (keys in the given order, data contiguous, the header
+    /// padded with spaces to 8 bytes as Hugging Face's writer does). Written to a temporary name and renamed.</summary>
+    public static void WriteSafetensors(string path, IEnumerable<KeyValuePair<string, Weight>> weights, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var list = weights.ToList();
+        var header = new JsonObject();
+        if (metadata is { Count: > 0 }) header["__metadata__"] = new JsonObject(metadata.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
+        long offset = 0;
+        foreach (var (name, w) in list)
+        {
+            long bytes = 4L * w.Data.Length;
+            header[name] = new JsonObject
+            {
+                ["dtype"] = "F32", ["shape"] = new JsonArray(w.Shape.Select(d => (JsonNode)d).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes),
+            };
+            offset += bytes;
+        }
+        byte[] json = System.Text.Encoding.UTF8.GetBytes(header.ToJsonString());
+        int padded = (json.Length + 7) / 8 * 8;
+        string tmp = path + ".tmp";
+        using (var fs = File.Create(tmp))
+        {
+            fs.Write(BitConverter.GetBytes((long)padded));
+            fs.Write(json);
+            for (int i = json.Length; i < padded; i++) fs.WriteByte((byte)' ');
+            foreach (var (_, w) in list) fs.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.Data.AsSpan()));
+        }
+        File.Move(tmp, path, overwrite: true);
     }
 
     Weight? Resolve(string key, string prefix)

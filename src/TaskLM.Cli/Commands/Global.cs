@@ -39,7 +39,11 @@ public static class Global
         }
         static void AddTo(Command c, params Option[] options)
         {
-            if (c.Subcommands.Count > 0) { foreach (var sub in c.Subcommands) AddTo(sub, options); return; }
+            if (c.Subcommands.Count > 0)
+            {
+                foreach (var sub in c.Subcommands) AddTo(sub, options);
+                if (c.Action is null) return;                                  // a verb with its own action (models) keeps them too
+            }
             foreach (var o in options) if (!c.Options.Contains(o)) c.Options.Add(o);
         }
     }

@@ -394,6 +394,11 @@ public abstract class BertPreTrainedModel : PreTrainedModel
 
     public override ModelFamily Family => BertFamily.Instance;
 
+    /// <summary>HF's <c>BertModel(...).last_hidden_state</c>: the body's sequence output (B, T, H) for (B, T) ids, no
+    /// head applied (what sentence encoders pool, and what an ONNX export of a bare BertModel outputs).</summary>
+    public Tensor LastHiddenState(Tensor input_ids, Tensor? attention_mask = null, Tensor? token_type_ids = null)
+        => bert.forward(input_ids, attention_mask, token_type_ids).sequence_output;
+
     protected override JsonObject ConfigJson()
     {
         config.architectures = [Architecture];

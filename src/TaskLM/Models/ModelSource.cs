@@ -101,6 +101,7 @@ public sealed class ModelSource
     [
         LocalFolders.TryResolve,
         Presets.TryResolve,
+        ImportedModelSources.TryResolveNuGet, ImportedModelSources.TryResolveOnnx,
     ];
 
     /// <summary>Resolves <paramref name="spec"/>; <paramref name="baseModel"/> names an adapter's base when the adapter
