@@ -72,10 +72,6 @@ public sealed class HubCache(string root)
         File.WriteAllBytes(marker, []);
     }
 
-    /// <summary>True when the cache records that <paramref name="path"/> does not exist at <paramref name="commit"/>.</summary>
-    public bool IsKnownMissing(string repoId, string commit, string path) =>
-        File.Exists(Path.Combine(RepoFolder(repoId), ".no_exist", commit, path));
-
     /// <summary>
     /// Points snapshots/{commit}/{path} at a blob with a relative symlink (../../blobs/{etag}, one more ../ per folder
     /// of a nested path), replacing any link there atomically. Where symlinks cannot be made (Windows without developer
@@ -93,6 +89,14 @@ public sealed class HubCache(string root)
         File.Move(tmp, pointer, overwrite: true);
     }
 
+    /// <summary>True when a snapshot file is there and readable: a link whose blob is gone (a broken link) is not.</summary>
+    public static bool Present(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists) return false;
+        return info.LinkTarget == null || info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
+    }
+
     /// <summary>SHA-256 of a snapshot file: the blob's name when it is an LFS blob (named by its SHA-256), else hashed.</summary>
     public static string FileSha256(string snapshotFile)
     {
@@ -104,7 +108,7 @@ public sealed class HubCache(string root)
     /// <summary>Every file of a snapshot (paths relative to it, '/'-separated) with its SHA-256.</summary>
     public static IReadOnlyDictionary<string, string> Hashes(string snapshotFolder) =>
         Directory.EnumerateFiles(snapshotFolder, "*", SearchOption.AllDirectories)
-            .Where(f => !f.EndsWith(".tmp", StringComparison.Ordinal) && File.Exists(f))
+            .Where(f => !f.EndsWith(".tmp", StringComparison.Ordinal) && Present(f))
             .ToDictionary(f => Path.GetRelativePath(snapshotFolder, f).Replace('\\', '/'), FileSha256, StringComparer.Ordinal);
 
     /// <summary>One cached commit of a repository: its folder, the refs that point to it, its files and their size.</summary>
@@ -128,15 +132,22 @@ public sealed class HubCache(string root)
                 foreach (string snap in Directory.EnumerateDirectories(snapshots).Order(StringComparer.Ordinal))
                 {
                     string commit = Path.GetFileName(snap);
-                    var files = Directory.EnumerateFiles(snap, "*", SearchOption.AllDirectories).Where(File.Exists).ToList();
+                    var files = Directory.EnumerateFiles(snap, "*", SearchOption.AllDirectories).Where(Present).ToList();
                     revisions.Add(new CachedRevision(commit, refs.Where(r => r.Commit == commit).Select(r => r.Name).ToList(), snap,
-                        files.Count, files.Sum(f => new FileInfo(f).Length)));  // FileInfo.Length follows the link to the blob
+                        files.Count, files.Sum(SizeOf)));
                 }
             string blobs = Path.Combine(dir, "blobs");
             long bytes = Directory.Exists(blobs) ? Directory.EnumerateFiles(blobs).Sum(f => new FileInfo(f).Length) : 0;
             repos.Add(new CachedRepo(repo, dir, bytes, revisions));
         }
         return repos;
+    }
+
+    /// <summary>A snapshot file's size: its blob's, for a link (FileInfo.Length of a link is the link's own).</summary>
+    static long SizeOf(string file)
+    {
+        var info = new FileInfo(file);
+        return info.LinkTarget != null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target ? target.Length : info.Length;
     }
 
     static List<(string Name, string Commit)> Refs(string repoFolder)

@@ -168,7 +168,7 @@ public sealed class HubClient : IDisposable
     async Task<string> FetchFileAsync(string repoId, string commit, string file, IProgress<HubProgress>? progress, CancellationToken ct)
     {
         string pointer = Path.Combine(Cache.SnapshotFolder(repoId, commit), file);
-        if (File.Exists(pointer)) return HubCache.FileSha256(pointer);   // already there (a broken link is not)
+        if (HubCache.Present(pointer)) return HubCache.FileSha256(pointer);   // already there (a broken link is not)
 
         string url = $"{options.Endpoint}/{repoId}/resolve/{commit}/{Uri.EscapeDataString(file).Replace("%2F", "/")}";
         var meta = await HeadAsync(url, repoId, commit, file, ct).ConfigureAwait(false);
@@ -296,7 +296,7 @@ public sealed class HubClient : IDisposable
     async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, bool followOtherHosts, long? rangeFrom, CancellationToken ct)
     {
         var uri = new Uri(url);
-        bool sendToken = options.Token != null;
+        bool sendToken = options.Token != null && uri.Authority == new Uri(options.Endpoint).Authority;   // the token is for the Hub only
         for (int hop = 0; hop < 10; hop++)
         {
             using var request = new HttpRequestMessage(method, uri);

@@ -62,12 +62,13 @@ public static class HubFiles
     {
         if (!Directory.Exists(folder)) return ["config.json", string.Join(" or ", Weights[1], Weights[3])];
         string F(string name) => Path.Combine(folder, name);
+        bool Has(string name) => HubCache.Present(F(name));
         var missing = new List<string>();
-        bool adapter = File.Exists(F("adapter_config.json"));
-        if (!adapter && !File.Exists(F("config.json"))) missing.Add("config.json");
-        string? weights = Weights.FirstOrDefault(w => File.Exists(F(w))) ?? (adapter ? AdapterWeights.FirstOrDefault(w => File.Exists(F(w))) : null);
+        bool adapter = Has("adapter_config.json");
+        if (!adapter && !Has("config.json")) missing.Add("config.json");
+        string? weights = Weights.FirstOrDefault(Has) ?? (adapter ? AdapterWeights.FirstOrDefault(Has) : null);
         if (weights == null) missing.Add(adapter ? AdapterWeights[0] : string.Join(" or ", Weights[1], Weights[3]));
-        else if (IsIndex(weights)) missing.AddRange(Shards(F(weights)).Where(s => !File.Exists(F(s))));
+        else if (IsIndex(weights)) missing.AddRange(Shards(F(weights)).Where(s => !Has(s)));
         return missing;
     }
 
