@@ -1,4 +1,4 @@
-// Model verbs: `tasklm logits` (raw head outputs for given ids), `tasklm generate` (decode from a causal LM), `tasklm models` (preset table).
+// Model verbs: `tasklm logits` (raw head outputs for given ids), `tasklm generate` (decode from a causal LM), `tasklm models` (preset table; pull/list/rm: the Hub).
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -131,6 +131,7 @@ public static class ModelCommands
         var cmd = new Command("models", "Model presets with their size, memory, FLOPs and training speed on this machine (measured when `tasklm compare` or `learning-curve` has trained the preset here, else estimated)");
         var json = Global.JsonOption();
         cmd.Options.Add(json);
+        ModelHubCommands.AddTo(cmd);   // models pull|list|rm
         cmd.SetAction(p =>
         {
             var device = Global.StartTorch(p);

@@ -1,0 +1,51 @@
+// `tasklm models pull|list|rm` as a user runs them, configured by huggingface_hub's environment variables, against the fake Hub.
+using System.Text.Json.Nodes;
+using TaskLM.Tests.Models;
+
+namespace TaskLM.Tests.Hub;
+
+public sealed class HubCliTests : IDisposable
+{
+    readonly string cache = Path.Combine(Path.GetTempPath(), "tasklm-hub-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(cache)) Directory.Delete(cache, recursive: true);
+    }
+
+    [Fact]
+    public async Task PullListRemove()
+    {
+        await using var hub = await FakeHub.StartAsync();
+        string commit = hub.Add("org/tiny", FakeHub.FolderFiles(BertTests.Fixture("bert-cls")), gated: true);
+        var env = new Dictionary<string, string?> { ["HF_ENDPOINT"] = hub.Endpoint, ["HF_HUB_CACHE"] = cache, ["HF_TOKEN"] = FakeHub.GoodToken, ["HF_HUB_OFFLINE"] = null };
+
+        var denied = CliRunner.Run(["models", "pull", "org/tiny"], env: new Dictionary<string, string?>(env) { ["HF_TOKEN"] = null, ["HF_HOME"] = cache });
+        Assert.Equal(1, denied.ExitCode);
+        Assert.Contains("HF_TOKEN", denied.Stderr);
+
+        var pull = CliRunner.Run(["models", "pull", "org/tiny", "--json"], env);
+        Assert.True(pull.ExitCode == 0, pull.Stderr);
+        var o = JsonNode.Parse(pull.Stdout)!;
+        Assert.Equal(commit, o["commit"]!.GetValue<string>());
+        Assert.Equal("org/tiny", o["repo"]!.GetValue<string>());
+        string folder = o["folder"]!.GetValue<string>();
+        Assert.Equal(Path.Combine(cache, "models--org--tiny", "snapshots", commit), folder);
+        Assert.Equal(FakeHub.Sha256(File.ReadAllBytes(BertTests.Fixture("bert-cls", "model.safetensors"))), o["files"]!["model.safetensors"]!.GetValue<string>());
+
+        var human = CliRunner.Run(["models", "pull", $"hf:org/tiny@{commit}"], env);
+        Assert.True(human.ExitCode == 0, human.Stderr);
+        Assert.Contains(commit, human.Stdout);
+        Assert.Contains(folder, human.Stdout);
+
+        var list = CliRunner.Run(["models", "list", "--cached", "--json"], env);
+        var repo = Assert.Single(JsonNode.Parse(list.Stdout)!["repos"]!.AsArray())!;
+        Assert.Equal("org/tiny", repo["repo"]!.GetValue<string>());
+        Assert.Equal("main", repo["revisions"]![0]!["refs"]![0]!.GetValue<string>());
+        Assert.Contains("org/tiny", CliRunner.Run(["models", "list"], env).Stdout);
+
+        var rm = CliRunner.Run(["models", "rm", "org/tiny"], env);
+        Assert.True(rm.ExitCode == 0, rm.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(cache, "models--org--tiny")));
+    }
+}
