@@ -53,13 +53,15 @@ public sealed class HubClient : IDisposable
     public HubSnapshot Snapshot(string repoId, string revision = "main", IProgress<HubProgress>? progress = null, CancellationToken ct = default) =>
         SnapshotAsync(repoId, revision, progress, ct).GetAwaiter().GetResult();
 
-    /// <summary>The snapshot a parsed spec names; a bare name that is not found gets the naming rule in its error.</summary>
+    /// <summary>The snapshot a parsed spec names. When the spec did not say <c>hf:</c>, an error that means "not
+    /// found" (or not reachable) adds the naming rule: the user may have meant a local folder or a preset.</summary>
     public async Task<HubSnapshot> SnapshotAsync(HubSpec spec, IProgress<HubProgress>? progress = null, CancellationToken ct = default)
     {
         try { return await SnapshotAsync(spec.RepoId, spec.Revision, progress, ct).ConfigureAwait(false); }
-        catch (HubException e) when (spec.IsBareName && e.Kind is HubErrorKind.RepoNotFound or HubErrorKind.Unauthorized or HubErrorKind.NotCached)
+        catch (HubException e) when (!spec.IsExplicit && e.Kind is HubErrorKind.RepoNotFound or HubErrorKind.Unauthorized or HubErrorKind.NotCached or HubErrorKind.Network)
         {
-            throw new HubException(e.Kind, $"{e.Message}. Note: '{spec.RepoId}' was read as a Hub name because {HubSpec.NamingRule}", e);
+            string why = spec.IsBareName ? "no local folder or TaskLM preset has that name" : "no local folder has that name";
+            throw new HubException(e.Kind, $"{e.Message}. Note: '{spec.RepoId}' was read as a Hugging Face Hub id because {why}; {HubSpec.NamingRule}", e);
         }
     }
 

@@ -47,7 +47,7 @@ public sealed record HubOptions
         string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
         string xdgCache = Get("XDG_CACHE_HOME") ?? Path.Combine(home, ".cache");
         string hfHome = Expand(Get("HF_HOME"), home) ?? Path.Combine(xdgCache, "huggingface");
-        string cache = Expand(Get("HF_HUB_CACHE"), home) ?? Path.Combine(hfHome, "hub");
+        string cache = Expand(Get("HF_HUB_CACHE") ?? Get("HUGGINGFACE_HUB_CACHE"), home) ?? Path.Combine(hfHome, "hub");   // the second: its older name
 
         string? token = Get("HF_TOKEN")?.Trim();
         if (token == null)

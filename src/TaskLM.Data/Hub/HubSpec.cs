@@ -23,8 +23,12 @@ public sealed record HubSpec
     /// <summary>Branch, tag or 40-hex commit; "main" when the spec names none.</summary>
     public string Revision { get; init; } = "main";
 
-    /// <summary>True when the spec was a bare name without <c>hf:</c> (not-found errors then explain the rule).</summary>
+    /// <summary>True when the spec was a bare name without <c>hf:</c>.</summary>
     public bool IsBareName { get; init; }
+
+    /// <summary>True when the spec said <c>hf:</c>; otherwise a not-found error explains the naming rule (the user may
+    /// have meant a local folder or a preset).</summary>
+    public bool IsExplicit { get; init; }
 
     /// <summary>The prefix that always means the Hub.</summary>
     public const string Prefix = "hf:";
@@ -49,7 +53,7 @@ public sealed record HubSpec
         spec = spec.Trim();
         if (spec.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
         {
-            result = Split(spec[Prefix.Length..], bare: false) ?? throw new FormatException(
+            result = Split(spec[Prefix.Length..], bare: false)?.With(explicitly: true) ?? throw new FormatException(
                 $"'{spec}': not a Hub repository id (expected hf:ORG/NAME[@REVISION] or hf:NAME[@REVISION]; names use letters, digits, '-', '_', '.')");
             return true;
         }
@@ -68,7 +72,7 @@ public sealed record HubSpec
     {
         string s = spec.Trim();
         if (s.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)) s = s[Prefix.Length..];
-        return Split(s, bare: false) ?? throw new FormatException(
+        return Split(s, bare: false)?.With(explicitly: true) ?? throw new FormatException(
             $"'{spec}': not a Hub repository id (expected ORG/NAME[@REVISION]; names use letters, digits, '-', '_', '.')");
     }
 
@@ -86,6 +90,8 @@ public sealed record HubSpec
         if (parts.Length > 2 || parts.Any(p => p.Length == 0 || p.Length > 96 || !Part.IsMatch(p))) return null;
         return new HubSpec { RepoId = repo, Revision = revision, IsBareName = bare };
     }
+
+    HubSpec With(bool explicitly) => this with { IsExplicit = explicitly };
 
     /// <summary><c>hf:org/name@rev</c>.</summary>
     public override string ToString() => $"{Prefix}{RepoId}@{Revision}";

@@ -28,7 +28,7 @@ public sealed class FakeHub : IAsyncDisposable
         public HashSet<string> Broken { get; } = new();
     }
 
-    public sealed record Request(string Server, string Method, string Path, string? Authorization, string? Range);
+    public sealed record Request(string Server, string Method, string Path, string? Authorization, string? Range, string? AcceptEncoding);
 
     public const string GoodToken = "hf_good";
     public ConcurrentDictionary<string, Repo> Repos { get; } = new();
@@ -63,7 +63,7 @@ public sealed class FakeHub : IAsyncDisposable
         var app = builder.Build();
         app.Run(async ctx =>
         {
-            Log.Enqueue(new Request(name, ctx.Request.Method, ctx.Request.Path.Value!, ctx.Request.Headers.Authorization.FirstOrDefault(), ctx.Request.Headers.Range.FirstOrDefault()));
+            Log.Enqueue(new Request(name, ctx.Request.Method, ctx.Request.Path.Value!, ctx.Request.Headers.Authorization.FirstOrDefault(), ctx.Request.Headers.Range.FirstOrDefault(), ctx.Request.Headers.AcceptEncoding.FirstOrDefault()));
             await handler(ctx);
         });
         await app.StartAsync();

@@ -77,6 +77,7 @@ public sealed class HubCacheTests : IDisposable
         Assert.Equal(Path.Combine("/h", "hub"), From(("XDG_CACHE_HOME", "/x"), ("HF_HOME", "/h")).CacheDir);
         Assert.Equal("/c", From(("HF_HOME", "/h"), ("HF_HUB_CACHE", "/c")).CacheDir);
         Assert.Equal(Path.Combine(home, "c"), From(("HF_HUB_CACHE", "~/c")).CacheDir);
+        Assert.Equal("/old", From(("HF_HOME", "/h"), ("HUGGINGFACE_HUB_CACHE", "/old")).CacheDir);
         Assert.True(From(("HF_HUB_OFFLINE", "1")).Offline);
         Assert.False(From(("HF_HUB_OFFLINE", "0")).Offline);
         Assert.Equal("http://mirror", From(("HF_ENDPOINT", "http://mirror/")).Endpoint);
@@ -106,6 +107,7 @@ public sealed class HubCacheTests : IDisposable
         Assert.Equal(repo, hub.RepoId);
         Assert.Equal(revision, hub.Revision);
         Assert.Equal(!spec.StartsWith("hf:") && !spec.Contains('/'), hub.IsBareName);
+        Assert.Equal(spec.StartsWith("hf:"), hub.IsExplicit);
     }
 
     [Theory]

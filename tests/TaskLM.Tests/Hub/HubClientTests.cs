@@ -62,7 +62,8 @@ public sealed class HubClientTests : IAsyncLifetime
         var cdn = hub.To("cdn");
         Assert.Single(cdn, r => r.Method == "GET");
         Assert.All(cdn, r => Assert.Null(r.Authorization));
-        // HEADs used Accept-Encoding identity-sized bodies; progress reached the total.
+        // Sizes and etags of the file itself, never of a compressed form.
+        Assert.All(hub.Log, r => Assert.Equal("identity", r.AcceptEncoding));
         var last = reports.Last(r => r.File == "model.safetensors");
         Assert.Equal(files["model.safetensors"].Length, last.Bytes);
         Assert.Equal(files["model.safetensors"].Length, last.Total);
@@ -294,7 +295,14 @@ public sealed class HubClientTests : IAsyncLifetime
         var e = await Assert.ThrowsAsync<HubException>(() => client.SnapshotAsync(spec));
         Assert.Equal(HubErrorKind.RepoNotFound, e.Kind);
         Assert.Contains("hf:NAME", e.Message);
-        Assert.Contains("preset", e.Message);
+        Assert.Contains("no local folder or TaskLM preset has that name", e.Message);
+        // A slash spec that is not found may be a mistyped folder: said too; with hf: it can only be the Hub.
+        Assert.True(HubSpec.TryParse("models/tasklm-bert-mnii", _ => false, out spec));
+        e = await Assert.ThrowsAsync<HubException>(() => client.SnapshotAsync(spec));
+        Assert.Contains("no local folder has that name", e.Message);
+        Assert.True(HubSpec.TryParse("hf:org/nope", _ => false, out spec));
+        e = await Assert.ThrowsAsync<HubException>(() => client.SnapshotAsync(spec));
+        Assert.DoesNotContain("Note:", e.Message);
     }
 
     /// <summary>An IProgress that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
