@@ -58,7 +58,7 @@ public sealed class HubCache(string root)
         string refFile = Path.Combine(RepoFolder(repoId), "refs", revision);
         if (File.Exists(refFile) && File.ReadAllText(refFile).Trim() == commit) return;
         Directory.CreateDirectory(Path.GetDirectoryName(refFile)!);
-        string tmp = $"{refFile}.{Guid.NewGuid():N}.tmp";
+        string tmp = $"{refFile}.{Guid.NewGuid().ToString("N")[..8]}.tmp";
         File.WriteAllText(tmp, commit);
         File.Move(tmp, refFile, overwrite: true);
     }

@@ -196,9 +196,11 @@ public sealed class HubClient : IDisposable
         if (etag == null) throw new HubException(HubErrorKind.Network, $"{url}: no ETag in the answer; is {options.Endpoint} a Hugging Face Hub?");
         etag = etag.StartsWith("W/", StringComparison.Ordinal) ? etag[2..] : etag;
         etag = etag.Trim('"');
-        long? size = long.TryParse(Header(response, "X-Linked-Size"), out long linked) ? linked : response.Content.Headers.ContentLength;
-        // A redirect left unfollowed is to another host: the CDN the bytes come from.
-        string? location = status is >= 300 and < 400 && response.Headers.Location is Uri loc ? new Uri(new Uri(url), loc).AbsoluteUri : null;
+        bool redirect = status is >= 300 and < 400;
+        long? size = long.TryParse(Header(response, "X-Linked-Size"), out long linked) ? linked : redirect ? null : response.Content.Headers.ContentLength;
+        // A redirect left unfollowed is to another host: the CDN the bytes come from; else the URL reached after
+        // relative redirects (a renamed repository).
+        string? location = redirect && response.Headers.Location is Uri loc ? new Uri(new Uri(url), loc).AbsoluteUri : response.RequestMessage?.RequestUri?.AbsoluteUri;
         return new FileMeta(etag, size, location);
     }
 
@@ -210,7 +212,7 @@ public sealed class HubClient : IDisposable
     async Task DownloadAsync(string url, string blob, string file, long? size, string etag, IProgress<HubProgress>? progress, CancellationToken ct)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
-        string tmp = $"{blob}.{Guid.NewGuid():N}.incomplete";
+        string tmp = $"{blob}.{Guid.NewGuid().ToString("N")[..8]}.incomplete";   // as huggingface_hub names it
         try
         {
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);

@@ -240,7 +240,6 @@ public sealed class HubClientTests : IAsyncLifetime
         var both = await Task.WhenAll(Task.Run(() => a.SnapshotAsync("org/model")), Task.Run(() => b.SnapshotAsync("org/model")));
         Assert.Equal(both[0].Folder, both[1].Folder);
         Assert.Equal(files["model.safetensors"], File.ReadAllBytes(Path.Combine(both[0].Folder, "model.safetensors")));
-        Assert.Equal(2, hub.To("hub").Count(r => r.Method == "HEAD" && r.Path.EndsWith("model.safetensors")));
         Assert.Single(hub.To("cdn"), r => r.Method == "GET");   // the second waited on the blob's lock, then used the blob
         Assert.Empty(Incomplete(cache));
     }
