@@ -22,6 +22,8 @@ public sealed record PredictOptions
     public GenerateOptions Generate { get; init; } = new() { MaxTokens = 32 };
     /// <summary>Called after each chunk with the rows written so far.</summary>
     public Action<long>? Progress { get; init; }
+    /// <summary>An input without rows writes an empty output instead of failing (as the data verbs' --allow-empty).</summary>
+    public bool AllowEmpty { get; init; }
 }
 
 /// <summary>Runs a model over a data file (any format <c>train</c> reads: CSV, TSV, JSONL, Parquet, .gz) and writes
@@ -45,7 +47,10 @@ public static class BatchPredict
             throw new ArgumentException($"--out '{output}': write .jsonl, .jsonl.gz, .csv or .tsv");
         string? tmp = output == null ? null : output + ".tmp";
         if (output != null && Path.GetDirectoryName(Path.GetFullPath(output)) is string dir) Directory.CreateDirectory(dir);
-        TextWriter writer = output == null ? stdout ?? Console.Out : JsonlFile.CreateWriter(tmp!);
+        TextWriter writer;
+        try { writer = output == null ? stdout ?? Console.Out : JsonlFile.CreateWriter(tmp!); }
+        catch (IOException) { DeleteQuietly(tmp); throw; }   // a full disk can fail the very first buffer
+        bool done = false;
         long n = 0;
         List<string>? header = null;
         char sep = output?.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase) == true ? '\t' : ',';
@@ -76,14 +81,28 @@ public static class BatchPredict
                 if (chunk.Count >= o.BatchSize) await Flush().ConfigureAwait(false);
             }
             if (chunk.Count > 0) await Flush().ConfigureAwait(false);
+            if (n == 0 && !o.AllowEmpty)
+                throw new InvalidDataException($"{input}: no rows to predict (an empty file); pass --allow-empty to write an empty output");
+            if (output != null) writer.Dispose(); else writer.Flush();
+            // Written to a temporary file and renamed: a failed run never leaves a half file under the name asked for.
+            if (output != null) File.Move(tmp!, output, overwrite: true);
+            done = true;
         }
         finally
         {
-            if (output != null) writer.Dispose(); else writer.Flush();
+            // A failure (bad row, binary input, full disk) leaves neither a half output nor the temporary file.
+            if (!done && output != null)
+            {
+                try { writer.Dispose(); } catch (IOException) { }
+                DeleteQuietly(tmp);
+            }
         }
-        // Written to a temporary file and renamed: a failed run never leaves a half file under the name asked for.
-        if (output != null) File.Move(tmp!, output, overwrite: true);
         return n;
+    }
+
+    static void DeleteQuietly(string? path)
+    {
+        try { if (path != null) File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     static async Task<List<JsonObject>> PredictChunk(TaskLMModel model, List<DataRow> rows, PredictOptions o, CancellationToken ct)

@@ -162,8 +162,8 @@ public sealed class TaskLMModel : IDisposable
     public static TaskLMModel Load(string path, TaskLMModelOptions? options = null)
     {
         var o = options ?? new TaskLMModelOptions();
-        if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"model '{path}' is neither a run folder nor a model folder (it does not exist)");
-        return ResolveRuntime(path, o.Runtime) == ModelRuntime.Onnx ? LoadOnnx(path, o) : LoadTorch(path, o);
+        // Anything but an existing folder (a Hub id, a NuGet model name) is resolved by ModelSource on the torch side.
+        return Directory.Exists(path) && ResolveRuntime(path, o.Runtime) == ModelRuntime.Onnx ? LoadOnnx(path, o) : LoadTorch(path, o);
     }
 
     /// <summary>The runtime <see cref="Load"/> uses for <paramref name="path"/>: <see cref="ModelRuntime.Auto"/> becomes
@@ -213,7 +213,13 @@ public sealed class TaskLMModel : IDisposable
         }
     }
 
-    static string FolderName(string path) => Path.GetFileName(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar));
+    /// <summary>The model's id for /v1/models: the folder's name; a run's best/ is named after its run ("spam-best").</summary>
+    static string FolderName(string path)
+    {
+        string full = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
+        string name = Path.GetFileName(full);
+        return name == RunFolderFiles.Best && Path.GetDirectoryName(full) is { } run ? Path.GetFileName(run) + "-best" : name;
+    }
 
     /// <summary>Class or tag names in id order (config id2label) for classification and token classification.</summary>
     static IReadOnlyList<string>? LabelsOf(string task, JsonNode? id2label) =>
@@ -224,29 +230,20 @@ public sealed class TaskLMModel : IDisposable
     [MethodImpl(MethodImplOptions.NoInlining)]
     static TaskLMModel LoadTorch(string path, TaskLMModelOptions o)
     {
-        string? runDir = File.Exists(Path.Combine(path, "recipe.resolved.yaml")) ? path : null;
-        Recipe? recipe = null;
-        string modelDir;
-        if (runDir != null)
-        {
-            recipe = RecipeLoader.Load(Path.Combine(runDir, "recipe.resolved.yaml"));
-            string best = Path.Combine(runDir, "best");
-            modelDir = File.Exists(Path.Combine(best, "config.json")) || File.Exists(Path.Combine(best, "adapter_config.json")) ? best : Checkpoints.Latest(runDir);
-        }
-        else if (File.Exists(Path.Combine(path, "config.json"))) modelDir = path;
-        else throw new FileNotFoundException($"'{path}' is neither a run folder (recipe.resolved.yaml) nor a Hugging Face model folder (config.json)");
-
-        string? task = recipe?.Task is "generation" ? "causal-lm" : recipe?.Task;
-        ITaskModel model = File.Exists(Path.Combine(modelDir, "adapter_config.json"))
-            ? LoraModel.FromAdapter(ModelFactory.FromPretrained(recipe?.Model.Init ?? throw new InvalidDataException($"{modelDir}: a LoRA adapter needs its run's recipe (model.init)"), task), modelDir)
-            : ModelFactory.FromPretrained(modelDir, task);
+        var source = ModelSource.Resolve(path);
+        if (source.Kind == ModelSourceKind.Preset)
+            throw new ArgumentException($"'{path}' is a preset (random weights), not a trained model: give a run folder or a model folder");
+        string? runDir = source.RunDir;
+        Recipe? recipe = source.Recipe;
+        string modelDir = source.Folder!;
+        // For inference: weights that do not fill the model are refused, as every inference verb does (issue 11).
+        ITaskModel model = source.Load(forInference: true);
         var device = o.Device ?? CPU;
         model.Module.to(device);
         model.Module.eval();
 
-        string tokSource = o.Tokenizer ?? recipe?.Tokenizer
-            ?? (HasTokenizerFiles(modelDir) ? modelDir
-                : model.ModelType == "gpt2" ? "gpt2"
+        string tokSource = o.Tokenizer ?? source.Tokenizer
+            ?? (model.ModelType == "gpt2" ? "gpt2"
                 : throw new FileNotFoundException($"{modelDir}: no tokenizer files (tokenizer.json, vocab.txt, vocab.json + merges.txt); give one with --tokenizer"));
         var tok = TokenizerLoader.Load(tokSource);
 
@@ -270,9 +267,6 @@ public sealed class TaskLMModel : IDisposable
         };
         return new TaskLMModel(new TorchRunner(model, device), tok, o, maxLength, card);
     }
-
-    static bool HasTokenizerFiles(string folder) =>
-        File.Exists(Path.Combine(folder, "tokenizer.json")) || Directory.EnumerateFiles(folder, "*vocab*").Any();
 
     void Need(params string[] tasks)
     {

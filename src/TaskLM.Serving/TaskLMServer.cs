@@ -138,6 +138,12 @@ public sealed class TaskLMServer : IAsyncDisposable
                 }
                 await next(ctx).ConfigureAwait(false);
             }
+            catch (Exception) when (ctx.RequestAborted.IsCancellationRequested)
+            {
+                // The client went away: nothing left to tell it. Before a response began, it is counted as 499 (nginx's
+                // "client closed request"), not as a server error.
+                if (!ctx.Response.HasStarted) ctx.Response.StatusCode = ClientClosedRequest;
+            }
             catch (Exception e) when (!ctx.Response.HasStarted)
             {
                 var (status, body) = Describe(e, ctx);
@@ -145,10 +151,6 @@ public sealed class TaskLMServer : IAsyncDisposable
                 ctx.Response.StatusCode = status;
                 ctx.Response.ContentType = "application/json";
                 await ctx.Response.WriteAsync(body.ToJsonString(Wire)).ConfigureAwait(false);
-            }
-            catch (Exception) when (ctx.RequestAborted.IsCancellationRequested)
-            {
-                // The client went away mid-response: nothing left to tell it.
             }
             finally
             {
@@ -235,7 +237,7 @@ public sealed class TaskLMServer : IAsyncDisposable
             ["chat_template"] = "System: ...\\nUser: ...\\nAssistant:",
         };
         if (c.RunFolder != null && Directory.Exists(Path.Combine(c.RunFolder, "plots")))
-            o["plots"] = new JsonArray(Directory.GetFiles(Path.Combine(c.RunFolder, "plots"), "*.png").Select(f => (JsonNode)Path.GetFileName(f)).Order().ToArray());
+            o["plots"] = new JsonArray(Directory.GetFiles(Path.Combine(c.RunFolder, "plots"), "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).Select(f => (JsonNode)f!).ToArray());
         return o;
     }
 
@@ -258,13 +260,23 @@ public sealed class TaskLMServer : IAsyncDisposable
             }
             throw new ApiError(413, $"request body of {ctx.Request.ContentLength} bytes is larger than the limit of {_o.MaxBodyBytes}", "invalid_request_error", null, "request_too_large");
         }
+        // Read whole (the limit above bounds it) so that invalid UTF-8 inside a string is a 400 here, not a 500 later when
+        // the field is read (JSON text must be UTF-8: RFC 8259).
+        using var buffer = new MemoryStream();
+        await ctx.Request.Body.CopyToAsync(buffer, ctx.RequestAborted).ConfigureAwait(false);
+        var bytes = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw new ApiError(400, "We could not parse the JSON body of your request: it is not valid UTF-8", "invalid_request_error", null, "invalid_json");
         JsonNode? node;
-        try { node = await JsonNode.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted).ConfigureAwait(false); }
+        try { node = JsonNode.Parse(bytes); }
         catch (JsonException e) { throw new ApiError(400, $"We could not parse the JSON body of your request: {e.Message}", "invalid_request_error", null, "invalid_json"); }
         return node as JsonObject ?? throw new ApiError(400, "the request body must be a JSON object", "invalid_request_error", null, "invalid_json");
     }
 
     // ───────────── typed reads of request fields (a wrong type is a 400 naming the field) ─────────────
+
+    /// <summary>The status /metrics counts for a request whose client disconnected before the response began.</summary>
+    public const int ClientClosedRequest = 499;
 
     static ApiError Bad(string param, string message) => new(400, message, "invalid_request_error", param, "invalid_value");
 
@@ -320,12 +332,14 @@ public sealed class TaskLMServer : IAsyncDisposable
 
     GenerateOptions Sampling(JsonObject body, int defaultMax, out int n, out bool stream, out bool includeUsage)
     {
+        // The error names the field the request sent (chat clients send max_completion_tokens).
+        string maxKey = body["max_completion_tokens"] != null ? "max_completion_tokens" : "max_tokens";
         int? maxTokens = Int(body, "max_completion_tokens") ?? Int(body, "max_tokens");
         double? temperature = Number(body, "temperature");
         double topP = Number(body, "top_p") ?? 1.0;
         n = Int(body, "n") ?? 1;
         if (n is < 1 or > 16) throw Bad("n", $"'n' must be between 1 and 16, got {n}");
-        if (maxTokens is < 1) throw Bad("max_tokens", $"'max_tokens' must be at least 1, got {maxTokens}");
+        if (maxTokens is < 1) throw Bad(maxKey, $"'{maxKey}' must be at least 1, got {maxTokens}");
         if (temperature is < 0 or > 2) throw Bad("temperature", $"'temperature' must be between 0 and 2, got {temperature}");
         if (topP is <= 0 or > 1) throw Bad("top_p", $"'top_p' must be in (0, 1], got {topP}");
         stream = Bool(body, "stream");
@@ -386,7 +400,7 @@ public sealed class TaskLMServer : IAsyncDisposable
         var g = Sampling(body, 16, out int n, out bool stream, out bool includeUsage);
         if (body["logprobs"] is JsonValue lp && lp.GetValueKind() != JsonValueKind.Null) throw Bad("logprobs", "'logprobs' is not supported");
         if (Bool(body, "echo")) throw Bad("echo", "'echo' is not supported");
-        CheckPrompt(m, prompts[0], g);
+        CheckPrompt(m, prompts[0], g, "prompt");
         string id = "cmpl-" + Guid.NewGuid().ToString("N");
         long created = Now();
         using var cts = Deadline(ctx);
@@ -417,13 +431,14 @@ public sealed class TaskLMServer : IAsyncDisposable
         }).ConfigureAwait(false);
     }
 
-    static void CheckPrompt(TaskLMModel m, string prompt, GenerateOptions g)
+    /// <summary>The prompt fits the context; <paramref name="field"/> is the request field it came from (prompt or messages).</summary>
+    static void CheckPrompt(TaskLMModel m, string prompt, GenerateOptions g, string field)
     {
         int tokens = m.CountTokens(prompt);
         int context = m.ContextLength;
-        if (tokens == 0) throw Bad("prompt", "the prompt has no tokens");
+        if (tokens == 0) throw Bad(field, "the prompt has no tokens");
         if (tokens >= context)
-            throw new ApiError(400, $"This model's maximum context length is {context} tokens, however you requested {tokens} tokens in the prompt", "invalid_request_error", "messages", "context_length_exceeded");
+            throw new ApiError(400, $"This model's maximum context length is {context} tokens, however you requested {tokens} tokens in the prompt", "invalid_request_error", field, "context_length_exceeded");
         if (tokens + g.MaxTokens > context)
             throw new ApiError(400, $"This model's maximum context length is {context} tokens, however you requested {tokens + g.MaxTokens} tokens ({tokens} in the prompt, {g.MaxTokens} for the completion); reduce max_tokens",
                 "invalid_request_error", "max_tokens", "context_length_exceeded");
@@ -454,7 +469,7 @@ public sealed class TaskLMServer : IAsyncDisposable
         var g = Sampling(body, 64, out int n, out bool stream, out bool includeUsage);
         g = g with { Stop = [.. m.ChatTemplate.Stops, .. g.Stop ?? []] };
         string prompt = m.ChatTemplate.Format(turns);
-        CheckPrompt(m, prompt, g);
+        CheckPrompt(m, prompt, g, "messages");
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = Now();
         using var cts = Deadline(ctx);

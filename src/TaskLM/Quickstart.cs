@@ -94,8 +94,12 @@ public static class Quickstart
         string data = Path.Combine(run, "data");
         Directory.CreateDirectory(data);
         string model = o.Model ?? Path.Combine("models", o.Task == "sotu" ? "tasklm-gpt2-mini" : "tasklm-bert-mini");
-        if (!Directory.Exists(model))
-            throw new DirectoryNotFoundException($"base model folder '{model}' not found (run from the repository root, or pass --model)");
+        // The base model is resolved before any data work: a folder, or any other model source (a Hub id, a NuGet model).
+        try { Models.ModelSource.Resolve(model); }
+        catch (Exception e) when (e is IOException or ArgumentException)
+        {
+            throw new DirectoryNotFoundException($"base model folder '{model}' not found (run from the repository root, or pass --model): {e.Message}", e);
+        }
         return o.Task switch
         {
             "spam" => Spam(o, run, data, model, sw),

@@ -25,6 +25,8 @@ public static class ExportCommand
             Global.StartTorch(p);
             string fmt = p.GetValue(format)!, output = p.GetValue(outDir)!;
             var src = HfExport.Resolve(p.GetValue(model)!, p.GetValue(baseModel), p.GetValue(tokenizer));
+            // Which weights are exported, said whenever it is not the run's best/ (a run that never wrote one).
+            if (src.Source.Note != null) Console.Error.WriteLine("note: " + src.Source.Note);
             // Never write over what is being exported (a run, the adapter or its base): export into a new folder.
             string full = Path.GetFullPath(output).TrimEnd(Path.DirectorySeparatorChar);
             foreach (var taken in new[] { p.GetValue(model)!, src.ModelDir, src.BaseModel }.OfType<string>())

@@ -24,10 +24,11 @@ public static class PredictCommand
         var temperature = new Option<double?>("--temperature") { Description = "Causal LM: sampling temperature (default: greedy)" };
         var topP = new Option<double>("--top-p") { Description = "Causal LM: nucleus sampling mass", DefaultValueFactory = _ => 1.0 };
         var seed = new Option<long?>("--seed") { Description = "Causal LM: sampling seed" };
+        var allowEmpty = new Option<bool>("--allow-empty") { Description = "Write an empty output when the input has no rows (default: an error)" };
         var runtime = RuntimeOption.Create();
         var cmd = new Command("predict", "Predict with a trained model: labels and probabilities, tags and entities, answer spans, or continuations");
         cmd.Arguments.Add(input);
-        foreach (var o in new Option[] { model, text, question, output, textColumn, pairColumn, qCol, cCol, batch, tokenizer, maxTokens, temperature, topP, seed, runtime }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, text, question, output, textColumn, pairColumn, qCol, cCol, batch, tokenizer, maxTokens, temperature, topP, seed, allowEmpty, runtime }) cmd.Options.Add(o);
         cmd.SetAction(async (p, ct) =>
         {
             string? file = p.GetValue(input), one = p.GetValue(text);
@@ -37,7 +38,7 @@ public static class PredictCommand
             var o = new PredictOptions
             {
                 TextColumn = p.GetValue(textColumn)!, TextPairColumn = p.GetValue(pairColumn), QuestionColumn = p.GetValue(qCol)!, ContextColumn = p.GetValue(cCol)!,
-                BatchSize = p.GetValue(batch),
+                BatchSize = p.GetValue(batch), AllowEmpty = p.GetValue(allowEmpty),
                 Generate = new GenerateOptions { MaxTokens = p.GetValue(maxTokens), Temperature = p.GetValue(temperature), TopP = p.GetValue(topP), Seed = p.GetValue(seed) },
             };
             if (one is not null)
@@ -91,8 +92,10 @@ internal static class RuntimeOption
     public static TaskLMModelOptions Start(ParseResult p, Option<string> runtime, string modelPath)
     {
         var asked = p.GetValue(runtime) switch { "torch" => ModelRuntime.Torch, "onnx" => ModelRuntime.Onnx, _ => ModelRuntime.Auto };
-        if (!Directory.Exists(modelPath)) throw new DirectoryNotFoundException($"model '{modelPath}' does not exist");
-        var chosen = TaskLMModel.ResolveRuntime(modelPath, asked);
+        // A folder may be an ONNX export; any other spec (a Hub id, a NuGet model) is resolved on the torch side.
+        var chosen = Directory.Exists(modelPath) ? TaskLMModel.ResolveRuntime(modelPath, asked)
+            : asked == ModelRuntime.Onnx ? throw new DirectoryNotFoundException($"model '{modelPath}' does not exist (--runtime onnx needs an ONNX export folder)")
+            : ModelRuntime.Torch;
         if (chosen == ModelRuntime.Onnx)
         {
             int threads = p.GetResult(Global.Threads) != null ? p.GetValue(Global.Threads) : 0;

@@ -25,6 +25,11 @@ public static class ServeCommand
         {
             if (p.GetValue(maxBatch) < 1) throw new ArgumentException($"--max-batch-size must be at least 1, got {p.GetValue(maxBatch)}");
             if (p.GetValue(timeout) <= 0) throw new ArgumentException($"--timeout must be positive, got {p.GetValue(timeout)}");
+            // Checked here, before anything loads, so the message names the option (ASP.NET's own names only 'value' or 'port').
+            if (p.GetValue(port) is < 0 or > 65535) throw new ArgumentException($"--port must be between 0 and 65535 (0 = a free one), got {p.GetValue(port)}");
+            if (p.GetValue(maxBody) < 1) throw new ArgumentException($"--max-body-bytes must be at least 1, got {p.GetValue(maxBody)}");
+            if (p.GetValue(maxQueue) < 1) throw new ArgumentException($"--max-queue must be at least 1 (with 0 every request would get 429), got {p.GetValue(maxQueue)}");
+            if (p.GetValue(window) < 0) throw new ArgumentException($"--batch-window-ms must not be negative, got {p.GetValue(window)}");
             string path = p.GetValue(model)!;
             var opts = RuntimeOption.Start(p, runtime, path) with
             {

@@ -62,7 +62,8 @@ public static class TrainCommand
         {
             var recipe = RecipeLoader.Load(TaskLM.Training.Search.RecipeCatalog.Resolve(p.GetValue(recipeArg)!), p.GetValue(overridesArg) ?? []);   // a file, or a shipped recipe by name
             string? resumeFrom = p.GetResult(resume) is null ? null : p.GetValue(resume) ?? "latest";
-            // Before train.log is opened in the folder: a foreign run there is refused untouched.
+            // Before train.log is opened in the folder: a run still writing there, or a foreign finished one, is refused untouched.
+            using var folderLock = dp is { IsMain: false } ? null : RunFolderLock.Acquire(recipe.OutputDir);
             TrainingRun.CheckRunFolder(recipe, resumeFrom, p.GetValue(overwrite));
             Global.StartTorch(p);
             var device = TorchBackend.ChooseDevice(Global.AskedDevice(p), recipe.Training.Device);

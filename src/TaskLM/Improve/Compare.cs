@@ -31,6 +31,9 @@ public sealed class CompareOptions
     public string? OutDir { get; init; }
     public Device Device { get; init; } = CPU;
     public Action<string> Say { get; init; } = _ => { };
+    /// <summary>Compare the models that work when some do not (each failure a row of compare.json); otherwise one
+    /// model that cannot run stops the comparison before anything trains.</summary>
+    public bool KeepGoing { get; init; }
 }
 
 /// <summary>A training budget: optimizer steps or wall-clock seconds per model.</summary>
@@ -105,12 +108,28 @@ public static class Compare
         string metric = Scoring.TaskMetric(baseRecipe, o.Metric);
         if (baseRecipe.Task != "classification") throw new RecipeException($"{o.RecipePath}: compare measures classification tasks (task is '{baseRecipe.Task}')");
         string dir = o.OutDir ?? baseRecipe.OutputDir.TrimEnd('/', '\\') + "-compare";
+        // Every model is checked before any trains: a typo'd preset used to be found only after the others had trained.
+        var refused = new Dictionary<string, string>();
+        foreach (var spec in o.Models)
+            try { Check(o, spec, budget, dir); }
+            catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or RecipeException or InvalidOperationException)
+            { refused[spec] = e.Message.Split('\n')[0]; }
+        if (refused.Count > 0 && !o.KeepGoing)
+            throw new ArgumentException("--models: " + string.Join("; ", refused.Select(kv => $"{kv.Key}: {kv.Value}"))
+                + " — nothing was trained; fix the list, or pass --keep-going to compare the others");
+        if (o.Models.Count - refused.Count < 1) throw new ArgumentException("--models: no model can run: " + string.Join("; ", refused.Select(kv => $"{kv.Key}: {kv.Value}")));
         Directory.CreateDirectory(dir);
         var rows = new JsonArray();
         foreach (var spec in o.Models)
         {
             o.Say($"== {spec}");
             JsonObject row;
+            if (refused.TryGetValue(spec, out var why))
+            {
+                rows.Add(new JsonObject { ["model"] = spec, ["error"] = why });
+                o.Say($"{spec}: skipped: {why}");
+                continue;
+            }
             try { row = One(o, spec, budget, metric, dir); }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -123,18 +142,35 @@ public static class Compare
         var ok = rows.OfType<JsonObject>().Where(r => r["error"] == null).ToList();
         if (ok.Count == 0) throw new InvalidOperationException($"every model failed; the first error: {rows[0]!["error"]}");
         bool maximize = metric is not ("loss" or "perplexity");
-        var (pick, reason) = Recommend(ok, metric, maximize, o.Tolerance);
+        var (pick, reason) = Advise(ok, metric, maximize, o.Tolerance);
+        int failed = rows.OfType<JsonObject>().Count(r => r["error"] != null);
         var json = new JsonObject
         {
             ["recipe"] = o.RecipePath, ["out_dir"] = dir, ["task"] = baseRecipe.Task, ["metric"] = metric, ["test"] = baseRecipe.Data.Test,
             ["budget"] = budget?.ToString() ?? "the recipe's", ["seed"] = o.Seed ?? baseRecipe.Training.Seed, ["device"] = o.Device.ToString(),
             ["threads"] = get_num_threads(), ["tolerance"] = o.Tolerance, ["bootstrap_samples"] = o.BootstrapSamples,
-            ["rows"] = rows, ["recommendation"] = new JsonObject { ["model"] = pick, ["reason"] = reason },
+            ["rows"] = rows, ["recommendation"] = new JsonObject { ["model"] = pick, ["reason"] = reason }, ["failed"] = failed,
         };
         Io.WriteJson(Path.Combine(dir, "compare.json"), json);
         Io.WriteAtomically(Path.Combine(dir, "compare.md"), Markdown(json));
         WritePlots(dir, ok, metric);
         return json;
+    }
+
+    /// <summary>The recommendation's name for the in-run TF-IDF + logistic-regression baseline.</summary>
+    public const string BaselineName = "baseline";
+
+    /// <summary>What can be known of a model before it trains: its spec resolves, its recipe loads, text has a tokenizer,
+    /// and a GPT-2 classifier batching more than one sequence has pad_token_id (HF's rule).</summary>
+    static void Check(CompareOptions o, string spec, Budget? budget, string dir)
+    {
+        var r = RecipeFor(o, spec, budget, Path.Combine(dir, "runs", Io.Slug(spec)));
+        var src = ModelSource.Resolve(r.Model.Init);
+        if (r.Tokenizer == null && src.Tokenizer == null)
+            throw new ArgumentException($"no tokenizer: {src} has no tokenizer files; give one with tokenizer=<folder> (a recipe's own tokenizer is dropped for a model of another family)");
+        bool pad = r.Model.Config?["pad_token_id"] != null || src.Config?["pad_token_id"] != null;
+        if (src.ModelType == "gpt2" && r.Task == "classification" && r.Training.BatchSize > 1 && !pad)
+            throw new ArgumentException("GPT-2 sequence classification needs pad_token_id in its config to pool batches of more than one sequence (as in HF); set model.config.pad_token_id or training.batch_size=1");
     }
 
     static JsonObject One(CompareOptions o, string spec, Budget? budget, string metric, string dir)
@@ -151,9 +187,9 @@ public static class Compare
             result = TrainingRun.Run(recipe, new RunOptions { Device = o.Device, Callbacks = [speed], Say = log.WriteLine });
         double trainWall = sw.Elapsed.TotalSeconds;
         // The model that is scored: best/ (by the recipe's validation metric) when it exists.
-        string best = Path.Combine(runDir, "best");
-        string modelDir = File.Exists(Path.Combine(best, "config.json")) ? best : Checkpoints.Latest(runDir);
-        var resolved = RecipeLoader.Load(Path.Combine(runDir, "recipe.resolved.yaml"));
+        var trained = ModelSource.Resolve(runDir);
+        string modelDir = trained.Folder!;
+        var resolved = trained.Recipe!;
         using var m = Scoring.Load(modelDir, resolved, o.Device);
         var pred = Scoring.Predict(m, resolved.Data.Test!, "test", resolved.Training.EvalBatchSize);
         var ci = pred.WithInterval(metric, o.BootstrapSamples, o.Seed ?? resolved.Training.Seed);
@@ -163,7 +199,7 @@ public static class Compare
         string family = (string?)m.Model.Config["model_type"] ?? "?";
         var row = new JsonObject
         {
-            ["model"] = spec, ["family"] = family, ["kind"] = Directory.Exists(spec) ? "pretrained folder" : "preset (random init)",
+            ["model"] = spec, ["family"] = family, ["kind"] = ModelSource.IsPretrained(spec) ? "pretrained folder" : "preset (random init)",
             ["parameters"] = result.TotalParameters, ["trainable_parameters"] = result.TrainableParameters,
             ["metric"] = metric, ["value"] = ci.Estimate, ["ci_low"] = ci.Low, ["ci_high"] = ci.High, ["steps"] = result.State.Step,
             ["train_wall_s"] = Math.Round(trainWall, 2), ["train_tokens_per_s"] = Math.Round(speed.TokensPerSecond, 1),
@@ -189,9 +225,10 @@ public static class Compare
         if (spec != original.Model.Init)
         {
             string fam = FamilyOf(spec), was = FamilyOf(original.Model.Init);
-            if (Directory.Exists(spec)) r.Tokenizer = null;
-            if (fam != was) { r.Model.Config = null; if (!Directory.Exists(spec)) r.Tokenizer = null; }
-            if (Directory.Exists(spec)) r.Model.Config = null;   // a folder's config.json is the model
+            bool pretrained = ModelSource.IsPretrained(spec);
+            if (pretrained) r.Tokenizer = null;
+            if (fam != was) { r.Model.Config = null; if (!pretrained) r.Tokenizer = null; }
+            if (pretrained) r.Model.Config = null;   // a folder's config.json is the model
         }
         if (budget?.Steps is { } steps) r.Training.MaxSteps = steps;
         if (o.Seed is { } seed) r.Training.Seed = seed;
@@ -200,16 +237,23 @@ public static class Compare
         return r;
     }
 
-    /// <summary>gpt2 | bert for a preset name or an HF folder (its config.json's model_type).</summary>
-    public static string FamilyOf(string spec)
+    /// <summary>gpt2 | bert for a preset name or a model (its config.json's model_type).</summary>
+    public static string FamilyOf(string spec) =>
+        ModelSource.Resolve(spec).ModelType ?? throw new InvalidDataException($"{spec}: config.json has no model_type");
+
+    /// <summary><see cref="Recommend"/> among the models, unless the TF-IDF baseline every run fits on the same training
+    /// split (a row's baseline_value) beats every model: then the advice is the baseline, and the reason says so.</summary>
+    public static (string Model, string Reason) Advise(IReadOnlyList<JsonObject> rows, string metric, bool maximize, double tolerance)
     {
-        if (Directory.Exists(spec))
-        {
-            string cfg = Path.Combine(spec, "config.json");
-            if (!File.Exists(cfg)) throw new FileNotFoundException($"{spec}: not an HF model folder (no config.json)");
-            return (string?)JsonNode.Parse(File.ReadAllText(cfg))?["model_type"] ?? throw new InvalidDataException($"{cfg}: no model_type");
-        }
-        return ModelPresets.Get(spec).ModelType;
+        var (pick, reason) = Recommend(rows, metric, maximize, tolerance);
+        var baselines = rows.Select(r => r["baseline_value"]).OfType<JsonNode>().Select(Io.D).Where(double.IsFinite).ToList();
+        if (baselines.Count == 0) return (pick, reason);
+        double bl = maximize ? baselines.Max() : baselines.Min();
+        double bestModel = maximize ? rows.Max(r => Io.D(r["value"])) : rows.Min(r => Io.D(r["value"]));
+        if (maximize ? bl <= bestModel : bl >= bestModel) return (pick, reason);
+        string F(double v) => v.ToString("0.000", CultureInfo.InvariantCulture);
+        return (BaselineName, $"the TF-IDF + logistic-regression baseline ({F(bl)} {metric}) beats every model (the best, {F(bestModel)}): " +
+                              $"ship the baseline (tasklm baseline), or give the models more budget or a pre-trained encoder; among the models, {reason}");
     }
 
     /// <summary>The best model by the metric, then the fastest (batch-1 latency) model within the tolerance of it.</summary>

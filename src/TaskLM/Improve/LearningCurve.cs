@@ -5,6 +5,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using TaskLM.Evaluation;
+using TaskLM.Models;
 using TaskLM.Training;
 using static TorchSharp.torch;
 
@@ -77,9 +78,9 @@ public static class LearningCurve
                 using (var log = new StreamWriter(Path.Combine(runDir, "train.log")) { AutoFlush = true })
                     result = TrainingRun.Run(r, new RunOptions { Device = o.Device, Callbacks = [speed], Say = log.WriteLine });
                 double wall = sw.Elapsed.TotalSeconds;
-                var resolved = RecipeLoader.Load(Path.Combine(runDir, "recipe.resolved.yaml"));
-                string best = Path.Combine(runDir, "best");
-                string modelDir = File.Exists(Path.Combine(best, "config.json")) ? best : Checkpoints.Latest(runDir);
+                var trained = ModelSource.Resolve(runDir);
+                var resolved = trained.Recipe!;
+                string modelDir = trained.Folder!;
                 ConfidenceInterval ci;
                 using (var m = Scoring.Load(modelDir, resolved, o.Device))
                     ci = Scoring.Predict(m, d.Test, "test", resolved.Training.EvalBatchSize).WithInterval(metric, o.BootstrapSamples, seed);

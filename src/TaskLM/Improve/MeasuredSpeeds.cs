@@ -35,7 +35,7 @@ public static class MeasuredSpeeds
     /// <summary>Appends a measurement when <paramref name="spec"/> is a preset trained at its own shape; returns whether it did.</summary>
     public static bool RecordIfPreset(string spec, Recipe resolved, Device device, double tokensPerSecond, string source)
     {
-        if (Directory.Exists(spec) || !ModelPresets.All.Any(p => p.Name == spec) || !(tokensPerSecond > 0)) return false;
+        if (Directory.Exists(spec) || !ModelPresets.All.Any(p => p.Name == spec) || !(tokensPerSecond > 0)) return false;   // a folder named like a preset is a folder
         if (resolved.Model.Config is { } cfg && cfg.Any(kv => ShapeKeys.Contains(kv.Key))) return false;
         var rec = new JsonObject
         {

@@ -7,6 +7,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using TaskLM.Evaluation;
+using TaskLM.Models;
 using TaskLM.Training;
 using static TorchSharp.torch;
 
@@ -54,11 +55,7 @@ public static class Refine
         return (ModelOf(run), run);
     }
 
-    static string ModelOf(string run)
-    {
-        string best = Path.Combine(run, "best");
-        return File.Exists(Path.Combine(best, "config.json")) ? best : Checkpoints.Latest(run);
-    }
+    static string ModelOf(string run) => ModelSource.Resolve(run).Folder!;
 
     public static JsonObject Run(RefineOptions o)
     {

@@ -228,6 +228,22 @@ public sealed class LoraModel : ITaskModel
         return (new LoraConfig((int)j["r"]!, (double)j["lora_alpha"]!, (double?)j["lora_dropout"] ?? 0, targets, (bool?)j["use_rslora"] ?? false), mts);
     }
 
+    /// <summary>The number of classes of the head a classification adapter saved (modules_to_save: score or
+    /// classifier), or null when it saved none.</summary>
+    public static int? AdapterHeadRows(string directory)
+    {
+        string path = Path.Combine(directory, "adapter_model.safetensors");
+        if (!File.Exists(path)) return null;
+        var sd = SafeTensors.Load(path);
+        try
+        {
+            foreach (var head in new[] { "base_model.model.score.weight", "base_model.model.classifier.weight" })
+                if (sd.TryGetValue(head, out var t)) return (int)t.shape[0];
+            return null;
+        }
+        finally { foreach (var t in sd.Values) t.Dispose(); }
+    }
+
     /// <summary>Wraps <paramref name="inner"/> with the adapter saved in <paramref name="directory"/> (PEFT or ours).</summary>
     public static LoraModel FromAdapter(ITaskModel inner, string directory)
     {

@@ -1,5 +1,5 @@
 // Builds an ITaskModel from an HF folder or a preset name: the family comes from config.json's model_type
-// (or the preset's row) through the shared PreTrainedModel machinery.
+// (or the preset's row) through the shared PreTrainedModel machinery; specs are resolved by ModelSource.
 namespace TaskLM.Models;
 
 /// <summary>The one entry point that turns a folder or a preset name into a model of the right family.</summary>
@@ -12,13 +12,19 @@ public static class ModelFactory
         IDictionary<string, object>? overrides = null) =>
         PreTrainedModel.FromPretrained(folder, task, numLabels, labels, overrides: overrides);
 
-    /// <summary>Loads an HF model folder for inference (logits, generate, evaluate, predict, serve): a checkpoint
-    /// that does not fill the body config.json describes (missing or unexpected body weights), or a head the
+    /// <summary>Loads a model for inference (logits, generate, evaluate, predict, serve): <paramref name="spec"/> is
+    /// anything <see cref="ModelSource.Resolve"/> accepts that holds full weights (an HF folder, a run's best/). A
+    /// checkpoint that does not fill the body config.json describes (missing or unexpected body weights), or a head the
     /// checkpoint lacks, is a <see cref="ModelWeightsException"/> naming the keys. <paramref name="allowNewHead"/>:
     /// the base of a LoRA adapter, whose head comes with the adapter.</summary>
-    public static PreTrainedModel ForInference(string folder, string? task = null, bool allowNewHead = false)
+    public static PreTrainedModel ForInference(string spec, string? task = null, bool allowNewHead = false)
     {
-        var m = PreTrainedModel.FromPretrained(folder, task);
+        var src = ModelSource.Resolve(spec);
+        if (src.Kind == ModelSourceKind.Preset)
+            throw new ArgumentException($"'{spec}' is a preset (random weights), not a trained model: give a model folder, a run folder or a Hub id");
+        if (src.IsAdapter)
+            throw new ArgumentException($"{src.Folder}: a LoRA adapter; load it with its base (a run folder), or merge it first (tasklm export --format hf)");
+        var m = PreTrainedModel.FromPretrained(src.Folder!, task ?? (src.Recipe != null ? src.Task : null));
         m.LoadReport!.EnsureUsableForInference(allowNewHead);
         return m;
     }
@@ -30,11 +36,9 @@ public static class ModelFactory
         PreTrainedModel.FromPreset(name, task, overrides);
 
     /// <summary>The tokenizer a model init speaks when a recipe names none: a folder's own tokenizer files, else
-    /// the preset family's default (GPT-2's vocabulary), else none (pre-tokenized data only).</summary>
-    public static string? DefaultTokenizerSource(string init) =>
-        Directory.Exists(init) ? (HasTokenizerFiles(init) ? init : null) : ModelPresets.Get(init).Family.DefaultTokenizer;
+    /// the preset family's default (GPT-2's vocabulary), else none (pre-tokenized data only). See <see cref="ModelSource.Tokenizer"/>.</summary>
+    public static string? DefaultTokenizerSource(string init) => ModelSource.Resolve(init).Tokenizer;
 
     /// <summary>True when a folder holds tokenizer files (tokenizer.json or a vocabulary).</summary>
-    public static bool HasTokenizerFiles(string folder) =>
-        File.Exists(Path.Combine(folder, "tokenizer.json")) || Directory.EnumerateFiles(folder, "*vocab*").Any();
+    public static bool HasTokenizerFiles(string folder) => ModelSource.HasTokenizerFiles(folder);
 }

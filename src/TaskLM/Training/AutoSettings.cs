@@ -28,6 +28,10 @@ public static class AutoSettings
         var d = r.Data;
         bool text = r.Task is "classification" or "token-classification" or "question-answering" or "generation";
         if (d.Validation == null && d.ValidationSplit > 0 && d.Train != null) SplitValidation(r, runDir, say);
+        // Checked before anything is written: a length past the model's positions used to fail at step 1 and leave a
+        // run folder that refused the corrected rerun.
+        if (d.MaxLength > 0 && ModelLimit(r.Model.Init, r.Model.Config) is var positions && d.MaxLength > positions)
+            throw new RecipeException($"data.max_length {d.MaxLength} is longer than the model takes: {r.Model.Init} has {positions} positions (max_position_embeddings); set data.max_length to at most {positions}");
         if (d.MaxLength == 0)
         {
             int limit = ModelLimit(r.Model.Init, r.Model.Config);
@@ -75,8 +79,7 @@ public static class AutoSettings
     {
         static int? Positions(JsonObject? cfg) =>
             new[] { "max_position_embeddings", "n_positions", "n_ctx" }.Select(k => EvalResult.AsNumber(cfg?[k])).FirstOrDefault(n => n != null) is double n ? (int)n : null;
-        return Positions(configOverride)
-            ?? (Directory.Exists(init) ? Positions(HfCheckpoint.LoadConfig(init)) ?? 512 : ModelPresets.Get(init).MaxPositions);
+        return Positions(configOverride) ?? ModelSource.Resolve(init).MaxPositions ?? 512;
     }
 
     static void SplitValidation(Recipe r, string runDir, Action<string> say)

@@ -46,9 +46,12 @@ public sealed class Checkpoints(string runDir, int keepLast, Action<string> save
             // Measure what the half-written checkpoint took before removing it: that is about the space still needed.
             long written = FolderBytes(tmp);
             long previous = List(Folder).LastOrDefault() is { } last ? FolderBytes(last) : 0;
+            // Without an earlier checkpoint, what it managed to write is only the free space: the weights and AdamW's two
+            // moments (three copies of every parameter) are the size it needs.
+            long estimate = 3 * t.Model.Module.parameters().Sum(p => p.numel() * p.element_size());
             try { Directory.Delete(tmp, true); } catch (IOException) { }
             throw new IOException($"{final}: no space left on device while writing the checkpoint of step {t.State.Step} "
-                + $"(a checkpoint needs about {Mb(Math.Max(previous, written))}; {FreeSpace(Folder)}); free space, then --resume from the last checkpoint", e);
+                + $"(a checkpoint needs about {Mb(Math.Max(previous, Math.Max(written, estimate)))}; {FreeSpace(Folder)}); free space, then --resume from the last checkpoint", e);
         }
         if (Directory.Exists(final)) Directory.Delete(final, true);
         Directory.Move(tmp, final);

@@ -34,46 +34,49 @@ public static class ModelEvaluation
     {
         if (!File.Exists(dataPath)) throw new FileNotFoundException($"data file '{dataPath}' does not exist", dataPath);
         if (o.BatchSize < 1) throw new ArgumentException($"evaluate: the batch size must be at least 1 (got {o.BatchSize}; --batch-size)");
-        string? runDir = File.Exists(Path.Combine(modelPath, "recipe.resolved.yaml")) ? modelPath : null;
-        string modelDir;
+        var source = ModelSource.Resolve(modelPath);
+        if (source.Kind == ModelSourceKind.Preset)
+            throw new ArgumentException($"'{modelPath}' is a preset (random weights), not a trained model: evaluate a run folder or a model folder");
+        string? runDir = source.RunDir;
+        string modelDir = source.Folder!;
         Recipe recipe;
         PreTrainedModel? loaded = null;   // a bare HF folder is loaded once: for its task, and to score it
         if (runDir != null)
         {
-            recipe = RecipeLoader.Load(Path.Combine(runDir, "recipe.resolved.yaml"), o.Overrides);
-            string best = Path.Combine(runDir, "best");
-            modelDir = File.Exists(Path.Combine(best, "config.json")) ? best : Checkpoints.Latest(runDir);
+            recipe = RecipeLoader.Load(Path.Combine(runDir, RunFolderFiles.Recipe), o.Overrides);
+            if (source.Note != null) o.Say(source.Note);
         }
         else
         {
-            if (!File.Exists(Path.Combine(modelPath, "config.json")))
-                throw new FileNotFoundException($"'{modelPath}' is neither a run folder (recipe.resolved.yaml) nor a Hugging Face model folder (config.json)");
-            modelDir = modelPath;
-            loaded = ModelFactory.ForInference(modelPath);   // refuses weights that do not fill the model (issue 11)
-            string task = loaded.Task;
+            string task;
+            if (source.IsAdapter) task = source.Task ?? throw new ArgumentException($"{modelDir}: the adapter's base names no task head; evaluate its run folder");
+            else
+            {
+                loaded = ModelFactory.ForInference(modelDir);   // refuses weights that do not fill the model (issue 11)
+                task = loaded.Task;
+            }
             // The folder's own task and weights, the data file as the one split; everything else the recipe defaults.
             // The default block length (256) never past the model's positions (a 128-position encoder failed with
             // "sequence length 256 exceeds max_position_embeddings 128"); a data.max_length override still replaces it.
-            var defaults = new Recipe { Task = task, Model = { Init = modelPath }, Data = { Train = dataPath } };
-            defaults.Data.MaxLength = Math.Min(defaults.Data.MaxLength, AutoSettings.ModelLimit(modelPath));
+            var defaults = new Recipe { Task = task, Model = { Init = source.IsAdapter ? source.Base!.Spec : modelPath }, Data = { Train = dataPath } };
+            defaults.Data.MaxLength = Math.Min(defaults.Data.MaxLength, source.MaxPositions ?? defaults.Data.MaxLength);
             recipe = RecipeLoader.Apply(defaults, o.Overrides, $"{modelPath} (defaults for evaluation)");
         }
         string modelTask = TaskNames.ModelTask(recipe.Task);
         o.Say($"model: {modelDir} ({modelTask})");
 
         if (loaded != null && loaded.Task != modelTask) { loaded.Module.Dispose(); loaded = null; }   // task= overridden
-        ITaskModel model = File.Exists(Path.Combine(modelDir, "adapter_config.json"))
-            ? LoraModel.FromAdapter(ModelFactory.ForInference(recipe.Model.Init, modelTask, allowNewHead: true), modelDir)
-            : loaded ?? ModelFactory.ForInference(modelDir, modelTask);   // refuses weights that do not fill the model (issue 11)
+        // Weights that do not fill the model are refused (issue 11); an adapter's base may lack the head it brings.
+        ITaskModel model = loaded ?? (source.IsAdapter
+            ? ModelSource.Resolve(modelPath, recipe.Model.Init).Load(modelTask, forInference: true)
+            : ModelFactory.ForInference(modelDir, modelTask));
         model.Module.to(o.Device);
         model.Module.eval();
-        IReadOnlyList<string>? labels = model.Config["id2label"] is JsonObject id2
-            ? id2.OrderBy(kv => int.Parse(kv.Key, System.Globalization.CultureInfo.InvariantCulture)).Select(kv => kv.Value!.GetValue<string>()).ToList()
-            : null;
+        IReadOnlyList<string>? labels = model.Config["id2label"] is JsonObject
+            ? HfConfig.Labels(model.Config, Path.Combine(modelDir, "config.json")) : null;
         if (recipe.Task is not ("classification" or "token-classification")) labels = null;
 
-        string? tokSource = o.Tokenizer ?? recipe.Tokenizer
-            ?? (TrainingRun.HasTokenizerFiles(modelDir) ? modelDir : TrainingRun.DefaultTokenizerSource(recipe.Model.Init));
+        string? tokSource = o.Tokenizer ?? recipe.Tokenizer ?? source.Tokenizer ?? ModelSource.Resolve(recipe.Model.Init).Tokenizer;
         ITokenizer? tok = tokSource != null ? TokenizerLoader.Load(tokSource) : null;
         var data = TaskData.Load(recipe, dataPath, tok, labels);
         if (data.Examples.Count == 0) throw new InvalidDataException($"{dataPath}: no examples to evaluate");

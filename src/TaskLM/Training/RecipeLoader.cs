@@ -289,7 +289,13 @@ public static class RecipeLoader
         if (t.ClassWeights is JsonValue cw)
             Check(cw.TryGetValue(out string? s) && s is "balanced" or "auto", source, "training.class_weights must be 'balanced', 'auto' or a list of numbers");
         else if (t.ClassWeights is JsonArray arr)
+        {
             Check(arr.All(x => JsonNumber(x) is double w && w >= 0 && double.IsFinite(w)), source, "training.class_weights must be 'balanced' or a list of non-negative numbers");
+            // A zero weight makes the weighted mean loss 0/0 (NaN) for every batch holding only that class (batch 1: every
+            // example of it), which then reads as divergence: refused with the reason.
+            int zero = arr.ToList().FindIndex(x => JsonNumber(x) is 0.0);
+            Check(zero < 0, source, $"training.class_weights[{zero}] is 0: every weight must be positive (a batch of only that class would have a 0/0 loss); drop the class from the data, or give it a small weight such as 0.01");
+        }
         else Check(t.ClassWeights == null, source, "training.class_weights must be 'balanced' or a list of numbers");
         Check(r.Evaluation.BootstrapSamples == 0 || r.Evaluation.BootstrapSamples >= 2, source, "evaluation.bootstrap_samples must be 0 (off) or at least 2");
         Check(!r.Evaluation.Ensemble || r.Evaluation.Baseline, source, "evaluation.ensemble needs evaluation.baseline: true");

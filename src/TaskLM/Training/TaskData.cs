@@ -18,6 +18,13 @@ public sealed record TaskExamples(List<Example> Examples, IReadOnlyList<string>?
 /// characters to token positions; generation puts loss on the completion only.</summary>
 public static class TaskData
 {
+    /// <summary>Text data met without a tokenizer; training names the model that brought none (see TrainingRun.SetupData).</summary>
+    public sealed class NoTokenizerException(string path)
+        : InvalidOperationException($"{path}: text data needs a tokenizer (set 'tokenizer' in the recipe or give a model folder that has one)")
+    {
+        public string DataPath { get; } = path;
+    }
+
     /// <summary>Loads <paramref name="path"/> for <paramref name="recipe"/>'s task (see the data-section overload).</summary>
     public static TaskExamples Load(Recipe recipe, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0) =>
         Load(recipe.Task, recipe.Data, path, tokenizer, labels, maxExamples);
@@ -48,7 +55,7 @@ public static class TaskData
         if (task is "classification" or "token-classification" && labelNames == null)
             labelNames = CollectLabels(rows, recipe, preTokenized, path);
         var examples = new List<Example>();
-        if (!preTokenized && tokenizer == null) throw new InvalidOperationException($"{path}: text data needs a tokenizer (set 'tokenizer' in the recipe or give a model folder that has one)");
+        if (!preTokenized && tokenizer == null) throw new NoTokenizerException(path);
         if (!preTokenized && task is "causal-lm" or "masked-lm")
             examples.AddRange(PackBlocks(rows, recipe, tokenizer!, path));
         else

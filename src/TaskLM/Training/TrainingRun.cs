@@ -105,6 +105,8 @@ public static class TrainingRun
     public static RunResult Run(Recipe r, RunOptions o)
     {
         using var c = new RunContext(r, o);
+        // One run per output_dir: a second process is refused naming the first (rank 0 writes, so rank 0 locks).
+        using var folderLock = c.IsMain ? RunFolderLock.Acquire(r.OutputDir) : null;
         PrepareRunFolder(c);
         manual_seed(r.Training.Seed);
         SetupData(c);
@@ -238,9 +240,20 @@ public static class TrainingRun
         string? tokSource = r.Tokenizer ?? DefaultTokenizerSource(r.Model.Init);
         if (tokSource != null && o.TokenizerLoader != null) c.Tokenizer = o.TokenizerLoader(tokSource);
         // Values the data decides (validation split, max_length 0, class_weights auto): Training/AutoSettings.cs.
+        string trainFile = r.Data.Train!;   // the user's file (a held-out validation split replaces it with our copy)
         AutoSettings.Resolve(r, c.RunDir, c.Tokenizer, o.Say);
-        c.Train = LoadSplit(c, "train", r.Data.Train!, null, r.Data.MaxTrainExamples);
+        try { c.Train = LoadSplit(c, "train", r.Data.Train!, null, r.Data.MaxTrainExamples); }
+        catch (TaskData.NoTokenizerException) when (c.Tokenizer == null)
+        {
+            // Name the model that brought no tokenizer, not only the data file (the audit's newcomer tripped over it).
+            throw new RecipeException(ModelSource.Resolve(r.Model.Init).Kind == ModelSourceKind.Preset
+                ? $"{trainFile} is text, and model.init {r.Model.Init} (a preset) brings no tokenizer; set 'tokenizer' in the recipe (a tokenizer folder, or gpt2)"
+                : $"{r.Model.Init}: the model folder has no tokenizer files (tokenizer.json, vocab.txt, or vocab.json + merges.txt), and {trainFile} is text; set 'tokenizer' in the recipe to a tokenizer folder");
+        }
         c.Labels = c.Train.Labels;
+        // A classifier of one class learns nothing: refused before training (it trained to the end, then failed on the test file).
+        if (r.Task == TaskNames.Classification && c.Labels is { Count: < 2 } one)
+            throw new RecipeException($"{trainFile}: every training example has the label '{one.FirstOrDefault()}' (column '{r.Data.LabelColumn}'); a classifier needs at least two labels — check data.label_column and the file");
         c.Validation = r.Data.Validation != null ? LoadSplit(c, "validation", r.Data.Validation, c.Labels, r.Data.MaxEvalExamples) : null;
         o.Say($"data: {c.Train.Examples.Count} training examples" + (c.Validation != null ? $", {c.Validation.Examples.Count} validation" : "") + (c.Labels != null ? $", {c.Labels.Count} labels" : ""));
     }
@@ -259,19 +272,21 @@ public static class TrainingRun
         // The checkpoint's weights when resuming a full run; otherwise the recipe's init.
         bool lora = r.Strategy.Method == "lora";
         string init = c.ResumeDir != null && !lora ? c.ResumeDir : r.Model.Init;
-        if (r.Model.EmbeddingInit != null && Directory.Exists(init) && c.ResumeDir == null)
+        var source = ModelSource.Resolve(init);
+        if (r.Model.EmbeddingInit != null && source.Kind != ModelSourceKind.Preset && c.ResumeDir == null)
             throw new RecipeException($"model.embedding_init applies to a model started from random (a preset name); model.init is the folder {init}, whose embeddings are already trained");
+        if (source.Note != null) o.Say(source.Note);
         ITaskModel model;
-        if (Directory.Exists(init))
+        if (source.Kind != ModelSourceKind.Preset)
         {
-            model = ModelFactory.FromPretrained(init, c.ModelTask, c.Labels?.Count, c.Labels, ConfigOverrides(r));
+            model = source.Load(c.ModelTask, numLabels: c.Labels?.Count, labels: c.Labels, overrides: ConfigOverrides(r));
             // HF's load report: a new head is normal when fine-tuning, and said so; so are unused weights.
             if (model is PreTrainedModel { LoadReport: { } report }) foreach (var line in report.ToString().Split(Environment.NewLine)) o.Say(line);
             CheckFinite(model, init);
         }
         else
         {
-            model = ModelFactory.FromPreset(init, c.ModelTask, PresetOverrides(r, c.Labels));
+            model = ModelFactory.FromPreset(source.PresetName!, c.ModelTask, PresetOverrides(r, c.Labels));
             if (r.Model.EmbeddingInit == "ppmi-svd") o.Say(EmbeddingInit.Apply(model, c.Train.Examples.Select(e => e.InputIds), EmbeddingInitBoundaries(c.Tokenizer), r.Training.Seed));
         }
         model.Module.to(c.Device);
@@ -408,10 +423,12 @@ public static class TrainingRun
         using var scope = NewDisposeScope();
         // The adapter holds only the LoRA matrices and the head: the base is rebuilt as training built it (a preset
         // base is random, so it is drawn again from the run's seed, as SetupModel drew it right after manual_seed).
-        if (!Directory.Exists(r.Model.Init)) manual_seed(r.Training.Seed);
-        ITaskModel baseModel = Directory.Exists(r.Model.Init)
-            ? ModelFactory.FromPretrained(r.Model.Init, c.ModelTask, c.Labels?.Count, c.Labels, ConfigOverrides(r))
-            : ModelFactory.FromPreset(r.Model.Init, c.ModelTask, PresetOverrides(r, c.Labels));
+        var baseSource = ModelSource.Resolve(r.Model.Init);
+        bool preset = baseSource.Kind == ModelSourceKind.Preset;
+        if (preset) manual_seed(r.Training.Seed);
+        ITaskModel baseModel = preset
+            ? ModelFactory.FromPreset(baseSource.PresetName!, c.ModelTask, PresetOverrides(r, c.Labels))
+            : baseSource.Load(c.ModelTask, numLabels: c.Labels?.Count, labels: c.Labels, overrides: ConfigOverrides(r));
         var merged = LoraModel.FromAdapter(baseModel, source).MergeAndUnload();
         string tmp = best + ".merge.tmp";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);

@@ -64,6 +64,26 @@ public class ImproveCliTests
     }
 
     [Fact]
+    public void Compare_checks_every_model_before_training_and_a_model_that_fails_is_an_error()
+    {
+        // Audit BAD 2: a typo'd preset was found after the other model trained, and the run exited 0 recommending it.
+        string dir = Fresh("compare-typo");
+        var r = Tasklm(["compare", Spam, "--models", "gpt2-tiny,gpt9-huge", "--budget", "2steps", "--out", dir, .. Data(), .. Short(100, 2)]);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("gpt9-huge: unknown model preset 'gpt9-huge'", r.Stderr);
+        Assert.Contains("nothing was trained", r.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(dir, "runs")));
+        // --keep-going compares the model that can run; the failure is still a row, named on stderr, and exit 1.
+        var k = Tasklm(["compare", Spam, "--models", "gpt2-tiny,gpt9-huge", "--budget", "2steps", "--out", dir, "--keep-going", "--json", .. Data(), .. Short(100, 2)]);
+        Assert.Equal(1, k.ExitCode);
+        Assert.Contains("error: gpt9-huge:", k.Stderr);
+        var json = JsonNode.Parse(k.Stdout)!.AsObject();
+        Assert.Equal(1, (int)json["failed"]!);
+        Assert.NotEqual("gpt9-huge", json["recommendation"]!["model"]!.GetValue<string>());
+        Assert.NotNull(json["rows"]![1]!["error"]);
+    }
+
+    [Fact]
     public void Compare_two_models_writes_every_column_and_models_then_shows_the_measured_speed()
     {
         string dir = Fresh("compare");
@@ -93,7 +113,8 @@ public class ImproveCliTests
         }
         // The parameter counts are the models' own: gpt2-tiny (GPT-2 vocabulary) is the larger here.
         Assert.True(Io.D(rows[0]["parameters"]) > Io.D(rows[1]["parameters"]));
-        Assert.Contains(json["recommendation"]!["model"]!.GetValue<string>(), rows.Select(x => x["model"]!.GetValue<string>()));
+        // A model, or the in-run baseline when it beats every model (these 4-step models may well lose to it).
+        Assert.Contains(json["recommendation"]!["model"]!.GetValue<string>(), rows.Select(x => x["model"]!.GetValue<string>()).Append(Compare.BaselineName));
         Assert.False(string.IsNullOrWhiteSpace(json["recommendation"]!["reason"]!.GetValue<string>()));
         string md = File.ReadAllText(Path.Combine(dir, "compare.md"));
         Assert.Contains("| gpt2-tiny |", md);

@@ -85,6 +85,20 @@ public class ImproveUnitTests
         Assert.Equal("tiny", Compare.Recommend(rows, "loss", maximize: false, tolerance: 0.0).Model);
     }
 
+    [Fact]
+    public void The_advice_is_the_baseline_when_it_beats_every_model()
+    {
+        // Audit BAD 2: the baseline in the same table beat every model and a model was still recommended.
+        var rows = new[] { Row("big", 0.90, 9.0, 30_000_000), Row("small", 0.89, 3.0, 10_000_000) };
+        rows[0]["baseline_value"] = 0.93; rows[1]["baseline_value"] = 0.93;
+        var (pick, reason) = Compare.Advise(rows, "macro_f1", maximize: true, tolerance: 0.01);
+        Assert.Equal(Compare.BaselineName, pick);
+        Assert.Contains("baseline (0.930 macro_f1) beats every model (the best, 0.900)", reason);
+        // Below the best model, the baseline changes nothing.
+        rows[0]["baseline_value"] = 0.85; rows[1]["baseline_value"] = 0.85;
+        Assert.Equal("small", Compare.Advise(rows, "macro_f1", maximize: true, tolerance: 0.01).Model);
+    }
+
     static JsonArray Curve(params (int n, double mean, double low, double high)[] pts) =>
         new(pts.Select(p => (JsonNode)new JsonObject { ["train_examples"] = p.n, ["mean"] = p.mean, ["low"] = p.low, ["high"] = p.high }).ToArray());
 

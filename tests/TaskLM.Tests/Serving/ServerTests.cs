@@ -197,6 +197,30 @@ public class ServerTests(Gpt2ServerFixture f) : IClassFixture<Gpt2ServerFixture>
     }
 
     [Fact]
+    public async Task Errors_name_the_field_the_request_sent_and_invalid_utf8_is_a_400()
+    {
+        // Audit: max_completion_tokens 0 was reported as 'max_tokens'; an over-long prompt on /v1/completions as 'messages';
+        // invalid UTF-8 inside a JSON string was a 500.
+        var (st, b) = await Post("/v1/chat/completions", """{"messages":[{"role":"user","content":"hi"}],"max_completion_tokens":0}""");
+        Assert.Equal(HttpStatusCode.BadRequest, st);
+        Assert.Equal("max_completion_tokens", (string?)b["error"]!["param"]);
+        Assert.Contains("'max_completion_tokens' must be at least 1", (string?)b["error"]!["message"]);
+        (st, b) = await Post("/v1/completions", new JsonObject { ["prompt"] = string.Concat(Enumerable.Repeat("hello ", 200)), ["max_tokens"] = 2 }.ToJsonString());
+        Assert.Equal(HttpStatusCode.BadRequest, st);
+        AssertError(b, "invalid_request_error", "context_length_exceeded");
+        Assert.Equal("prompt", (string?)b["error"]!["param"]);
+        var bytes = Encoding.UTF8.GetBytes("{\"prompt\": \"caf\u00e9 x\", \"max_tokens\": 2}").ToList();
+        int at = bytes.IndexOf((byte)'x');
+        bytes[at] = 0xFF;   // a byte that is never UTF-8
+        var content = new ByteArrayContent(bytes.ToArray());
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var r = await f.Http.PostAsync("/v1/completions", content);
+        Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+        AssertError(JsonNode.Parse(await r.Content.ReadAsStringAsync())!.AsObject(), "invalid_request_error", "invalid_json");
+        Assert.Equal(HttpStatusCode.OK, (await f.Http.GetAsync("/health")).StatusCode);
+    }
+
+    [Fact]
     public async Task Thirty_two_concurrent_completions_are_all_answered_batched_and_the_server_stays_healthy()
     {
         long batches = f.Model.Stats.Batches, rows = f.Model.Stats.BatchRows;
@@ -404,6 +428,13 @@ public class ServerLimitTests
         Assert.Equal(1, model.Stats.Cancelled);
         Assert.True(model.Stats.TokensOut < 1000, $"{model.Stats.TokensOut} tokens: generation ran to the end after the client left");
         Assert.Equal(0, model.Stats.ActiveSequences);
+        // Counted as the client's doing (499), not as a server error (audit: it was counted as 500).
+        using var http = new HttpClient();
+        string metrics = "";
+        for (var until = DateTime.UtcNow.AddSeconds(30); DateTime.UtcNow < until && !metrics.Contains("status=\"499\""); await Task.Delay(50))
+            metrics = await http.GetStringAsync(server.Url + "/metrics");
+        Assert.Contains("tasklm_http_requests_total{route=\"/v1/completions\",status=\"499\"} 1", metrics);
+        Assert.DoesNotContain("status=\"500\"", metrics);
     }
 
     [Fact]

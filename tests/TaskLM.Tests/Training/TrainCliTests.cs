@@ -164,4 +164,42 @@ public class TrainCliTests
         }
         finally { Directory.Delete(dir, true); }
     }
+    [Fact]
+    public void A_second_run_into_an_output_dir_in_use_is_refused_naming_the_first_and_a_killed_run_frees_it()
+    {
+        // Audit BAD 3: two runs into one output_dir both exited 0 and one run's results were gone.
+        string dir = Path.Combine(Path.GetTempPath(), "tasklm-train-lock-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string recipe = Recipe(dir), run = Path.Combine(dir, "run");
+            using (TaskLM.Training.RunFolderLock.Acquire(run))   // this test process stands for the first run
+            {
+                var second = CliRunner.Run(["train", recipe, "output_dir=" + run, "--threads", "1"], workingDirectory: dir);
+                Assert.NotEqual(0, second.ExitCode);
+                Assert.Contains("another training run", second.Stderr);
+                Assert.Contains($"pid {Environment.ProcessId}", second.Stderr);
+                Assert.False(File.Exists(Path.Combine(run, "recipe.resolved.yaml")));
+                Assert.False(File.Exists(Path.Combine(run, "train.log")));
+            }
+            // A run killed with SIGKILL holds nothing: the kernel drops its lock with the process.
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir };
+            foreach (var a in new[] { CliRunner.CliDll, "train", recipe, "output_dir=" + run, "training.max_steps=100000", "--threads", "1" }) psi.ArgumentList.Add(a);
+            using (var first = Process.Start(psi)!)
+            {
+                first.OutputDataReceived += (_, _) => { }; first.ErrorDataReceived += (_, _) => { };
+                first.BeginOutputReadLine(); first.BeginErrorReadLine();
+                var sw = Stopwatch.StartNew();
+                while (!File.Exists(Path.Combine(run, "metrics.jsonl")) && sw.Elapsed < TimeSpan.FromMinutes(2) && !first.HasExited) Thread.Sleep(100);
+                Assert.False(first.HasExited, "the first run ended before it was killed");
+                var busy = CliRunner.Run(["train", recipe, "output_dir=" + run, "--overwrite", "--threads", "1"], workingDirectory: dir);
+                Assert.Contains($"pid {first.Id}", busy.Stderr);
+                Assert.Equal(0, CliRunner.Kill(first.Id, 9));
+                first.WaitForExit();
+            }
+            var after = CliRunner.Run(["train", recipe, "output_dir=" + run, "--overwrite", "training.max_steps=2", "--threads", "1"], workingDirectory: dir);
+            Assert.True(after.ExitCode == 0, after.Stderr);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

@@ -1,0 +1,151 @@
+// The 2026-12-07 fault audit's WEAK cases (../shared/reliability-cases.tsv), through the `tasklm` program: each refused
+// up front with a message naming the key, option or file, and nothing left behind.
+using TaskLM.Tests.Serving;
+
+namespace TaskLM.Tests.Faults;
+
+public class AuditFaultTests
+{
+    static string NewDir(string tag)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"tasklm-audit-{tag}-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    static CliResult Tasklm(string dir, params string[] args) => CliRunner.Run([.. args, "--threads", "1"], workingDirectory: dir);
+
+    static string OneLine(string s) => System.Text.RegularExpressions.Regex.Replace(s, @"\s+", " ");
+
+    /// <summary>A 2-class CSV and a tiny GPT-2 classifier recipe on it (32 positions).</summary>
+    static string ClsRecipe(string dir, bool oneLabel = false)
+    {
+        var rows = new List<string> { "text,label" };
+        for (int i = 0; i < 24; i++) rows.Add(i % 2 == 0 || oneLabel ? $"win a free prize now {i},spam" : $"meeting moved to monday {i},ham");
+        File.WriteAllLines(Path.Combine(dir, "cls.csv"), rows);
+        string recipe = Path.Combine(dir, "cls.yaml");
+        File.WriteAllText(recipe, """
+            task: classification
+            model:
+              init: gpt2-tiny
+              config: {n_layer: 1, n_head: 2, n_embd: 16, n_positions: 32, pad_token_id: 50256}
+            tokenizer: gpt2
+            data: {train: cls.csv, validation: cls.csv, max_length: 16}
+            training: {max_steps: 2, batch_size: 8, lr: 1.0e-3, eval_every: 2, tensorboard: false}
+            evaluation: {baseline: false}
+            """);
+        return recipe;
+    }
+
+    [Fact]
+    public void Training_setup_problems_are_refused_before_anything_is_written()
+    {
+        string dir = NewDir("train");
+        try
+        {
+            string recipe = ClsRecipe(dir);
+            // data.max_length past the model's positions: named with the limit, and the corrected rerun is not blocked.
+            var r = Tasklm(dir, "train", recipe, "data.max_length=40", "output_dir=run");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("data.max_length 40", OneLine(r.Stderr));
+            Assert.Contains("32 positions", OneLine(r.Stderr));
+            Assert.False(File.Exists(Path.Combine(dir, "run", "recipe.resolved.yaml")));
+            var ok = Tasklm(dir, "train", recipe, "output_dir=run");
+            Assert.True(ok.ExitCode == 0, ok.Stderr);
+
+            // A zero class weight (0/0 losses at batch 1, read as divergence) is refused naming the entry.
+            r = Tasklm(dir, "train", recipe, "training.class_weights=[1.0,0.0]", "output_dir=run-cw");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("training.class_weights[1] is 0", OneLine(r.Stderr));
+
+            // One label in the training file: refused before training, naming the user's file.
+            string one = Path.Combine(dir, "one");
+            Directory.CreateDirectory(one);
+            string oneRecipe = ClsRecipe(one, oneLabel: true);
+            r = Tasklm(one, "train", oneRecipe, "data.validation=null", "output_dir=run");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("cls.csv: every training example has the label 'spam'", OneLine(r.Stderr));
+            Assert.False(File.Exists(Path.Combine(one, "run", "recipe.resolved.yaml")));
+
+            // A model folder without tokenizer files is named, not the data file.
+            string notok = Path.Combine(dir, "notok");
+            Directory.CreateDirectory(notok);
+            foreach (var f in new[] { "config.json", "model.safetensors" })
+                File.Copy(Path.Combine(ServingFixtures.Hf("bert-cls"), f), Path.Combine(notok, f));
+            r = Tasklm(dir, "train", recipe, "model.init=notok", "tokenizer=null", "model.config=null", "output_dir=run-notok");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("notok: the model folder has no tokenizer files", OneLine(r.Stderr));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Theory]
+    [InlineData("--port", "70000", "--port must be between 0 and 65535")]
+    [InlineData("--max-body-bytes", "-1", "--max-body-bytes must be at least 1")]
+    [InlineData("--max-queue", "0", "--max-queue must be at least 1")]
+    public void Serve_options_out_of_range_name_the_option(string option, string value, string message)
+    {
+        string dir = NewDir("serve");
+        try
+        {
+            var r = Tasklm(dir, "serve", "--model", ServingFixtures.Hf("gpt2-tiny"), option, value);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains(message, OneLine(r.Stderr));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Predict_refuses_an_empty_input_and_a_failure_leaves_no_temporary_file()
+    {
+        string dir = NewDir("predict");
+        try
+        {
+            string model = ServingFixtures.Bert("bert-cls", ["ham", "spam", "eggs"]);
+            File.WriteAllText(Path.Combine(dir, "empty.jsonl"), "");
+            var r = Tasklm(dir, "predict", "empty.jsonl", "--model", model, "--out", "p1.jsonl");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("no rows to predict", r.Stderr);
+            Assert.Contains("--allow-empty", r.Stderr);
+            Assert.Empty(Directory.GetFiles(dir, "p1*"));
+            r = Tasklm(dir, "predict", "empty.jsonl", "--model", model, "--out", "p1.jsonl", "--allow-empty");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.True(File.Exists(Path.Combine(dir, "p1.jsonl")));
+
+            // Row 3 lacks the text column: the error names it, and neither p2.jsonl nor p2.jsonl.tmp stays.
+            File.WriteAllLines(Path.Combine(dir, "mid.jsonl"), ["""{"text": "a b c"}""", """{"text": "d e"}""", """{"label": "x"}"""]);
+            r = Tasklm(dir, "predict", "mid.jsonl", "--model", model, "--out", "p2.jsonl", "--batch-size", "1");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("mid.jsonl:3", r.Stderr);
+            Assert.Empty(Directory.GetFiles(dir, "p2*"));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Export_says_which_weights_a_run_without_best_gives_and_that_a_run_with_none_has_no_model()
+    {
+        string dir = NewDir("export");
+        try
+        {
+            string run = Path.Combine(dir, "nobest"), step = Path.Combine(run, "checkpoints", "step-2");
+            Directory.CreateDirectory(step);
+            foreach (var f in Directory.GetFiles(ServingFixtures.Bert("bert-cls", ["ham", "spam", "eggs"]))) File.Copy(f, Path.Combine(step, Path.GetFileName(f)));
+            File.WriteAllText(Path.Combine(step, "trainer_state.json"), "{}");
+            File.WriteAllText(Path.Combine(run, "recipe.resolved.yaml"), "task: classification\nmodel:\n  init: bert-tiny\ndata:\n  train: train.jsonl\n  max_length: 32\n");
+            var r = Tasklm(dir, "export", "--model", run, "--format", "hf", "--out", "x2");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("has no best/", OneLine(r.Stderr));
+            Assert.Contains("step-2", r.Stderr);
+
+            string nothing = Path.Combine(dir, "nothing");
+            Directory.CreateDirectory(nothing);
+            File.Copy(Path.Combine(run, "recipe.resolved.yaml"), Path.Combine(nothing, "recipe.resolved.yaml"));
+            r = Tasklm(dir, "export", "--model", nothing, "--format", "hf", "--out", "x3");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("the run has no model yet", OneLine(r.Stderr));
+            Assert.DoesNotContain("resume", r.Stderr);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
