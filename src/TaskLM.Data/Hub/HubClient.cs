@@ -219,11 +219,12 @@ public sealed class HubClient : IDisposable
             await using (var output = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
             {
                 var clock = Stopwatch.StartNew();
-                long reported = -1;
+                long reported = -1, reportedBytes = -1;
                 void Report(bool force)
                 {
-                    if (progress == null || (!force && clock.ElapsedMilliseconds - reported < 100)) return;
+                    if (progress == null || output.Length == reportedBytes || (!force && clock.ElapsedMilliseconds - reported < 100)) return;
                     reported = clock.ElapsedMilliseconds;
+                    reportedBytes = output.Length;
                     double rate = output.Length / Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
                     TimeSpan? eta = size is long n && rate > 0 ? TimeSpan.FromSeconds((n - output.Length) / rate) : null;
                     progress.Report(new HubProgress(file, output.Length, size, rate, eta));

@@ -101,6 +101,7 @@ public sealed class ModelSource
     [
         LocalFolders.TryResolve,
         Presets.TryResolve,
+        HubModelSource.TryResolve,   // hf:org/name@rev, org/name, a bare Hub name (HubModelSource.cs)
     ];
 
     /// <summary>Resolves <paramref name="spec"/>; <paramref name="baseModel"/> names an adapter's base when the adapter

@@ -48,4 +48,43 @@ public sealed class HubCliTests : IDisposable
         Assert.True(rm.ExitCode == 0, rm.Stderr);
         Assert.False(Directory.Exists(Path.Combine(cache, "models--org--tiny")));
     }
+
+    [Fact]
+    public async Task AVerbTakesAHubIdThenWorksOfflineWithHfLogits()
+    {
+        // `tasklm logits --model org/name`: resolved through ModelSource's Hub source, downloaded once, then read
+        // from the cache with HF_HUB_OFFLINE=1 and no Hub at all; the logits are Hugging Face's.
+        string commit;
+        var env = new Dictionary<string, string?> { ["HF_HUB_CACHE"] = cache, ["HF_TOKEN"] = null, ["HF_HOME"] = cache, ["HF_HUB_OFFLINE"] = null };
+        var expected = BertTests.Expected("bert-cls");
+        string input = Path.Combine(cache, "in.json"), output = Path.Combine(cache, "out.json");
+        Directory.CreateDirectory(cache);
+        File.WriteAllText(input, new JsonObject
+        {
+            ["input_ids"] = expected["input_ids"]!.DeepClone(), ["attention_mask"] = expected["attention_mask"]!.DeepClone(),
+            ["token_type_ids"] = expected["token_type_ids"]!.DeepClone(),
+        }.ToJsonString());
+        await using (var hub = await FakeHub.StartAsync())
+        {
+            commit = hub.Add("org/bert-cls", FakeHub.FolderFiles(BertTests.Fixture("bert-cls")));
+            env["HF_ENDPOINT"] = hub.Endpoint;
+            var online = CliRunner.Run(["logits", "--model", "org/bert-cls", "--input", input, "--out", output, "--device", "cpu", "--threads", "1"], env);
+            Assert.True(online.ExitCode == 0, online.Stderr + online.Stdout);
+            Assert.Contains("downloaded model.safetensors", online.Stderr);
+        }
+        File.Delete(output);
+        env["HF_HUB_OFFLINE"] = "1";
+        var offline = CliRunner.Run(["logits", "--model", $"hf:org/bert-cls@{commit}", "--input", input, "--out", output, "--device", "cpu", "--threads", "1"], env);
+        Assert.True(offline.ExitCode == 0, offline.Stderr + offline.Stdout);
+        var got = JsonNode.Parse(File.ReadAllText(output))!["logits"]!.AsArray().SelectMany(r => r!.AsArray().Select(v => v!.GetValue<double>())).ToArray();
+        var want = expected["logits"]!.AsArray().SelectMany(r => r!.AsArray().Select(v => v!.GetValue<double>())).ToArray();
+        Assert.Equal(want.Length, got.Length);
+        Assert.True(want.Zip(got, (a, b) => Math.Abs(a - b)).Max() <= 1e-4);
+
+        // Offline, a model never pulled: the error names it and the naming rule.
+        var missing = CliRunner.Run(["logits", "--model", "org/never-pulled", "--input", input, "--out", output], env);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("HF_HUB_OFFLINE=1", missing.Stderr);
+        Assert.Contains("org/never-pulled", missing.Stderr);
+    }
 }
