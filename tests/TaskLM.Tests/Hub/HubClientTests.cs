@@ -181,6 +181,23 @@ public sealed class HubClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStalledDownloadTimesOutInsteadOfHanging()
+    {
+        var files = FakeHub.FolderFiles(BertTests.Fixture("bert-cls"), withExtras: false);
+        string commit = hub.Add("org/model", files);
+        hub.ChunkDelay = TimeSpan.FromSeconds(5);   // one 16 KiB chunk, then silence
+        using var client = new HubClient(Options() with { Timeout = TimeSpan.FromMilliseconds(500) });
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<HubException>(() => client.SnapshotAsync("org/model"));
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(4.5), $"took {sw.Elapsed}");
+        Assert.Contains("broke off", e.Message);
+        Assert.Contains("within 0.5 s", e.Message);
+        Assert.Equal(3, hub.To("cdn").Count(r => r.Method == "GET"));   // resumed twice with a Range, then gave up
+        Assert.False(File.Exists(Path.Combine(Repo("org/model"), "snapshots", commit, "model.safetensors")));
+        Assert.Empty(Incomplete(cache));
+    }
+
+    [Fact]
     public async Task SlowHubFallsBackToTheCacheWithAWarningElseFailsClearly()
     {
         hub.Add("org/model", FakeHub.FolderFiles(BertTests.Fixture("bert-cls"), withExtras: false));
