@@ -105,11 +105,11 @@ public sealed class HubCache(string root)
         return Convert.ToHexStringLower(SHA256.HashData(s));
     }
 
-    /// <summary>Every file of a snapshot (paths relative to it, '/'-separated) with its SHA-256.</summary>
-    public static IReadOnlyDictionary<string, string> Hashes(string snapshotFolder) =>
+    /// <summary>Every readable file of a snapshot, as paths relative to it ('/'-separated, as in the repository).</summary>
+    public static IReadOnlyCollection<string> Files(string snapshotFolder) =>
         Directory.EnumerateFiles(snapshotFolder, "*", SearchOption.AllDirectories)
             .Where(f => !f.EndsWith(".tmp", StringComparison.Ordinal) && Present(f))
-            .ToDictionary(f => Path.GetRelativePath(snapshotFolder, f).Replace('\\', '/'), FileSha256, StringComparer.Ordinal);
+            .Select(f => Path.GetRelativePath(snapshotFolder, f).Replace('\\', '/')).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>One cached commit of a repository: its folder, the refs that point to it, its files and their size.</summary>
     public sealed record CachedRevision(string Commit, IReadOnlyList<string> Refs, string Folder, int Files, long Bytes);

@@ -115,7 +115,11 @@ public sealed class HubClient : IDisposable
         string folder = Cache.SnapshotFolder(repoId, commit);
         if (HubFiles.Missing(folder).Count > 0) return null;
         if (options.SupportedModelTypes is { } supported) EnsureSupported(folder, supported, repoId);
-        return new HubSnapshot { Folder = folder, Repo = repoId, Revision = revision, Commit = commit, FileSha256 = HubCache.Hashes(folder), FromCache = true };
+        // The same files a download would take (a snapshot Python filled may hold more).
+        var files = HubFiles.Select(HubCache.Files(folder), repoId).ToList();
+        files.AddRange(files.Where(HubFiles.IsIndex).SelectMany(i => HubFiles.Shards(Path.Combine(folder, i))).ToList());
+        var hashes = files.Distinct().ToDictionary(f => f, f => HubCache.FileSha256(Path.Combine(folder, f)), StringComparer.Ordinal);
+        return new HubSnapshot { Folder = folder, Repo = repoId, Revision = revision, Commit = commit, FileSha256 = hashes, FromCache = true };
     }
 
     /// <summary>The cached snapshot, or an error naming what the cache lacks and why the Hub was not asked.</summary>

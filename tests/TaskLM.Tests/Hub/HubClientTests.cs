@@ -92,6 +92,8 @@ public sealed class HubClientTests : IAsyncLifetime
         var snap = await client.SnapshotAsync("org/sharded");
         Assert.Equal(files.Keys.Order(), snap.FileSha256.Keys.Order());
         Assert.Equal(weights, File.ReadAllBytes(Path.Combine(snap.Folder, "model-00001-of-00002.safetensors")));
+        using var offline = new HubClient(Options() with { Offline = true });
+        Assert.Equal(snap.FileSha256, (await offline.SnapshotAsync("org/sharded")).FileSha256);
     }
 
     [Fact]
