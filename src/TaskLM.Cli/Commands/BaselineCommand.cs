@@ -26,10 +26,12 @@ public static class BaselineCommand
             string? pc = p.GetValue(pairCol);
             var tr = LabelledTexts.Read(p.GetValue(train)!, tc, lc, pc);
             var te = LabelledTexts.Read(p.GetValue(test)!, tc, lc, pc);
+            Baseline.CheckLabels(tr, p.GetValue(train)!, te, p.GetValue(test)!);
             var scored = Baseline.FitAndScore(tr, te);
             EvalResult? val = null;
             if (p.GetValue(validation) is string vp)
             {
+                Baseline.CheckLabels(tr, p.GetValue(train)!, LabelledTexts.Read(vp, tc, lc, pc), vp);
                 var va = LabelledTexts.Read(vp, tc, lc, pc);
                 var proba = scored.Model.PredictProba(va.Texts);
                 val = Baseline.Score(va, proba.Select(x => scored.Model.Labels[TextBaseline.ArgMax(x)]).ToList(), proba, scored.Model.Labels, "validation");

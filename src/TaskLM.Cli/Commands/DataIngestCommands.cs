@@ -96,7 +96,7 @@ public static class DataIngestCommands
                     "skip" => OnError.Skip,
                     var v => throw new ArgumentException($"--on-error must be fail or skip, not '{v}'"),
                 },
-                Encoding = p.GetValue(encoding),
+                Encoding = CheckedEncoding(p.GetValue(encoding)),
                 Delimiter = p.GetValue(delimiter) is string d ? (d == "\\t" || d == "tab" ? "\t" : d) : null,
                 EmailParts = ParseParts(p.GetValue(emailParts)!),
                 EmailField = p.GetValue(emailField),
@@ -181,5 +181,14 @@ public static class DataIngestCommands
                 _ => throw new ArgumentException($"--email-parts takes subject, body, headers; got '{part}'"),
             };
         return parts == 0 ? EmailParts.Subject | EmailParts.Body : parts;
+    }
+
+    /// <summary>--encoding is checked whatever the input format (a JSONL file, read as UTF-8, used to ignore a bad name).</summary>
+    static string? CheckedEncoding(string? name)
+    {
+        if (name == null) return null;
+        try { TextFiles.StrictEncoding(name); }
+        catch (ArgumentException) { throw new ArgumentException($"--encoding '{name}' is not a known text encoding (utf-8, latin-1, windows-1252, utf-16, ...)"); }
+        return name;
     }
 }

@@ -163,6 +163,19 @@ public sealed record BaselineScore(TextBaseline Model, string[] Predictions, flo
 /// <summary>Fits and scores the baseline on a train/test pair.</summary>
 public static class Baseline
 {
+    /// <summary>What `tasklm evaluate` refuses, refused for the baseline too: a training file of one class, and a scored
+    /// file with a label the training file never had (named with its row).</summary>
+    public static void CheckLabels(LabelledTexts train, string trainPath, LabelledTexts scored, string scoredPath)
+    {
+        var known = train.Labels.Distinct().Order(StringComparer.Ordinal).ToList();
+        if (known.Count < 2)
+            throw new InvalidDataException($"{trainPath}: every training example has the label '{known.FirstOrDefault()}'; a classifier needs at least two labels (check --label-column)");
+        var set = known.ToHashSet(StringComparer.Ordinal);
+        int i = scored.Labels.ToList().FindIndex(l => !set.Contains(l));
+        if (i >= 0)
+            throw new InvalidDataException($"{scoredPath}: row {i + 1}: label '{scored.Labels[i]}' is not among the training labels ({string.Join(", ", known)})");
+    }
+
     /// <summary>Fits on <paramref name="train"/> and scores <paramref name="test"/>. <paramref name="labelOrder"/>: the
     /// model's classes (probability columns follow it); test labels outside it count as errors.</summary>
     public static BaselineScore FitAndScore(LabelledTexts train, LabelledTexts test, IReadOnlyList<string>? labelOrder = null, BaselineOptions? options = null, string? split = "test")

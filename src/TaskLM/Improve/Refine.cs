@@ -75,12 +75,17 @@ public static class Refine
         var recipe = RecipeLoader.Load(Path.Combine(champRun, "recipe.resolved.yaml"), o.Overrides);
 
         // The child folder and its data: the new rows split into train / validation / test, and the training mix.
+        // The user's new rows are checked against the columns the child will read before anything is written: a missing
+        // column used to be reported against refine's own train-mix.jsonl, and each failure left a numbered folder.
+        var newRows = LabelledRows.Read(o.Data);
+        foreach (var (col, key) in new[] { (recipe.Data.TextColumn, "data.text_column"), (recipe.Data.TextPairColumn, "data.text_pair_column"), (d.LabelColumn, "data.label_column") })
+            if (col != null && newRows.FindIndex(r => !r.ContainsKey(col)) is int bad && bad >= 0)
+                throw new InvalidDataException($"{o.Data}: row {bad + 1} has no column '{col}' ({key}; its columns: {string.Join(", ", newRows[bad].Select(kv => kv.Key))})");
         string refinements = Path.Combine(run, "refinements");
         Directory.CreateDirectory(refinements);
         int n = Directory.EnumerateDirectories(refinements).Select(x => int.TryParse(Path.GetFileName(x), out int k) ? k : 0).DefaultIfEmpty(0).Max() + 1;
         string child = Path.Combine(refinements, n.ToString(CultureInfo.InvariantCulture));
         Directory.CreateDirectory(child);
-        var newRows = LabelledRows.Read(o.Data);
         List<JsonObject> newTrain, newTest;
         if (o.NewTest != null) { newTrain = newRows; newTest = LabelledRows.Read(o.NewTest); }
         else (newTrain, newTest) = LabelledRows.StratifiedSplit(newRows, d.LabelColumn, o.TestFraction, o.Seed, o.Data);
@@ -118,8 +123,17 @@ public static class Refine
         var sw = Stopwatch.StartNew();
         RunResult result;
         Directory.CreateDirectory(recipe.OutputDir);
-        using (var log = new StreamWriter(Path.Combine(child, "train.log")) { AutoFlush = true })
+        try
+        {
+            using var log = new StreamWriter(Path.Combine(child, "train.log")) { AutoFlush = true };
             result = TrainingRun.Run(recipe, new RunOptions { Device = o.Device, Say = log.WriteLine });
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A challenger that never trained is no refinement: its numbered folder goes (the error says why).
+            try { Directory.Delete(child, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
         double wall = sw.Elapsed.TotalSeconds;
         try { Directory.Delete(Path.Combine(recipe.OutputDir, "checkpoints"), recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         string chalModel = ModelOf(recipe.OutputDir);

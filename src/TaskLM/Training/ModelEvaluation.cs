@@ -95,6 +95,14 @@ public static class ModelEvaluation
             result.Baseline = BaselineStage.Run(recipe, dataPath, data.Examples, model, collator, labels, tok, o.Say);
 
         string outDir = o.OutDir ?? runDir ?? Path.Combine(Directory.GetCurrentDirectory(), "eval");
+        // A run's eval.json is its test result: evaluating another file writes beside it, not over it (the playground and
+        // reports read the run's own), unless --out says where.
+        if (o.OutDir == null && runDir != null && File.Exists(Path.Combine(runDir, RunFolderFiles.Eval))
+            && (recipe.Data.Test == null || !string.Equals(Path.GetFullPath(recipe.Data.Test), Path.GetFullPath(dataPath), StringComparison.Ordinal)))
+        {
+            outDir = Path.Combine(runDir, "eval-" + split);
+            o.Say($"{Path.Combine(runDir, RunFolderFiles.Eval)} is the run's test result, so this evaluation of {dataPath} goes to {outDir} (--out chooses another folder)");
+        }
         Directory.CreateDirectory(outDir);
         string evalPath = Path.Combine(outDir, "eval.json");
         string tmp = evalPath + ".tmp";

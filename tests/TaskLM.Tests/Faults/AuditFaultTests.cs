@@ -148,4 +148,86 @@ public class AuditFaultTests
         }
         finally { Directory.Delete(dir, true); }
     }
+    [Fact]
+    public void Evaluating_a_run_on_another_file_keeps_the_runs_test_result()
+    {
+        string dir = NewDir("evaluate");
+        try
+        {
+            string run = Path.Combine(dir, "run"), best = Path.Combine(run, "best");
+            Directory.CreateDirectory(best);
+            foreach (var f in Directory.GetFiles(ServingFixtures.Bert("bert-cls", ["ham", "spam", "eggs"]))) File.Copy(f, Path.Combine(best, Path.GetFileName(f)));
+            File.WriteAllLines(Path.Combine(dir, "other.jsonl"), ["""{"text": "a b c", "label": "ham"}""", """{"text": "d e", "label": "spam"}"""]);
+            File.WriteAllText(Path.Combine(run, "recipe.resolved.yaml"), "task: classification\nmodel:\n  init: bert-tiny\ndata:\n  train: other.jsonl\n  test: test.jsonl\n  max_length: 32\n");
+            string testResult = """{"task":"classification","split":"test","n":12,"metrics":{"accuracy":0.75}}""";
+            File.WriteAllText(Path.Combine(run, "eval.json"), testResult);
+            var r = Tasklm(dir, "evaluate", run, "other.jsonl");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal(testResult, File.ReadAllText(Path.Combine(run, "eval.json")));
+            Assert.True(File.Exists(Path.Combine(run, "eval-other", "eval.json")));
+            Assert.Contains("eval-other", OneLine(r.Stdout + r.Stderr));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Baseline_refuses_one_training_class_and_a_label_it_never_saw()
+    {
+        string dir = NewDir("baseline");
+        try
+        {
+            File.WriteAllLines(Path.Combine(dir, "one.jsonl"), ["""{"text": "win cash", "label": "spam"}""", """{"text": "win now", "label": "spam"}"""]);
+            File.WriteAllLines(Path.Combine(dir, "two.jsonl"), ["""{"text": "win cash", "label": "spam"}""", """{"text": "lunch at noon", "label": "ham"}"""]);
+            File.WriteAllLines(Path.Combine(dir, "new.jsonl"), ["""{"text": "win cash", "label": "spam"}""", """{"text": "click here", "label": "phishing"}"""]);
+            var r = Tasklm(dir, "baseline", "one.jsonl", "--test", "two.jsonl");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("one.jsonl: every training example has the label 'spam'", OneLine(r.Stderr));
+            r = Tasklm(dir, "baseline", "two.jsonl", "--test", "new.jsonl");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("new.jsonl: row 2: label 'phishing' is not among the training labels (ham, spam)", OneLine(r.Stderr));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Import_checks_the_encoding_name_for_every_format_and_tune_checks_a_grid_before_the_study_exists()
+    {
+        string dir = NewDir("import");
+        try
+        {
+            File.WriteAllLines(Path.Combine(dir, "good.jsonl"), ["""{"text": "a", "label": "x"}"""]);
+            var r = CliRunner.Run(["data", "import", "good.jsonl", "--encoding", "klingon", "--out", "o.jsonl"], workingDirectory: dir);
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("--encoding 'klingon'", r.Stderr);
+            Assert.False(File.Exists(Path.Combine(dir, "o.jsonl")));
+
+            File.WriteAllText(Path.Combine(dir, "t.yaml"), "task: classification\nmodel: {init: gpt2-tiny}\ntokenizer: gpt2\ndata:\n  train: good.jsonl\n  validation: good.jsonl\n" +
+                "search:\n  training.lr: {loguniform: [1.0e-4, 3.0e-3]}\n");
+            r = Tasklm(dir, "tune", "t.yaml", "--trials", "2", "--sampler", "grid", "--out", "study");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("training.lr is a continuous range", r.Stderr);
+            Assert.False(File.Exists(Path.Combine(dir, "study", "study.db")));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+    [Fact]
+    public void Refine_names_the_users_file_for_a_missing_column_and_leaves_no_folder()
+    {
+        string dir = NewDir("refine");
+        try
+        {
+            string run = Path.Combine(dir, "run"), best = Path.Combine(run, "best");
+            Directory.CreateDirectory(best);
+            foreach (var f in Directory.GetFiles(ServingFixtures.Bert("bert-cls", ["ham", "spam", "eggs"]))) File.Copy(f, Path.Combine(best, Path.GetFileName(f)));
+            File.WriteAllLines(Path.Combine(dir, "old.jsonl"), ["""{"text": "a b c", "label": "ham"}""", """{"text": "d e", "label": "spam"}"""]);
+            File.WriteAllText(Path.Combine(run, "recipe.resolved.yaml"), "task: classification\nmodel:\n  init: bert-tiny\ndata:\n  train: old.jsonl\n  test: old.jsonl\n  max_length: 32\n");
+            File.WriteAllLines(Path.Combine(dir, "new.jsonl"), Enumerable.Range(0, 20).Select(i => $$"""{"text": "row {{i}}", "label": "{{(i % 2 == 0 ? "ham" : "spam")}}"}"""));
+            var r = Tasklm(dir, "refine", run, "new.jsonl", "data.text_column=body");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("new.jsonl: row 1 has no column 'body' (data.text_column", OneLine(r.Stderr));
+            Assert.DoesNotContain("train-mix", r.Stderr);
+            Assert.False(Directory.Exists(Path.Combine(run, "refinements", "1")));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

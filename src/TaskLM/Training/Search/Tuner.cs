@@ -52,6 +52,10 @@ public static class Tuner
         var recipe = RecipeLoader.Load(o.RecipePath, o.Overrides);
         if (recipe.Data.Validation == null) throw new RecipeException($"{o.RecipePath}: data.validation is required to tune (trials are scored on it)");
         var space = SearchSpace.Load(o.RecipePath, o.Overrides);
+        // The grid is checked here, before study.db exists (a study that failed after creating it stayed pinned to its metric).
+        if (o.Sampler == "grid")
+            foreach (var p in space.Params)
+                if (p.GridValues() == null) throw new ArgumentException($"--sampler grid: {p.Key} is a continuous range; give it a step or a choice list, or use random/tpe");
         var es = recipe.Training.EarlyStopping;
         string metric = o.Metric ?? es?.Metric ?? "loss";
         string mode = es != null && es.Metric == metric ? es.Mode : "auto";
