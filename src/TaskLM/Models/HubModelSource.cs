@@ -20,7 +20,18 @@ static class HubModelSource
         string key = $"{options.Endpoint}|{options.CacheDir}|{hub}";
         if (Resolved.TryGetValue(key, out var known)) return known;
         using var client = new HubClient(options);
-        var snap = client.Snapshot(hub, new FileDone());
+        HubSnapshot snap;
+        try { snap = client.Snapshot(hub, new FileDone()); }
+        catch (HubException e) when (!hub.IsExplicit && e.Kind is HubErrorKind.RepoNotFound or HubErrorKind.NotCached or HubErrorKind.Network)
+        {
+            // Not found anywhere: the error a mistyped preset or folder would have got before, then the Hub's answer
+            // (which states the naming rule). Same exception types, so callers' filters still catch it.
+            if (hub.IsBareName)
+                throw new ArgumentException($"unknown model preset '{spec}'{ModelPresets.Suggest(spec, ModelPresets.All.Select(p => p.Name))}, " +
+                    $"nor a Hugging Face Hub model: {e.Message}", e);
+            throw new DirectoryNotFoundException($"model '{spec}' is not a local folder (run, LoRA adapter or Hugging Face model folder), " +
+                $"nor a Hugging Face Hub model: {e.Message}", e);
+        }
         // An adapter's base model is a spec of its own (usually a Hub id too).
         ModelSource? baseModel = File.Exists(Path.Combine(snap.Folder, "adapter_config.json"))
             && System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(snap.Folder, "adapter_config.json")))?["base_model_name_or_path"]?.GetValue<string>() is string b

@@ -86,5 +86,10 @@ public sealed class HubCliTests : IDisposable
         Assert.Equal(1, missing.ExitCode);
         Assert.Contains("HF_HUB_OFFLINE=1", missing.Stderr);
         Assert.Contains("org/never-pulled", missing.Stderr);
+        // A mistyped preset is a bare Hub name by the rule: the error still suggests the preset, and states the rule.
+        var typo = CliRunner.Run(["logits", "--model", "gpt2-tinyy", "--input", input, "--out", output], env);
+        Assert.Equal(1, typo.ExitCode);
+        Assert.Contains("unknown model preset 'gpt2-tinyy' (did you mean 'gpt2-tiny'?)", typo.Stderr);
+        Assert.Contains("hf:NAME", typo.Stderr);
     }
 }
