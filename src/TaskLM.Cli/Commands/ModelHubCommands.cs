@@ -1,5 +1,6 @@
 // `tasklm models pull|list|rm`: models by name from the Hugging Face Hub, in huggingface_hub's shared cache (docs/models-by-name.md).
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Spectre.Console;
@@ -34,6 +35,29 @@ public static class ModelHubCommands
             if (p.GetValue(revision) is string r) hub = hub with { Revision = r };
             var options = HubOptions.FromEnvironment() with { SupportedModelTypes = ModelFamilies.All.Select(f => f.ModelType).ToArray() };
             using var client = new HubClient(options);
+            // Ctrl-C/SIGTERM cancel the download: the client removes the file it was writing (files already complete
+            // stay in the cache), then we exit 130/143. A second signal ends the process at once.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            int signal = 0;
+            void OnSignal(PosixSignalContext c)
+            {
+                if (Interlocked.CompareExchange(ref signal, c.Signal == PosixSignal.SIGTERM ? 143 : 130, 0) != 0) return;
+                c.Cancel = true;
+                stop.Cancel();
+            }
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            try { return await PullAsync(p, client, hub, stop.Token); }
+            catch (OperationCanceledException) when (signal != 0)
+            {
+                Console.Error.WriteLine($"interrupted: {hub.RepoId} is not complete in the cache (the partial file was removed); run the same pull to finish it");
+                return signal;
+            }
+        });
+        return cmd;
+
+        async Task<int> PullAsync(ParseResult p, HubClient client, HubSpec hub, CancellationToken ct)
+        {
             HubSnapshot snap;
             if (p.GetValue(json) || Console.IsOutputRedirected) snap = await client.SnapshotAsync(hub, null, ct);
             else
@@ -70,8 +94,7 @@ public static class ModelHubCommands
                 (snap.FromCache ? " (from the cache)" : ""));
             Console.WriteLine(snap.Folder);
             return 0;
-        });
-        return cmd;
+        }
     }
 
     static Command List()

@@ -92,4 +92,37 @@ public sealed class HubCliTests : IDisposable
         Assert.Contains("unknown model preset 'gpt2-tinyy' (did you mean 'gpt2-tiny'?)", typo.Stderr);
         Assert.Contains("hf:NAME", typo.Stderr);
     }
+
+    [Fact]
+    public async Task InterruptedPullLeavesNothingHalfWrittenAndARerunFinishes()
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
+        await using var hub = await FakeHub.StartAsync();
+        string commit = hub.Add("org/tiny", FakeHub.FolderFiles(BertTests.Fixture("bert-cls")));
+        hub.ChunkDelay = TimeSpan.FromMilliseconds(300);   // ~4 s for the weights: time to interrupt
+        string blobs = Path.Combine(cache, "models--org--tiny", "blobs");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[] { CliRunner.CliDll, "models", "pull", "org/tiny" }) psi.ArgumentList.Add(a);
+        psi.Environment["HF_ENDPOINT"] = hub.Endpoint;
+        psi.Environment["HF_HUB_CACHE"] = cache;
+        psi.Environment.Remove("HF_HUB_OFFLINE");
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        _ = p.StandardOutput.ReadToEndAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!p.HasExited && DateTime.UtcNow < deadline && !(Directory.Exists(blobs) && Directory.EnumerateFiles(blobs, "*.incomplete").Any())) Thread.Sleep(20);
+        Assert.False(p.HasExited, "the pull finished before it could be interrupted");
+        // SIGTERM, not SIGINT (a background test host may pass SIGINT ignored to its children); the same cancellation.
+        Assert.Equal(0, CliRunner.Kill(p.Id, 15));
+        Assert.True(p.WaitForExit(30_000), "the pull did not stop");
+        Assert.Equal(143, p.ExitCode);
+        Assert.Contains("interrupted: org/tiny is not complete", await stderr);
+        Assert.Empty(Directory.EnumerateFiles(cache, "*.incomplete", SearchOption.AllDirectories));
+        Assert.False(File.Exists(Path.Combine(cache, "models--org--tiny", "snapshots", commit, "model.safetensors")));
+
+        hub.ChunkDelay = TimeSpan.Zero;
+        var rerun = CliRunner.Run(["models", "pull", "org/tiny"], new Dictionary<string, string?> { ["HF_ENDPOINT"] = hub.Endpoint, ["HF_HUB_CACHE"] = cache, ["HF_HUB_OFFLINE"] = null });
+        Assert.True(rerun.ExitCode == 0, rerun.Stderr);
+        Assert.True(File.Exists(Path.Combine(cache, "models--org--tiny", "snapshots", commit, "model.safetensors")));
+    }
 }
