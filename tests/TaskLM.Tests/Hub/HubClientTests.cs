@@ -97,6 +97,17 @@ public sealed class HubClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AdapterRepoBringsItsAdapterFiles()
+    {
+        var files = FakeHub.FolderFiles(BertTests.Fixture("lora-adapter"));
+        hub.Add("org/lora", files);
+        using var client = new HubClient(Options());
+        var snap = await client.SnapshotAsync("org/lora");
+        Assert.Equal(["adapter_config.json", "adapter_model.safetensors"], snap.FileSha256.Keys.Order());
+        Assert.Equal(files["adapter_model.safetensors"], File.ReadAllBytes(Path.Combine(snap.Folder, "adapter_model.safetensors")));
+    }
+
+    [Fact]
     public async Task RelativeRedirectKeepsTheToken()
     {
         hub.Add("org/new-name", FakeHub.FolderFiles(BertTests.Fixture("bert-cls"), withExtras: false));
