@@ -27,6 +27,8 @@ public static class AutoSettings
     {
         var d = r.Data;
         bool text = r.Task is "classification" or "token-classification" or "question-answering" or "generation";
+        CheckFiles(r);
+        if (r.Task == "classification" && d.Train != null) CheckColumns(r);
         if (d.Validation == null && d.ValidationSplit > 0 && d.Train != null) SplitValidation(r, runDir, say);
         // Checked before anything is written: a length past the model's positions used to fail at step 1 and leave a
         // run folder that refused the corrected rerun.
@@ -102,6 +104,27 @@ public static class AutoSettings
             + $"are held out as validation → {val}");
         d.Train = train;
         d.Validation = val;
+    }
+
+    /// <summary>Every data file the recipe names exists, checked before training: a recipe's own data.test kept beside a
+    /// user's data.train used to fail after the whole run, and the rerun was then refused by the folder it left.</summary>
+    static void CheckFiles(Recipe r)
+    {
+        foreach (var (key, path) in new[] { ("data.train", r.Data.Train), ("data.validation", r.Data.Validation), ("data.test", r.Data.Test) })
+            if (path != null && !File.Exists(path) && !Directory.Exists(path))
+                throw new RecipeException($"{key}: {path} does not exist" + (key == "data.train" ? "" : $" (set {key}=<your file>, or {key}=null to go without)"));
+    }
+
+    /// <summary>The user's training file has the text and label columns the recipe names, checked on the file itself (a
+    /// missing column used to be reported against the run's internal copy, runs/x/data/train.jsonl).</summary>
+    static void CheckColumns(Recipe r)
+    {
+        var d = r.Data;
+        var first = Rows(d.Train!).FirstOrDefault();
+        if (first == null || first.ContainsKey("input_ids")) return;   // empty (reported later) or pre-tokenized
+        foreach (var (col, key) in new[] { (d.TextColumn, "data.text_column"), (d.LabelColumn, "data.label_column"), (d.TextPairColumn, "data.text_pair_column") })
+            if (col != null && !first.ContainsKey(col))
+                throw new RecipeException($"{d.Train}: the first row has no column '{col}' (its columns: {string.Join(", ", first.Select(kv => kv.Key))}); name yours with {key}=<column>");
     }
 
     static IEnumerable<JsonObject> Rows(string path) => DataImport.Read(path, new ImportOptions(), new RowErrors(OnError.Fail)).Select(x => x.Fields);

@@ -230,4 +230,26 @@ public class AuditFaultTests
         }
         finally { Directory.Delete(dir, true); }
     }
+    [Fact]
+    public void A_recipes_own_missing_test_file_and_a_missing_column_are_named_before_training()
+    {
+        string dir = NewDir("newcomer");
+        try
+        {
+            string recipe = ClsRecipe(dir);
+            // The recipe keeps its own data.test when only data.train is overridden: a missing one is named up front.
+            var r = Tasklm(dir, "train", recipe, "data.test=runs/corpus/tasks/kjv-division/test.jsonl", "output_dir=run");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("data.test: runs/corpus/tasks/kjv-division/test.jsonl does not exist", OneLine(r.Stderr));
+            Assert.Contains("data.test=null", OneLine(r.Stderr));
+            Assert.False(File.Exists(Path.Combine(dir, "run", "recipe.resolved.yaml")));
+            // A missing label column is reported against the user's file with the key that names it.
+            File.WriteAllLines(Path.Combine(dir, "team.csv"), ["message,team", "a b c,x", "d e f,y", "g h,x", "i j,y"]);
+            r = Tasklm(dir, "train", recipe, "data.train=team.csv", "data.validation=null", "data.text_column=message", "output_dir=run2");
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("team.csv: the first row has no column 'label'", OneLine(r.Stderr));
+            Assert.Contains("data.label_column=", OneLine(r.Stderr));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }
