@@ -19,6 +19,7 @@ public static class CliRunner
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["COLUMNS"] = "200";
+        psi.Environment["HF_HUB_OFFLINE"] = "1";   // no test reaches the real Hugging Face Hub (one serving a fake Hub removes it)
         if (env != null)
             foreach (var (k, v) in env)
                 if (v == null) psi.Environment.Remove(k); else psi.Environment[k] = v;

@@ -27,6 +27,9 @@ public static class Global
     /// <summary>Verb groups and verbs that never run a model: they do not list --device/--threads.</summary>
     static readonly string[] DataVerbs = ["data", "metrics", "report", "tokenize", "tokenizer", "recipes", "recipe"];
 
+    /// <summary>Subverbs of a model verb group that never run a model (the Hub cache verbs).</summary>
+    static readonly string[] NoModelSubverbs = ["models pull", "models list", "models rm"];
+
     /// <summary>Adds --device and --threads to every verb under <paramref name="root"/> that runs a model (every
     /// verb but the data, metrics, report, tokenizer and recipe ones), so a new verb gets them without a line of its own;
     /// `data encode` takes --threads (its worker count).</summary>
@@ -39,11 +42,9 @@ public static class Global
         }
         static void AddTo(Command c, params Option[] options)
         {
-            if (c.Subcommands.Count > 0)
-            {
-                foreach (var sub in c.Subcommands) AddTo(sub, options);
-                if (c.Action is null) return;                                  // a verb with its own action (models) keeps them too
-            }
+            // A group gets them only when it runs on its own too (`tasklm models`); its subverbs by the same rule.
+            foreach (var sub in c.Subcommands.Where(sub => !NoModelSubverbs.Contains($"{c.Name} {sub.Name}"))) AddTo(sub, options);
+            if (c.Subcommands.Count > 0 && c.Action == null) return;
             foreach (var o in options) if (!c.Options.Contains(o)) c.Options.Add(o);
         }
     }

@@ -1,4 +1,4 @@
-// Model verbs: `tasklm logits` (raw head outputs for given ids), `tasklm generate` (decode from a causal LM), `tasklm models` (preset table; `models import` is ModelImportCommand).
+// Model verbs: `tasklm logits` (raw head outputs for given ids), `tasklm generate` (decode from a causal LM), `tasklm models` (preset table; `models import` is ModelImportCommand; pull/list/rm: the Hub).
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -132,6 +132,7 @@ public static class ModelCommands
         var json = Global.JsonOption();
         cmd.Options.Add(json);
         cmd.Subcommands.Add(ModelImportCommand.Create());
+        ModelHubCommands.AddTo(cmd);   // models pull|list|rm
         cmd.SetAction(p =>
         {
             var device = Global.StartTorch(p);

@@ -102,6 +102,7 @@ public sealed class ModelSource
         LocalFolders.TryResolve,
         Presets.TryResolve,
         ImportedModelSources.TryResolveNuGet, ImportedModelSources.TryResolveOnnx,
+        HubModelSource.TryResolve,   // hf:org/name@rev, org/name, a bare Hub name (HubModelSource.cs)
     ];
 
     /// <summary>Resolves <paramref name="spec"/>; <paramref name="baseModel"/> names an adapter's base when the adapter

@@ -47,7 +47,7 @@ public class CliVocabularyTests
     [Fact]
     public void ModelOptionsAreListedOnlyOnVerbsThatRunAModel()
     {
-        foreach (var verb in new[] { ["data", "split"], ["data", "clean"], ["tokenize"], ["metrics", "bleu"], ["report"], ["recipes"], ["recipe", "validate"], new[] { "recipe", "copy" } })
+        foreach (var verb in new[] { ["data", "split"], ["data", "clean"], ["tokenize"], ["metrics", "bleu"], ["report"], ["recipes"], ["recipe", "validate"], ["recipe", "copy"], ["models", "pull"], ["models", "list"], new[] { "models", "rm" } })
             Assert.DoesNotContain("--device", Help(verb));
         foreach (var verb in new[] { ["train"], ["evaluate"], ["logits"], ["generate"], ["models"], new[] { "env" } })
             Assert.Contains("--device", Help(verb));
