@@ -32,6 +32,8 @@ public sealed class EvalResult
     public List<GenerationSample> Samples { get; } = [];
     /// <summary>The TF-IDF + logistic-regression baseline on the same split (same metric names), when one was fitted.</summary>
     public BaselineSummary? Baseline { get; set; }
+    /// <summary>Where the evaluated model's base weights came from (Hub commit, package hash), when known.</summary>
+    public System.Text.Json.Nodes.JsonObject? ModelSource { get; set; }
 
     /// <summary>A classification result: sklearn-style metrics, confusion matrix, and the worst examples —
     /// misclassified ones first, then by loss (the gold class's negative log-probability) when given.
@@ -134,6 +136,7 @@ public sealed class EvalResult
         if (Task != null) o["task"] = Task;
         if (Split != null) o["split"] = Split;
         if (N != null) o["n"] = N;
+        if (ModelSource != null) o["model_source"] = ModelSource.DeepClone();
         o["metrics"] = metrics;
         if (Intervals.Count > 0)
             o["confidence_intervals"] = new JsonObject(Intervals.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)new JsonObject

@@ -90,6 +90,7 @@ public static class ModelEvaluation
                 ? Classify(model, data.Examples, collator, labels ?? data.Labels ?? [], tok, o, split)
                 : Aggregate(model, data.Examples, collator, labels, o, recipe.Task, split);
 
+        result.ModelSource = source.Provenance ?? recipe.Model.Source ?? source.Base?.Provenance;
         // A run's classifier is compared with the baseline fitted on the run's training file (Evaluation/BaselineStage.cs).
         if (runDir != null && recipe.Task == "classification" && labels != null)
             result.Baseline = BaselineStage.Run(recipe, dataPath, data.Examples, model, collator, labels, tok, o.Say);

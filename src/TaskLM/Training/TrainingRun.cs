@@ -91,7 +91,16 @@ public static class TrainingRun
         public string ModelTask => TaskNames.ModelTask(Recipe.Task);
 
         /// <summary>Model folders carry the tokenizer files, so generate/evaluate --model runs/x/best need no --tokenizer.</summary>
-        public void SavePretrained(string dir) { Model.SavePretrained(dir); Tokenizer?.Save(dir); }
+        public void SavePretrained(string dir)
+        {
+            Model.SavePretrained(dir);
+            Tokenizer?.Save(dir);
+            // A model card that says what the weights were fine-tuned from, when that came from outside the repo.
+            if (Recipe.Model.Source is { } src)
+                File.WriteAllText(Path.Combine(dir, "README.md"),
+                    $"# {Path.GetFileName(Recipe.OutputDir.TrimEnd('/', '\\'))}\n\nA {Recipe.Task} model trained by TaskLM (run {RunId}) from `{Recipe.Model.Init}`.\n\n"
+                    + "Base model provenance:\n\n```json\n" + src.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n```\n");
+        }
 
         public void Dispose()
         {
@@ -276,6 +285,8 @@ public static class TrainingRun
         if (r.Model.EmbeddingInit != null && source.Kind != ModelSourceKind.Preset && c.ResumeDir == null)
             throw new RecipeException($"model.embedding_init applies to a model started from random (a preset name); model.init is the folder {init}, whose embeddings are already trained");
         if (source.Note != null) o.Say(source.Note);
+        // Provenance of the weights travels into recipe.resolved.yaml, eval.json and best/README.md.
+        if (source.Provenance != null && c.ResumeDir == null) r.Model.Source = (JsonObject)source.Provenance.DeepClone();
         ITaskModel model;
         if (source.Kind != ModelSourceKind.Preset)
         {
@@ -461,6 +472,7 @@ public static class TrainingRun
             scored.Module.eval();
             using (no_grad()) c.Test = EvalLoop.Run(scored, test.Examples, c.Collator, r.Training.EvalBatchSize, c.Labels);
             var json = new JsonObject { ["task"] = r.Task, ["split"] = "test", ["n"] = test.Examples.Count, ["model"] = fromBest ? "best" : "final" };
+            if (r.Model.Source != null) json["model_source"] = r.Model.Source.DeepClone();
             var mj = new JsonObject();
             foreach (var (k, v) in c.Test) mj[k] = double.IsFinite(v) ? v : null;
             json["metrics"] = mj;

