@@ -36,9 +36,19 @@ public static partial class MpiLauncher
         var peerReporters = new HashSet<int>();   // ranks that failed because another one died
         var hydraPid = new List<(int Pid, int Code)>();
         int? lastPid = null, vanishedPid = null;
+        // UCX prints a native backtrace (~25 frames) from the surviving rank when its peer vanishes; the job's own error
+        // names the dead rank, so the frames are left out unless --verbose asks for them.
+        bool verbose = Environment.GetCommandLineArgs().Contains("--verbose"), inBacktrace = false, saidBacktrace = false;
         proc.ErrorDataReceived += (_, e) =>
         {
             if (e.Data == null) return;
+            if (!verbose && (inBacktrace || e.Data.StartsWith("==== backtrace", StringComparison.Ordinal)))
+            {
+                bool end = inBacktrace && e.Data.Length > 8 && e.Data.All(ch => ch == '=');
+                inBacktrace = !end;
+                if (!saidBacktrace) { saidBacktrace = true; Console.Error.WriteLine("(a native backtrace of the transport (UCX) was left out; --verbose shows it)"); }
+                return;
+            }
             if (RankError().Match(e.Data) is { Success: true } re)
             {
                 if (e.Data.Contains("peer rank probably died", StringComparison.Ordinal)) lock (peerReporters) peerReporters.Add(int.Parse(re.Groups[1].Value));
