@@ -139,7 +139,10 @@ public static class TrainCommand
             var (header, rows) = BaselineComparison.SideBySide(summary.Test.Metrics, b);
             var t = new Table().Title($"test: model vs baseline ({Markup.Escape(b.Method)})");
             foreach (var h in header) t.AddColumn(Markup.Escape(h));
-            foreach (var r in rows.Take(8)) t.AddRow(r.Select(Markup.Escape).ToArray());
+            // The headline rows; a many-class task's per-class rows are said to be elsewhere rather than dropped silently.
+            const int shown = 8;
+            foreach (var r in rows.Take(shown)) t.AddRow(r.Select(Markup.Escape).ToArray());
+            if (rows.Count > shown) t.Caption($"{rows.Count - shown} more rows (per-class F1) in eval.json and report.md");
             AnsiConsole.Write(t);
         }
         AnsiConsole.MarkupLine("next:");

@@ -180,7 +180,25 @@ public static class BaselineComparison
     public static ReportTable Table(EvalResult e, string title = "Model vs baseline")
     {
         var (h, rows) = SideBySide(e.Metrics, e.Baseline ?? throw new ArgumentException("the result has no baseline"));
-        return new ReportTable($"{title}: {e.Baseline.Method}, fitted on {e.Baseline.TrainExamples} training examples in {e.Baseline.FitSeconds:0.0} s", h, rows);
+        string verdict = Verdict(e.Metrics, e.Baseline) is { } v ? " " + v : "";
+        return new ReportTable($"{title}: {e.Baseline.Method}, fitted on {e.Baseline.TrainExamples} training examples in {e.Baseline.FitSeconds:0.0} s.{verdict}", h, rows);
+    }
+
+    /// <summary>Who won, in words, on <paramref name="metric"/> (macro-F1 by default): by the paired bootstrap interval of
+    /// model − baseline when there is one (above zero: the model; below: the baseline; across zero: a tie), else by the
+    /// two values. Null when the baseline has no value for the metric.</summary>
+    public static string? Verdict(IReadOnlyDictionary<string, double> model, BaselineSummary b, string metric = "macro_f1")
+    {
+        if (!b.Metrics.TryGetValue(metric, out double bv) || !model.TryGetValue(metric, out double mv)) return null;
+        string values = $"{metric} {EvalResult.Format(mv)} vs {EvalResult.Format(bv)}";
+        if (b.Difference.TryGetValue(metric, out var ci))
+        {
+            string interval = $"model − baseline {FormatDifference(ci)}, 95% CI";
+            if (ci.Low > 0) return $"The model beats the baseline: {values} ({interval}).";
+            if (ci.High < 0) return $"The baseline beats the model: {values} ({interval}); the baseline is the better product here (tasklm baseline fits it in seconds).";
+            return $"Model and baseline are tied: {values} ({interval} includes 0).";
+        }
+        return mv > bv ? $"The model scores above the baseline: {values}." : mv < bv ? $"The baseline scores above the model: {values}." : $"Model and baseline score the same: {values}.";
     }
 
     /// <summary>Formats a difference with its interval: "+0.0123 [−0.0040, +0.0290]".</summary>

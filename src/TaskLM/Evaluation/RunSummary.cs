@@ -77,6 +77,7 @@ public sealed class RunSummary
                 .Where(k => k != "" && Value(k) != null).Distinct().Take(4);
             l.Add($"test (n = {Test.N}): " + string.Join("  ", head.Select(k => $"{k} {EvalResult.Format(Value(k)!.Value)}"
                 + (Test.Baseline?.Metrics.TryGetValue(k, out var b) == true ? $" (baseline {EvalResult.Format(b)})" : ""))));
+            if (Test.Baseline != null && BaselineComparison.Verdict(Test.Metrics, Test.Baseline) is { } verdict) l.Add(verdict);
         }
         if (BestDir != null) l.Add($"best model: {BestDir} (HF folder with its tokenizer)");
         if (ReportPath != null) l.Add($"report: {ReportPath}");
