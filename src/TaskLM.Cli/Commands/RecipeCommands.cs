@@ -41,11 +41,15 @@ public static class RecipeCommands
                 Console.WriteLine(new JsonObject { ["recipes"] = arr }.ToJsonString(Global.JsonOut));
                 return 0;
             }
-            var table = new Table().AddColumns("name", "task", "model", "data", "purpose", "measured");
+            // One block per recipe rather than a six-column table: readable at any width, nothing cut (a table was
+            // hundreds of columns wide when redirected, and its cells wrapped word by word in a terminal).
             foreach (var r in all)
-                table.AddRow(Markup.Escape(r.Name + (r.HasSearch ? " [tune]" : "")), Markup.Escape(r.Task ?? "invalid"), Markup.Escape(r.Model ?? "-"), Markup.Escape(r.Data ?? "-"),
-                    Markup.Escape(r.Error ?? r.Purpose), Markup.Escape(r.Figure ?? "-"));
-            AnsiConsole.Write(table);
+            {
+                AnsiConsole.MarkupLine($"[bold]{Markup.Escape(r.Name)}[/]{(r.HasSearch ? " [grey](tune)[/]" : "")}  {Markup.Escape(r.Task ?? "invalid")}, model {Markup.Escape(r.Model ?? "-")}");
+                AnsiConsole.MarkupLine("  " + Markup.Escape(r.Error ?? r.Purpose));
+                AnsiConsole.MarkupLine("  [grey]data:[/] " + Markup.Escape(r.Data ?? "-"));
+                if (r.Figure != null) AnsiConsole.MarkupLine("  [grey]measured:[/] " + Markup.Escape(r.Figure));
+            }
             AnsiConsole.MarkupLine("[grey]tasklm recipe show NAME: every setting and where it comes from; tasklm recipe copy NAME: a copy to edit[/]");
             return 0;
         });

@@ -61,7 +61,15 @@ public static class RecipeCatalog
     {
         var lines = File.ReadAllLines(path);
         var header = lines.TakeWhile(l => l.StartsWith('#')).Select(l => l.Length > 1 && l[1] == ' ' ? l[2..] : l[1..]).ToList();
-        string purpose = header.FirstOrDefault()?.Trim() ?? "";
+        // The purpose is the header's first sentence, however many comment lines it spans (it was cut at the first line).
+        var first = new List<string>();
+        foreach (var h in header)
+        {
+            if (h.Trim().Length == 0) break;
+            first.Add(h.Trim());
+            if (h.TrimEnd().EndsWith('.') || h.TrimEnd().EndsWith(':')) break;
+        }
+        string purpose = string.Join(' ', first).TrimEnd(':');
         string? figure = header.FirstOrDefault(h => h.StartsWith("figure:", StringComparison.OrdinalIgnoreCase))?["figure:".Length..].Trim();
         if (figure == null)
         {
