@@ -128,7 +128,7 @@ public static class FeatureTraining
         long n = x.shape[0], h = x.shape[1];
         var xd = x.to(float64);
         var mu = xd.mean([0]);                                                        // (H)
-        var sd = xd.std(0, unbiased: false).clamp_min(1e-6);                          // (H)
+        var sd = xd.sub(mu).pow(2).mean([0]).sqrt().clamp_min(1e-6);                // (H) population std
         var z1 = cat([xd.sub(mu).div(sd), ones(n, 1, dtype: float64)], 1);           // (N, H+1): standardised, then a 1 for the bias
         var sampleW = (classWeights != null ? tensor(classWeights).index_select(0, y) : ones(n)).to(float64).unsqueeze(1);   // (N, 1)
         var yOneHot = F.one_hot(y, numLabels).to(float64);                            // (N, C)

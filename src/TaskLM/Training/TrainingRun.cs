@@ -152,6 +152,8 @@ public static class TrainingRun
     public static void CheckRunFolder(Recipe r, string? resume, bool overwrite)
     {
         string dir = r.OutputDir;
+        if (r.Strategy.Method == "features" && resume != null)
+            throw new RunSetupException($"{dir}: strategy.method: features writes no checkpoints to resume; run it again with --overwrite (the features cached in {Path.Combine(dir, "cache")} are reused, so only the head is fitted again)");
         if (resume == null)
         {
             if (HoldsRun(dir) && !overwrite)
@@ -190,8 +192,6 @@ public static class TrainingRun
 
     static void PrepareRunFolder(RunContext c)
     {
-        if (c.Recipe.Strategy.Method == "features" && c.Options.Resume != null)
-            throw new RunSetupException($"{c.RunDir}: strategy.method: features writes no checkpoints to resume; run it again with --overwrite (the features cached in {Path.Combine(c.RunDir, "cache")} are reused, so only the head is fitted again)");
         if (c.Recipe.Strategy.Method == "features" && c.Parallel is { WorldSize: > 1 })
             throw new RunSetupException("strategy.method: features runs in one process (encoding once and a seconds-long fit); start it without a data-parallel launcher");
         CheckRunFolder(c.Recipe, c.Options.Resume, c.Options.Overwrite);

@@ -121,6 +121,15 @@ public class RecipeCliTests
         var r = CliRunner.Run(["train", recipe, .. o, "--threads", "2", "--json"], timeoutSeconds: 600, workingDirectory: RecipeWorkspace.Dir);
         Assert.True(r.ExitCode == 0, $"{name}: {r.Stderr}");
         var result = JsonNode.Parse(r.Stdout)!;
+        if (parsed.Strategy.Method == "features")
+        {
+            // No optimizer steps: one fit and one validation line per strategy.features.c; best/ classifies from the mean.
+            Assert.Equal(parsed.Strategy.Features.C.Count, result["steps"]!.GetValue<int>());
+            var fits = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+            Assert.Equal(parsed.Strategy.Features.C, fits.Select(l => l["eval"]!["c"]!.GetValue<double>()));
+            Assert.Contains("\"classifier_pooling\": \"mean\"", File.ReadAllText(Path.Combine(run, "best", "config.json")));
+            return;
+        }
         Assert.Equal(3, result["steps"]!.GetValue<int>());
         var steps = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["loss"] != null).ToList();
         Assert.Equal(3, steps.Count);

@@ -206,8 +206,8 @@ public class FeatureTrainingTests
         var head = FeatureTraining.Fit(x, y, 2, c: 0.5, classWeights: null);
         // Gradient of C·Σ CE + ½‖W‖² in raw terms is not zero (the penalty is on standardised weights), so check in the
         // standardised space: W_std = W_raw·σ must satisfy C·Σ (p − y)·z + W_std = 0.
-        var sd = x.std(0, unbiased: false);
         var mu = x.mean([0]);
+        var sd = x.sub(mu).pow(2).mean([0]).sqrt();                                   // (3) population std
         var z = x.sub(mu).div(sd);
         var wStd = head.Weight.mul(sd);                                                // (2, 3)
         var logits = FeatureTraining.Logits(head, x);                                  // (100, 2)
@@ -215,6 +215,6 @@ public class FeatureTrainingTests
         var p = nn.functional.softmax(logits, 1).sub(nn.functional.one_hot(y, 2).to(float32));                  // (100, 2)
         var grad = p.t().matmul(z).mul(0.5).add(wStd);                                // (2, 3)
         Assert.True(grad.abs().max().item<float>() < 1e-3, $"gradient {grad.abs().max().item<float>()}");
-        Assert.True(p.sum(0).abs().max().item<float>() < 1e-3, "the unpenalised bias: Σ (p − y) = 0");
+        Assert.True(p.sum(new long[] { 0 }).abs().max().item<float>() < 1e-3, "the unpenalised bias: Σ (p − y) = 0");
     }
 }
