@@ -153,7 +153,13 @@ public static class FeatureTraining
 
         int dim = numLabels * (int)(h + 1);
         theta = start != null && start.Length == dim ? (double[])start.Clone() : new double[dim];
-        var (loss, iterations) = Lbfgs(Eval, theta, maxIterations);
+        // One intra-op thread: the ops are small ((N, H+1)·(H+1, C)), and on a busy machine a thread pool per op costs
+        // more than it saves (measured: several times slower at load 12 on 2 cores).
+        int threads = get_num_threads();
+        set_num_threads(1);
+        (double loss, int iterations) = (0, 0);
+        try { (loss, iterations) = Lbfgs(Eval, theta, maxIterations); }
+        finally { set_num_threads(threads); }
         using (no_grad())
         {
             var t = tensor(theta, [numLabels, h + 1], dtype: float64);

@@ -116,7 +116,7 @@ public sealed class FeaturesSection
 {
     /// <summary>Inverse L2 strengths tried (sklearn's C: loss = C·Σ CE + ½‖W‖²); the one with the best validation
     /// early-stopping metric (macro_f1 unless the recipe names another) is kept. Without validation data: the middle one.</summary>
-    public List<double> C { get; set; } = [0.01, 0.1, 1, 10, 100];
+    public List<double> C { get; set; } = [0.001, 0.01, 0.1, 1, 10];
     /// <summary>Examples per forward pass while encoding (sorted by length, padded per batch).</summary>
     public int BatchSize { get; set; } = 64;
 }

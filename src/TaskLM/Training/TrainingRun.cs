@@ -496,25 +496,25 @@ public static class TrainingRun
         var state = new TrainerState();
         FeatureTraining.Head? best = null; Dictionary<string, double>? bestEval = null;
         double[]? warm = null;
-        for (int i = 0; i < fs.C.Count; i++)
+        var grid = fs.C.Order().ToList();   // strongest regularisation first: each fit starts from the previous C's solution (warm start, as sklearn's LogisticRegressionCV)
+        for (int i = 0; i < grid.Count; i++)
         {
-            // Each fit starts from the previous C's solution (warm start, as sklearn's LogisticRegressionCV).
-            var head = FeatureTraining.Fit(xTrain, yTrain, k, fs.C[i], weights, 500, warm, out warm);
+            var head = FeatureTraining.Fit(xTrain, yTrain, k, grid[i], weights, 500, warm, out warm);
             state.Step = i + 1;
             if (xVal is null)
             {
                 // Nothing to choose on: sklearn's default C = 1 when it is in the grid, else the middle value.
-                double pick = fs.C.Contains(1.0) ? 1.0 : fs.C[fs.C.Count / 2];
-                if (fs.C[i] == pick) best = head;
+                double pick = grid.Contains(1.0) ? 1.0 : grid[grid.Count / 2];
+                if (grid[i] == pick) best = head;
                 continue;
             }
             var logits = FeatureTraining.Logits(head, xVal!);                         // (M, C)
             var gold = val!.Select(e => e.Label).ToList();
             var m = new Dictionary<string, double> { ["loss"] = nn.functional.cross_entropy(logits, tensor(gold.Select(g => (long)g).ToArray())).item<float>() };
             EvalLoop.AddClassificationMetrics(m, gold, logits.argmax(-1).data<long>().Select(x => (int)x).ToList(), c.Labels);
-            m["c"] = fs.C[i];
+            m["c"] = grid[i];
             c.Metrics?.LogEval(state.Step, m);
-            say($"C={fs.C[i]:G4}: train loss {head.Loss:F4} ({head.Iterations} iterations), validation {rule.Metric} {m.GetValueOrDefault(rule.Metric, double.NaN):F4}, accuracy {m["accuracy"]:F4}");
+            say($"C={grid[i]:G4}: train loss {head.Loss:F4} ({head.Iterations} iterations), validation {rule.Metric} {m.GetValueOrDefault(rule.Metric, double.NaN):F4}, accuracy {m["accuracy"]:F4}");
             if (!m.TryGetValue(rule.Metric, out double v))
                 throw new RecipeException($"training.early_stopping.metric: evaluation produced no metric '{rule.Metric}'; it produced: {string.Join(", ", m.Keys)}");
             if (rule.Improves(v, state.BestMetric)) { state.BestMetric = v; state.BestStep = state.Step; best = head; bestEval = m; }

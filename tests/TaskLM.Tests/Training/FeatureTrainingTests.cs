@@ -60,7 +60,7 @@ public class FeatureTrainingTests
             // The run folder contract: recipe.resolved.yaml, metrics.jsonl (one line per C), best/, eval.json with the baseline.
             Assert.True(File.Exists(Path.Combine(run, "recipe.resolved.yaml")));
             var lines = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
-            Assert.Equal([0.01, 0.1, 1, 10, 100], lines.Select(l => l["eval"]!["c"]!.GetValue<double>()));
+            Assert.Equal([0.001, 0.01, 0.1, 1, 10], lines.Select(l => l["eval"]!["c"]!.GetValue<double>()));
             var result = JsonNode.Parse(r.Stdout)!;
             Assert.True(result["eval"]!["macro_f1"]!.GetValue<double>() > 0.8, $"validation macro_f1 {result["eval"]!["macro_f1"]}");
             var eval = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval.json")))!;
