@@ -53,7 +53,9 @@ public sealed class RunSetupException(string message) : Exception(message);
 /// (init, strategy, LoRA), <c>SetupOptimizer</c> (AdamW groups and the schedule), <c>SetupCollaborators</c>
 /// (evaluator, early stopping — the metric checked before the first step — data-parallel start),
 /// <c>CommitRunFolder</c> (only now is anything of an earlier run replaced, the checkpoint restored and
-/// recipe.resolved.yaml written), <c>Train</c>, <c>EvaluateTest</c>, <c>WriteResults</c>. In a data-parallel job
+/// recipe.resolved.yaml written), <c>Train</c>, <c>EvaluateTest</c>, <c>WriteResults</c>. With strategy.method features,
+/// <c>TrainFeatures</c> (encode once, fit a logistic-regression head, save best/) takes the place of <c>SetupOptimizer</c>,
+/// <c>SetupCollaborators</c> and <c>Train</c>. In a data-parallel job
 /// every rank runs every stage; rank 0 alone writes files. Model and optimizer are disposed at the end.</summary>
 public static class TrainingRun
 {
@@ -524,6 +526,7 @@ public static class TrainingRun
         model.SetClassifier(best.Weight, best.Bias);
         if (c.IsMain) SaveAtomically(Path.Combine(c.RunDir, "best"), c.SavePretrained);
         // The saved classifier must reproduce the head: a few training texts through the whole model (eval mode).
+        model.Module.eval();   // also when every split came from the cache (Encode sets it otherwise)
         using (no_grad())
         {
             var few = c.Train.Examples.Take(Math.Min(8, c.Train.Examples.Count)).ToList();
