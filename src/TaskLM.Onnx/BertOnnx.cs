@@ -66,9 +66,23 @@ internal static class BertOnnx
         {
             case "classification":
             {
-                // Pooler: tanh(dense(hidden of [CLS])) (B, H), then the classifier (B, C).
-                var cls = g.Op("Gather", [x, g.I64([0], scalar: true)], null, ("axis", 1L));
-                var pooled = g.Op("Tanh", [g.Dense(cls, Lin("bert.pooler.dense.weight", hdim, hdim), W("bert.pooler.dense.bias", hdim))]);
+                string pooled;
+                string pooling = cfg.Str("classifier_pooling") ?? "cls";
+                if (pooling == "mean")
+                {
+                    // TaskLM's/ModernBERT's classifier_pooling "mean": Σ_t x·m / max(Σ_t m, 1e-9) over the attention mask (B, H).
+                    var m = g.Op("Unsqueeze", [g.Op("Cast", [mask], null, ("to", (long)DT.Float)), g.Ints(2)]);         // (B, T, 1)
+                    var sum = g.Op("ReduceSum", [g.Op("Mul", [x, m]), g.Ints(1)], null, ("keepdims", 0L));              // (B, H)
+                    var count = g.Op("Max", [g.Op("ReduceSum", [m, g.Ints(1)], null, ("keepdims", 0L)), g.F32(1e-9f)]); // (B, 1)
+                    pooled = g.Op("Div", [sum, count]);
+                }
+                else if (pooling == "cls")
+                {
+                    // Pooler: tanh(dense(hidden of [CLS])) (B, H), then the classifier (B, C).
+                    var cls = g.Op("Gather", [x, g.I64([0], scalar: true)], null, ("axis", 1L));
+                    pooled = g.Op("Tanh", [g.Dense(cls, Lin("bert.pooler.dense.weight", hdim, hdim), W("bert.pooler.dense.bias", hdim))]);
+                }
+                else throw new InvalidDataException($"{cfg.Source}: classifier_pooling '{pooling}' has no ONNX export (cls, mean)");
                 g.Dense(pooled, Lin("classifier.weight", hdim, n), W("classifier.bias", n), "logits");
                 g.Output("logits", DT.Float, "batch_size", n);
                 break;

@@ -34,6 +34,12 @@ public sealed class BertConfig
     /// <summary>Dropout before a classifier; null means hidden_dropout_prob (as HF).</summary>
     public double? classifier_dropout { get; set; }
     public bool tie_word_embeddings { get; set; } = true;
+    /// <summary>What BertForSequenceClassification classifies from: null or "cls" = HF's BERT (the pooler: [CLS] → dense →
+    /// tanh), "mean" = the mean of last_hidden_state over the attention mask (what sentence-transformers pools, and
+    /// what <c>strategy.method: features</c> trains a head on). This key is not BERT's: it is ModernBERT's
+    /// (<c>ModernBertConfig.classifier_pooling</c>, values "cls" | "mean"), read by TaskLM for BERT too. Hugging Face's
+    /// BertForSequenceClassification ignores it, so a "mean" folder classifies alike only in TaskLM (and its ONNX export).</summary>
+    public string? classifier_pooling { get; set; }
     /// <summary>regression | single_label_classification | multi_label_classification, or null: inferred
     /// from num_labels and the labels' dtype on the first loss, as HF does.</summary>
     public string? problem_type { get; set; }
@@ -50,7 +56,7 @@ public sealed class BertConfig
         "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
         "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
         "initializer_range", "layer_norm_eps", "pad_token_id", "classifier_dropout", "tie_word_embeddings",
-        "problem_type", "id2label", "label2id", "num_labels", "architectures", "position_embedding_type",
+        "problem_type", "id2label", "label2id", "num_labels", "architectures", "position_embedding_type", "classifier_pooling",
         "model_type", "dtype", "torch_dtype",
     ];
 
@@ -84,6 +90,9 @@ public sealed class BertConfig
         c.pad_token_id = Int(json, "pad_token_id", source) ?? 0;
         c.classifier_dropout = Num(json, "classifier_dropout", source);
         c.tie_word_embeddings = Bool(json, "tie_word_embeddings", source) ?? true;
+        c.classifier_pooling = Str(json, "classifier_pooling", source);
+        if (c.classifier_pooling is not (null or "cls" or "mean"))
+            throw new InvalidDataException($"{source}: classifier_pooling '{c.classifier_pooling}' is not one of cls, mean (TaskLM's and ModernBERT's key, not HF BERT's)");
         c.problem_type = Str(json, "problem_type", source);
         if (c.problem_type is not (null or "regression" or "single_label_classification" or "multi_label_classification"))
             throw new InvalidDataException($"{source}: problem_type '{c.problem_type}' is not one of regression, single_label_classification, multi_label_classification");
@@ -108,6 +117,7 @@ public sealed class BertConfig
         o["architectures"] = new JsonArray(architectures.Select(a => (JsonNode)JsonValue.Create(a)).ToArray());
         o["attention_probs_dropout_prob"] = attention_probs_dropout_prob;
         o["classifier_dropout"] = classifier_dropout;
+        if (classifier_pooling != null) o["classifier_pooling"] = classifier_pooling;   // only when set: HF's BERT has no such key
         if (dtype != null) o["dtype"] = dtype;
         o["hidden_act"] = hidden_act;
         o["hidden_dropout_prob"] = hidden_dropout_prob;
@@ -427,7 +437,9 @@ public abstract class BertPreTrainedModel : PreTrainedModel
     }
 }
 
-/// <summary>[CLS] → pooler → dropout → classifier (B, num_labels). Loss by problem_type, as HF.</summary>
+/// <summary>[CLS] → pooler → dropout → classifier (B, num_labels), as HF; with config.classifier_pooling "mean" (TaskLM's
+/// and ModernBERT's key, not BERT's) the classifier reads the masked mean of last_hidden_state instead of the pooler.
+/// Loss by problem_type, as HF.</summary>
 public sealed class BertForSequenceClassification : BertPreTrainedModel
 {
     readonly Dropout dropout;
@@ -442,11 +454,37 @@ public sealed class BertForSequenceClassification : BertPreTrainedModel
 
     public override string Task => "classification";
 
+    /// <summary>True when the head classifies the mean-pooled sequence output (classifier_pooling "mean").</summary>
+    public bool MeanPooling => config.classifier_pooling == "mean";
+
+    /// <summary>sentence-transformers' mean pooling: Σ_t h[b,t]·m[b,t] / max(Σ_t m[b,t], 1e-9) — (B, T, H), (B, T) → (B, H).
+    /// A null mask averages every position.</summary>
+    public static Tensor MeanPool(Tensor hidden, Tensor? attention_mask)
+    {
+        if (attention_mask is null) return hidden.mean([1]);
+        var m = attention_mask.to(hidden.dtype).unsqueeze(-1);                    // (B, T, 1)
+        return hidden.mul(m).sum(1).div(m.sum(1).clamp_min(1e-9));                // (B, H)
+    }
+
+    /// <summary>The pooled features the classifier reads (B, H): the pooler's output, or the masked mean (classifier_pooling "mean").</summary>
+    public Tensor Features(Tensor input_ids, Tensor? attention_mask = null, Tensor? token_type_ids = null)
+    {
+        var (seq, pooled) = bert.forward(input_ids, attention_mask, token_type_ids);
+        return MeanPooling ? MeanPool(seq, attention_mask) : pooled!;
+    }
+
+    /// <summary>Replaces the classifier's weight (C, H) and bias (C) — a head trained elsewhere (strategy.method: features).</summary>
+    public void SetClassifier(Tensor weight, Tensor bias)
+    {
+        using var _ = no_grad();
+        classifier.weight!.copy_(weight);
+        classifier.bias!.copy_(bias);
+    }
+
     protected override ModelOutput Run(ModelBatch batch)
     {
-        var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
-        var (_, pooled) = bert.forward(input_ids, attention_mask, token_type_ids);
-        var logits = classifier.forward(dropout.forward(pooled!)); // (B, C)
+        var features = Features(batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);   // (B, H)
+        var logits = classifier.forward(dropout.forward(features)); // (B, C)
         Tensor? loss = null;
         if (batch.Labels is not null)
         {

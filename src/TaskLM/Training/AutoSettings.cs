@@ -51,7 +51,9 @@ public static class AutoSettings
                 say($"data.max_length: {d.MaxLength} (95th percentile of {lens.Length} training texts is {p95} tokens; median {lens[lens.Length / 2]}; model limit {limit})");
             }
         }
-        if (r.Task == "classification")
+        if (r.Task == "classification" && r.Strategy.Method == "features")
+            say($"strategy.method: features: frozen encoder, logistic-regression head with C from [{string.Join(", ", r.Strategy.Features.C)}] chosen on validation {r.Training.EarlyStopping?.Metric ?? "macro_f1"} (training.lr, epochs and schedule do not apply)");
+        else if (r.Task == "classification")
         {
             var t = r.Training;
             say($"fine-tuning: lr {t.Lr:G3}, batch {t.BatchSize}, " + (t.MaxSteps > 0 ? $"max_steps {t.MaxSteps}" : $"epochs {t.Epochs}")

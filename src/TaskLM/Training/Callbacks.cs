@@ -73,12 +73,15 @@ public sealed class MetricsLogger : ITrainerCallback, IDisposable
         }
     }
 
-    public void OnEvaluate(Trainer t, IReadOnlyDictionary<string, double> metrics)
+    public void OnEvaluate(Trainer t, IReadOnlyDictionary<string, double> metrics) => LogEval(t.State.Step, metrics);
+
+    /// <summary>One evaluation line {"step", "eval": {...}} (also without a Trainer: strategy.method features).</summary>
+    public void LogEval(int step, IReadOnlyDictionary<string, double> metrics)
     {
-        _out.WriteLine(new MetricsLine { Step = t.State.Step, Eval = metrics }.ToJson());
+        _out.WriteLine(new MetricsLine { Step = step, Eval = metrics }.ToJson());
         if (_tb != null)
             foreach (var (k, v) in metrics)
-                if (double.IsFinite(v)) _tb.add_scalar($"eval/{k}", (float)v, t.State.Step);
+                if (double.IsFinite(v)) _tb.add_scalar($"eval/{k}", (float)v, step);
     }
 
     public void Dispose() => _out.Dispose();

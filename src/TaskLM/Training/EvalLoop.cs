@@ -87,18 +87,21 @@ public static class EvalLoop
         var m = new Dictionary<string, double>();
         if (batches > 0) m["loss"] = lossSum / batches;
         if (TaskNames.IsLanguageModel(model.Task) && batches > 0) m["perplexity"] = Math.Exp(m["loss"]);
-        if (gold.Count > 0)
-        {
-            // sklearn's definitions (Evaluation/ClassificationMetrics), over the classes present in gold or predictions.
-            string Name(int c) => labels != null && c >= 0 && c < labels.Count ? labels[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var rep = ClassificationMetrics.Compute(gold.Select(Name).ToList(), pred.Select(Name).ToList());
-            m["accuracy"] = rep.Accuracy;
-            m["micro_f1"] = rep.Micro.F1; m["macro_f1"] = rep.Macro.F1; m["weighted_f1"] = rep.Weighted.F1;
-            m["macro_precision"] = rep.Macro.Precision; m["macro_recall"] = rep.Macro.Recall;
-            foreach (var (name, score) in rep.PerClass) m[$"f1_{name}"] = score.F1;
-        }
+        if (gold.Count > 0) AddClassificationMetrics(m, gold, pred, labels);
         if (tokAll > 0) m["token_accuracy"] = (double)tokOk / tokAll;
         if (spanAll > 0) m["exact_match"] = (double)spanOk / spanAll;
         return m;
+    }
+
+    /// <summary>Classification metrics of class ids (sklearn's definitions, Evaluation/ClassificationMetrics, over the
+    /// classes present in gold or predictions): accuracy, micro/macro/weighted F1, macro precision/recall, f1_&lt;label&gt;.</summary>
+    public static void AddClassificationMetrics(Dictionary<string, double> m, IReadOnlyList<int> gold, IReadOnlyList<int> pred, IReadOnlyList<string>? labels)
+    {
+        string Name(int c) => labels != null && c >= 0 && c < labels.Count ? labels[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var rep = ClassificationMetrics.Compute(gold.Select(Name).ToList(), pred.Select(Name).ToList());
+        m["accuracy"] = rep.Accuracy;
+        m["micro_f1"] = rep.Micro.F1; m["macro_f1"] = rep.Macro.F1; m["weighted_f1"] = rep.Weighted.F1;
+        m["macro_precision"] = rep.Macro.Precision; m["macro_recall"] = rep.Macro.Recall;
+        foreach (var (name, score) in rep.PerClass) m[$"f1_{name}"] = score.F1;
     }
 }

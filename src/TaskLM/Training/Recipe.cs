@@ -94,9 +94,11 @@ public sealed class DataSection
 /// <summary>What gets trained.</summary>
 public sealed class StrategySection
 {
-    /// <summary>full | freeze | lora.</summary>
+    /// <summary>full | freeze | lora | features. features (classification, BERT family): encode every text once with the
+    /// frozen encoder, cache the mean-pooled features, and fit a logistic-regression head on them (Training/FeatureTraining.cs).</summary>
     public string Method { get; set; } = "full";
     public FreezeSection Freeze { get; set; } = new();
+    public FeaturesSection Features { get; set; } = new();
     public LoraSection Lora { get; set; } = new();
     /// <summary>Gradual unfreezing (ULMFiT): start with only the head trainable and unfreeze one more
     /// layer from the top every this many epochs (0 = off).</summary>
@@ -111,6 +113,16 @@ public sealed class FreezeSection
     public int Layers { get; set; }
     /// <summary>Train only the task head (the seed's "task-specific layers").</summary>
     public bool AllButHead { get; set; }
+}
+
+/// <summary>Frozen features + logistic regression (method: features), SetFit's "frozen body + logistic regression head".</summary>
+public sealed class FeaturesSection
+{
+    /// <summary>Inverse L2 strengths tried (sklearn's C: loss = C·Σ CE + ½‖W‖²); the one with the best validation
+    /// early-stopping metric (macro_f1 unless the recipe names another) is kept. Without validation data: the middle one.</summary>
+    public List<double> C { get; set; } = [0.001, 0.01, 0.1, 1, 10];
+    /// <summary>Examples per forward pass while encoding (sorted by length, padded per batch).</summary>
+    public int BatchSize { get; set; } = 64;
 }
 
 /// <summary>LoRA as PEFT does it.</summary>

@@ -244,7 +244,14 @@ public static class RecipeLoader
     static void Validate(Recipe r, string source)
     {
         OneOf(r.Task, Recipe.Tasks, "task", source);
-        OneOf(r.Strategy.Method, ["full", "freeze", "lora"], "strategy.method", source);
+        OneOf(r.Strategy.Method, ["full", "freeze", "lora", "features"], "strategy.method", source);
+        if (r.Strategy.Method == "features")
+        {
+            Check(r.Task == TaskNames.Classification, source, $"strategy.method: features trains a classifier on frozen sentence features; it needs task: classification, not '{r.Task}' (use full, freeze or lora)");
+            Check(r.Strategy.Features.C.Count > 0 && r.Strategy.Features.C.All(c => c > 0 && double.IsFinite(c)), source, "strategy.features.c must be a non-empty list of positive numbers (inverse L2 strengths, as sklearn's C)");
+            Check(r.Strategy.Features.BatchSize >= 1, source, "strategy.features.batch_size must be at least 1");
+            Check(r.Strategy.UnfreezeEvery == 0, source, "strategy.unfreeze_every does not apply to strategy.method: features (the encoder stays frozen)");
+        }
         OneOf(r.Training.Scheduler, ["linear", "cosine", "constant"], "training.scheduler", source);
         OneOf(r.Data.Format, ["auto", "jsonl", "csv", "tsv", "parquet", "txt", "tokens"], "data.format", source);
         OneOf(r.Training.Precision, ["fp32", "bf16"], "training.precision", source);

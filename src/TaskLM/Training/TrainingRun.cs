@@ -53,7 +53,9 @@ public sealed class RunSetupException(string message) : Exception(message);
 /// (init, strategy, LoRA), <c>SetupOptimizer</c> (AdamW groups and the schedule), <c>SetupCollaborators</c>
 /// (evaluator, early stopping — the metric checked before the first step — data-parallel start),
 /// <c>CommitRunFolder</c> (only now is anything of an earlier run replaced, the checkpoint restored and
-/// recipe.resolved.yaml written), <c>Train</c>, <c>EvaluateTest</c>, <c>WriteResults</c>. In a data-parallel job
+/// recipe.resolved.yaml written), <c>Train</c>, <c>EvaluateTest</c>, <c>WriteResults</c>. With strategy.method features,
+/// <c>TrainFeatures</c> (encode once, fit a logistic-regression head, save best/) takes the place of <c>SetupOptimizer</c>,
+/// <c>SetupCollaborators</c> and <c>Train</c>. In a data-parallel job
 /// every rank runs every stage; rank 0 alone writes files. Model and optimizer are disposed at the end.</summary>
 public static class TrainingRun
 {
@@ -120,6 +122,15 @@ public static class TrainingRun
         manual_seed(r.Training.Seed);
         SetupData(c);
         SetupModel(c);
+        if (r.Strategy.Method == "features")
+        {
+            // No optimizer, schedule or Trainer: the features stage replaces the training loop (Training/FeatureTraining.cs).
+            CommitRunFolder(c);
+            var (fstate, lastEval) = TrainFeatures(c);
+            if (r.Data.Test != null && c.IsMain) EvaluateTest(c);
+            WriteResults(c);
+            return new RunResult(fstate, lastEval, c.RunDir, null, c.TrainableParameters, c.TotalParameters) { Test = c.Test };
+        }
         SetupOptimizer(c);
         SetupCollaborators(c);
         CommitRunFolder(c);
@@ -152,6 +163,8 @@ public static class TrainingRun
     public static void CheckRunFolder(Recipe r, string? resume, bool overwrite)
     {
         string dir = r.OutputDir;
+        if (r.Strategy.Method == "features" && resume != null)
+            throw new RunSetupException($"{dir}: strategy.method: features writes no checkpoints to resume; run it again with --overwrite (the features cached in {Path.Combine(dir, "cache")} are reused, so only the head is fitted again)");
         if (resume == null)
         {
             if (HoldsRun(dir) && !overwrite)
@@ -190,6 +203,8 @@ public static class TrainingRun
 
     static void PrepareRunFolder(RunContext c)
     {
+        if (c.Recipe.Strategy.Method == "features" && c.Parallel is { WorldSize: > 1 })
+            throw new RunSetupException("strategy.method: features runs in one process (encoding once and a seconds-long fit); start it without a data-parallel launcher");
         CheckRunFolder(c.Recipe, c.Options.Resume, c.Options.Overwrite);
         if (c.Options.Resume != null)
         {
@@ -230,14 +245,14 @@ public static class TrainingRun
                 ? $" (saved by {was} rank(s), now {c.WorldSize}: the global batch stays {t.BatchSize}, each rank takes {t.BatchSize / (double)c.WorldSize:0.#} of it)" : ""));
         }
         // Dropout differs per rank, as DDP (rank 0 keeps the single-process stream).
-        if (c.Parallel is { Rank: > 0 } dp) manual_seed(t.Seed + 7919L * dp.Rank + c.Trainer.State.Step);
+        if (c.Parallel is { Rank: > 0 } dp) manual_seed(t.Seed + 7919L * dp.Rank + (c.Trainer?.State.Step ?? 0));
         if (!c.IsMain) return;
         string path = Path.Combine(dir, "recipe.resolved.yaml"), tmp = path + ".tmp";
         File.WriteAllText(tmp, RecipeLoader.ToYaml(c.Recipe));
         File.Move(tmp, path, overwrite: true);
 
-        c.Metrics = new MetricsLogger(dir, t.LogEvery, t.Tensorboard, c.ResumeDir != null ? c.Trainer.State.Step : -1);
-        c.Trainer.Callbacks.Insert(1, c.Metrics);   // after ScheduleFlags, before early stopping
+        c.Metrics = new MetricsLogger(dir, t.LogEvery, t.Tensorboard, c.ResumeDir != null ? c.Trainer!.State.Step : -1);
+        c.Trainer?.Callbacks.Insert(1, c.Metrics);   // after ScheduleFlags, before early stopping (features: no Trainer)
     }
 
     // ── Stage: data ───────────────────────────────────────────────────────────────────────────────────────────
@@ -311,6 +326,14 @@ public static class TrainingRun
                 : new LoraModel(model, new LoraConfig(l.R, l.Alpha, l.Dropout, l.TargetModules ?? LoraConfig.DefaultTargets(model.ModelType)), heads);
         }
         else if (r.Strategy.Method == "freeze") o.Say(Strategies.ApplyFreeze(model, r.Strategy.Freeze));
+        else if (r.Strategy.Method == "features")
+        {
+            // The encoder stays frozen; the classifier reads the masked mean of last_hidden_state (what the head is fitted on).
+            var bert = FeatureTraining.Check(model, init);
+            bert.config.classifier_pooling = "mean";
+            foreach (var p in model.Module.parameters()) p.requires_grad = false;
+            foreach (var (name, p) in model.Module.named_parameters()) if (name.StartsWith("classifier.", StringComparison.Ordinal)) p.requires_grad = true;
+        }
         if (r.Strategy.UnfreezeEvery > 0 && !lora) c.Unfreezer = new Strategies.GradualUnfreezing(model, r.Strategy.UnfreezeEvery);
         c.Model = model;
         if (r.Training.GradientCheckpointing)
@@ -453,6 +476,77 @@ public static class TrainingRun
         Directory.Move(tmp, best);
         merged.Module.Dispose();
         c.Options.Say($"strategy.lora.merge: {best} holds the merged model (adapter in {adapterDir})");
+    }
+
+    // ── Stage: features (strategy.method: features, instead of the optimizer, collaborators and Train) ───────────
+
+    /// <summary>Encodes train and validation once with the frozen encoder (cached in run/cache/), fits the logistic-
+    /// regression head for each strategy.features.c, keeps the best by the validation early-stopping metric (macro_f1
+    /// unless the recipe names one), and saves best/ as a BERT classifier with classifier_pooling "mean" whose logits
+    /// are the head's. metrics.jsonl gets one evaluation line per C (step = its position in the grid).</summary>
+    static (TrainerState State, IReadOnlyDictionary<string, double>? LastEval) TrainFeatures(RunContext c)
+    {
+        var r = c.Recipe; var fs = r.Strategy.Features; var say = c.Options.Say;
+        var model = (BertForSequenceClassification)c.Model;
+        int k = c.Labels!.Count, batch = fs.BatchSize;
+        var val = c.Validation?.Examples;
+        long trainTokens = c.Train.Examples.Sum(e => (long)e.InputIds.Length), valTokens = val?.Sum(e => (long)e.InputIds.Length) ?? 0;
+        say($"features: encode {c.Train.Examples.Count:N0} training" + (val != null ? $" + {val.Count:N0} validation" : "") +
+            $" texts once ({trainTokens + valTokens:N0} tokens, batches of {batch} sorted by length) with the frozen {model.ModelType} encoder on {c.Device.type}, " +
+            $"mean-pool last_hidden_state ({model.config.hidden_size} features), then fit logistic regression for C in [{string.Join(", ", fs.C)}]" +
+            (r.Data.Test != null ? "; the test split is scored afterwards by best/" : ""));
+        string? cacheDir = r.Data.Cache && c.IsMain ? Path.Combine(c.RunDir, "cache") : null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        void Estimate(double tokPerS) => say($"features: first batch at {tokPerS:N0} tokens/s: encoding takes about {(trainTokens + valTokens) / Math.Max(1, tokPerS):N0} s (the longest texts come first, so likely less)");
+        using var scope = NewDisposeScope();
+        var xTrain = FeatureTraining.LoadOrEncode(model, c.Train.Examples, c.Collator, batch, "train", cacheDir, say, Estimate);   // (N, H)
+        var xVal = val != null ? FeatureTraining.LoadOrEncode(model, val, c.Collator, batch, "validation", cacheDir, say) : null;  // (M, H)
+        double encodeS = clock.Elapsed.TotalSeconds;
+        var yTrain = tensor(c.Train.Examples.Select(e => (long)e.Label).ToArray());   // (N)
+        var weights = ClassWeights(r.Training.ClassWeights, c.Train.Examples, c.Labels);
+
+        var rule = new BestMetricRule(r.Training.EarlyStopping?.Metric ?? "macro_f1", r.Training.EarlyStopping?.Mode ?? "auto", r.Training.EarlyStopping?.MinDelta ?? 0);
+        var state = new TrainerState();
+        FeatureTraining.Head? best = null; Dictionary<string, double>? bestEval = null;
+        double[]? warm = null;
+        var grid = fs.C.Order().ToList();   // strongest regularisation first: each fit starts from the previous C's solution (warm start, as sklearn's LogisticRegressionCV)
+        for (int i = 0; i < grid.Count; i++)
+        {
+            var head = FeatureTraining.Fit(xTrain, yTrain, k, grid[i], weights, 500, warm, out warm);
+            state.Step = i + 1;
+            if (xVal is null)
+            {
+                // Nothing to choose on: sklearn's default C = 1 when it is in the grid, else the middle value.
+                double pick = grid.Contains(1.0) ? 1.0 : grid[grid.Count / 2];
+                if (grid[i] == pick) best = head;
+                continue;
+            }
+            var logits = FeatureTraining.Logits(head, xVal!);                         // (M, C)
+            var gold = val!.Select(e => e.Label).ToList();
+            var m = new Dictionary<string, double> { ["loss"] = nn.functional.cross_entropy(logits, tensor(gold.Select(g => (long)g).ToArray())).item<float>() };
+            EvalLoop.AddClassificationMetrics(m, gold, logits.argmax(-1).data<long>().Select(x => (int)x).ToList(), c.Labels);
+            m["c"] = grid[i];
+            c.Metrics?.LogEval(state.Step, m);
+            say($"C={grid[i]:G4}: train loss {head.Loss:F4} ({head.Iterations} iterations), validation {rule.Metric} {m.GetValueOrDefault(rule.Metric, double.NaN):F4}, accuracy {m["accuracy"]:F4}");
+            if (!m.TryGetValue(rule.Metric, out double v))
+                throw new RecipeException($"training.early_stopping.metric: evaluation produced no metric '{rule.Metric}'; it produced: {string.Join(", ", m.Keys)}");
+            if (rule.Improves(v, state.BestMetric)) { state.BestMetric = v; state.BestStep = state.Step; best = head; bestEval = m; }
+        }
+        say($"features: C={best!.C:G4} chosen" + (bestEval != null ? $" by validation {rule.Metric} {state.BestMetric:F4}" : " (no validation data to choose on)") +
+            $"; encoding {encodeS:N1} s, fitting {clock.Elapsed.TotalSeconds - encodeS:N1} s");
+        model.SetClassifier(best.Weight, best.Bias);
+        if (c.IsMain) SaveAtomically(Path.Combine(c.RunDir, "best"), c.SavePretrained);
+        // The saved classifier must reproduce the head: a few training texts through the whole model (eval mode).
+        model.Module.eval();   // also when every split came from the cache (Encode sets it otherwise)
+        using (no_grad())
+        {
+            var few = c.Train.Examples.Take(Math.Min(8, c.Train.Examples.Count)).ToList();
+            var viaModel = model.Forward(c.Collator.Collate(few)).Logits!.cpu();                                  // (8, C)
+            var viaHead = FeatureTraining.Logits(best, xTrain.index_select(0, arange(few.Count)));                // (8, C)
+            double diff = viaModel.sub(viaHead).abs().max().item<float>();
+            if (diff > 1e-3) throw new InvalidOperationException($"features: best/ gives logits {diff:G3} away from the fitted head (a pooling mismatch); please report it");
+        }
+        return (state, bestEval);
     }
 
     // ── Stage: evaluate test ──────────────────────────────────────────────────────────────────────────────────
