@@ -17,6 +17,17 @@ public class AuditFaultTests
 
     static string OneLine(string s) => System.Text.RegularExpressions.Regex.Replace(s, @"\s+", " ");
 
+    /// <summary>A run folder as `tasklm train` leaves it: a 3-class BERT classifier in <paramref name="modelDir"/>
+    /// (best/ or a checkpoint) and recipe.resolved.yaml with the given data section lines.</summary>
+    static string FakeRun(string run, string modelDir, string data = "  train: train.jsonl\n")
+    {
+        string weights = Path.Combine(run, modelDir);
+        Directory.CreateDirectory(weights);
+        foreach (var f in Directory.GetFiles(ServingFixtures.Bert("bert-cls", ["ham", "spam", "eggs"]))) File.Copy(f, Path.Combine(weights, Path.GetFileName(f)));
+        File.WriteAllText(Path.Combine(run, "recipe.resolved.yaml"), "task: classification\nmodel:\n  init: bert-tiny\ndata:\n" + data + "  max_length: 32\n");
+        return weights;
+    }
+
     /// <summary>A 2-class CSV and a tiny GPT-2 classifier recipe on it (32 positions).</summary>
     static string ClsRecipe(string dir, bool oneLabel = false)
     {
@@ -128,11 +139,8 @@ public class AuditFaultTests
         string dir = NewDir("export");
         try
         {
-            string run = Path.Combine(dir, "nobest"), step = Path.Combine(run, "checkpoints", "step-2");
-            Directory.CreateDirectory(step);
-            foreach (var f in Directory.GetFiles(ServingFixtures.Bert("bert-cls", ["ham", "spam", "eggs"]))) File.Copy(f, Path.Combine(step, Path.GetFileName(f)));
+            string run = Path.Combine(dir, "nobest"), step = FakeRun(run, Path.Combine("checkpoints", "step-2"));
             File.WriteAllText(Path.Combine(step, "trainer_state.json"), "{}");
-            File.WriteAllText(Path.Combine(run, "recipe.resolved.yaml"), "task: classification\nmodel:\n  init: bert-tiny\ndata:\n  train: train.jsonl\n  max_length: 32\n");
             var r = Tasklm(dir, "export", "--model", run, "--format", "hf", "--out", "x2");
             Assert.True(r.ExitCode == 0, r.Stderr);
             Assert.Contains("has no best/", OneLine(r.Stderr));
@@ -148,17 +156,16 @@ public class AuditFaultTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
     [Fact]
     public void Evaluating_a_run_on_another_file_keeps_the_runs_test_result()
     {
         string dir = NewDir("evaluate");
         try
         {
-            string run = Path.Combine(dir, "run"), best = Path.Combine(run, "best");
-            Directory.CreateDirectory(best);
-            foreach (var f in Directory.GetFiles(ServingFixtures.Bert("bert-cls", ["ham", "spam", "eggs"]))) File.Copy(f, Path.Combine(best, Path.GetFileName(f)));
+            string run = Path.Combine(dir, "run");
+            FakeRun(run, "best", "  train: other.jsonl\n  test: test.jsonl\n");
             File.WriteAllLines(Path.Combine(dir, "other.jsonl"), ["""{"text": "a b c", "label": "ham"}""", """{"text": "d e", "label": "spam"}"""]);
-            File.WriteAllText(Path.Combine(run, "recipe.resolved.yaml"), "task: classification\nmodel:\n  init: bert-tiny\ndata:\n  train: other.jsonl\n  test: test.jsonl\n  max_length: 32\n");
             string testResult = """{"task":"classification","split":"test","n":12,"metrics":{"accuracy":0.75}}""";
             File.WriteAllText(Path.Combine(run, "eval.json"), testResult);
             var r = Tasklm(dir, "evaluate", run, "other.jsonl");
@@ -210,17 +217,16 @@ public class AuditFaultTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
     [Fact]
     public void Refine_names_the_users_file_for_a_missing_column_and_leaves_no_folder()
     {
         string dir = NewDir("refine");
         try
         {
-            string run = Path.Combine(dir, "run"), best = Path.Combine(run, "best");
-            Directory.CreateDirectory(best);
-            foreach (var f in Directory.GetFiles(ServingFixtures.Bert("bert-cls", ["ham", "spam", "eggs"]))) File.Copy(f, Path.Combine(best, Path.GetFileName(f)));
+            string run = Path.Combine(dir, "run");
+            FakeRun(run, "best", "  train: old.jsonl\n  test: old.jsonl\n");
             File.WriteAllLines(Path.Combine(dir, "old.jsonl"), ["""{"text": "a b c", "label": "ham"}""", """{"text": "d e", "label": "spam"}"""]);
-            File.WriteAllText(Path.Combine(run, "recipe.resolved.yaml"), "task: classification\nmodel:\n  init: bert-tiny\ndata:\n  train: old.jsonl\n  test: old.jsonl\n  max_length: 32\n");
             File.WriteAllLines(Path.Combine(dir, "new.jsonl"), Enumerable.Range(0, 20).Select(i => $$"""{"text": "row {{i}}", "label": "{{(i % 2 == 0 ? "ham" : "spam")}}"}"""));
             var r = Tasklm(dir, "refine", run, "new.jsonl", "data.text_column=body");
             Assert.NotEqual(0, r.ExitCode);
@@ -230,6 +236,7 @@ public class AuditFaultTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
     [Fact]
     public void A_recipes_own_missing_test_file_and_a_missing_column_are_named_before_training()
     {
