@@ -6,16 +6,11 @@ namespace TaskLM.Tests.Faults;
 
 public class AuditFaultTests
 {
-    static string NewDir(string tag)
-    {
-        string dir = Path.Combine(Path.GetTempPath(), $"tasklm-audit-{tag}-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        return dir;
-    }
+    static string NewDir(string tag) => TrainingFaultTests.NewDir("audit-" + tag);
 
     static CliResult Tasklm(string dir, params string[] args) => CliRunner.Run([.. args, "--threads", "1"], workingDirectory: dir);
 
-    static string OneLine(string s) => System.Text.RegularExpressions.Regex.Replace(s, @"\s+", " ");
+    static string OneLine(string s) => TrainingFaultTests.OneLine(s);
 
     /// <summary>A run folder as `tasklm train` leaves it: a 3-class BERT classifier in <paramref name="modelDir"/>
     /// (best/ or a checkpoint) and recipe.resolved.yaml with the given data section lines.</summary>

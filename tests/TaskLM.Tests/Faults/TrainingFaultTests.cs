@@ -7,7 +7,7 @@ namespace TaskLM.Tests.Faults;
 
 public class TrainingFaultTests
 {
-    static string NewDir(string tag)
+    internal static string NewDir(string tag)
     {
         string dir = Path.Combine(Path.GetTempPath(), $"tasklm-fault-{tag}-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
@@ -15,7 +15,7 @@ public class TrainingFaultTests
     }
 
     // Spectre wraps long lines at the console width; compare on one line.
-    static string OneLine(string s) => System.Text.RegularExpressions.Regex.Replace(s, @"\s+", " ");
+    internal static string OneLine(string s) => System.Text.RegularExpressions.Regex.Replace(s, @"\s+", " ");
 
     /// <summary>A tiny causal LM on 48 pre-tokenized lines (dropout on, so resume must restore torch's RNG).</summary>
     static string LmRecipe(string dir, int steps = 12, int saveEvery = 4)
