@@ -65,9 +65,12 @@ public static class Plots
 
     /// <summary>Points without lines (one colour per series), plus optional line series such as a running best, as PNG
     /// bytes; <paramref name="logX"/> plots log10 of x (a log-scale hyperparameter).</summary>
-    public static byte[] ScatterChart(string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> points, IReadOnlyList<PlotSeries>? lines = null, bool logX = false, int width = 720, int height = 400)
+    public static byte[] ScatterChart(string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> points, IReadOnlyList<PlotSeries>? lines = null, bool logX = false, int width = 720, int height = 400,
+        bool integerX = false)
     {
         var plt = NewPlot();
+        // Counted things (trial numbers) get whole-number ticks: "trial 2.5" was drawn.
+        if (integerX) plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         int shown = 0;
         foreach (var s in points)
         {

@@ -234,7 +234,7 @@ public static class Tuner
             bx.Add(t.Record.Number); by.Add(run.Value);
         }
         File.WriteAllBytes(Path.Combine(dir, "trials.png"), Plots.ScatterChart($"{s.Metric} by trial", "trial", s.Metric,
-            [Points("complete", complete, t => t.Record.Number), Points("pruned", pruned, t => t.Record.Number)], [new PlotSeries("running best", bx, by)]));
+            [Points("complete", complete, t => t.Record.Number), Points("pruned", pruned, t => t.Record.Number)], [new PlotSeries("running best", bx, by)], integerX: true));
         foreach (var p in s.Space.Params)
         {
             string label = p.Kind == ParamKind.Choice ? $"{p.Key} (choice index: {string.Join(", ", p.Choices.Select((c, i) => $"{i}={c}"))})" : p.Key;
