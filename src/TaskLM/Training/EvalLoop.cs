@@ -36,7 +36,7 @@ public static class EvalLoop
     public static Dictionary<string, double> Run(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, int batchSize, IReadOnlyList<string>? labels = null,
         DataParallel? parallel = null)
     {
-        double lossSum = 0; int batches = 0;
+        double lossSum = 0; int batches = 0;   // batches: the examples whose batch losses were summed
         var gold = new List<int>(); var pred = new List<int>();
         long tokOk = 0, tokAll = 0, spanOk = 0, spanAll = 0;
         for (int i = 0, bi = 0; i < examples.Count; i += batchSize, bi++)
@@ -46,7 +46,9 @@ public static class EvalLoop
             var chunk = examples.Skip(i).Take(batchSize).ToList();
             var batch = collator.Collate(chunk, maskSeed: i);   // fixed masking seed: every evaluation masks alike
             var o = model.Forward(batch);
-            if (o.Loss is { } l) { lossSum += l.item<float>(); batches++; }
+            // Each batch's mean loss weighted by its examples, as HF's evaluation loop repeats it batch_size times: a short
+            // last batch counted as much as a full one (train's test loss 0.8048 vs evaluate's per-example 0.8104).
+            if (o.Loss is { } l) { lossSum += l.item<float>() * chunk.Count; batches += chunk.Count; }
             switch (model.Task)
             {
                 case "classification":
