@@ -56,6 +56,18 @@ public static class LearningCurve
         Directory.CreateDirectory(dir);
         var d = recipe.Data;
         var trainRows = LabelledRows.Read(d.Train);
+        // One validation set for every fraction: the recipe's file, else a stratified split of the training file made
+        // once here (each run used to hold out its own share of its subset: 34 rows at 25%), and the fractions are drawn
+        // from the rest, so the model and the baseline fit on the same rows.
+        string? validation = d.Validation;
+        if (validation == null && d.ValidationSplit > 0)
+        {
+            var (rest, held) = LabelledRows.StratifiedSplit(trainRows, d.LabelColumn, d.ValidationSplit, recipe.Training.Seed, d.Train);
+            validation = LabelledRows.Write(Path.Combine(dir, "data", "validation.jsonl"), held);
+            trainRows = rest;
+            o.Say($"validation: {held.Count} rows of {d.Train} held out once ({d.ValidationSplit:P0}, stratified, seed {recipe.Training.Seed}) for every fraction → {validation}");
+        }
+        var validationTexts = o.Baseline && validation != null ? LabelledTexts.Read(validation, d.TextColumn, d.LabelColumn, d.TextPairColumn) : null;
         var test = o.Baseline ? LabelledTexts.Read(d.Test, d.TextColumn, d.LabelColumn, d.TextPairColumn) : null;
         var runs = new JsonArray();
         for (int si = 0; si < o.Seeds; si++)
@@ -68,7 +80,7 @@ public static class LearningCurve
                 string subsetPath = LabelledRows.Write(Path.Combine(dir, "data", $"train-{tag}.jsonl"), subset);
                 string runDir = Path.Combine(dir, "runs", tag);
                 var r = RecipeLoader.Load(o.RecipePath, o.Overrides);
-                r.Data.Train = subsetPath; r.Training.Seed = seed; r.OutputDir = runDir; r.Search = null;
+                r.Data.Train = subsetPath; r.Data.Validation = validation; r.Training.Seed = seed; r.OutputDir = runDir; r.Search = null;
                 r.Evaluation.Baseline = false;   // fitted below on the same subset, with its own interval
                 if (Directory.Exists(runDir)) Directory.Delete(runDir, recursive: true);
                 Directory.CreateDirectory(runDir);
@@ -93,7 +105,7 @@ public static class LearningCurve
                 if (test != null)
                 {
                     var tr = LabelledTexts.Read(subsetPath, d.TextColumn, d.LabelColumn, d.TextPairColumn);
-                    var bl = TextBaseline.Fit(tr.Texts, tr.Labels);
+                    var bl = TextBaseline.Fit(tr.Texts, tr.Labels, options: new BaselineOptions { Validation = validationTexts, Seed = seed });
                     var pred = new SplitPredictions("test", test.Labels, bl.Predict(test.Texts), [], bl.Labels);
                     var bci = pred.WithInterval(metric, o.BootstrapSamples, seed);
                     row["baseline_value"] = bci.Estimate; row["baseline_ci_low"] = bci.Low; row["baseline_ci_high"] = bci.High;

@@ -159,6 +159,27 @@ public class ImproveCliTests
         Assert.Contains(json["verdict"]!["text"]!.GetValue<string>(), File.ReadAllText(Path.Combine(dir, "learning-curve.md")));
     }
 
+    [Fact]
+    public void Learning_curve_without_a_validation_file_holds_one_out_once_for_every_fraction()
+    {
+        // Audit: each fraction's run held out its own share of its subset (34 rows at 25%) while the baseline fitted on
+        // every row; now one validation set is held out of the training file first, and the fractions come from the rest.
+        string dir = Fresh("curve-val");
+        var r = Tasklm(["learning-curve", Spam, "--fractions", "0.5,1", "--metric", "macro_f1", "--out", dir, "--json",
+            $"data.train={Small.Value.train}", "data.validation=null", "data.validation_split=0.1", $"data.test={Small.Value.test}", .. OneLayer, .. Short(2, 2)]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        string val = Path.Combine(dir, "data", "validation.jsonl");
+        HashSet<string> Ids(string path) => File.ReadAllLines(path).Select(l => JsonNode.Parse(l)!["id"]!.GetValue<string>()).ToHashSet();
+        var held = Ids(val);
+        Assert.Equal(32, held.Count);   // 10% of the 320-row sample, stratified
+        foreach (var f in new[] { "0.5", "1" })
+        {
+            Assert.Empty(Ids(Path.Combine(dir, "data", $"train-f{f}-s42.jsonl")).Intersect(held));
+            Assert.Contains(val, File.ReadAllText(Path.Combine(dir, "runs", $"f{f}-s42", "recipe.resolved.yaml")));
+        }
+        Assert.Equal(288, (int)Io.D(JsonNode.Parse(r.Stdout)!["points"]![1]!["train_examples"]));
+    }
+
     /// <summary>Runs `tasklm data clean` over real training rows, the test split and the new rows (in that order) and
     /// returns the removed rows: the new rows must survive data clean's own checks against the real data.</summary>
     static List<JsonObject> CleanRemoves(string dir, string newRows)
