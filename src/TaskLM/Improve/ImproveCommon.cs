@@ -153,8 +153,8 @@ public static class Scoring
         var model = ModelFactory.ForInference(modelDir, task);
         model.Module.to(device);
         model.Module.eval();
-        IReadOnlyList<string>? labels = model.Config["id2label"] is JsonObject id2 && recipe.Task is "classification" or "token-classification"
-            ? id2.OrderBy(kv => int.Parse(kv.Key, CultureInfo.InvariantCulture)).Select(kv => kv.Value!.GetValue<string>()).ToList() : null;
+        IReadOnlyList<string>? labels = model.Config["id2label"] is JsonObject && recipe.Task is "classification" or "token-classification"
+            ? HfConfig.Labels(model.Config, Path.Combine(modelDir, "config.json")) : null;
         string? tokSource = recipe.Tokenizer ?? (ModelFactory.HasTokenizerFiles(modelDir) ? modelDir : ModelFactory.DefaultTokenizerSource(recipe.Model.Init));
         ITokenizer? tok = tokSource != null ? TokenizerLoader.Load(tokSource) : null;
         return new LoadedModel(model, tok, TrainingRun.MakeCollator(recipe, model, tok, device), labels, recipe);

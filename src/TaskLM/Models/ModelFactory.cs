@@ -24,9 +24,7 @@ public static class ModelFactory
             throw new ArgumentException($"'{spec}' is a preset (random weights), not a trained model: give a model folder, a run folder or a Hub id");
         if (src.IsAdapter)
             throw new ArgumentException($"{src.Folder}: a LoRA adapter; load it with its base (a run folder), or merge it first (tasklm export --format hf)");
-        var m = PreTrainedModel.FromPretrained(src.Folder!, task ?? (src.Recipe != null ? src.Task : null));
-        m.LoadReport!.EnsureUsableForInference(allowNewHead);
-        return m;
+        return src.LoadFolder(task ?? (src.Recipe != null ? src.Task : null), forInference: true, allowNewHead);
     }
 
     /// <summary>A randomly initialised model of a preset shape (see <see cref="ModelPresets"/>), with

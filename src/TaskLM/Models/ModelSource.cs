@@ -147,7 +147,10 @@ public sealed class ModelSource
         return LoadFolder(task, forInference, allowNewHead: false, numLabels, labels, overrides);
     }
 
-    PreTrainedModel LoadFolder(string? task, bool forInference, bool allowNewHead, int? numLabels, IReadOnlyList<string>? labels, IDictionary<string, object>? overrides)
+    /// <summary>The weights folder through the shared loader; <paramref name="forInference"/> refuses weights that do not
+    /// fill the model (<paramref name="allowNewHead"/>: the base of an adapter, whose head the adapter brings).</summary>
+    internal PreTrainedModel LoadFolder(string? task, bool forInference, bool allowNewHead = false, int? numLabels = null,
+        IReadOnlyList<string>? labels = null, IDictionary<string, object>? overrides = null)
     {
         var m = PreTrainedModel.FromPretrained(Folder!, task, numLabels, labels, overrides: overrides);
         if (forInference) m.LoadReport!.EnsureUsableForInference(allowNewHead);
