@@ -236,6 +236,7 @@ public sealed class TaskLMServer : IAsyncDisposable
             ["runtime"] = c.Runtime, ["run_folder"] = c.RunFolder != null, ["eval"] = c.Eval?.DeepClone(), ["report"] = c.Report,
             ["chat_template"] = "System: ...\\nUser: ...\\nAssistant:",
         };
+        o["ships"] = c.Ships;   // model, or the baseline / ensemble a classification run chose on validation
         if (c.RunFolder != null && Directory.Exists(Path.Combine(c.RunFolder, "plots")))
             o["plots"] = new JsonArray(Directory.GetFiles(Path.Combine(c.RunFolder, "plots"), "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).Select(f => (JsonNode)f!).ToArray());
         return o;

@@ -567,10 +567,17 @@ public static class TrainingRun
             using (no_grad()) c.Test = EvalLoop.Run(scored, test.Examples, c.Collator, r.Training.EvalBatchSize, c.Labels);
             var json = new JsonObject { ["task"] = r.Task, ["split"] = "test", ["n"] = test.Examples.Count, ["model"] = fromBest ? "best" : "final" };
             if (r.Model.Source != null) json["model_source"] = r.Model.Source.DeepClone();
+            var bs = c.Labels != null ? BaselineStage.Run(r, r.Data.Test!, test.Examples, scored, c.Collator, c.Labels, c.Tokenizer, c.Options.Say, c.RunDir, save: true) : null;
+            if (bs?.Shipped != null)
+            {
+                // The run ships the baseline or a mix (chosen on validation): its metrics are the headline, the model's kept beside.
+                bs.ModelMetrics = new Dictionary<string, double>(c.Test);
+                c.Test = new Dictionary<string, double>(bs.Shipped.Metrics);
+            }
             var mj = new JsonObject();
             foreach (var (k, v) in c.Test) mj[k] = double.IsFinite(v) ? v : null;
             json["metrics"] = mj;
-            if (c.Labels != null) BaselineStage.Run(r, r.Data.Test!, test.Examples, scored, c.Collator, c.Labels, c.Tokenizer, c.Options.Say)?.WriteTo(json);
+            bs?.WriteTo(json);
             c.TestJson = json;
         }
         finally { if (fromBest) scored.Module.Dispose(); }
