@@ -140,7 +140,7 @@ public static class BenchCommand
         // attention's 12 · L · C · T per token (QK^T and AV, forward + backward).
         double perToken = 6.0 * (heads ? nparams - embedding : nparams) + 12.0 * layers * hidden * t;
         double flops = perToken * tokens;
-        double gemm32 = TorchBackend.MeasureMatmulGflops(device, gemmSize, 5), gemm16 = TorchBackend.MeasureMatmulGflops(device, gemmSize, 5, ScalarType.BFloat16);
+        double gemm32 = Gemm(device, gemmSize, ScalarType.Float32), gemm16 = Gemm(device, gemmSize, ScalarType.BFloat16);
         double gflops = precision == "bf16" ? gemm16 : gemm32;
         var r = Shape(spec, model, b, t, device);
         r["model"] = spec;
@@ -165,6 +165,15 @@ public static class BenchCommand
         r["final_loss"] = Math.Round(timer.LastLoss, 4);
         r["machine"] = Machine();
         return r;
+    }
+
+    /// <summary>The n x n GEMM rate in GFLOP/s, median of 5; a slow kernel (bf16 on a CPU without bf16 instructions runs
+    /// 10-50x below fp32) is timed once instead of holding the run up for a minute.</summary>
+    static double Gemm(Device device, int n, ScalarType dtype)
+    {
+        var sw = Stopwatch.StartNew();
+        double once = TorchBackend.MeasureMatmulGflops(device, n, 1, dtype);
+        return sw.Elapsed.TotalSeconds > 2 ? once : TorchBackend.MeasureMatmulGflops(device, n, 5, dtype);
     }
 
     /// <summary>A parameter that is an embedding table (BERT's word/position/type embeddings, GPT-2's wte/wpe).</summary>

@@ -13,7 +13,7 @@ namespace TaskLM.Training;
 /// <item><c>data.validation_split</c> &gt; 0 without <c>data.validation</c>: a stratified, seeded split of the training
 /// file (the data-import readers, so CSV/TSV/JSONL/Parquet) into the run folder's data/train.jsonl and data/validation.jsonl.</item>
 /// <item><c>data.max_length: 0</c>: the 95th percentile of the tokenized training texts (specials included), rounded up
-/// to a multiple of 8, at least 16, at most the model's position limit.</item>
+/// to a multiple of 8, at least 16, at most the model's position limit (and <c>data.max_length_cap</c> when set).</item>
 /// <item><c>training.class_weights: auto</c>: "balanced" when the largest class has at least 1.5× the examples of the
 /// smallest, else none.</item>
 /// </list></summary>
@@ -37,6 +37,7 @@ public static class AutoSettings
         if (d.MaxLength == 0)
         {
             int limit = ModelLimit(r.Model.Init, r.Model.Config);
+            if (d.MaxLengthCap > 0) limit = Math.Min(limit, d.MaxLengthCap);
             if (tok == null || !text || r.Task != "classification")
             {
                 d.MaxLength = Math.Min(limit, 512);
@@ -48,7 +49,7 @@ public static class AutoSettings
                     .Order().ToArray();
                 int p95 = lens.Length == 0 ? 16 : lens[(int)Math.Ceiling(0.95 * lens.Length) - 1];
                 d.MaxLength = Math.Clamp((p95 + 7) / 8 * 8, 16, limit);
-                say($"data.max_length: {d.MaxLength} (95th percentile of {lens.Length} training texts is {p95} tokens; median {lens[lens.Length / 2]}; model limit {limit})");
+                say($"data.max_length: {d.MaxLength} (95th percentile of {lens.Length} training texts is {p95} tokens; median {lens[lens.Length / 2]}; {(d.MaxLengthCap > 0 ? "cap" : "model limit")} {limit})");
             }
         }
         if (r.Task == "classification" && r.Strategy.Method == "features")

@@ -94,7 +94,10 @@ public static class ModelEvaluation
         result.ModelSource = source.Provenance ?? recipe.Model.Source ?? source.Base?.Provenance;
         // A run's classifier is compared with the baseline fitted on the run's training file (Evaluation/BaselineStage.cs).
         if (runDir != null && recipe.Task == "classification" && labels != null)
-            result.Baseline = BaselineStage.Run(recipe, dataPath, data.Examples, model, collator, labels, tok, o.Say);
+        {
+            result.Baseline = BaselineStage.Run(recipe, dataPath, data.Examples, model, collator, labels, tok, o.Say, runDir);
+            result.Baseline?.MakeHeadline(result);   // a run that ships the baseline or a mix is scored as it ships
+        }
 
         string outDir = o.OutDir ?? runDir ?? Path.Combine(Directory.GetCurrentDirectory(), "eval");
         // A run's eval.json is its test result: evaluating another file writes beside it, not over it (the playground and

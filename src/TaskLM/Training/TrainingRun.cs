@@ -581,7 +581,14 @@ public static class TrainingRun
             result.Metrics.Clear();
             foreach (var (k, v) in c.Test) if (double.IsFinite(v)) result.Metrics[k] = v;
             result.ModelSource = r.Model.Source;
-            if (c.Labels != null) result.Baseline = BaselineStage.Run(r, r.Data.Test!, test.Examples, scored, c.Collator, c.Labels, c.Tokenizer, c.Options.Say);
+            if (c.Labels != null) result.Baseline = BaselineStage.Run(r, r.Data.Test!, test.Examples, scored, c.Collator, c.Labels, c.Tokenizer, c.Options.Say, c.RunDir, save: true);
+            if (result.Baseline?.Shipped != null)
+            {
+                // The run ships the baseline or a mix (chosen on validation): its metrics, confusion matrix and worst examples
+                // are the headline, the model's metrics kept beside (model_metrics).
+                result.Baseline.MakeHeadline(result);
+                c.Test = new Dictionary<string, double>(result.Metrics);
+            }
             var json = result.ToJson();
             json.Insert(3, "model", fromBest ? "best" : "final");
             foreach (var (k, v) in c.Test) if (!double.IsFinite(v)) json["metrics"]![k] = null;

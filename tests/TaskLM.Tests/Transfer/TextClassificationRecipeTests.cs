@@ -73,7 +73,8 @@ public class TextClassificationRecipeTests
             // eval.json: the model's test metrics, the baseline's under the same names, and the paired difference.
             var eval = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval.json")))!;
             Assert.Equal(90, eval["n"]!.GetValue<int>());
-            var model = eval["metrics"]!.AsObject();
+            // The model's own metrics: "model_metrics" when the run ships the baseline or a mix (the headline is then that).
+            var model = (eval["model_metrics"] ?? eval["metrics"])!.AsObject();
             var baseline = eval["baseline"]!["metrics"]!.AsObject();
             foreach (var k in new[] { "accuracy", "macro_f1", "weighted_f1", "loss", "f1_food", "f1_sport", "f1_tech" })
             {
