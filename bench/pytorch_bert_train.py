@@ -81,19 +81,24 @@ class BertClassifier(nn.Module):
         return self.classifier(self.drop(torch.tanh(self.pooler(x[:, 0]))))
 
 
-def gemm_gflops(n, dtype, repeats=5):
-    """n x n GEMM rate, median of `repeats` after a warm-up; a slow kernel (bf16 without CPU support) is timed once."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    s = time.perf_counter()
-    a @ b
-    if time.perf_counter() - s > 1:
-        repeats = 1
-    times = []
-    for _ in range(repeats):
-        s = time.perf_counter()
+def gemm_gflops(n, dtype):
+    """Square GEMM rate (median of 3) and the side measured: n, or less where one product would take over a second
+    (bf16 without CPU support runs 10-100x below fp32). The same rule as `tasklm bench train`."""
+    def rate(side, repeats):
+        a, b = torch.randn(side, side).to(dtype), torch.randn(side, side).to(dtype)
         a @ b
-        times.append(time.perf_counter() - s)
-    return 2.0 * n ** 3 / statistics.median(times) / 1e9
+        times = []
+        for _ in range(repeats):
+            s = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - s)
+        return 2.0 * side ** 3 / statistics.median(times) / 1e9
+    side = min(256, n)
+    r = rate(side, 1)
+    while side < n and 2.0 * min(n, side * 2) ** 3 / (r * 1e9) < 1.0:
+        side = min(n, side * 2)
+        r = rate(side, 1)
+    return rate(side, 3), side
 
 
 def blas_libraries():
@@ -159,7 +164,7 @@ def main():
     embedding = sum(p.numel() for m in (model.word, model.position, model.token_type) for p in m.parameters())
     per_token = (6.0 if a.mode == "train" else 2.0) * (nparams - embedding) + (12.0 if a.mode == "train" else 4.0) * a.layers * a.hidden * a.seq
     tokens = a.batch * a.seq
-    g32, g16 = gemm_gflops(a.gemm_size, torch.float32), gemm_gflops(a.gemm_size, torch.bfloat16)
+    (g32, side32), (g16, side16) = gemm_gflops(a.gemm_size, torch.float32), gemm_gflops(a.gemm_size, torch.bfloat16)
     rate = g16 if a.precision == "bf16" else g32
     load = open("/proc/loadavg").read().strip() if os.path.exists("/proc/loadavg") else None
     print(json.dumps({
@@ -170,7 +175,7 @@ def main():
         "ms_per_step": round(sec * 1000, 2), "tokens_per_s": round(tokens / sec, 1),
         "ms_per_step_all": [round(x * 1000, 1) for x in times[a.warmup:]],
         "mflop_per_token": round(per_token / 1e6, 2), "tflops": round(per_token * tokens / sec / 1e12, 4),
-        "gemm_size": a.gemm_size, "gemm_gflops_fp32": round(g32, 1), "gemm_gflops_bf16": round(g16, 1),
+        "gemm_size_fp32": side32, "gemm_size_bf16": side16, "gemm_gflops_fp32": round(g32, 1), "gemm_gflops_bf16": round(g16, 1),
         "mfu": round(per_token * tokens / sec / 1e9 / rate, 3), "final_loss": round(loss, 4) if a.mode == "train" else None,
         "machine": {"cpu": platform.processor() or platform.machine(), "logical_cores": os.cpu_count(), "loadavg": load,
                     "blas": blas_libraries()},

@@ -40,7 +40,7 @@ public static class BenchCommand
         var seq = IntOpt("--seq", "Tokens per sequence", 128);
         var steps = IntOpt("--steps", "Timed optimizer steps", 10);
         var warmup = IntOpt("--warmup", "Untimed steps first (allocation, caches)", 2);
-        var gemm = IntOpt("--gemm-size", "Side of the square fp32/bf16 matrix multiply timed beside the run (the rate MFU is against)", 2048);
+        var gemm = IntOpt("--gemm-size", "Largest side of the square fp32/bf16 matrix multiply timed beside the run (the rate MFU is against); smaller where one product would take over a second", 2048);
         var dropout = new Option<double?>("--dropout") { Description = "Override the model's dropout (0 = off, as the plain references); default: the model's" };
         var checkpointing = new Option<bool>("--gradient-checkpointing") { Description = "Recompute each block's activations in backward (training.gradient_checkpointing)" };
         var precision = new Option<string>("--precision") { Description = "fp32 | bf16 (training.precision: bf16 weights, fp32 masters in AdamW)", DefaultValueFactory = _ => "fp32" };
@@ -140,7 +140,8 @@ public static class BenchCommand
         // attention's 12 · L · C · T per token (QK^T and AV, forward + backward).
         double perToken = 6.0 * (heads ? nparams - embedding : nparams) + 12.0 * layers * hidden * t;
         double flops = perToken * tokens;
-        double gemm32 = Gemm(device, gemmSize, ScalarType.Float32), gemm16 = Gemm(device, gemmSize, ScalarType.BFloat16);
+        var (gemm32, side32) = Gemm(device, gemmSize, ScalarType.Float32);
+        var (gemm16, side16) = Gemm(device, gemmSize, ScalarType.BFloat16);
         double gflops = precision == "bf16" ? gemm16 : gemm32;
         var r = Shape(spec, model, b, t, device);
         r["model"] = spec;
@@ -156,7 +157,8 @@ public static class BenchCommand
         r["ms_per_step_all"] = new JsonArray(timer.Seconds.Skip(warmup).Select(s => (JsonNode)Math.Round(s * 1000, 1)).ToArray());
         r["mflop_per_token"] = Math.Round(perToken / 1e6, 2);
         r["tflops"] = Math.Round(flops / sec / 1e12, 4);
-        r["gemm_size"] = gemmSize;
+        r["gemm_size_fp32"] = side32;
+        r["gemm_size_bf16"] = side16;
         r["gemm_gflops_fp32"] = Math.Round(gemm32, 1);
         r["gemm_gflops_bf16"] = Math.Round(gemm16, 1);
         r["matmul_gflops"] = Math.Round(gflops, 1);
@@ -167,13 +169,19 @@ public static class BenchCommand
         return r;
     }
 
-    /// <summary>The n x n GEMM rate in GFLOP/s, median of 5; a slow kernel (bf16 on a CPU without bf16 instructions runs
-    /// 10-50x below fp32) is timed once instead of holding the run up for a minute.</summary>
-    static double Gemm(Device device, int n, ScalarType dtype)
+    /// <summary>The square GEMM rate in GFLOP/s (median of 3) and the side it was measured at: <paramref name="n"/>, or
+    /// less where one product of that side would take over a second — bf16 on a CPU without bf16 instructions runs
+    /// 10-100x below fp32, and a 2048² product would hold the run up for minutes.</summary>
+    static (double Gflops, int Side) Gemm(Device device, int n, ScalarType dtype)
     {
-        var sw = Stopwatch.StartNew();
-        double once = TorchBackend.MeasureMatmulGflops(device, n, 1, dtype);
-        return sw.Elapsed.TotalSeconds > 2 ? once : TorchBackend.MeasureMatmulGflops(device, n, 5, dtype);
+        int side = Math.Min(256, n);
+        double rate = TorchBackend.MeasureMatmulGflops(device, side, 1, dtype);
+        while (side < n && 2.0 * Math.Pow(Math.Min(n, side * 2), 3) / (rate * 1e9) < 1.0)
+        {
+            side = Math.Min(n, side * 2);
+            rate = TorchBackend.MeasureMatmulGflops(device, side, 1, dtype);
+        }
+        return (TorchBackend.MeasureMatmulGflops(device, side, 3, dtype), side);
     }
 
     /// <summary>A parameter that is an embedding table (BERT's word/position/type embeddings, GPT-2's wte/wpe).</summary>
