@@ -78,6 +78,18 @@ public static class AutoSettings
         }
     }
 
+    /// <summary>Holds a validation set out of the training file as a run without <c>data.validation</c> does (stratified,
+    /// seeded, <c>data.validation_split</c> of the rows) into <paramref name="dir"/>/data/, after checking the files and
+    /// columns; <c>tasklm tune</c> does it once for every trial. Sets data.train and data.validation to the two parts.</summary>
+    public static void HoldOutValidation(Recipe r, string dir, Action<string> say)
+    {
+        if (r.Data.Train == null || r.Data.ValidationSplit <= 0 || r.Data.ValidationSplit >= 1)
+            throw new RecipeException($"data.validation_split must be between 0 and 1 to hold out a validation set (got {r.Data.ValidationSplit})");
+        CheckFiles(r);
+        if (r.Task == "classification") CheckColumns(r);
+        SplitValidation(r, dir, say);
+    }
+
     /// <summary>The longest sequence the model takes: the recipe's model.config override when it sets one (a preset
     /// reshaped to 128 positions takes 128), else config.json's max_position_embeddings / n_positions, or the preset's.</summary>
     public static int ModelLimit(string init, JsonObject? configOverride = null)
@@ -100,13 +112,21 @@ public static class AutoSettings
         string dir = Path.Combine(runDir, "data");
         Directory.CreateDirectory(dir);
         string train = Path.Combine(dir, "train.jsonl"), val = Path.Combine(dir, "validation.jsonl");
-        JsonlFile.Write(train, split.Rows(0).Select(i => rows[i]));
-        JsonlFile.Write(val, split.Rows(1).Select(i => rows[i]));
+        // Written aside and renamed: tune's workers each make the same split, and a trial may be reading it.
+        WriteAtomically(train, split.Rows(0).Select(i => rows[i]));
+        WriteAtomically(val, split.Rows(1).Select(i => rows[i]));
         int nv = split.Rows(1).Count();
         say($"data.validation: none given, so {nv} of {rows.Count} training rows ({d.ValidationSplit:P0}{(stratify ? $", stratified by {d.LabelColumn}" : "")}, seed {r.Training.Seed}) "
             + $"are held out as validation → {val}");
         d.Train = train;
         d.Validation = val;
+    }
+
+    static void WriteAtomically(string path, IEnumerable<DataRow> rows)
+    {
+        string tmp = $"{path}.{Environment.ProcessId}.tmp";
+        JsonlFile.Write(tmp, rows);
+        File.Move(tmp, path, overwrite: true);
     }
 
     /// <summary>Every data file the recipe names exists, checked before training: a recipe's own data.test kept beside a
