@@ -303,7 +303,16 @@ public static class Quickstart
             ? "Score best/ on the held-out test split: metrics, confusion matrix, the examples it got most wrong, and the TF-IDF + "
               + "logistic-regression baseline fitted on the same training split, side by side."
             : recipe.Task == "causal-lm" ? "Score best/ on the held-out speeches: loss and perplexity." : "Score best/ on the held-out test split: loss and token accuracy.");
-        var (eval, _, _) = ModelEvaluation.Run(run, test, new EvaluateOptions { Device = o.Device, Say = o.Say, BatchSize = recipe.Training.EvalBatchSize });
+        // A classification recipe names the test split: training scored it (metrics, confusion matrix, worst examples, the
+        // baseline and what ships) into eval.json, so it is read back rather than scored twice.
+        string evalPath = Path.Combine(run, RunFolderFiles.Eval);
+        EvalResult eval;
+        if (recipe.Data.Test != null && File.Exists(evalPath))
+        {
+            eval = EvalResult.FromJson(JsonNode.Parse(File.ReadAllText(evalPath)) as JsonObject ?? throw new InvalidDataException($"{evalPath}: not a JSON object"), evalPath);
+            o.Say($"test split scored by training: {evalPath}");
+        }
+        else (eval, _, _) = ModelEvaluation.Run(run, test, new EvaluateOptions { Device = o.Device, Say = o.Say, BatchSize = recipe.Training.EvalBatchSize });
         o.Evaluated(eval);
 
         o.Stage(stage + 2, "Report", "One self-contained HTML page (and Markdown beside it) with every table and plot.");
