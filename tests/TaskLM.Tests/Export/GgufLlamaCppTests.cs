@@ -1,0 +1,203 @@
+// GGUF export checked by llama.cpp itself (LLamaSharp + its CPU backend): tiny random models of the Llama family (GQA)
+// and GPT-2 give the same next-token logits and greedy continuations in llama.cpp as in TaskLM.
+using LLama;
+using LLama.Common;
+using LLama.Native;
+using TaskLM.Data.Tokenization;
+using TaskLM.Export;
+using TaskLM.Models;
+using TaskLM.Native;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace TaskLM.Tests.Export;
+
+public sealed class GgufLlamaCppTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("tasklm-gguf").FullName;
+    readonly ITestOutputHelper _out;
+
+    static GgufLlamaCppTests()
+    {
+        TorchBackend.EnsureLoaded();
+        NativeLibraryConfig.All.WithLogCallback((level, message) => { });   // llama.cpp's load log is long; keep the test output readable
+    }
+
+    public GgufLlamaCppTests(ITestOutputHelper output) => _out = output;
+
+    public void Dispose() { if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true); }
+
+    // A prompt of GPT-2 ids (the tiny models speak GPT-2's vocabulary).
+    static readonly int[] Prompt = ByteLevelBpeTokenizer.Gpt2().Encode("The quick brown fox jumps over the lazy dog, and 42 cats can't stop it.").ToArray();
+
+    /// <summary>A tiny random causal LM saved as an HF folder with GPT-2's tokenizer beside it.</summary>
+    string TinyModel(string preset, Dictionary<string, object> overrides)
+    {
+        manual_seed(7);
+        var model = PreTrainedModel.FromPreset(preset, "causal-lm", overrides, seed: 7);
+        string folder = Path.Combine(_dir, preset);
+        model.SavePretrained(folder);
+        ByteLevelBpeTokenizer.Gpt2().Save(folder);
+        return folder;
+    }
+
+    static Dictionary<string, object> LlamaTiny(string modelType = "llama") => new()
+    {
+        // GPT-2's vocabulary so llama.cpp gets a real tokenizer; wider init so logits spread (argmax margins are wide).
+        ["model_type"] = modelType, ["vocab_size"] = 50257, ["bos_token_id"] = 50256, ["eos_token_id"] = 50256, ["initializer_range"] = 0.1,
+        ["max_position_embeddings"] = 128,
+    };
+
+    static Dictionary<string, object> Gpt2Tiny() => new() { ["initializer_range"] = 0.1, ["n_positions"] = 128 };
+
+    /// <summary>TaskLM's logits (T, V) for the prompt, from the exported folder as inference loads it. With
+    /// <paramref name="ggmlGelu"/>, GPT-2's GELU sees and gives float16-rounded values, as ggml's CPU GELU does (it looks
+    /// the result up in a float16 table indexed by the float16 input): that isolates the one place llama.cpp's F32 path
+    /// is not F32.</summary>
+    static float[][] TaskLMLogits(string folder, int[] ids, bool ggmlGelu = false)
+    {
+        var lm = (ICausalLM)ModelFactory.ForInference(folder, "causal-lm");
+        if (ggmlGelu)
+        {
+            // GPT2MLP's activation, swapped by reflection for this diagnostic only.
+            var act = typeof(GPT2MLP).GetField("_act", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
+            static Tensor Half(Tensor x) => x.to(ScalarType.Float16).to(ScalarType.Float32);
+            foreach (var (_, m) in lm.Module.named_modules())
+                if (m is GPT2MLP mlp)
+                    act.SetValue(mlp, (Func<Tensor, Tensor>)(h => Half(TorchSharp.torch.nn.functional.gelu(Half(h), TorchSharp.Modules.GELU.Approximate.tanh))));
+        }
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var logits = lm.Logits(tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Length])).squeeze(0);   // (T, V)
+        return Enumerable.Range(0, ids.Length).Select(t => logits[t].data<float>().ToArray()).ToArray();
+    }
+
+    /// <summary>A llama.cpp context that keeps F32 precision where the file is F32: its default KV cache is F16 (7e-3 off on
+    /// these logits), and flash attention on CPU also works in F16.</summary>
+    static ModelParams ContextParams(string gguf) => new(gguf)
+    {
+        ContextSize = 128, BatchSize = 128, Threads = 2, BatchThreads = 2,
+        TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32, FlashAttention = false,
+    };
+
+    /// <summary>llama.cpp's logits (T, V) for the prompt: one batch, logits requested at every position.</summary>
+    static float[][] LlamaCppLogits(string gguf, int[] ids, out int vocab)
+    {
+        using var weights = LLamaWeights.LoadFromFile(new ModelParams(gguf) { GpuLayerCount = 0 });
+        using var ctx = weights.CreateContext(ContextParams(gguf));
+        vocab = weights.Vocab.Count;
+        var batch = new LLamaBatch();
+        for (int i = 0; i < ids.Length; i++) batch.Add(ids[i], i, LLamaSeqId.Zero, true);
+        var r = ctx.NativeHandle.Decode(batch);
+        Assert.Equal(DecodeResult.Ok, r);
+        return Enumerable.Range(0, ids.Length).Select(i => ctx.NativeHandle.GetLogitsIth(i).ToArray()).ToArray();
+    }
+
+    /// <summary>llama.cpp's greedy continuation: argmax of the last logits, fed back one token at a time.</summary>
+    static List<int> LlamaCppGreedy(string gguf, int[] prompt, int n)
+    {
+        using var weights = LLamaWeights.LoadFromFile(new ModelParams(gguf) { GpuLayerCount = 0 });
+        using var ctx = weights.CreateContext(ContextParams(gguf));
+        var batch = new LLamaBatch();
+        for (int i = 0; i < prompt.Length; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, i == prompt.Length - 1);
+        Assert.Equal(DecodeResult.Ok, ctx.NativeHandle.Decode(batch));
+        var outIds = new List<int>();
+        int pos = prompt.Length;
+        for (int k = 0; k < n; k++)
+        {
+            var logits = ctx.NativeHandle.GetLogitsIth(batch.TokenCount - 1).ToArray();
+            int next = Array.IndexOf(logits, logits.Max());
+            outIds.Add(next);
+            batch.Clear();
+            batch.Add(next, pos++, LLamaSeqId.Zero, true);
+            Assert.Equal(DecodeResult.Ok, ctx.NativeHandle.Decode(batch));
+        }
+        return outIds;
+    }
+
+    /// <summary>Max and mean |a - b|, max |a|, and the argmax agreement at the positions whose top-2 margin in
+    /// <paramref name="a"/> exceeds <paramref name="margin"/> (a near-tie may flip within the tolerance).</summary>
+    static (double maxAbs, double meanAbs, double maxLogit, int same, int clear) Compare(float[][] a, float[][] b, double margin)
+    {
+        double max = 0, sum = 0, scale = 0;
+        int same = 0, clear = 0;
+        for (int t = 0; t < a.Length; t++)
+        {
+            for (int v = 0; v < a[t].Length; v++) { double d = Math.Abs(a[t][v] - b[t][v]); max = Math.Max(max, d); sum += d; scale = Math.Max(scale, Math.Abs(a[t][v])); }
+            var top2 = a[t].OrderDescending().Take(2).ToArray();
+            if (top2[0] - top2[1] <= margin) continue;
+            clear++;
+            if (Array.IndexOf(a[t], a[t].Max()) == Array.IndexOf(b[t], b[t].Max())) same++;
+        }
+        return (max, sum / (a.Length * (double)a[0].Length), scale, same, clear);
+    }
+
+    public static TheoryData<string, string, string, double> Cases => new()
+    {
+        // preset, model_type, GGUF type, tolerance on max |logit difference| over all positions and ids (logits span
+        // about ±5.5). F32: llama.cpp computes in F32 (its F16 KV cache is turned off above): Llama family measured
+        // 7e-6. GPT-2 F32: ggml's CPU GELU rounds its input and output through float16 (measured 2.1e-3); with that
+        // rounding reproduced on TaskLM's side (gpt2-ggml-gelu) the difference falls to 6.0e-4 (mean 2.9e-4 → 5.6e-5). F16 and Q8_0:
+        // llama.cpp also rounds the activations to the weight type in its matrix products (F16 measured 1.0e-2;
+        // Q8_0 2.8e-1 Llama, 1.3e-1 GPT-2, about 20x F16 as the step sizes predict), and the argmax must still agree.
+        { "llama-tiny", "llama", "f32", 1e-4 },
+        { "llama-tiny", "qwen2", "f32", 1e-4 },
+        { "llama-tiny", "mistral", "f32", 1e-4 },
+        { "gpt2-tiny", "gpt2", "f32", 3e-3 },
+        { "gpt2-tiny", "gpt2-ggml-gelu", "f32", 1e-3 },
+        { "llama-tiny", "llama", "f16", 2e-2 },
+        { "gpt2-tiny", "gpt2", "f16", 2e-2 },
+        { "llama-tiny", "llama", "q8_0", 0.4 },
+        { "llama-tiny", "qwen2", "q8_0", 0.4 },
+        { "gpt2-tiny", "gpt2", "q8_0", 0.4 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Llama_cpp_computes_the_same_logits_from_the_exported_file(string preset, string modelType, string type, double tolerance)
+    {
+        bool gpt2 = modelType.StartsWith("gpt2", StringComparison.Ordinal);
+        string folder = TinyModel(preset, gpt2 ? Gpt2Tiny() : LlamaTiny(modelType));
+        string gguf = GgufExport.Export(HfExport.Resolve(folder), Path.Combine(_dir, $"out-{modelType}-{type}"), GgufExport.ParseType(type));
+        Assert.True(File.Exists(Path.Combine(Path.GetDirectoryName(gguf)!, "Modelfile")));
+
+        var want = TaskLMLogits(folder, Prompt, ggmlGelu: modelType == "gpt2-ggml-gelu");
+        var got = LlamaCppLogits(gguf, Prompt, out int vocab);
+        Assert.Equal(50257, vocab);
+        double margin = Math.Min(2 * tolerance, 0.1);   // quantized: a few times the mean difference
+        var (diff, mean, scale, same, clear) = Compare(want, got, margin);
+        _out.WriteLine($"{preset} ({modelType}) {type}: max |logit diff| {diff:E2}, mean {mean:E2}, over {Prompt.Length} positions x {vocab}; max |logit| {scale:F2}; argmax agrees at {same}/{clear} positions with a top-2 margin over {margin:G2}");
+        Assert.True(scale > 1, $"logits too flat to test ({scale})");
+        Assert.True(diff < tolerance, $"llama.cpp's logits differ from TaskLM's by {diff:E3} (tolerance {tolerance:E1})");
+        Assert.True(clear >= Prompt.Length / 2, $"only {clear} positions have a clear argmax");
+        Assert.Equal(clear, same);
+    }
+
+    [Theory]
+    [InlineData("llama-tiny", "llama")]
+    [InlineData("gpt2-tiny", "gpt2")]
+    public void Greedy_continuations_are_identical_in_llama_cpp(string preset, string modelType)
+    {
+        string folder = TinyModel(preset, modelType == "gpt2" ? Gpt2Tiny() : LlamaTiny(modelType));
+        string gguf = GgufExport.Export(HfExport.Resolve(folder), Path.Combine(_dir, "greedy.gguf"), GgmlType.F32);
+        var model = ModelFactory.ForInference(folder, "causal-lm");
+        var ours = Generation.Generate(model, [Prompt], new GenerationOptions { MaxNewTokens = 12, EosTokenId = -1 })[0];
+        var theirs = LlamaCppGreedy(gguf, Prompt, 12);
+        _out.WriteLine($"TaskLM: {string.Join(" ", ours)}\nllama.cpp: {string.Join(" ", theirs)}");
+        Assert.Equal(ours, theirs);
+    }
+
+    [Fact]
+    public void Llama_cpp_tokenizes_text_as_the_exported_tokenizer_does()
+    {
+        string folder = TinyModel("llama-tiny", LlamaTiny());
+        string gguf = GgufExport.Export(HfExport.Resolve(folder), Path.Combine(_dir, "tok.gguf"), GgmlType.F16);
+        using var weights = LLamaWeights.LoadFromFile(new ModelParams(gguf) { GpuLayerCount = 0 });
+        var tok = ByteLevelBpeTokenizer.Gpt2();
+        foreach (var text in new[] { "Hello world", "The year 2024 isn't 1999!", "  two  spaces\nand a newline", "naïve café – ünïcödé 東京", "<|endoftext|>after" })
+        {
+            var theirs = weights.Tokenize(text, false, true, System.Text.Encoding.UTF8).Select(t => (int)t).ToArray();
+            Assert.Equal(tok.Encode(text).ToArray(), theirs);
+        }
+    }
+}
