@@ -41,12 +41,23 @@ public sealed class GgufLlamaCppTests : IDisposable
         return folder;
     }
 
-    static Dictionary<string, object> LlamaTiny(string modelType = "llama") => new()
+    static Dictionary<string, object> LlamaTiny(string variant = "llama")
     {
         // GPT-2's vocabulary so llama.cpp gets a real tokenizer; wider init so logits spread (argmax margins are wide).
-        ["model_type"] = modelType, ["vocab_size"] = 50257, ["bos_token_id"] = 50256, ["eos_token_id"] = 50256, ["initializer_range"] = 0.1,
-        ["max_position_embeddings"] = 128,
-    };
+        var o = new Dictionary<string, object>
+        {
+            ["model_type"] = variant.Split('-')[0], ["vocab_size"] = 50257, ["bos_token_id"] = 50256, ["eos_token_id"] = 50256,
+            ["initializer_range"] = 0.1, ["max_position_embeddings"] = 128,
+        };
+        if (variant.Contains("-untied")) o["tie_word_embeddings"] = false;
+        // Llama 3.1's scaling with a short original context (16), so the 18 prompt positions cross all three bands.
+        if (variant.Contains("-llama3rope"))
+            o["rope_scaling"] = System.Text.Json.Nodes.JsonNode.Parse("""{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16}""")!;
+        if (variant.Contains("-linear")) o["rope_scaling"] = System.Text.Json.Nodes.JsonNode.Parse("""{"type": "linear", "factor": 2.0}""")!;
+        if (variant.Contains("-bias")) o["attention_bias"] = true;   // q/k biases are permuted like their weights
+        if (variant.Contains("-theta")) o["rope_theta"] = 500000.0;
+        return o;
+    }
 
     static Dictionary<string, object> Gpt2Tiny() => new() { ["initializer_range"] = 0.1, ["n_positions"] = 128 };
 
@@ -143,6 +154,8 @@ public sealed class GgufLlamaCppTests : IDisposable
         { "llama-tiny", "llama", "f32", 1e-4 },
         { "llama-tiny", "qwen2", "f32", 1e-4 },
         { "llama-tiny", "mistral", "f32", 1e-4 },
+        { "llama-tiny", "llama-untied-llama3rope-theta", "f32", 1e-4 },
+        { "llama-tiny", "llama-linear-bias", "f32", 1e-4 },
         { "gpt2-tiny", "gpt2", "f32", 3e-3 },
         { "gpt2-tiny", "gpt2-ggml-gelu", "f32", 1e-3 },
         { "llama-tiny", "llama", "f16", 2e-2 },
@@ -187,17 +200,71 @@ public sealed class GgufLlamaCppTests : IDisposable
         Assert.Equal(ours, theirs);
     }
 
-    [Fact]
-    public void Llama_cpp_tokenizes_text_as_the_exported_tokenizer_does()
+    static readonly string[] TokenizerProbes =
+    [
+        "Hello world", "The year 2024 isn't 1999!", "12345678 and 3.14159", "I'LL say DON'T, we've you'd",
+        "  two  spaces\nand a newline\n\n\nend  ", "naïve café – ünïcödé 東京", "tabs\tand\r\nCRLF", "<|endoftext|>after",
+        "emoji 🤗🚀 ok", "x=1;y+=22;  // c0de", "   ", "a\n\n  \n b",
+    ];
+
+    /// <summary>GPT-2's vocabulary and merges behind another byte-level pre-tokenizer, as tokenizer.json names it.</summary>
+    string TokenizerVariant(string folder, string variant)
     {
-        string folder = TinyModel("llama-tiny", LlamaTiny());
-        string gguf = GgufExport.Export(HfExport.Resolve(folder), Path.Combine(_dir, "tok.gguf"), GgmlType.F16);
+        string path = Path.Combine(folder, "tokenizer.json");
+        var root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        System.Text.Json.Nodes.JsonObject Split(string pattern) => new()
+        {
+            ["type"] = "Sequence",
+            ["pretokenizers"] = new System.Text.Json.Nodes.JsonArray(
+                new System.Text.Json.Nodes.JsonObject { ["type"] = "Split", ["pattern"] = new System.Text.Json.Nodes.JsonObject { ["Regex"] = pattern }, ["behavior"] = "Isolated", ["invert"] = false },
+                new System.Text.Json.Nodes.JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = false }),
+        };
+        switch (variant)
+        {
+            case "llama3": root["pre_tokenizer"] = Split(ByteLevel.Llama3Pattern); root["model"]!["ignore_merges"] = true; break;
+            case "qwen2": root["pre_tokenizer"] = Split(ByteLevel.Qwen2Pattern); root["normalizer"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "NFC" }; break;
+            case "smollm":
+                root["pre_tokenizer"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["type"] = "Sequence",
+                    ["pretokenizers"] = new System.Text.Json.Nodes.JsonArray(
+                        new System.Text.Json.Nodes.JsonObject { ["type"] = "Digits", ["individual_digits"] = true },
+                        new System.Text.Json.Nodes.JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true }),
+                };
+                break;
+        }
+        File.WriteAllText(path, root.ToJsonString());
+        File.Delete(Path.Combine(folder, "vocab.json"));   // tokenizer.json wins anyway; keep one source of truth
+        File.Delete(Path.Combine(folder, "merges.txt"));
+        return folder;
+    }
+
+    /// <summary>llama.cpp's own pre-tokenizers (its unicode regex engine, chosen by tokenizer.ggml.pre) against
+    /// TaskLM's, each running the same vocabulary and merges: GPT-2's pattern, Llama 3's (digits in threes,
+    /// case-insensitive contractions, ignore_merges), Qwen2's (single digits) and SmolLM's (Digits pre-tokenizer).</summary>
+    [Theory]
+    [InlineData("gpt2", "gpt-2")]
+    [InlineData("llama3", "llama-bpe")]
+    [InlineData("qwen2", "qwen2")]
+    [InlineData("smollm", "smollm")]
+    public void Llama_cpp_tokenizes_text_as_the_exported_tokenizer_does(string variant, string pre)
+    {
+        string folder = TokenizerVariant(TinyModel("llama-tiny", LlamaTiny()), variant);
+        var tok = (ByteLevelBpeTokenizer)TokenizerLoader.Load(folder);
+        Assert.Equal(pre, GgufExport.PreTokenizerName(tok));
+        string gguf = GgufExport.Export(HfExport.Resolve(folder), Path.Combine(_dir, $"tok-{variant}.gguf"), GgmlType.F16);
+        Assert.Equal(pre, GgufFile.Read(gguf).Metadata["tokenizer.ggml.pre"]);
         using var weights = LLamaWeights.LoadFromFile(new ModelParams(gguf) { GpuLayerCount = 0 });
-        var tok = ByteLevelBpeTokenizer.Gpt2();
-        foreach (var text in new[] { "Hello world", "The year 2024 isn't 1999!", "  two  spaces\nand a newline", "naïve café – ünïcödé 東京", "<|endoftext|>after" })
+        // The variants must split differently from GPT-2 somewhere in the probes, or the check would prove nothing.
+        var gpt2 = ByteLevelBpeTokenizer.Gpt2();
+        int differ = TokenizerProbes.Count(t => !gpt2.Encode(t).SequenceEqual(tok.Encode(t)));
+        Assert.True(variant == "gpt2" ? differ == 0 : differ >= 2, $"{variant}: {differ} probes split differently from GPT-2");
+        foreach (var text in TokenizerProbes)
         {
             var theirs = weights.Tokenize(text, false, true, System.Text.Encoding.UTF8).Select(t => (int)t).ToArray();
-            Assert.Equal(tok.Encode(text).ToArray(), theirs);
+            var ours = tok.Encode(text).ToArray();
+            Assert.True(ours.SequenceEqual(theirs), $"{variant} '{text}': TaskLM [{string.Join(", ", ours)}], llama.cpp [{string.Join(", ", theirs)}]");
+            Assert.Equal(text, tok.Decode(ours));
         }
     }
 }
