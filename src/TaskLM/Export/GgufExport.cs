@@ -18,7 +18,7 @@ namespace TaskLM.Export;
 /// </summary>
 public static class GgufExport
 {
-    /// <summary>Parses a --gguf-type / --quant value: f32, f16 or q8_0.</summary>
+    /// <summary>Parses an --outtype value: f32, f16 or q8_0.</summary>
     public static GgmlType ParseType(string s) => s.ToLowerInvariant() switch
     {
         "f32" => GgmlType.F32,

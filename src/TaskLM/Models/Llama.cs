@@ -362,9 +362,18 @@ public sealed class LlamaModel : nn.Module, IGradientCheckpointing
         var (cos, sin) = Rope.CosSin(_invFreq, positionIds, x.dtype);                                             // (B, T, hd) each
         var (mask, causal) = CausalMask.Build(attentionMask, b, past, t, inputIds.device);
         bool checkpoint = GradientCheckpointing && training && cache == null;
-        foreach (var layer in layers)
-            x = checkpoint ? ActivationCheckpoint.Run(layer, (z, m) => layer.Forward(z, cos, sin, m, causal, null), x, mask)
-                           : layer.Forward(x, cos, sin, mask, causal, cache);
+        if (checkpoint)
+        {
+            // A checkpointed layer runs again in backward, after this pass's dispose scope has freed cos/sin: it may
+            // close over host values only, so it rebuilds them from the positions.
+            var pos = positionIds.to(int64).cpu().contiguous().data<long>().ToArray();
+            long[] shape = [.. positionIds.shape];
+            (Tensor, Tensor) Angles(Tensor z) => Rope.CosSin(_invFreq, tensor(pos, shape, device: z.device), z.dtype);
+            foreach (var layer in layers)
+                x = ActivationCheckpoint.Run(layer, (z, m) => { var (c, s) = Angles(z); return layer.Forward(z, c, s, m, causal, null); }, x, mask);
+        }
+        else
+            foreach (var layer in layers) x = layer.Forward(x, cos, sin, mask, causal, cache);
         if (cache != null) cache.Length = past + t;
         return norm.forward(x);
     }
