@@ -30,7 +30,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         pipeline ??= new PipelineOptions();
         PreTokenizer = pipeline.PreTokenizer;
         Pattern = pipeline.Pattern;
-        AddsBos = pipeline.AddsBos;
+        Template = pipeline.Template;
         _nfc = pipeline.Nfc;
         _addedIds = [.. pipeline.AddedIds, .. special.Values];
         _tiktoken = tiktoken;
@@ -56,7 +56,8 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         public string Pattern { get; init; } = ByteLevel.Gpt2Pattern;
         public bool Nfc { get; init; }
         public bool IgnoreMerges { get; init; }
-        public bool AddsBos { get; init; }
+        public bool AddsBos => Template.Single.Count > 0 && Template.Single[0].SpecialIds != null;
+        public SpecialTokensTemplate Template { get; init; } = SpecialTokensTemplate.None;
         public IReadOnlyCollection<int> AddedIds { get; init; } = [];
     }
 
@@ -64,8 +65,10 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     public ByteLevelPreTokenizer PreTokenizer { get; }
     /// <summary>The split pattern of the pre-tokenizer.</summary>
     public string Pattern { get; }
-    /// <summary>True when the tokenizer's post-processor puts BOS in front of a sequence (Llama 3's TemplateProcessing).</summary>
-    public bool AddsBos { get; }
+    /// <summary>The post-processor's special tokens around a text or a pair (Llama 3: BOS first); none for GPT-2.</summary>
+    public SpecialTokensTemplate Template { get; }
+    /// <summary>True when the post-processor puts a special token (BOS) in front of a text (Llama 3's TemplateProcessing).</summary>
+    public bool AddsBos => Template.Single.Count > 0 && Template.Single[0].SpecialIds != null;
     /// <summary>Ids of the added special tokens (kept whole, skipped by Decode(skipSpecialTokens)).</summary>
     public IReadOnlySet<int> SpecialTokenIds => _specialIds;
     /// <summary>True for an added token (tokenizer.json added_tokens), special or not.</summary>
@@ -106,7 +109,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
 
     /// <summary>Reads tokenizer.json's normalizer, pre_tokenizer, model.ignore_merges and post_processor for the byte-level
     /// variants Llama 3, Qwen2 and SmolLM2 ship; anything else is refused naming the file and the step.</summary>
-    internal static PipelineOptions ReadPipeline(string path, JsonObject root)
+    internal static PipelineOptions ReadPipeline(string path, JsonObject root, IReadOnlyDictionary<string, int> vocab)
     {
         string? Type(JsonNode? n) => n?["type"]?.GetValue<string>();
         bool nfc = false;
@@ -145,13 +148,21 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         }
         else if (steps.Count > 0)
             throw new NotSupportedException($"{path}: pre_tokenizer [{string.Join(", ", steps.Select(Type))}] is not supported for byte-level BPE");
-        // Llama 3: TemplateProcessing whose single template starts with a special token (BOS).
-        bool addsBos = root["post_processor"] is JsonObject pp && FirstTemplateIsSpecial(Type(pp) == "Sequence" ? pp["processors"]?.AsArray().Select(x => x as JsonObject) : [pp]);
-        return opts with { Nfc = nfc, IgnoreMerges = root["model"]?["ignore_merges"]?.GetValue<bool>() == true, AddsBos = addsBos };
+        // Llama 3: Sequence[ByteLevel, TemplateProcessing(single: BOS $A, pair: BOS $A BOS $B)]; GPT-2: ByteLevel only.
+        var template = SpecialTokensTemplate.None;
+        if (root["post_processor"] is JsonObject pp)
+        {
+            var processors = Type(pp) == "Sequence" ? pp["processors"]!.AsArray().Select(x => x!.AsObject()).ToList() : [pp];
+            foreach (var p in processors)
+                switch (Type(p))
+                {
+                    case "ByteLevel": break;   // offsets only
+                    case "TemplateProcessing": template = WordPieceTokenizer.ParseTemplate(path, p, vocab); break;
+                    default: throw new NotSupportedException($"{path}: post_processor '{Type(p)}' is not supported for byte-level BPE (ByteLevel, TemplateProcessing)");
+                }
+        }
+        return opts with { Nfc = nfc, IgnoreMerges = root["model"]?["ignore_merges"]?.GetValue<bool>() == true, Template = template };
     }
-
-    private static bool FirstTemplateIsSpecial(IEnumerable<JsonObject?>? processors) =>
-        processors?.Any(p => p?["type"]?.GetValue<string>() == "TemplateProcessing" && p["single"] is JsonArray single && single.Count > 0 && single[0]?["SpecialToken"] != null) == true;
 
     /// <summary>Reads HF <c>vocab.json</c> and <c>merges.txt</c>.</summary>
     public static ByteLevelBpeTokenizer FromFiles(string vocabJson, string mergesTxt, TokenizerConfig? config = null)
@@ -194,7 +205,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         foreach (var (content, id, _) in added) vocab[content] = id;
         // Added tokens are matched whole in the text before the merges (HF's AddedVocabulary), special or not.
         var whole = added.ToDictionary(t => t.Content, t => t.Id);
-        var pipeline = ReadPipeline(path, root) with { AddedIds = added.Where(t => !t.Special).Select(t => t.Id).ToList() };
+        var pipeline = ReadPipeline(path, root, vocab) with { AddedIds = added.Where(t => !t.Special).Select(t => t.Id).ToList() };
         var tok = new ByteLevelBpeTokenizer(null, vocab, whole, merges, config.Names(vocab, gpt2: true), config.ModelMaxLength, pipeline);
         tok._specialIds.ExceptWith(pipeline.AddedIds);
         return tok;
@@ -266,9 +277,10 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         return spans;
     }
 
-    /// <summary>GPT-2 adds no special tokens: A, or A followed by B (B typed 1).</summary>
+    /// <summary>GPT-2 adds no special tokens: A, or A followed by B (B typed 1); a tokenizer.json TemplateProcessing
+    /// (Llama 3's BOS) is applied as HF's post-processor does.</summary>
     public TokenizedInput EncodeForModel(string text, string? pair = null, EncodeOptions? options = null) =>
-        ModelInputBuilder.Build(EncodeWithOffsets(text), pair == null ? null : EncodeWithOffsets(pair), SpecialTokensTemplate.None,
+        ModelInputBuilder.Build(EncodeWithOffsets(text), pair == null ? null : EncodeWithOffsets(pair), Template,
             options ?? new EncodeOptions(), PadTokenId ?? EosTokenId ?? 0);
 
     /// <summary>Decodes ids: byte-level tokens back to bytes, then UTF-8 (invalid sequences become U+FFFD, as HF's

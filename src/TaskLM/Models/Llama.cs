@@ -493,11 +493,12 @@ public sealed partial class LlamaFamily : ModelFamily
         return json;
     }
 
-    /// <summary>LlamaModel's count (presets tie lm_head to embed_tokens, so the causal LM has the same count).</summary>
+    /// <summary>LlamaModel's count (the body: with tied embeddings the causal LM has the same count, else lm_head adds
+    /// vocab × hidden). Qwen2 adds its q/k/v biases.</summary>
     public override long CountParameters(ModelPreset p)
     {
         long c = p.Hidden, i = p.Inner, v = p.Vocab, l = p.Layers, kv = (long)(p.KvHeads ?? p.Heads) * (c / p.Heads);
-        long layer = 2 * c + c * c + 2 * c * kv + c * c + 3 * c * i;
+        long layer = 2 * c + c * c + 2 * c * kv + c * c + 3 * c * i + (_type == "qwen2" ? c + 2 * kv : 0);
         return v * c + l * layer + c;
     }
 }

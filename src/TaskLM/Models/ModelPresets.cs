@@ -57,6 +57,10 @@ public static class ModelPresets
         new("llama-tiny", "llama", 2, 128, 4, 4096, 512, "TaskLM test size (GQA 4/2)", KvHeads: 2, InnerSize: 352),
         new("smollm2-135m", "llama", 30, 576, 9, 49152, 8192, "HuggingFaceTB/SmolLM2-135M shape", KvHeads: 3, InnerSize: 1536,
             Config: new Dictionary<string, object> { ["rope_theta"] = 100000.0, ["bos_token_id"] = 0, ["eos_token_id"] = 0 }),
+        new("qwen2.5-0.5b", "qwen2", 24, 896, 14, 151936, 32768, "Qwen/Qwen2.5-0.5B shape", KvHeads: 2, InnerSize: 4864,
+            Config: new Dictionary<string, object> { ["rope_theta"] = 1000000.0, ["rms_norm_eps"] = 1e-6, ["bos_token_id"] = 151643, ["eos_token_id"] = 151643 }),
+        new("mistral-7b", "mistral", 32, 4096, 32, 32000, 32768, "mistralai/Mistral-7B-v0.1 shape", KvHeads: 8, InnerSize: 14336,
+            Config: new Dictionary<string, object> { ["tie_word_embeddings"] = false, ["sliding_window"] = 4096 }),
     };
 
     /// <summary>The preset of that name, or an error listing the names.</summary>

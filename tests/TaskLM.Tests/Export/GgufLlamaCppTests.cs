@@ -267,4 +267,32 @@ public sealed class GgufLlamaCppTests : IDisposable
             Assert.Equal(text, tok.Decode(ours));
         }
     }
+
+    [Fact]
+    public void The_cli_exports_q8_0_gguf_with_a_modelfile_and_generates_from_a_llama_folder()
+    {
+        string folder = TinyModel("llama-tiny", LlamaTiny());
+        string outDir = Path.Combine(_dir, "cli");
+        var r = CliRunner.Run("export", "--model", folder, "--format", "gguf", "--outtype", "q8_0", "--out", outDir, "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        string file = System.Text.Json.Nodes.JsonNode.Parse(r.Stdout)!["out"]!.GetValue<string>();
+        Assert.Equal(Path.Combine(Path.GetFullPath(outDir), "model.gguf"), file);
+        var g = GgufFile.Read(file);
+        Assert.Equal("llama", g.Metadata["general.architecture"]);
+        Assert.Equal(7L, g.Metadata["general.file_type"]);                      // MOSTLY_Q8_0
+        Assert.Equal(2L, g.Metadata["llama.attention.head_count_kv"]);
+        Assert.Equal(GgmlType.Q8_0, g.Tensors["blk.0.attn_k.weight"].Type);
+        Assert.Equal([128L, 64L], g.Tensors["blk.0.attn_k.weight"].Ne);        // ggml order: (in, out) for a (64, 128) weight
+        Assert.Equal(GgmlType.F32, g.Tensors["blk.0.attn_norm.weight"].Type);
+        Assert.False(g.Tensors.ContainsKey("output.weight"));                   // tied
+        Assert.Equal(50257, ((List<object>)g.Metadata["tokenizer.ggml.tokens"]).Count);
+        Assert.Equal(50256L, g.Metadata["tokenizer.ggml.eos_token_id"]);
+        string modelfile = File.ReadAllText(Path.Combine(outDir, "Modelfile"));
+        Assert.Contains("FROM ./model.gguf", modelfile);
+        Assert.Contains("PARAMETER stop \"<|endoftext|>\"", modelfile);
+
+        var gen = CliRunner.Run("generate", "--model", folder, "--prompt", "The quick brown fox", "--greedy", "--max-new-tokens", "5", "--json");
+        Assert.True(gen.ExitCode == 0, gen.Stderr);
+        Assert.Contains("\"new_ids\"", gen.Stdout.Replace(" ", ""), StringComparison.OrdinalIgnoreCase);
+    }
 }

@@ -193,6 +193,9 @@ public sealed class LlamaTests : IDisposable
     {
         // SmolLM2-135M: 134,515,008 parameters (HF's num_parameters(); lm_head tied to embed_tokens).
         Assert.Equal(134_515_008, ModelPresets.Get("smollm2-135m").Parameters);
+        // Qwen2.5-0.5B: 494,032,768 (tied, q/k/v biases); Mistral-7B-v0.1: 7,241,732,096 with its untied lm_head (4096 x 32000).
+        Assert.Equal(494_032_768, ModelPresets.Get("qwen2.5-0.5b").Parameters);
+        Assert.Equal(7_241_732_096 - 4096L * 32000, ModelPresets.Get("mistral-7b").Parameters);
         var tiny = ModelPresets.Get("llama-tiny");
         var m = PreTrainedModel.FromPreset("llama-tiny", "causal-lm");
         Assert.Equal(tiny.Parameters, m.parameters().Sum(p => p.numel()));
