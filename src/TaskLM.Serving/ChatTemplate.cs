@@ -22,6 +22,12 @@ public sealed class ChatTemplate
     /// <summary>The template above.</summary>
     public static readonly ChatTemplate Default = new();
 
+    /// <summary>The template's name, for people (the playground's model card).</summary>
+    public string Name { get; } = "TaskLM plain text";
+
+    /// <summary>One sentence on how messages become the prompt, for people.</summary>
+    public string Description { get; } = "one \"Role: content\" line per message, then \"Assistant:\" for the model to continue; generation stops at the next \"User:\" line";
+
     /// <summary>Stop texts every chat request gets on top of its own.</summary>
     public IReadOnlyList<string> Stops { get; } = ["\nUser:"];
 

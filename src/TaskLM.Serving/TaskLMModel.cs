@@ -116,6 +116,9 @@ public sealed record ModelCard
     public string? Report { get; init; }
     /// <summary>What runs it: "torch" (TorchSharp) or "onnx" (ONNX Runtime).</summary>
     public string Runtime { get; init; } = "torch";
+    /// <summary>What a classification run ships: "model", or "baseline" / "ensemble" when validation chose the saved
+    /// TF-IDF baseline (runs/x/baseline/) alone or mixed with the model (Evaluation/ShippedBaseline.cs).</summary>
+    public string Ships { get; init; } = "model";
 }
 
 /// <summary>
@@ -265,8 +268,15 @@ public sealed class TaskLMModel : IDisposable
             Parameters = model.Module.parameters().Sum(p => p.numel()), MaxLength = maxLength,
             RunFolder = runDir == null ? null : full, Eval = eval, Report = report,
         };
-        return new TaskLMModel(new TorchRunner(model, device), tok, o, maxLength, card);
+        // A run whose validation chose the baseline, alone or mixed with the model, ships that: Classify runs the same mix.
+        var shipped = model.Task == "classification" ? ShippedBaseline.ForRun(runDir) : null;
+        if (shipped != null && labels != null && !shipped.Labels.SequenceEqual(labels))
+            throw new InvalidDataException($"{Path.Combine(runDir!, ShippedBaseline.FolderName)}: its labels ({string.Join(", ", shipped.Labels)}) are not the model's ({string.Join(", ", labels)})");
+        if (shipped != null) card = card with { Ships = shipped.Ships };
+        return new TaskLMModel(new TorchRunner(model, device), tok, o, maxLength, card) { _shipped = shipped };
     }
+
+    ShippedBaseline? _shipped;
 
     void Need(params string[] tasks)
     {
@@ -286,9 +296,12 @@ public sealed class TaskLMModel : IDisposable
         var rows = texts.Select((t, i) => EncodePair(t, pairs?[i])).ToList();
         var outs = await _engine.RunEncoder(rows, RowKind.Logits, ct).ConfigureAwait(false);
         var labels = _labels ?? [];
-        return outs.Select(logits =>
+        var proba = outs.Select(Softmax).ToArray();   // (N, C)
+        if (_shipped != null)
+            proba = _shipped.Mix(proba.Select(r => r.Select(x => (float)x).ToArray()).ToArray(), texts.Select((t, i) => ShippedBaseline.Text(t, pairs?[i])).ToList())
+                .Select(r => r.Select(x => (double)x).ToArray()).ToArray();
+        return proba.Select(p =>
         {
-            var p = Softmax(logits);
             int best = ArgMax(p);
             var byName = new Dictionary<string, double>();
             for (int c = 0; c < p.Length; c++) byName[Name(labels, c)] = p[c];

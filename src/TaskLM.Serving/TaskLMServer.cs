@@ -191,6 +191,7 @@ public sealed class TaskLMServer : IAsyncDisposable
         app.MapGet("/v1/models/{id}", (HttpContext ctx, string id) => { var m = Model(); CheckModel(m, id); return Json(ctx, ModelObject(m)); });
         app.MapPost("/v1/completions", Completions);
         app.MapPost("/v1/chat/completions", ChatCompletions);
+        app.MapPost("/api/chat-prompt", ChatPrompt);
         app.MapPost("/v1/embeddings", Embeddings);
         app.MapPost("/v1/classify", Classify);
         app.MapPost("/v1/tag", Tag);
@@ -234,8 +235,16 @@ public sealed class TaskLMServer : IAsyncDisposable
             ["id"] = c.Id, ["task"] = c.Task, ["model_type"] = c.ModelType, ["parameters"] = c.Parameters, ["max_length"] = c.MaxLength,
             ["labels"] = c.Labels == null ? null : new JsonArray(c.Labels.Select(l => (JsonNode)l).ToArray()),
             ["runtime"] = c.Runtime, ["run_folder"] = c.RunFolder != null, ["eval"] = c.Eval?.DeepClone(), ["report"] = c.Report,
-            ["chat_template"] = "System: ...\\nUser: ...\\nAssistant:",
         };
+        o["ships"] = c.Ships;   // model, or the baseline / ensemble a classification run chose on validation
+        // How a conversation becomes the prompt, shown by the template itself on an example (the page had shown the raw
+        // text "System: ...\nUser: ...\nAssistant:", a literal backslash-n included).
+        if (c.Task == "causal-lm")
+            o["chat_template"] = new JsonObject
+            {
+                ["name"] = m.ChatTemplate.Name, ["description"] = m.ChatTemplate.Description,
+                ["example"] = m.ChatTemplate.Format([("system", "You answer in one sentence."), ("user", "What is TaskLM?")]),
+            };
         if (c.RunFolder != null && Directory.Exists(Path.Combine(c.RunFolder, "plots")))
             o["plots"] = new JsonArray(Directory.GetFiles(Path.Combine(c.RunFolder, "plots"), "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).Select(f => (JsonNode)f!).ToArray());
         return o;
@@ -444,14 +453,10 @@ public sealed class TaskLMServer : IAsyncDisposable
                 "invalid_request_error", "max_tokens", "context_length_exceeded");
     }
 
-    async Task ChatCompletions(HttpContext ctx)
+    /// <summary>The (role, content) turns of a chat request's <c>messages</c> (developer counts as system), each checked.</summary>
+    static List<(string Role, string Content)> Turns(JsonArray msgs)
     {
-        var body = await Body(ctx).ConfigureAwait(false);
-        var m = Model();
-        CheckModel(m, Str(body, "model"));
-        if (m.Task != "causal-lm") throw new ApiError(400, $"this server's model is a '{m.Task}' model: /v1/chat/completions needs a causal LM", "invalid_request_error", "model", "wrong_task");
-        if (body["messages"] is not JsonArray msgs || msgs.Count == 0) throw Bad("messages", "'messages' must be a non-empty array");
-        var turns = new List<(string, string)>();
+        var turns = new List<(string Role, string Content)>();
         for (int i = 0; i < msgs.Count; i++)
         {
             if (msgs[i] is not JsonObject mo) throw Bad($"messages[{i}]", $"messages[{i}] must be an object");
@@ -466,6 +471,27 @@ public sealed class TaskLMServer : IAsyncDisposable
             };
             turns.Add((role == "developer" ? "system" : role, content));
         }
+        return turns;
+    }
+
+    /// <summary>POST /api/chat-prompt {messages}: the prompt the chat template makes of them, as /v1/chat/completions would
+    /// send it to the model (the playground shows it under "what the model sees"); runs no model.</summary>
+    async Task ChatPrompt(HttpContext ctx)
+    {
+        var body = await Body(ctx).ConfigureAwait(false);
+        var m = Model();
+        if (body["messages"] is not JsonArray msgs || msgs.Count == 0) throw Bad("messages", "'messages' must be a non-empty array");
+        await Json(ctx, new JsonObject { ["prompt"] = m.ChatTemplate.Format(Turns(msgs)), ["stop"] = new JsonArray(m.ChatTemplate.Stops.Select(x => (JsonNode)x).ToArray()) }).ConfigureAwait(false);
+    }
+
+    async Task ChatCompletions(HttpContext ctx)
+    {
+        var body = await Body(ctx).ConfigureAwait(false);
+        var m = Model();
+        CheckModel(m, Str(body, "model"));
+        if (m.Task != "causal-lm") throw new ApiError(400, $"this server's model is a '{m.Task}' model: /v1/chat/completions needs a causal LM", "invalid_request_error", "model", "wrong_task");
+        if (body["messages"] is not JsonArray msgs || msgs.Count == 0) throw Bad("messages", "'messages' must be a non-empty array");
+        var turns = Turns(msgs);
         var g = Sampling(body, 64, out int n, out bool stream, out bool includeUsage);
         g = g with { Stop = [.. m.ChatTemplate.Stops, .. g.Stop ?? []] };
         string prompt = m.ChatTemplate.Format(turns);

@@ -1,4 +1,4 @@
-// `tasklm bench train|generate|tokenize`: speed of TaskLM's own training step, generation and tokenizer, as figures (never pass/fail).
+// `tasklm bench train|predict|generate|tokenize`: speed of TaskLM's own training step, inference, generation and tokenizer, as figures (never pass/fail).
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using TokenizerLoader = TaskLM.Data.Tokenization.TokenizerLoader;
 using TaskLM.Models;
 using TaskLM.Native;
+using TaskLM.Serving;
 using TaskLM.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,8 +17,9 @@ public static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "Measure training-step, generation and tokenizer speed on this machine (figures, one JSON line each with --json)");
+        var cmd = new Command("bench", "Measure training-step, prediction, generation and tokenizer speed on this machine (figures, one JSON line each with --json)");
         cmd.Subcommands.Add(Train());
+        cmd.Subcommands.Add(Predict());
         cmd.Subcommands.Add(Generate());
         cmd.Subcommands.Add(Tokenize());
         return cmd;
@@ -30,56 +32,91 @@ public static class BenchCommand
 
     static Command Train()
     {
-        var preset = PresetOpt();
+        // --model takes any model source (a preset, a folder, a run, a Hub id, a NuGet model); --preset is its old name.
+        var model = new Option<string>("--model", "--preset") { Description = "Model: a preset (random init), an HF folder, a run, a Hub id or a NuGet model name", DefaultValueFactory = _ => "gpt2-mini" };
+        var task = new Option<string?>("--task") { Description = "classification | token-classification | causal-lm | masked-lm (default: the model's own task; a preset's language-model task)" };
+        var config = new Option<string[]>("--config") { Description = "Config overrides key=value (e.g. num_hidden_layers=6 hidden_size=384: another shape of a preset)", AllowMultipleArgumentsPerToken = true };
         var batch = IntOpt("--batch", "Sequences per step", 4);
         var seq = IntOpt("--seq", "Tokens per sequence", 128);
         var steps = IntOpt("--steps", "Timed optimizer steps", 10);
         var warmup = IntOpt("--warmup", "Untimed steps first (allocation, caches)", 2);
-        var dropout = new Option<double?>("--dropout") { Description = "Override the preset's dropout (0 = off, as the plain TorchSharp reference); default: the preset's" };
+        var gemm = IntOpt("--gemm-size", "Largest side of the square fp32/bf16 matrix multiply timed beside the run (the rate MFU is against); smaller where one product would take over a second", 2048);
+        var dropout = new Option<double?>("--dropout") { Description = "Override the model's dropout (0 = off, as the plain references); default: the model's" };
         var checkpointing = new Option<bool>("--gradient-checkpointing") { Description = "Recompute each block's activations in backward (training.gradient_checkpointing)" };
         var precision = new Option<string>("--precision") { Description = "fp32 | bf16 (training.precision: bf16 weights, fp32 masters in AdamW)", DefaultValueFactory = _ => "fp32" };
         var json = Global.JsonOption();
         var cmd = new Command("train", "Time TaskLM's real training step (the Trainer: forward, backward, grad norm, clipping, AdamW) on random token ids");
-        foreach (var o in new Option[] { preset, batch, seq, steps, warmup, dropout, checkpointing, precision, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, task, config, batch, seq, steps, warmup, gemm, dropout, checkpointing, precision, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var device = Global.StartTorch(p);
-            int b = p.GetValue(batch), t = p.GetValue(seq), n = p.GetValue(steps), w = p.GetValue(warmup);
-            if (b < 1 || t < 2 || n < 1 || w < 0) throw new ArgumentException("--batch, --steps must be >= 1, --seq >= 2, --warmup >= 0");
+            int b = p.GetValue(batch), t = p.GetValue(seq), n = p.GetValue(steps), w = p.GetValue(warmup), g = p.GetValue(gemm);
+            if (b < 1 || t < 2 || n < 1 || w < 0 || g < 64) throw new ArgumentException("--batch, --steps must be >= 1, --seq >= 2, --warmup >= 0, --gemm-size >= 64");
             string prec = p.GetValue(precision)!;
             if (prec is not ("fp32" or "bf16")) throw new ArgumentException($"--precision: '{prec}' is not one of fp32 | bf16");
-            var r = BenchTrain(p.GetValue(preset)!, b, t, n, w, p.GetValue(dropout), device, p.GetValue(checkpointing), prec);
-            Emit(r, p.GetValue(json), $"train {r["preset"]} ({r["params"]:N0} params) batch {b} x {t}, {r["device"]}, {r["threads"]} threads: " +
-                $"{r["ms_per_step"]} ms/step, {r["tokens_per_s"]} tokens/s, {r["tflops"]} TFLOP/s, MFU {r["mfu"]} of {r["matmul_gflops"]} GFLOP/s matmul, peak RSS {r["peak_rss_mb"]} MB");
+            var r = BenchTrain(p.GetValue(model)!, p.GetValue(task), ConfigOverrides(p.GetValue(config)), b, t, n, w, p.GetValue(dropout), device,
+                p.GetValue(checkpointing), prec, g);
+            Emit(r, p.GetValue(json), $"train {r["model"]} {r["task"]} ({r["params"]:N0} params) batch {b} x {t}, {r["precision"]}, {r["device"]}, {r["threads"]} threads: " +
+                $"{r["ms_per_step"]} ms/step, {r["tokens_per_s"]} tokens/s, {r["tflops"]} TFLOP/s, MFU {r["mfu"]} of {r["matmul_gflops"]} GFLOP/s {prec} GEMM, peak RSS {r["peak_rss_mb"]} MB");
             return 0;
         });
         return cmd;
     }
 
-    /// <summary>Builds a preset model, a Trainer with HF-grouped AdamW, clipping at 1.0 and a constant lr on
-    /// random ids, and times each whole optimizer step (loop included) after the warm-up steps.</summary>
-    static JsonObject BenchTrain(string presetName, int b, int t, int steps, int warmup, double? dropout, Device device,
-        bool gradientCheckpointing = false, string precision = "fp32")
+    /// <summary>--config key=value pairs as config overrides (values as a recipe's model.config gives them: numbers, booleans, strings).</summary>
+    static Dictionary<string, object> ConfigOverrides(string[]? pairs)
     {
-        var preset = ModelPresets.Get(presetName);
-        string task = preset.ModelType == "bert" ? "masked-lm" : "causal-lm";
         var ov = new Dictionary<string, object>();
+        foreach (var kv in pairs ?? [])
+        {
+            int eq = kv.IndexOf('=');
+            if (eq <= 0) throw new ArgumentException($"--config {kv}: expected key=value, e.g. num_hidden_layers=6");
+            string value = kv[(eq + 1)..];
+            JsonNode? node;
+            try { node = JsonNode.Parse(value); } catch (JsonException) { node = JsonValue.Create(value); }
+            ov[kv[..eq]] = node ?? JsonValue.Create(value)!;
+        }
+        return ov;
+    }
+
+    /// <summary>Builds the model (any model source, with the task's head), a Trainer with HF-grouped AdamW, clipping at
+    /// 1.0 and a constant lr on random ids (random labels for the heads), and times each whole optimizer step (loop
+    /// included) after the warm-up steps; the fp32 and bf16 GEMM rates are measured in the same process for MFU.</summary>
+    static JsonObject BenchTrain(string spec, string? taskAsked, Dictionary<string, object> overrides, int b, int t, int steps, int warmup, double? dropout, Device device,
+        bool gradientCheckpointing = false, string precision = "fp32", int gemmSize = 2048)
+    {
+        var source = ModelSource.Resolve(spec);
+        string family = source.ModelType ?? "bert";
+        string task = taskAsked ?? (source.Kind == ModelSourceKind.Preset ? null : source.Task) ?? (family == "bert" ? "masked-lm" : "causal-lm");
+        if (task is not (TaskNames.Classification or TaskNames.TokenClassification or TaskNames.CausalLm or TaskNames.MaskedLm))
+            throw new ArgumentException($"--task {task}: use classification, token-classification, causal-lm or masked-lm");
+        var ov = new Dictionary<string, object>(overrides);
         if (dropout is double d)
         {
-            if (preset.ModelType == "gpt2") { ov["resid_pdrop"] = d; ov["embd_pdrop"] = d; ov["attn_pdrop"] = d; }
+            if (family == "gpt2") { ov["resid_pdrop"] = d; ov["embd_pdrop"] = d; ov["attn_pdrop"] = d; }
             else { ov["hidden_dropout_prob"] = d; ov["attention_probs_dropout_prob"] = d; }
         }
+        bool heads = task is TaskNames.Classification or TaskNames.TokenClassification;
         manual_seed(0);
-        var model = ModelFactory.FromPreset(presetName, task, ov);
+        var model = source.Load(task, numLabels: heads ? 2 : null, labels: heads ? ["a", "b"] : null, overrides: ov);
         model.Module.to(device);
+        model.Module.train();
         if (gradientCheckpointing) ActivationCheckpoint.Enable(model.Module);
         var masters = precision == "bf16" ? MixedPrecision.CastToBf16(model.Module) : null;
-        int vocab = (int?)model.Config["vocab_size"] ?? preset.Vocab;
+        int vocab = (int?)model.Config["vocab_size"] ?? 30522;
+        int positions = (int?)model.Config["n_positions"] ?? (int?)model.Config["max_position_embeddings"] ?? int.MaxValue;
+        if (t > positions) throw new ArgumentException($"--seq {t} is longer than the model's {positions} positions");
         var rng = new Random(0);
         int total = warmup + steps;
-        var examples = Enumerable.Range(0, b * total)
-            .Select(_ => new Example { InputIds = Enumerable.Range(0, t).Select(_ => rng.Next(vocab)).ToArray() }).ToList();
-        var collator = task == "masked-lm"
+        // Ids past the first 1,000 (BERT's specials and unused tokens live below); a label per sequence or per token.
+        int low = Math.Min(1000, vocab / 2);
+        var examples = Enumerable.Range(0, b * total).Select(_ => new Example
+        {
+            InputIds = Enumerable.Range(0, t).Select(_ => rng.Next(low, vocab)).ToArray(),
+            Label = task == TaskNames.Classification ? rng.Next(2) : -1,
+            TokenLabels = task == TaskNames.TokenClassification ? Enumerable.Range(0, t).Select(_ => rng.Next(2)).ToArray() : null,
+        }).ToList();
+        var collator = task == TaskNames.MaskedLm
             ? new Collator(task, 0, device) { MaskTokenId = 103, VocabSize = vocab, SpecialIds = new HashSet<int> { 0, 100, 101, 102, 103 } }
             : new Collator(task, 0, device);
         var (decay, noDecay) = AdamW.HfGroups(model.Module, 0.01);
@@ -91,14 +128,26 @@ public static class BenchCommand
         trainer.Callbacks.Add(timer);
         trainer.Train();
         double sec = Median(timer.Seconds.Skip(warmup).ToList());
-        long nparams = model.Module.parameters().Select(p => (p.Handle, p.numel())).Distinct().Sum(x => x.Item2);
+        var distinct = model.Module.named_parameters().GroupBy(x => x.parameter.Handle).Select(g => g.First()).ToList();
+        long nparams = distinct.Sum(x => x.parameter.numel());
+        // Embedding tables are looked up, not multiplied: a head over tokens (classifier, tagger) counts only the rest.
+        long embedding = distinct.Where(x => IsEmbedding(x.name)).Sum(x => x.parameter.numel());
         double tokens = (double)b * t;
-        // Kaplan/PaLM estimate: 6 N per token (forward + backward through every weight, the tied head included)
-        // plus attention's 12 · L · C · T per token (QK^T and AV, forward + backward).
-        double flops = 6.0 * nparams * tokens + 12.0 * preset.Layers * preset.Hidden * t * tokens;
-        double gflops = TorchBackend.MeasureMatmulGflops(device);
-        var r = Shape(presetName, model, b, t, device);
+        int layers = (int?)model.Config["n_layer"] ?? (int?)model.Config["num_hidden_layers"] ?? 0;
+        int hidden = (int?)model.Config["n_embd"] ?? (int?)model.Config["hidden_size"] ?? 0;
+        // Kaplan/PaLM estimate: 6 N per token (forward + backward through every weight that multiplies: for a language
+        // model the tied head over the vocabulary, for a classifier or tagger every weight but the embedding tables) plus
+        // attention's 12 · L · C · T per token (QK^T and AV, forward + backward).
+        double perToken = 6.0 * (heads ? nparams - embedding : nparams) + 12.0 * layers * hidden * t;
+        double flops = perToken * tokens;
+        var (gemm32, side32) = Gemm(device, gemmSize, ScalarType.Float32);
+        var (gemm16, side16) = Gemm(device, gemmSize, ScalarType.BFloat16);
+        double gflops = precision == "bf16" ? gemm16 : gemm32;
+        var r = Shape(spec, model, b, t, device);
+        r["model"] = spec;
+        r["task"] = task;
         r["params"] = nparams;
+        r["non_embedding_params"] = nparams - embedding;
         r["dropout"] = (double?)model.Config["resid_pdrop"] ?? (double?)model.Config["hidden_dropout_prob"];
         r["steps"] = steps;
         r["gradient_checkpointing"] = gradientCheckpointing;
@@ -106,7 +155,12 @@ public static class BenchCommand
         r["ms_per_step"] = Math.Round(sec * 1000, 2);
         r["tokens_per_s"] = Math.Round(tokens / sec, 1);
         r["ms_per_step_all"] = new JsonArray(timer.Seconds.Skip(warmup).Select(s => (JsonNode)Math.Round(s * 1000, 1)).ToArray());
+        r["mflop_per_token"] = Math.Round(perToken / 1e6, 2);
         r["tflops"] = Math.Round(flops / sec / 1e12, 4);
+        r["gemm_size_fp32"] = side32;
+        r["gemm_size_bf16"] = side16;
+        r["gemm_gflops_fp32"] = Math.Round(gemm32, 1);
+        r["gemm_gflops_bf16"] = Math.Round(gemm16, 1);
         r["matmul_gflops"] = Math.Round(gflops, 1);
         r["mfu"] = Math.Round(flops / sec / 1e9 / gflops, 3);
         r["peak_rss_mb"] = PeakRssMb();
@@ -114,6 +168,92 @@ public static class BenchCommand
         r["machine"] = Machine();
         return r;
     }
+
+    /// <summary>The square GEMM rate in GFLOP/s (median of 3) and the side it was measured at: <paramref name="n"/>, or
+    /// less where one product of that side would take over a second — bf16 on a CPU without bf16 instructions runs
+    /// 10-100x below fp32, and a 2048² product would hold the run up for minutes.</summary>
+    static (double Gflops, int Side) Gemm(Device device, int n, ScalarType dtype)
+    {
+        int side = Math.Min(256, n);
+        double rate = TorchBackend.MeasureMatmulGflops(device, side, 1, dtype);
+        while (side < n && 2.0 * Math.Pow(Math.Min(n, side * 2), 3) / (rate * 1e9) < 1.0)
+        {
+            side = Math.Min(n, side * 2);
+            rate = TorchBackend.MeasureMatmulGflops(device, side, 1, dtype);
+        }
+        return (TorchBackend.MeasureMatmulGflops(device, side, 3, dtype), side);
+    }
+
+    /// <summary>A parameter that is an embedding table (BERT's word/position/type embeddings, GPT-2's wte/wpe).</summary>
+    static bool IsEmbedding(string name) =>
+        name.Contains("embeddings.", StringComparison.Ordinal) && !name.Contains("LayerNorm", StringComparison.Ordinal)
+        || name.EndsWith("wte.weight", StringComparison.Ordinal) || name.EndsWith("wpe.weight", StringComparison.Ordinal);
+
+    // ---------------------------------------------------------------- predict
+
+    static Command Predict()
+    {
+        var model = new Option<string>("--model") { Description = "A trained model: a run, an HF folder, a Hub id, a NuGet model, or an ONNX export (--runtime onnx)", Required = true };
+        var runtime = RuntimeOption.Create();
+        var seq = IntOpt("--seq", "Tokens per text (each text is cut to this length, special tokens included)", 128);
+        var batches = new Option<int[]>("--batch") { Description = "Texts per call, one run each", DefaultValueFactory = _ => [1, 32], AllowMultipleArgumentsPerToken = true };
+        var steps = IntOpt("--steps", "Timed calls per batch size", 20);
+        var warmup = IntOpt("--warmup", "Untimed calls first", 2);
+        var json = Global.JsonOption();
+        var cmd = new Command("predict", "Time inference through TaskLM's in-process model (the serving path): texts/s and p50/p99 latency per call, one run per batch size");
+        foreach (var o in new Option[] { model, runtime, seq, batches, steps, warmup, json }) cmd.Options.Add(o);
+        cmd.SetAction(p =>
+        {
+            string spec = p.GetValue(model)!;
+            int t = p.GetValue(seq), n = p.GetValue(steps), w = p.GetValue(warmup);
+            var sizes = p.GetValue(batches) ?? [1, 32];
+            if (t < 2 || n < 1 || w < 0 || sizes.Length == 0 || sizes.Any(x => x < 1)) throw new ArgumentException("--seq must be >= 2, --steps and every --batch >= 1, --warmup >= 0");
+            // Every batch size in one forward pass, no waiting for more rows: the time is the model's, not the batcher's.
+            var opts = RuntimeOption.Start(p, runtime, spec) with { MaxBatchSize = sizes.Max(), BatchWindow = TimeSpan.Zero, MaxLength = t };
+            using var m = TaskLMModel.Load(spec, opts);
+            // Texts long enough to be cut to --seq tokens by any tokenizer (the model's own truncation, as serving does).
+            string text = string.Join(' ', Enumerable.Repeat(string.Join(' ', SampleLines().Take(4)), Math.Max(1, t / 20)));
+            Func<IReadOnlyList<string>, Task> call = m.Task switch
+            {
+                TaskNames.Classification => xs => m.ClassifyAsync(xs),
+                TaskNames.TokenClassification => xs => m.TagAsync(xs),
+                _ => xs => m.EmbedAsync(xs),
+            };
+            string op = m.Task switch { TaskNames.Classification => "classify", TaskNames.TokenClassification => "tag", _ => "embed" };
+            int tokens = Math.Min(m.CountTokens(text) + 2, m.MaxLength);
+            foreach (int b in sizes)
+            {
+                var texts = Enumerable.Range(0, b).Select(i => $"{i} {text}").ToList();
+                for (int i = 0; i < w; i++) call(texts).GetAwaiter().GetResult();
+                var lat = new List<double>();
+                var all = Stopwatch.StartNew();
+                for (int i = 0; i < n; i++)
+                {
+                    var sw = Stopwatch.StartNew();
+                    call(texts).GetAwaiter().GetResult();
+                    lat.Add(sw.Elapsed.TotalMilliseconds);
+                }
+                double wall = all.Elapsed.TotalSeconds;
+                var sorted = lat.Order().ToList();
+                var r = new JsonObject
+                {
+                    ["bench"] = "predict", ["model"] = spec, ["task"] = m.Task, ["op"] = op, ["runtime"] = m.Card.Runtime,
+                    ["model_type"] = m.Card.ModelType, ["params"] = m.Card.Parameters, ["batch"] = b, ["seq"] = tokens, ["calls"] = n,
+                    ["threads"] = m.Card.Runtime == "torch" ? TorchThreads() : opts.IntraOpThreads,
+                    ["texts_per_s"] = Math.Round(b * n / wall, 1), ["tokens_per_s"] = Math.Round((double)b * tokens * n / wall, 0),
+                    ["p50_ms"] = Math.Round(Median(lat), 2), ["p99_ms"] = Math.Round(sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(0.99 * sorted.Count) - 1)], 2),
+                    ["peak_rss_mb"] = PeakRssMb(), ["machine"] = Machine(),
+                };
+                Emit(r, p.GetValue(json), $"predict {spec} ({m.Task}, {m.Card.Runtime}) batch {b} x {tokens} tokens: {r["texts_per_s"]} texts/s, p50 {r["p50_ms"]} ms, p99 {r["p99_ms"]} ms per call");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    // Apart, so that the onnx path never compiles a method touching TorchSharp's types.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static int TorchThreads() => get_num_threads();
 
     sealed class StepTimer : ITrainerCallback
     {

@@ -29,6 +29,10 @@ public static class ExportCommand
             var src = HfExport.Resolve(p.GetValue(model)!, p.GetValue(baseModel), p.GetValue(tokenizer));
             // Which weights are exported, said whenever it is not the run's best/ (a run that never wrote one).
             if (src.Source.Note != null) Console.Error.WriteLine("note: " + src.Source.Note);
+            // A run that ships the baseline or a mix: the export holds the model alone; say where the rest is.
+            if (TaskLM.Evaluation.ShippedBaseline.ForRun(src.Source.RunDir) is { } shipped)
+                Console.Error.WriteLine($"note: {src.Source.RunDir} ships the {shipped.Ships} (model weight {shipped.ModelWeight:0.00}, chosen on validation); "
+                    + $"this export holds the model alone — the TF-IDF baseline is in {Path.Combine(src.Source.RunDir!, TaskLM.Evaluation.ShippedBaseline.FolderName)}, and predict/serve/evaluate on the run folder run the mix");
             // Never write over what is being exported (a run, the adapter or its base): export into a new folder.
             string full = Path.GetFullPath(output).TrimEnd(Path.DirectorySeparatorChar);
             foreach (var taken in new[] { p.GetValue(model)!, src.ModelDir, src.BaseModel }.OfType<string>())

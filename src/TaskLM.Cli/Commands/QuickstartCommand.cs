@@ -13,7 +13,8 @@ public static class QuickstartCommand
     {
         var task = new Option<string>("--task") { Description = "spam (default): a spam filter from raw e-mails; genre: Brown genres; brown-pos: POS tagging; sotu: speech generation", DefaultValueFactory = _ => "spam" };
         var outDir = new Option<string?>("--out") { Description = "Run folder (default runs/quickstart-<task>)" };
-        var model = new Option<string?>("--model") { Description = "Base model folder (default models/tasklm-bert-mini; models/tasklm-gpt2-mini for sotu)" };
+        var model = new Option<string?>("--model") { Description = "Base model (default minilm-l6 for spam and genre, models/tasklm-bert-mini for brown-pos, models/tasklm-gpt2-mini for sotu)" };
+        var method = new Option<string?>("--method") { Description = "spam and genre: features (default; a frozen encoder + logistic-regression head) or fine-tune (every weight trained; slower)" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder, when the model folder has none" };
         var dataDir = new Option<string>("--data-dir") { Description = "Folder of the shipped corpora", DefaultValueFactory = _ => "data" };
         var maxSteps = new Option<int>("--max-steps") { Description = "Optimizer steps (overrides --epochs)", DefaultValueFactory = _ => -1 };
@@ -26,7 +27,7 @@ public static class QuickstartCommand
         var evalEvery = new Option<int>("--eval-every") { Description = "Validation every N steps (early stopping, best/)", DefaultValueFactory = _ => 40 };
         var json = Global.JsonOption();
         var cmd = new Command("quickstart", "The whole journey on a shipped corpus: import raw e-mails, clean, split, fine-tune TaskLM's pre-trained encoder, evaluate beside a baseline, report, try it");
-        foreach (var o in new Option[] { task, outDir, model, tokenizer, dataDir, maxSteps, epochs, maxTrain, maxEval, maxLength, lr, batch, evalEvery, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { task, outDir, model, method, tokenizer, dataDir, maxSteps, epochs, maxTrain, maxEval, maxLength, lr, batch, evalEvery, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var device = Global.StartTorch(p);
@@ -36,7 +37,7 @@ public static class QuickstartCommand
             if (!quiet) AnsiConsole.MarkupLine($"[bold]TaskLM quickstart[/]: [green]{Markup.Escape(p.GetValue(task)!)}[/] end to end on {device}");
             var result = Quickstart.Run(new QuickstartOptions
             {
-                Task = p.GetValue(task)!, OutDir = p.GetValue(outDir), Model = p.GetValue(model), Tokenizer = p.GetValue(tokenizer), DataDir = p.GetValue(dataDir)!,
+                Task = p.GetValue(task)!, OutDir = p.GetValue(outDir), Model = p.GetValue(model), Method = p.GetValue(method), Tokenizer = p.GetValue(tokenizer), DataDir = p.GetValue(dataDir)!,
                 MaxSteps = p.GetValue(maxSteps), Epochs = p.GetValue(epochs), MaxTrain = p.GetValue(maxTrain), MaxEval = p.GetValue(maxEval),
                 MaxLength = p.GetValue(maxLength), Lr = p.GetValue(lr), BatchSize = p.GetValue(batch), EvalEvery = p.GetValue(evalEvery), Device = device,
                 Stage = (n, title, text) =>
@@ -100,6 +101,10 @@ public static class QuickstartCommand
             foreach (var h in header) bt.AddColumn(Markup.Escape(h));
             foreach (var r in rows.Take(8)) bt.AddRow(r.Select(Markup.Escape).ToArray());
             AnsiConsole.Write(bt);
+            if (b.Ships is { } ships)
+                AnsiConsole.MarkupLine(Markup.Escape($"The run ships the {ships} (model weight {b.Ensemble?.Weight:0.00}, chosen on validation): "
+                    + string.Join("  ", e.Metrics.Where(kv => kv.Key is "accuracy" or "macro_f1" || kv.Key.StartsWith("f1_", StringComparison.Ordinal)).Select(kv => $"{kv.Key} {EvalResult.Format(kv.Value)}"))
+                    + "; predict, serve and evaluate run it."));
         }
         else
         {

@@ -45,7 +45,7 @@ public static class ServeCommand
             try
             {
                 var m = await server.Ready;
-                Console.WriteLine($"tasklm serve: ready: {m.Card.Id} ({m.Task}, {m.Card.Parameters:N0} parameters, {m.Card.Runtime} runtime); playground at {server.Url}/");
+                Console.WriteLine($"tasklm serve: ready: {m.Card.Id} ({m.Task}, {m.Card.Parameters:N0} parameters, {m.Card.Runtime} runtime{(m.Card.Ships != "model" ? $"; ships the {m.Card.Ships} chosen on validation, with the TF-IDF baseline saved in the run" : "")}); playground at {server.Url}/");
             }
             catch (Exception e)
             {

@@ -1,5 +1,5 @@
 // `tasklm tune <recipe> --trials N [--sampler grid|random|tpe] [--pruner none|asha|median] [--metric M] [--workers K]`:
-// a hyperparameter study over the recipe's search: section, recorded in the study folder's SQLite database.
+// a hyperparameter study over the recipe's search: section (or the default space), recorded in the study folder's SQLite database.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
@@ -12,7 +12,7 @@ public static class TuneCommand
 {
     public static Command Create()
     {
-        var recipeArg = new Argument<string>("recipe") { Description = "Recipe with a search: section (a file, or a shipped recipe's name)" };
+        var recipeArg = new Argument<string>("recipe") { Description = "Recipe (a file, or a shipped recipe's name); its search: section is the space, else a default one" };
         var overridesArg = new Argument<string[]>("overrides") { Description = "key=value overrides applied to every trial, e.g. training.max_steps=200", Arity = ArgumentArity.ZeroOrMore };
         var trials = new Option<int>("--trials") { Description = "The study's trial budget (re-running continues up to it)", Required = true };
         var sampler = new Option<string>("--sampler") { Description = "grid | random | tpe", DefaultValueFactory = _ => "tpe" };
@@ -44,9 +44,13 @@ public static class TuneCommand
             int k = p.GetValue(workers);
             if (k < 1) throw new ArgumentException("--workers must be at least 1");
             if (p.GetValue(worker)) { Tuner.Work(options, setup); return 0; }
+            // The space is printed before the first trial, and said to be the default when the recipe has no search: section.
+            string space = (setup.DefaultSpace ? "the recipe has no search: section, so the default space is searched (docs/tuning.md):\n" : "")
+                + setup.Space.Describe().TrimEnd();
             if (!quiet)
                 Console.WriteLine($"study {setup.StudyDir}: {options.Trials} trials, {options.Sampler} sampler, {options.Pruner} pruner, " +
-                                  $"{(setup.Maximize ? "maximize" : "minimize")} {setup.Metric}, {k} worker(s)\n" + setup.Space.Describe().TrimEnd());
+                                  $"{(setup.Maximize ? "maximize" : "minimize")} {setup.Metric}, {k} worker(s)\n" + space);
+            else if (setup.DefaultSpace) Console.Error.WriteLine(space);
             var children = Enumerable.Range(1, k - 1).Select(_ => StartWorker()).ToList();
             try { Tuner.Work(options, setup); }
             finally { foreach (var c in children) { c.WaitForExit(); c.Dispose(); } }

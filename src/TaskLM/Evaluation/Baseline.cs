@@ -42,6 +42,22 @@ public sealed class TfidfFeaturizer
 
     TfidfFeaturizer(Dictionary<string, int> vocab, float[] idf, int n) { _vocab = vocab; _idf = idf; _n = n; }
 
+    /// <summary>A featurizer from its saved parts: the vocabulary in feature order, each term's idf, the longest n-gram.</summary>
+    public static TfidfFeaturizer FromParts(IReadOnlyList<string> terms, float[] idf, int ngramLength)
+    {
+        if (terms.Count != idf.Length) throw new ArgumentException($"{terms.Count} terms but {idf.Length} idf values");
+        var vocab = new Dictionary<string, int>(terms.Count, StringComparer.Ordinal);
+        for (int i = 0; i < terms.Count; i++) vocab[terms[i]] = i;
+        return new TfidfFeaturizer(vocab, idf, ngramLength);
+    }
+
+    /// <summary>The vocabulary in feature order.</summary>
+    public IReadOnlyList<string> Terms() => _vocab.OrderBy(kv => kv.Value).Select(kv => kv.Key).ToList();
+    /// <summary>Each feature's idf.</summary>
+    public IReadOnlyList<float> Idf => _idf;
+    /// <summary>The longest word n-gram.</summary>
+    public int NgramLength => _n;
+
     /// <summary>Number of features: the training vocabulary's size, at least 1 (texts of one-letter words have no
     /// \w\w+ token; sklearn refuses them, the baseline then predicts the class priors from one all-zero feature).</summary>
     public int Size => Math.Max(1, _idf.Length);
@@ -108,6 +124,25 @@ public sealed class TextBaseline
     public string CChosenOn { get; }
     /// <summary>Number of tf-idf features.</summary>
     public int Features => _features.Size;
+    /// <summary>The featurizer (scikit-learn's TF-IDF) the classifier reads.</summary>
+    public TfidfFeaturizer Featurizer => _features;
+
+    /// <summary>The fitted softmax regression: per class a weight row over the features, (C, F), and a bias, (C); the
+    /// probabilities are softmax(W·x + b) of the tf-idf row x (ShippedBaseline recomputes them from these).</summary>
+    public (float[][] Weight, float[] Bias) Parameters()
+    {
+        var p = (_model as TransformerChain<Scorer>)?.LastTransformer
+            ?? throw new InvalidOperationException("the baseline's last transformer is not the logistic regression");
+        VBuffer<float>[] w = [];
+        p.Model.GetWeights(ref w, out int classes);
+        var weight = new float[classes][];
+        for (int c = 0; c < classes; c++)
+        {
+            weight[c] = new float[Features];
+            w[c].CopyTo(weight[c]);
+        }
+        return (weight, p.Model.GetBiases().ToArray());
+    }
 
     TextBaseline(MLContext ml, ITransformer model, TfidfFeaturizer f, SchemaDefinition schema, IReadOnlyList<string> labels, double seconds,
         double c, IReadOnlyDictionary<double, double>? scores, string on)

@@ -31,9 +31,12 @@ public static class BaselineStage
 
     /// <summary>Model vs baseline on <paramref name="scoredPath"/> (whose examples the model sees as
     /// <paramref name="examples"/>). Returns null, after saying why, when the recipe turns the baseline off, the task
-    /// is not sequence classification, or the data has no raw text (pre-tokenized files).</summary>
+    /// is not sequence classification, or the data has no raw text (pre-tokenized files).
+    /// <paramref name="runDir"/>: the run folder. With <paramref name="save"/> (training), the fitted baseline is saved
+    /// there (baseline/) with the model weight the ensemble chose on validation, which is what the run ships; without
+    /// it (evaluate), a run that ships the baseline or a mix is scored as it ships (the summary's <c>Shipped</c>).</summary>
     public static BaselineSummary? Run(Recipe r, string scoredPath, IReadOnlyList<Example> examples, ITaskModel model, Collator collator,
-        IReadOnlyList<string> labels, ITokenizer? tokenizer, Action<string> say)
+        IReadOnlyList<string> labels, ITokenizer? tokenizer, Action<string> say, string? runDir = null, bool save = false)
     {
         if (r.Task != "classification" || !r.Evaluation.Baseline || r.Data.Train == null) return null;
         var d = r.Data;
@@ -75,8 +78,34 @@ public static class BaselineStage
         var summary = BaselineComparison.Compare(scored.Labels, labels, modelProba, bs, r.Evaluation.BootstrapSamples, r.Training.Seed, val, metric);
         say($"baseline ({train.Texts.Count} training texts, C = {bs.Model.C} chosen on {bs.Model.CChosenOn}, fitted in {bs.Model.FitSeconds:F1} s): "
             + string.Join("  ", BaselineComparison.DifferenceMetrics.Select(m => $"{m}={EvalResult.Format(summary.Metrics[m])}")));
+        string split = summary.Ensemble != null ? "test" : Path.GetFileNameWithoutExtension(scoredPath);
+        if (save && runDir != null)
+        {
+            // The run ships what validation chose: the grid's w = 1 is the model, w = 0 the baseline (ties keep the model).
+            double w = summary.Ensemble?.Weight ?? 1;
+            var choice = new System.Text.Json.Nodes.JsonObject
+            {
+                ["chosen_by"] = summary.Ensemble?.ChosenBy ?? "no ensemble (evaluation.ensemble is off, or no validation file): the model ships",
+                ["validation_score"] = summary.Ensemble?.ValidationScore,
+            };
+            ShippedBaseline.Save(bs.Model, Path.Combine(runDir, ShippedBaseline.FolderName), w, choice);
+            if (w < 1) summary.Ship(ShippedBaseline.ShipsFor(w), Baseline.Score(scored.Labels, Argmax(BaselineComparison.Mix(modelProba, bs.Probabilities, w), labels),
+                BaselineComparison.Mix(modelProba, bs.Probabilities, w), labels, split, scored.Texts));
+            say($"ships: {ShippedBaseline.ShipsFor(w)}" + (w < 1 ? $" (model weight {w:0.00}, chosen on validation; saved in {Path.Combine(runDir, ShippedBaseline.FolderName)})" : $" (the baseline is saved in {Path.Combine(runDir, ShippedBaseline.FolderName)} beside best/)"));
+        }
+        else if (ShippedBaseline.ForRun(runDir) is { } shipped)
+        {
+            var mixed = shipped.Mix(modelProba, scored.Texts);
+            var result = Baseline.Score(scored.Labels, Argmax(mixed, labels), mixed, labels, split, scored.Texts);
+            summary.Ensemble ??= new EnsembleSummary(shipped.ModelWeight, "saved with the run: " + (shipped.Config["chosen_by"]?.ToString() ?? ""),
+                EvalResult.AsNumber(shipped.Config["validation_score"]) ?? double.NaN, result.Metrics);
+            summary.Ship(shipped.Ships, result);
+            say($"ships: {shipped.Ships} (model weight {shipped.ModelWeight:0.00}, from {Path.Combine(runDir!, ShippedBaseline.FolderName)})");
+        }
         return summary;
     }
+
+    static string[] Argmax(float[][] proba, IReadOnlyList<string> labels) => proba.Select(p => labels[TextBaseline.ArgMax(p)]).ToArray();
 
     static LabelledTexts Take(LabelledTexts t, int max) =>
         max > 0 && t.Texts.Count > max ? t with { Texts = t.Texts.Take(max).ToList(), Labels = t.Labels.Take(max).ToList() } : t;

@@ -218,6 +218,21 @@ public sealed class EvalResult
         n is JsonValue v && v.GetValueKind() == JsonValueKind.Number
             ? double.Parse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture) : null;
 
+    /// <summary>An input text as a report shows it: as written (case, accents and punctuation kept), with runs of
+    /// spaces folded to one and blank lines to one line break, and cut at a word boundary after at most <paramref name="maxChars"/> characters
+    /// with "… (+N characters)" saying how much was left out.</summary>
+    public static string Excerpt(string text, int maxChars = 300)
+    {
+        // Blank lines and indentation folded; a line break (the pair's separator) kept as one.
+        string folded = System.Text.RegularExpressions.Regex.Replace(text.Replace("\r", ""), @"[^\S\n]+", " ");
+        folded = System.Text.RegularExpressions.Regex.Replace(folded, @" ?\n[\s]*", "\n").Trim();
+        if (folded.Length <= maxChars) return folded;
+        int cut = folded.LastIndexOf(' ', maxChars);
+        if (cut < maxChars * 2 / 3) cut = maxChars;   // one long word: cut inside it
+        if (char.IsHighSurrogate(folded[cut - 1])) cut--;
+        return $"{folded[..cut].TrimEnd()} … (+{folded.Length - cut} characters)";
+    }
+
     /// <summary>A metric value for tables: integers as integers, others with 4 decimals.</summary>
     public static string Format(double v) =>
         double.IsNaN(v) ? "n/a" : v == Math.Floor(v) && Math.Abs(v) < 1e12 ? v.ToString("0", CultureInfo.InvariantCulture) : v.ToString("0.0000", CultureInfo.InvariantCulture);

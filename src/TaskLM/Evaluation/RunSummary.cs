@@ -75,9 +75,13 @@ public sealed class RunSummary
                 : k.StartsWith("f1_", StringComparison.Ordinal) && Test.PerClass?.TryGetValue(k[3..], out var c) == true ? c.F1 : null;
             var head = new[] { BestMetricName ?? "", "accuracy", "macro_f1", "f1", "token_accuracy", "exact_match", "loss", "perplexity", "bleu" }
                 .Where(k => k != "" && Value(k) != null).Distinct().Take(4);
-            l.Add($"test (n = {Test.N}): " + string.Join("  ", head.Select(k => $"{k} {EvalResult.Format(Value(k)!.Value)}"
+            var own = Test.Baseline?.ModelMetrics;   // the model's own, when the run ships the baseline or a mix
+            l.Add($"test (n = {Test.N}): " + string.Join("  ", head.Select(k => $"{k} {EvalResult.Format(own?.GetValueOrDefault(k, Value(k)!.Value) ?? Value(k)!.Value)}"
                 + (Test.Baseline?.Metrics.TryGetValue(k, out var b) == true ? $" (baseline {EvalResult.Format(b)})" : ""))));
-            if (Test.Baseline != null && BaselineComparison.Verdict(Test.Metrics, Test.Baseline) is { } verdict) l.Add(verdict);
+            if (Test.Baseline != null && BaselineComparison.Verdict(own ?? Test.Metrics, Test.Baseline) is { } verdict) l.Add(verdict);
+            if (Test.Baseline?.Ships is { } ships)
+                l.Add($"ships: the {ships} (model weight {Test.Baseline.Ensemble?.Weight:0.00}, chosen on validation), test "
+                    + string.Join("  ", head.Select(k => $"{k} {EvalResult.Format(Value(k)!.Value)}")) + "; predict, serve and evaluate on the run folder run it");
         }
         if (BestDir != null) l.Add($"best model: {BestDir} (HF folder with its tokenizer)");
         if (ReportPath != null) l.Add($"report: {ReportPath}");

@@ -125,14 +125,15 @@ public static class TorchBackend
         return norm;
     }
 
-    /// <summary>Measures fp32 matmul throughput (GFLOP/s, median of several runs) of an n x n product on
-    /// the device: the practical ceiling for training speed on this machine.</summary>
-    public static double MeasureMatmulGflops(Device device, int n = 1024, int repeats = 7)
+    /// <summary>Measures matmul throughput (GFLOP/s, median of several runs) of an n x n product in
+    /// <paramref name="dtype"/> (fp32 unless given; bf16 for mixed precision) on the device: the practical ceiling
+    /// for training speed on this machine.</summary>
+    public static double MeasureMatmulGflops(Device device, int n = 1024, int repeats = 7, ScalarType dtype = ScalarType.Float32)
     {
         EnsureLoaded();
         using var scope = NewDisposeScope();
-        var a = randn(n, n, device: device);
-        var b = randn(n, n, device: device);
+        var a = randn(n, n, device: device).to(dtype);
+        var b = randn(n, n, device: device).to(dtype);
         _ = a.matmul(b); // warm-up
         if (device.type == DeviceType.CUDA) cuda.synchronize(device);
         var times = new List<double>();

@@ -13,7 +13,7 @@ namespace TaskLM.Training;
 /// <item><c>data.validation_split</c> &gt; 0 without <c>data.validation</c>: a stratified, seeded split of the training
 /// file (the data-import readers, so CSV/TSV/JSONL/Parquet) into the run folder's data/train.jsonl and data/validation.jsonl.</item>
 /// <item><c>data.max_length: 0</c>: the 95th percentile of the tokenized training texts (specials included), rounded up
-/// to a multiple of 8, at least 16, at most the model's position limit.</item>
+/// to a multiple of 8, at least 16, at most the model's position limit (and <c>data.max_length_cap</c> when set).</item>
 /// <item><c>training.class_weights: auto</c>: "balanced" when the largest class has at least 1.5× the examples of the
 /// smallest, else none.</item>
 /// </list></summary>
@@ -37,6 +37,7 @@ public static class AutoSettings
         if (d.MaxLength == 0)
         {
             int limit = ModelLimit(r.Model.Init, r.Model.Config);
+            if (d.MaxLengthCap > 0) limit = Math.Min(limit, d.MaxLengthCap);
             if (tok == null || !text || r.Task != "classification")
             {
                 d.MaxLength = Math.Min(limit, 512);
@@ -48,7 +49,7 @@ public static class AutoSettings
                     .Order().ToArray();
                 int p95 = lens.Length == 0 ? 16 : lens[(int)Math.Ceiling(0.95 * lens.Length) - 1];
                 d.MaxLength = Math.Clamp((p95 + 7) / 8 * 8, 16, limit);
-                say($"data.max_length: {d.MaxLength} (95th percentile of {lens.Length} training texts is {p95} tokens; median {lens[lens.Length / 2]}; model limit {limit})");
+                say($"data.max_length: {d.MaxLength} (95th percentile of {lens.Length} training texts is {p95} tokens; median {lens[lens.Length / 2]}; {(d.MaxLengthCap > 0 ? "cap" : "model limit")} {limit})");
             }
         }
         if (r.Task == "classification" && r.Strategy.Method == "features")
@@ -77,6 +78,18 @@ public static class AutoSettings
         }
     }
 
+    /// <summary>Holds a validation set out of the training file as a run without <c>data.validation</c> does (stratified,
+    /// seeded, <c>data.validation_split</c> of the rows) into <paramref name="dir"/>/data/, after checking the files and
+    /// columns; <c>tasklm tune</c> does it once for every trial. Sets data.train and data.validation to the two parts.</summary>
+    public static void HoldOutValidation(Recipe r, string dir, Action<string> say)
+    {
+        if (r.Data.Train == null || r.Data.ValidationSplit <= 0 || r.Data.ValidationSplit >= 1)
+            throw new RecipeException($"data.validation_split must be between 0 and 1 to hold out a validation set (got {r.Data.ValidationSplit})");
+        CheckFiles(r);
+        if (r.Task == "classification") CheckColumns(r);
+        SplitValidation(r, dir, say);
+    }
+
     /// <summary>The longest sequence the model takes: the recipe's model.config override when it sets one (a preset
     /// reshaped to 128 positions takes 128), else config.json's max_position_embeddings / n_positions, or the preset's.</summary>
     public static int ModelLimit(string init, JsonObject? configOverride = null)
@@ -99,13 +112,21 @@ public static class AutoSettings
         string dir = Path.Combine(runDir, "data");
         Directory.CreateDirectory(dir);
         string train = Path.Combine(dir, "train.jsonl"), val = Path.Combine(dir, "validation.jsonl");
-        JsonlFile.Write(train, split.Rows(0).Select(i => rows[i]));
-        JsonlFile.Write(val, split.Rows(1).Select(i => rows[i]));
+        // Written aside and renamed: tune's workers each make the same split, and a trial may be reading it.
+        WriteAtomically(train, split.Rows(0).Select(i => rows[i]));
+        WriteAtomically(val, split.Rows(1).Select(i => rows[i]));
         int nv = split.Rows(1).Count();
         say($"data.validation: none given, so {nv} of {rows.Count} training rows ({d.ValidationSplit:P0}{(stratify ? $", stratified by {d.LabelColumn}" : "")}, seed {r.Training.Seed}) "
             + $"are held out as validation → {val}");
         d.Train = train;
         d.Validation = val;
+    }
+
+    static void WriteAtomically(string path, IEnumerable<DataRow> rows)
+    {
+        string tmp = $"{path}.{Environment.ProcessId}.tmp";
+        JsonlFile.Write(tmp, rows);
+        File.Move(tmp, path, overwrite: true);
     }
 
     /// <summary>Every data file the recipe names exists, checked before training: a recipe's own data.test kept beside a

@@ -95,6 +95,17 @@ public static class EvalLoop
         return m;
     }
 
+    /// <summary>The metrics of a classification result (<see cref="ModelEvaluation.Classify"/>) under the names and in the
+    /// order <see cref="Run"/> gives them: loss, accuracy, micro/macro/weighted F1, macro precision/recall, f1_&lt;label&gt;.</summary>
+    public static Dictionary<string, double> ClassificationMetricsOf(EvalResult e)
+    {
+        var m = new Dictionary<string, double>();
+        if (e.Metrics.TryGetValue("loss", out double loss)) m["loss"] = loss;
+        foreach (var k in new[] { "accuracy", "micro_f1", "macro_f1", "weighted_f1", "macro_precision", "macro_recall" }) m[k] = e.Metrics[k];
+        foreach (var (name, score) in e.PerClass ?? []) m[$"f1_{name}"] = score.F1;
+        return m;
+    }
+
     /// <summary>Classification metrics of class ids (sklearn's definitions, Evaluation/ClassificationMetrics, over the
     /// classes present in gold or predictions): accuracy, micro/macro/weighted F1, macro precision/recall, f1_&lt;label&gt;.</summary>
     public static void AddClassificationMetrics(Dictionary<string, double> m, IReadOnlyList<int> gold, IReadOnlyList<int> pred, IReadOnlyList<string>? labels)

@@ -87,13 +87,17 @@ public static class ModelEvaluation
         EvalResult result;
         using (no_grad())
             result = recipe.Task == "classification"
-                ? Classify(model, data.Examples, collator, labels ?? data.Labels ?? [], tok, o, split)
+                ? Classify(model, data.Examples, collator, labels ?? data.Labels ?? [], SourceTexts(recipe.Data, dataPath, data.Examples.Count), tok,
+                    o.BatchSize, o.Worst, split, o.Say)
                 : Aggregate(model, data.Examples, collator, labels, o, recipe.Task, split);
 
         result.ModelSource = source.Provenance ?? recipe.Model.Source ?? source.Base?.Provenance;
         // A run's classifier is compared with the baseline fitted on the run's training file (Evaluation/BaselineStage.cs).
         if (runDir != null && recipe.Task == "classification" && labels != null)
-            result.Baseline = BaselineStage.Run(recipe, dataPath, data.Examples, model, collator, labels, tok, o.Say);
+        {
+            result.Baseline = BaselineStage.Run(recipe, dataPath, data.Examples, model, collator, labels, tok, o.Say, runDir);
+            result.Baseline?.MakeHeadline(result);   // a run that ships the baseline or a mix is scored as it ships
+        }
 
         string outDir = o.OutDir ?? runDir ?? Path.Combine(Directory.GetCurrentDirectory(), "eval");
         // A run's eval.json is its test result: evaluating another file writes beside it, not over it (the playground and
@@ -113,16 +117,21 @@ public static class ModelEvaluation
         return (result, outDir, report);
     }
 
-    // Sequence classification: every prediction kept, so the result has the confusion matrix and worst examples.
-    static EvalResult Classify(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, IReadOnlyList<string> labels,
-        ITokenizer? tok, EvaluateOptions o, string split)
+    /// <summary>Sequence classification, as <c>tasklm evaluate</c> and <c>tasklm train</c>'s test evaluation score it: every
+    /// prediction kept, so the result has the per-class table, the confusion matrix and the worst examples (misclassified
+    /// first, then by loss), and <c>loss</c> is the mean negative log-probability of the gold class.
+    /// <paramref name="texts"/>: the examples' original input texts (<see cref="SourceTexts"/>), shown in the worst
+    /// examples; null = the token ids decoded by <paramref name="tok"/> (pre-tokenized data).</summary>
+    public static EvalResult Classify(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, IReadOnlyList<string> labels,
+        IReadOnlyList<string>? texts, ITokenizer? tok, int batchSize, int worst, string split, Action<string>? say = null)
     {
         string Name(int c) => c >= 0 && c < labels.Count ? labels[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var gold = new List<string>(); var pred = new List<string>(); var losses = new List<double>(); var texts = new List<string>();
-        for (int i = 0; i < examples.Count; i += o.BatchSize)
+        var gold = new List<string>(); var pred = new List<string>(); var losses = new List<double>(); var shown = new List<string>();
+        using var _ = no_grad();
+        for (int i = 0; i < examples.Count; i += batchSize)
         {
             using var scope = NewDisposeScope();
-            var chunk = examples.Skip(i).Take(o.BatchSize).ToList();
+            var chunk = examples.Skip(i).Take(batchSize).ToList();
             var logits = model.Forward(collator.Collate(chunk)).Logits!;           // (B, C)
             var logp = nn.functional.log_softmax(logits.to(float32), -1).cpu();    // (B, C)
             long[] argmax = logp.argmax(-1).data<long>().ToArray();
@@ -133,13 +142,27 @@ public static class ModelEvaluation
                 gold.Add(Name(chunk[b].Label));
                 pred.Add(Name((int)argmax[b]));
                 losses.Add(chunk[b].Label >= 0 && chunk[b].Label < c ? -lp[b * c + chunk[b].Label] : double.NaN);
-                texts.Add(tok?.Decode(chunk[b].InputIds, skipSpecialTokens: true) ?? string.Join(' ', chunk[b].InputIds));
+                shown.Add(EvalResult.Excerpt(texts?[i + b] ?? tok?.Decode(chunk[b].InputIds, skipSpecialTokens: true) ?? string.Join(' ', chunk[b].InputIds)));
             }
-            if (i / o.BatchSize % 10 == 0) o.Say($"  {Math.Min(i + o.BatchSize, examples.Count)}/{examples.Count}");
+            if (i / batchSize % 10 == 0) say?.Invoke($"  {Math.Min(i + batchSize, examples.Count)}/{examples.Count}");
         }
-        var result = EvalResult.ForClassification(gold, pred, texts, losses, o.Worst, split);
+        var result = EvalResult.ForClassification(gold, pred, shown, losses, worst, split);
         result.Metrics["loss"] = losses.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
         return result;
+    }
+
+    /// <summary>The original input texts of a classification file's first <paramref name="count"/> rows (text, and the
+    /// pair column after a newline), read with the columns of <paramref name="data"/>: what the worst examples show, so a
+    /// reader sees the text as written, not lower-cased and re-tokenised. Null when the file has no text column
+    /// (pre-tokenized) or fewer rows than examples.</summary>
+    public static IReadOnlyList<string>? SourceTexts(DataSection data, string path, int count)
+    {
+        try
+        {
+            var read = LabelledTexts.Read(path, data.TextColumn, data.LabelColumn, data.TextPairColumn);
+            return read.Texts.Count >= count ? read.Texts.Take(count).ToList() : null;
+        }
+        catch (Exception e) when (e is InvalidDataException or TaskLM.Data.Corpus.DataFormatException or IOException) { return null; }
     }
 
     // Other tasks: the metrics training's evaluation computes (loss, perplexity, token accuracy, exact match); a

@@ -76,6 +76,9 @@ public sealed class DataSection
     /// <summary>Longest sequence; causal LM on text or token files packs documents into blocks of this length.
     /// 0 = from the data (see <see cref="AutoSettings"/>).</summary>
     public int MaxLength { get; set; } = 256;
+    /// <summary>With <c>max_length: 0</c>, the longest length the data may choose (0 = the model's limit): a 512-position
+    /// encoder costs four times as much per example at 512 as at 128.</summary>
+    public int MaxLengthCap { get; set; }
     /// <summary>Without a validation file, hold out this fraction of the training file (stratified, seeded); 0 = none.</summary>
     public double ValidationSplit { get; set; }
     /// <summary>false = batches in file order (comparable with other frameworks).</summary>

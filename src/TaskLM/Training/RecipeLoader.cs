@@ -269,6 +269,7 @@ public static class RecipeLoader
         Check(t.MaxBadSteps >= 1, source, "training.max_bad_steps must be at least 1");
         Check(t.LabelSmoothing is >= 0 and < 1, source, "training.label_smoothing must be in [0, 1)");
         Check(r.Data.MaxLength >= 2 || r.Data.MaxLength == 0, source, "data.max_length must be at least 2 (or 0: from the data)");
+        Check(r.Data.MaxLengthCap >= 0, source, "data.max_length_cap must be 0 (the model's limit) or a positive length");
         Check(r.Data.ValidationSplit is >= 0 and < 1, source, "data.validation_split must be in [0, 1)");
         Check(t.MaxSteps >= -1, source, $"training.max_steps must be a positive step count (or -1: train for training.epochs), got {t.MaxSteps}");
         Check(t.Eps > 0, source, $"training.eps must be positive (AdamW's denominator term, typically 1e-8), got {Fmt(t.Eps)}");

@@ -551,8 +551,10 @@ public static class TrainingRun
 
     // ── Stage: evaluate test ──────────────────────────────────────────────────────────────────────────────────
 
-    /// <summary>Scores the test split with best/ (or the final model when there is none); classification adds the
-    /// TF-IDF baseline beside the model (Evaluation/BaselineStage.cs).</summary>
+    /// <summary>Scores the test split with best/ (or the final model when there is none). Classification is scored as
+    /// <c>tasklm evaluate</c> scores it (<see cref="ModelEvaluation.Classify"/>), so eval.json and the report have the
+    /// per-class table, the confusion matrix and the worst examples with the test file's own texts, and the TF-IDF
+    /// baseline beside the model (Evaluation/BaselineStage.cs); its metrics keep training's names (<see cref="EvalLoop"/>).</summary>
     static void EvaluateTest(RunContext c)
     {
         var r = c.Recipe;
@@ -564,13 +566,32 @@ public static class TrainingRun
         {
             scored.Module.to(c.Device);
             scored.Module.eval();
-            using (no_grad()) c.Test = EvalLoop.Run(scored, test.Examples, c.Collator, r.Training.EvalBatchSize, c.Labels);
-            var json = new JsonObject { ["task"] = r.Task, ["split"] = "test", ["n"] = test.Examples.Count, ["model"] = fromBest ? "best" : "final" };
-            if (r.Model.Source != null) json["model_source"] = r.Model.Source.DeepClone();
-            var mj = new JsonObject();
-            foreach (var (k, v) in c.Test) mj[k] = double.IsFinite(v) ? v : null;
-            json["metrics"] = mj;
-            if (c.Labels != null) BaselineStage.Run(r, r.Data.Test!, test.Examples, scored, c.Collator, c.Labels, c.Tokenizer, c.Options.Say)?.WriteTo(json);
+            EvalResult result;
+            if (r.Task == TaskNames.Classification && c.Labels != null)
+            {
+                result = ModelEvaluation.Classify(scored, test.Examples, c.Collator, c.Labels, ModelEvaluation.SourceTexts(r.Data, r.Data.Test!, test.Examples.Count),
+                    c.Tokenizer, r.Training.EvalBatchSize, worst: 10, split: "test");
+                c.Test = EvalLoop.ClassificationMetricsOf(result);
+            }
+            else
+            {
+                using (no_grad()) c.Test = EvalLoop.Run(scored, test.Examples, c.Collator, r.Training.EvalBatchSize, c.Labels);
+                result = new EvalResult { Task = r.Task, Split = "test", N = test.Examples.Count };
+            }
+            result.Metrics.Clear();
+            foreach (var (k, v) in c.Test) if (double.IsFinite(v)) result.Metrics[k] = v;
+            result.ModelSource = r.Model.Source;
+            if (c.Labels != null) result.Baseline = BaselineStage.Run(r, r.Data.Test!, test.Examples, scored, c.Collator, c.Labels, c.Tokenizer, c.Options.Say, c.RunDir, save: true);
+            if (result.Baseline?.Shipped != null)
+            {
+                // The run ships the baseline or a mix (chosen on validation): its metrics, confusion matrix and worst examples
+                // are the headline, the model's metrics kept beside (model_metrics).
+                result.Baseline.MakeHeadline(result);
+                c.Test = new Dictionary<string, double>(result.Metrics);
+            }
+            var json = result.ToJson();
+            json.Insert(3, "model", fromBest ? "best" : "final");
+            foreach (var (k, v) in c.Test) if (!double.IsFinite(v)) json["metrics"]![k] = null;
             c.TestJson = json;
         }
         finally { if (fromBest) scored.Module.Dispose(); }

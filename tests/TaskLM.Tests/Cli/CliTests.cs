@@ -49,13 +49,19 @@ public class CliTests
             var j = System.Text.Json.Nodes.JsonNode.Parse(r.Stdout)!;
             // Every stage left its file: import, clean report, splits, run folder with best/, eval.json, report.
             foreach (var f in new[] { "data/emails.jsonl", "data/clean-report.json", "data/train.jsonl", "data/validation.jsonl", "data/test.jsonl",
-                         "recipe.resolved.yaml", "metrics.jsonl", "best/config.json", "best/vocab.txt", "eval.json", "report.html" })
+                         "recipe.resolved.yaml", "metrics.jsonl", "best/config.json", "best/vocab.txt", "eval.json", "report.html",
+                         "baseline/config.json", "baseline/model.safetensors" })
                 Assert.True(File.Exists(Path.Combine(run, f)), f);
             Assert.Equal(200, File.ReadAllLines(Path.Combine(run, "data", "train.jsonl")).Length);
             var eval = j["eval"]!;
             Assert.Equal(60, eval["n"]!.GetValue<int>());
             Assert.NotNull(eval["confusion_matrix"]);
             Assert.NotNull(eval["baseline"]!["metrics"]!["f1_spam"]);
+            // The default path: frozen features, and the model + baseline mix weighed on validation (what ships is recorded).
+            Assert.Contains("method: features", File.ReadAllText(Path.Combine(run, "recipe.resolved.yaml")));
+            Assert.NotNull(eval["ensemble"]!["weight"]);
+            // The header block follows the body in every split's text (appended after dedup).
+            Assert.Contains("Received:", File.ReadAllText(Path.Combine(run, "data", "test.jsonl")));
             Assert.Contains("Model vs baseline", File.ReadAllText(Path.Combine(run, "report.md")));
             var tries = j["tries"]!.AsArray();
             Assert.Equal(3, tries.Count);

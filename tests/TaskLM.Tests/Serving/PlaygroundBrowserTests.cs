@@ -131,11 +131,62 @@ public class PlaygroundBrowserTests
             document.getElementById('run').click(); true
             """);
         await browser.WaitFor("document.getElementById('status').textContent === 'done' || document.getElementById('status').textContent === 'error'", "the answer finished");
-        string output = (string)(await browser.Eval("document.getElementById('output').textContent"))!;
+        string output = (string)(await browser.Eval("document.querySelector('#output .completion').textContent"))!;
         Assert.Equal("done", (string)(await browser.Eval("document.getElementById('status').textContent"))!);
-        // HF's greedy continuation of the fixture prompt, arriving as 12 streamed pieces.
+        // HF's greedy continuation of the fixture prompt, arriving as 12 streamed pieces, shown after its prompt.
         Assert.Equal(model.Tokenizer.Decode(Enumerable.Repeat(14070, 12)), output);
+        Assert.Equal("The quick brown fox", (string)(await browser.Eval("document.querySelector('#output .prompt').textContent"))!);
         Assert.Equal(12, (int)(await browser.Eval("window.tasklmChunks"))!);
+    }
+
+    [ChromiumFact]
+    public async Task A_chat_is_shown_as_a_conversation_and_the_template_as_rendered_text()
+    {
+        // Audit: the card showed the chat template's raw text ("System: ...\nUser: ...\nAssistant:", backslash-n and all),
+        // and a chat reply was printed bare, its leading space included, with no conversation around it.
+        await using var server = await TaskLMServer.StartAsync(new ServerOptions { Port = 0 }, () => TaskLMModel.Load(ServingFixtures.Hf("gpt2-tiny")));
+        var model = await server.Ready;
+        await using var browser = await Chromium.StartAsync(server.Url + "/");
+        await browser.WaitFor("document.getElementById('run').textContent === 'Generate'", "the model card loaded");
+        string card = (string)(await browser.Eval("document.getElementById('card').textContent"))!;
+        Assert.DoesNotContain("\\n", card);
+        Assert.Contains("TaskLM plain text", card);
+        // The template's example is the server's own rendering, with real line breaks.
+        Assert.Equal(model.ChatTemplate.Format([("system", "You answer in one sentence."), ("user", "What is TaskLM?")]),
+            (string)(await browser.Eval("document.getElementById('chat-template-example').textContent"))!);
+
+        async Task<string> Say(string text)
+        {
+            await browser.Eval($$"""
+                document.getElementById('input').value = '{{text}}';
+                document.getElementById('max-tokens').value = '6';
+                document.getElementById('run').click(); true
+                """);
+            await browser.WaitFor("document.getElementById('status').textContent === 'done' || document.getElementById('status').textContent === 'error'", "the reply finished");
+            Assert.Equal("done", (string)(await browser.Eval("document.getElementById('status').textContent"))!);
+            return (string)(await browser.Eval("[...document.querySelectorAll('#output .msg.assistant .text')].pop().textContent"))!;
+        }
+        await browser.Eval("document.getElementById('temperature').value = '0'; const c = document.getElementById('chat'); c.checked = true; c.dispatchEvent(new Event('change')); true");
+        Assert.Equal("Message", (string)(await browser.Eval("document.getElementById('input-label').textContent"))!);
+        string first = await Say("The quick brown fox");
+        string prompt1 = model.ChatTemplate.Format([("user", "The quick brown fox")]);
+        var direct = await model.GenerateTextAsync(prompt1, new GenerateOptions { MaxTokens = 6, Stop = model.ChatTemplate.Stops });
+        Assert.Equal(direct.Text.TrimStart(), first);   // the reply, without the space after "Assistant:"
+        Assert.Equal(prompt1, (string)(await browser.Eval("document.getElementById('seen').textContent"))!);
+
+        // A second turn sends the whole conversation: both user turns and the reply are on the page, and the model saw all three.
+        string second = await Say("and then");
+        var turns = ((JsonArray)(await browser.Eval("[...document.querySelectorAll('#output .msg')].map(m => [m.classList[1], m.querySelector('.text').textContent])"))!)
+            .Select(t => ((string)t![0]!, (string)t[1]!)).ToList();
+        Assert.Equal([("user", "The quick brown fox"), ("assistant", first), ("user", "and then"), ("assistant", second)], turns);
+        string prompt2 = model.ChatTemplate.Format([("user", "The quick brown fox"), ("assistant", first), ("user", "and then")]);
+        Assert.Equal(prompt2, (string)(await browser.Eval("document.getElementById('seen').textContent"))!);
+        var direct2 = await model.GenerateTextAsync(prompt2, new GenerateOptions { MaxTokens = 6, Stop = model.ChatTemplate.Stops });
+        Assert.Equal(direct2.Text.TrimStart(), second);
+
+        // New conversation empties it.
+        await browser.Eval("document.getElementById('clear').click(); true");
+        Assert.Equal(0, (int)(await browser.Eval("document.querySelectorAll('#output .msg').length"))!);
     }
 
     [ChromiumFact]

@@ -105,18 +105,48 @@ public sealed class SearchSpace
             string where = $"{path}:{line}: search.{key}";
             var p = ParseParam(key, v, where, line);
             if (ps.Any(q => q.Key == key)) throw new RecipeException($"{where}: listed twice");
-            // Check the key and the value type with the recipe's own rules: each end of the range, every choice.
-            // A float range probes an inner point too (a whole-number range end would pass an integer key).
-            var probes = p.Kind == ParamKind.Choice ? Enumerable.Range(0, p.Choices.Count).Select(i => (double)i)
-                : p.Kind == ParamKind.Int || p.Step != null ? [p.Low, p.High]
-                : [p.Low, p.High, p.Log ? Math.Exp(Math.Log(p.Low) + 0.37 * (Math.Log(p.High) - Math.Log(p.Low))) : p.Low + 0.37 * (p.High - p.Low)];
-            foreach (double probe in probes)
-            {
-                try { RecipeLoader.Load(path, [.. overrides ?? [], p.Override(probe)]); }
-                catch (RecipeException e) { throw new RecipeException($"{where}: {e.Message}"); }
-            }
+            Check(p, path, overrides, where);
             ps.Add(p);
         }
+        return new SearchSpace(ps);
+    }
+
+    // Checks the key and the value type with the recipe's own rules: each end of the range, every choice. A float range
+    // probes an inner point too (a whole-number range end would pass an integer key).
+    static void Check(SearchParam p, string path, IReadOnlyList<string>? overrides, string where)
+    {
+        var probes = p.Kind == ParamKind.Choice ? Enumerable.Range(0, p.Choices.Count).Select(i => (double)i)
+            : p.Kind == ParamKind.Int || p.Step != null ? [p.Low, p.High]
+            : [p.Low, p.High, p.Log ? Math.Exp(Math.Log(p.Low) + 0.37 * (Math.Log(p.High) - Math.Log(p.Low))) : p.Low + 0.37 * (p.High - p.Low)];
+        foreach (double probe in probes)
+        {
+            try { RecipeLoader.Load(path, [.. overrides ?? [], p.Override(probe)]); }
+            catch (RecipeException e) { throw new RecipeException($"{where}: {e.Message}"); }
+        }
+    }
+
+    /// <summary>True when the recipe at <paramref name="path"/> has a <c>search:</c> section with at least one key.</summary>
+    public static bool HasSection(string path, IReadOnlyList<string>? overrides = null) =>
+        RecipeLoader.Load(path, overrides).Search is { Count: > 0 };
+
+    /// <summary>The space <c>tasklm tune</c> searches when the recipe has no <c>search:</c> section (docs/tuning.md), the
+    /// knobs fine-tuning is most sensitive to, as HF Trainer's default Optuna space and Model Builder offer one:
+    /// <c>training.lr</c> log-uniform in [1e-5, 1e-3] (a pretrained encoder's usual rates up to a small model's),
+    /// <c>training.batch_size</c> 8, 16 or 32, <c>training.warmup</c> 0, 0.06 or 0.1 of the steps,
+    /// <c>training.weight_decay</c> 0, 0.01 or 0.1, and, when the recipe counts epochs (no training.max_steps),
+    /// <c>training.epochs</c> 1 to 4. Each key is checked against the recipe like a written one.</summary>
+    public static SearchSpace Default(string path, IReadOnlyList<string>? overrides = null)
+    {
+        var recipe = RecipeLoader.Load(path, overrides);
+        var ps = new List<SearchParam>
+        {
+            new() { Key = "training.lr", Kind = ParamKind.LogUniform, Low = 1e-5, High = 1e-3, Log = true },
+            new() { Key = "training.batch_size", Kind = ParamKind.Choice, Choices = ["8", "16", "32"] },
+            new() { Key = "training.warmup", Kind = ParamKind.Choice, Choices = ["0.0", "0.06", "0.1"] },
+            new() { Key = "training.weight_decay", Kind = ParamKind.Choice, Choices = ["0.0", "0.01", "0.1"] },
+        };
+        if (recipe.Training.MaxSteps <= 0) ps.Add(new() { Key = "training.epochs", Kind = ParamKind.Int, Low = 1, High = 4, Step = 1 });
+        foreach (var p in ps) Check(p, path, overrides, $"{path}: the default search space's {p.Key}");
         return new SearchSpace(ps);
     }
 

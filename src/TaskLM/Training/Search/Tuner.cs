@@ -32,6 +32,12 @@ public sealed class TuneOptions
 /// <summary>The resolved setting of a study: space, metric and direction, folder.</summary>
 public sealed record StudySetup(SearchSpace Space, string Metric, bool Maximize, string StudyDir, Recipe BaseRecipe)
 {
+    /// <summary>True when the recipe has no <c>search:</c> section and the study searches <see cref="SearchSpace.Default"/>.</summary>
+    public bool DefaultSpace { get; init; }
+    /// <summary>data.train/data.validation overrides every trial gets when the validation set was held out of the training
+    /// file for the study (the recipe names no data.validation); empty otherwise.</summary>
+    public IReadOnlyList<string> DataOverrides { get; init; } = [];
+
     public Dictionary<string, string> Meta(TuneOptions o) => new()
     {
         ["recipe"] = o.RecipePath, ["metric"] = Metric, ["direction"] = Maximize ? "maximize" : "minimize",
@@ -50,8 +56,8 @@ public static class Tuner
         if (!Samplers.Names.Contains(o.Sampler)) throw new ArgumentException($"--sampler '{o.Sampler}': use {string.Join(", ", Samplers.Names)}");
         if (!Pruners.Names.Contains(o.Pruner)) throw new ArgumentException($"--pruner '{o.Pruner}': use {string.Join(", ", Pruners.Names)}");
         var recipe = RecipeLoader.Load(o.RecipePath, o.Overrides);
-        if (recipe.Data.Validation == null) throw new RecipeException($"{o.RecipePath}: data.validation is required to tune (trials are scored on it)");
-        var space = SearchSpace.Load(o.RecipePath, o.Overrides);
+        bool defaultSpace = !SearchSpace.HasSection(o.RecipePath, o.Overrides);
+        var space = defaultSpace ? SearchSpace.Default(o.RecipePath, o.Overrides) : SearchSpace.Load(o.RecipePath, o.Overrides);
         // The grid is checked here, before study.db exists (a study that failed after creating it stayed pinned to its metric).
         if (o.Sampler == "grid")
             foreach (var p in space.Params)
@@ -61,7 +67,20 @@ public static class Tuner
         string mode = es != null && es.Metric == metric ? es.Mode : "auto";
         bool maximize = BestMetricRule.ResolveMode(metric, mode) == "max";
         string dir = o.StudyDir ?? recipe.OutputDir.TrimEnd('/', '\\') + "-tune";
-        return new StudySetup(space, metric, maximize, dir, recipe);
+        // Trials are scored on validation data. Without a file, the validation set is held out of the training file as
+        // `train` holds it out (AutoSettings), once for the whole study, so every trial trains and is scored on the same rows.
+        List<string> dataOverrides = [];
+        if (recipe.Data.Validation == null)
+        {
+            if (recipe.Data.ValidationSplit <= 0)
+            {
+                recipe.Data.ValidationSplit = 0.1;
+                o.Say("data.validation: none given and data.validation_split is 0, so tune holds out 10% of the training file (trials are scored on it; set data.validation to use a file)");
+            }
+            AutoSettings.HoldOutValidation(recipe, dir, o.Say);
+            dataOverrides = [$"data.train={Path.GetFullPath(recipe.Data.Train!)}", $"data.validation={Path.GetFullPath(recipe.Data.Validation!)}"];
+        }
+        return new StudySetup(space, metric, maximize, dir, recipe) { DefaultSpace = defaultSpace, DataOverrides = dataOverrides };
     }
 
     /// <summary>One worker: runs trials until the study's budget is spent (or its grid is exhausted).
@@ -124,7 +143,7 @@ public static class Tuner
     /// with the early-stopping metric set to the study's (so best/ and the objective use the same metric).</summary>
     public static Recipe TrialRecipe(TuneOptions o, StudySetup s, IReadOnlyDictionary<string, double> values, string runDir)
     {
-        var recipe = RecipeLoader.Load(o.RecipePath, [.. o.Overrides, .. s.Space.Params.Select(p => p.Override(values[p.Key]))]);
+        var recipe = RecipeLoader.Load(o.RecipePath, [.. o.Overrides, .. s.DataOverrides, .. s.Space.Params.Select(p => p.Override(values[p.Key]))]);
         recipe.OutputDir = runDir;
         recipe.Search = null;
         var es = recipe.Training.EarlyStopping;
