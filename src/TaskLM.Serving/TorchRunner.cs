@@ -12,7 +12,7 @@ internal sealed class TorchRunner : IModelRunner
     readonly Gpt2? _lm;          // the causal LM that decodes (a LoRA run's base, its LoRA layers in place), else null
     readonly Device _device;
     readonly int _threads;
-    Gpt2KvCache? _cache;
+    KvCache? _cache;
 
     public TorchRunner(ITaskModel model, Device device)
     {
@@ -119,7 +119,7 @@ internal sealed class TorchRunner : IModelRunner
         if (newCapacity is int capacity)
         {
             _cache?.Dispose();
-            _cache = new Gpt2KvCache(gpt.Cfg, rows.Count, capacity, _device, lm.Transformer.TokenEmbedding.dtype);
+            _cache = lm.NewKvCache(rows.Count, capacity);
             logits = lm.Logits(Tensor2D(ids), maskT, pos, _cache);                         // (B, S, V)
         }
         else

@@ -1,4 +1,4 @@
-// `tasklm export`: a run, LoRA adapter or HF folder → a self-contained HF folder (--format hf) or an ONNX folder (--format onnx).
+// `tasklm export`: a run, LoRA adapter or HF folder → a self-contained HF folder (--format hf), an ONNX folder (--format onnx) or a GGUF file for llama.cpp/Ollama (--format gguf).
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
@@ -12,14 +12,16 @@ public static class ExportCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "A run folder (best/, else the newest checkpoint), a LoRA adapter folder or a Hugging Face model folder", Required = true };
-        var format = new Option<string>("--format") { Description = "hf: HF folder with LoRA merged and tokenizer files; onnx: model.onnx (opset 17) beside config.json and tokenizer files", Required = true };
-        format.AcceptOnlyFromAmong("hf", "onnx");
-        var outDir = new Option<string>("--out") { Description = "Folder to write (created; files already there with the same names are replaced)", Required = true };
+        var format = new Option<string>("--format") { Description = "hf: HF folder with LoRA merged and tokenizer files; onnx: model.onnx (opset 17) beside config.json and tokenizer files; gguf: model.gguf (llama.cpp, Ollama) with the tokenizer and chat template, and an Ollama Modelfile", Required = true };
+        format.AcceptOnlyFromAmong("hf", "onnx", "gguf");
+        var outDir = new Option<string>("--out") { Description = "Folder to write (created; files already there with the same names are replaced); for gguf also a file name ending in .gguf", Required = true };
+        var outType = new Option<string>("--outtype") { Description = "gguf: tensor type of the weight matrices, f32 | f16 | q8_0 (norms and biases stay f32), as llama.cpp's convert_hf_to_gguf.py --outtype", DefaultValueFactory = _ => "f16" };
+        outType.AcceptOnlyFromAmong("f32", "f16", "q8_0");
         var baseModel = new Option<string?>("--base") { Description = "Base HF folder of a LoRA adapter (default: the run's model.init or adapter_config.json's base_model_name_or_path)" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder or \"gpt2\" to ship with the model (default: the run's or the model folder's)" };
         var json = Global.JsonOption();
-        var cmd = new Command("export", "Export a trained model as a Hugging Face folder or as ONNX (GPT-2 with past key/values under HF optimum's names)");
-        foreach (var o in new Option[] { model, format, outDir, baseModel, tokenizer, json }) cmd.Options.Add(o);
+        var cmd = new Command("export", "Export a trained model as a Hugging Face folder, as ONNX (GPT-2 with past key/values under HF optimum's names), or as GGUF (Llama family and GPT-2 causal LMs)");
+        foreach (var o in new Option[] { model, format, outDir, outType, baseModel, tokenizer, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             Global.StartTorch(p);
@@ -39,8 +41,15 @@ public static class ExportCommand
             if (Directory.Exists(output) && File.Exists(Path.Combine(output, "recipe.resolved.yaml")))
                 throw new ArgumentException($"--out '{output}' is a run folder; export into a new folder");
             string task;
+            string? written = null;
             if (fmt == "hf")
                 task = HfExport.Export(src, output).Task;
+            else if (fmt == "gguf")
+            {
+                written = GgufExport.Export(src, output, GgufExport.ParseType(p.GetValue(outType)!));
+                task = "causal-lm";
+                output = Path.GetDirectoryName(Path.GetFullPath(written))!;
+            }
             else
             {
                 // TaskLM loads (and merges) the model, writes its HF weights, and the graph is built from those.
@@ -56,7 +65,7 @@ public static class ExportCommand
             if (p.GetValue(json))
                 Console.WriteLine(new JsonObject
                 {
-                    ["format"] = fmt, ["task"] = task, ["out"] = output, ["source"] = src.ModelDir, ["base"] = src.BaseModel,
+                    ["format"] = fmt, ["task"] = task, ["out"] = written ?? output, ["source"] = src.ModelDir, ["base"] = src.BaseModel,
                     ["files"] = new JsonArray(files.Select(f => (JsonNode)f!).ToArray()),
                 }.ToJsonString());
             else

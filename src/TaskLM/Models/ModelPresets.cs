@@ -4,10 +4,13 @@ using System.Text.Json.Nodes;
 namespace TaskLM.Models;
 
 /// <summary>One named shape. GPT-2: n_layer/n_embd/n_head/n_positions; BERT: num_hidden_layers/
-/// hidden_size/num_attention_heads/max_position_embeddings. Inner = MLP width (4 x hidden for all presets).</summary>
-public sealed record ModelPreset(string Name, string ModelType, int Layers, int Hidden, int Heads, int Vocab, int MaxPositions, string Source)
+/// hidden_size/num_attention_heads/max_position_embeddings. Inner = MLP width (4 x hidden unless
+/// <paramref name="InnerSize"/> says otherwise); <paramref name="KvHeads"/> = key/value heads (grouped-query attention,
+/// Llama family); <paramref name="Config"/> = further config.json keys of the shape (rope_theta, token ids).</summary>
+public sealed record ModelPreset(string Name, string ModelType, int Layers, int Hidden, int Heads, int Vocab, int MaxPositions, string Source,
+    int? KvHeads = null, int? InnerSize = null, IReadOnlyDictionary<string, object>? Config = null)
 {
-    public int Inner => 4 * Hidden;
+    public int Inner => InnerSize ?? 4 * Hidden;
 
     /// <summary>The family that builds this shape (from <see cref="ModelType"/>).</summary>
     public ModelFamily Family => ModelFamilies.Get(ModelType, $"preset {Name}");
@@ -34,7 +37,7 @@ public sealed record ModelPreset(string Name, string ModelType, int Layers, int 
     public JsonObject ToConfigJson() => Family.PresetConfig(this, null);
 }
 
-/// <summary>The preset table shared by both families and `tasklm models`.</summary>
+/// <summary>The preset table shared by the families and `tasklm models`.</summary>
 public static class ModelPresets
 {
     public static readonly IReadOnlyList<ModelPreset> All = new ModelPreset[]
@@ -51,6 +54,13 @@ public static class ModelPresets
         new("bert-medium", "bert", 8, 512, 8, 30522, 512, "Turc et al. 2019 (L=8, H=512)"),
         new("bert-base", "bert", 12, 768, 12, 30522, 512, "Devlin et al. 2019 (uncased vocab)"),
         new("bert-large", "bert", 24, 1024, 16, 30522, 512, "Devlin et al. 2019 (uncased vocab)"),
+        new("llama-tiny", "llama", 2, 128, 4, 4096, 512, "TaskLM test size (GQA 4/2)", KvHeads: 2, InnerSize: 352),
+        new("smollm2-135m", "llama", 30, 576, 9, 49152, 8192, "HuggingFaceTB/SmolLM2-135M shape", KvHeads: 3, InnerSize: 1536,
+            Config: new Dictionary<string, object> { ["rope_theta"] = 100000.0, ["bos_token_id"] = 0, ["eos_token_id"] = 0 }),
+        new("qwen2.5-0.5b", "qwen2", 24, 896, 14, 151936, 32768, "Qwen/Qwen2.5-0.5B shape", KvHeads: 2, InnerSize: 4864,
+            Config: new Dictionary<string, object> { ["rope_theta"] = 1000000.0, ["rms_norm_eps"] = 1e-6, ["bos_token_id"] = 151643, ["eos_token_id"] = 151643 }),
+        new("mistral-7b", "mistral", 32, 4096, 32, 32000, 32768, "mistralai/Mistral-7B-v0.1 shape", KvHeads: 8, InnerSize: 14336,
+            Config: new Dictionary<string, object> { ["tie_word_embeddings"] = false, ["sliding_window"] = 4096 }),
     };
 
     /// <summary>The preset of that name, or an error listing the names.</summary>

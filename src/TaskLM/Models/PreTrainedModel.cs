@@ -112,7 +112,7 @@ public abstract class ModelFamily
 public static class ModelFamilies
 {
     /// <summary>Every family TaskLM builds.</summary>
-    public static readonly IReadOnlyList<ModelFamily> All = [Gpt2Family.Instance, BertFamily.Instance];
+    public static readonly IReadOnlyList<ModelFamily> All = [Gpt2Family.Instance, BertFamily.Instance, LlamaFamily.Instance, LlamaFamily.Qwen2, LlamaFamily.Mistral];
 
     /// <summary>The family of a model_type, or null.</summary>
     public static ModelFamily? Find(string? modelType) => All.FirstOrDefault(f => f.ModelType == modelType);

@@ -339,7 +339,7 @@ public static class TrainingRun
         if (r.Training.GradientCheckpointing)
         {
             int bodies = ActivationCheckpoint.Enable(model.Module);
-            if (bodies == 0) throw new RecipeException($"training.gradient_checkpointing: the model ({model.ModelType}) has no blocks that can be checkpointed (GPT-2 and BERT families can)");
+            if (bodies == 0) throw new RecipeException($"training.gradient_checkpointing: the model ({model.ModelType}) has no blocks that can be checkpointed (GPT-2, BERT and Llama families can)");
             o.Say("training.gradient_checkpointing: on (each block's activations are recomputed in backward)");
         }
 
