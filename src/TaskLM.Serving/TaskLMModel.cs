@@ -151,11 +151,11 @@ public sealed class TaskLMModel : IDisposable
     /// <summary>The chat template used for chat requests (the tokenizer's when it has one, else TaskLM's default).</summary>
     public ChatTemplate ChatTemplate { get; }
 
-    TaskLMModel(IModelRunner runner, ITokenizer tok, TaskLMModelOptions o, int maxLength, ModelCard card)
+    TaskLMModel(IModelRunner runner, ITokenizer tok, TaskLMModelOptions o, int maxLength, ModelCard card, ChatTemplate? chat = null)
     {
         _runner = runner; _tok = tok; MaxLength = maxLength; Card = card;
         _labels = card.Labels;
-        ChatTemplate = ChatTemplate.Default;
+        ChatTemplate = chat ?? ChatTemplate.Default;
         _engine = new ModelEngine(runner, o, tok);
     }
 
@@ -207,7 +207,8 @@ public sealed class TaskLMModel : IDisposable
                 Id = FolderName(path), Task = m.Task, ModelType = m.ModelType, Labels = LabelsOf(m.Task, m.Config.Json["id2label"]),
                 Parameters = m.ParameterCount, MaxLength = maxLength, Runtime = "onnx",
             };
-            return new TaskLMModel(new OnnxRunner(m), tok, o, maxLength, card);
+            var chat = m.Task == "causal-lm" ? ChatTemplate.ForFolder(o.Tokenizer is { } t && Directory.Exists(t) ? t : path) : null;
+            return new TaskLMModel(new OnnxRunner(m), tok, o, maxLength, card, chat);
         }
         catch
         {
@@ -273,7 +274,9 @@ public sealed class TaskLMModel : IDisposable
         if (shipped != null && labels != null && !shipped.Labels.SequenceEqual(labels))
             throw new InvalidDataException($"{Path.Combine(runDir!, ShippedBaseline.FolderName)}: its labels ({string.Join(", ", shipped.Labels)}) are not the model's ({string.Join(", ", labels)})");
         if (shipped != null) card = card with { Ships = shipped.Ships };
-        return new TaskLMModel(new TorchRunner(model, device), tok, o, maxLength, card) { _shipped = shipped };
+        // The chat template comes with the tokenizer: its folder when that is a folder, else the model's.
+        var chat = model.Task == "causal-lm" ? ChatTemplate.ForFolder(Directory.Exists(tokSource) ? tokSource : modelDir) : null;
+        return new TaskLMModel(new TorchRunner(model, device), tok, o, maxLength, card, chat) { _shipped = shipped };
     }
 
     ShippedBaseline? _shipped;

@@ -14,6 +14,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using TaskLM.Data.Tokenization;
 
 namespace TaskLM.Serving;
 
@@ -243,7 +244,7 @@ public sealed class TaskLMServer : IAsyncDisposable
             o["chat_template"] = new JsonObject
             {
                 ["name"] = m.ChatTemplate.Name, ["description"] = m.ChatTemplate.Description,
-                ["example"] = m.ChatTemplate.Format([("system", "You answer in one sentence."), ("user", "What is TaskLM?")]),
+                ["example"] = ChatExample(m.ChatTemplate),
             };
         if (c.RunFolder != null && Directory.Exists(Path.Combine(c.RunFolder, "plots")))
             o["plots"] = new JsonArray(Directory.GetFiles(Path.Combine(c.RunFolder, "plots"), "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).Select(f => (JsonNode)f!).ToArray());
@@ -286,6 +287,25 @@ public sealed class TaskLMServer : IAsyncDisposable
 
     /// <summary>The status /metrics counts for a request whose client disconnected before the response began.</summary>
     public const int ClientClosedRequest = 499;
+
+    /// <summary>The template on an example conversation; a model template that refuses a system message (Mistral's
+    /// alternate-roles check) is shown on the user turn alone.</summary>
+    static string ChatExample(ChatTemplate t)
+    {
+        try { return t.Format([("system", "You answer in one sentence."), ("user", "What is TaskLM?")]); }
+        catch (TemplateException)
+        {
+            try { return t.Format([("user", "What is TaskLM?")]); }
+            catch (TemplateException e) { return e.Message; }
+        }
+    }
+
+    /// <summary>The prompt for a chat request; the model template's refusal of these messages is a 400 naming it.</summary>
+    static string RenderChat(TaskLMModel m, IEnumerable<(string Role, string Content)> turns)
+    {
+        try { return m.ChatTemplate.Format(turns); }
+        catch (TemplateException e) { throw Bad("messages", e.Message); }
+    }
 
     static ApiError Bad(string param, string message) => new(400, message, "invalid_request_error", param, "invalid_value");
 
@@ -481,7 +501,7 @@ public sealed class TaskLMServer : IAsyncDisposable
         var body = await Body(ctx).ConfigureAwait(false);
         var m = Model();
         if (body["messages"] is not JsonArray msgs || msgs.Count == 0) throw Bad("messages", "'messages' must be a non-empty array");
-        await Json(ctx, new JsonObject { ["prompt"] = m.ChatTemplate.Format(Turns(msgs)), ["stop"] = new JsonArray(m.ChatTemplate.Stops.Select(x => (JsonNode)x).ToArray()) }).ConfigureAwait(false);
+        await Json(ctx, new JsonObject { ["prompt"] = RenderChat(m, Turns(msgs)), ["stop"] = new JsonArray(m.ChatTemplate.Stops.Select(x => (JsonNode)x).ToArray()) }).ConfigureAwait(false);
     }
 
     async Task ChatCompletions(HttpContext ctx)
@@ -494,7 +514,7 @@ public sealed class TaskLMServer : IAsyncDisposable
         var turns = Turns(msgs);
         var g = Sampling(body, 64, out int n, out bool stream, out bool includeUsage);
         g = g with { Stop = [.. m.ChatTemplate.Stops, .. g.Stop ?? []] };
-        string prompt = m.ChatTemplate.Format(turns);
+        string prompt = RenderChat(m, turns);
         CheckPrompt(m, prompt, g, "messages");
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         long created = Now();
