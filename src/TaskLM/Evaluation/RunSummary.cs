@@ -43,7 +43,8 @@ public sealed class RunSummary
         var next = new List<string>();
         string? data = testPath ?? validationPath;
         if (data != null) next.Add($"tasklm evaluate {Q(runDir)} {Q(data)}");
-        string model = Q(bestDir ?? runDir);
+        // A run that ships the baseline or a mix is run from its folder (best/ alone is the model alone).
+        string model = Q(test?.Baseline?.Ships != null ? runDir : bestDir ?? runDir);
         next.Add(task switch
         {
             "classification" or "token-classification" => $"tasklm predict --model {model} --text \"a new example to label\"",
