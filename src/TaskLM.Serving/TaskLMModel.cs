@@ -240,6 +240,13 @@ public sealed class TaskLMModel : IDisposable
         string? runDir = source.RunDir;
         Recipe? recipe = source.Recipe;
         string modelDir = source.Folder!;
+        // A run's best/ given directly still reads inputs as the run did: its recipe's max_length (a 512-position encoder
+        // fine-tuned at 128 tokens otherwise sees 512 and gives other probabilities than the run's evaluation).
+        if (recipe == null && source.Kind == ModelSourceKind.Folder
+            && Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd(Path.DirectorySeparatorChar)) == RunFolderFiles.Best
+            && Path.GetDirectoryName(Path.GetFullPath(modelDir).TrimEnd(Path.DirectorySeparatorChar)) is { } parent
+            && File.Exists(Path.Combine(parent, RunFolderFiles.Recipe)))
+            recipe = RecipeLoader.Load(Path.Combine(parent, RunFolderFiles.Recipe));
         // For inference: weights that do not fill the model are refused, as every inference verb does (issue 11).
         ITaskModel model = source.Load(forInference: true);
         var device = o.Device ?? CPU;
