@@ -420,19 +420,8 @@ public sealed class GPT2LMHeadModel : Gpt2, ICausalLM
     protected override ModelOutput Run(ModelBatch batch)
     {
         var logits = Logits(batch.InputIds, batch.AttentionMask);
-        Tensor? loss = null;
-        if (batch.Labels is not null)
-        {
-            // HF shifts inside the model: position t predicts label t+1; -100 is ignored. Shifting the labels
-            // instead of the logits (the last position gets -100) gives the same mean without copying the
-            // (B, T-1, V) logits slice, and its backward without a (B, T, V) zero-filled gradient.
-            long v = logits.shape[2];
-            long b = logits.shape[0], t = logits.shape[1];
-            var targets = cat([batch.Labels.narrow(1, 1, t - 1), full(b, 1, -100L, dtype: batch.Labels.dtype, device: batch.Labels.device)], 1);  // (B, T)
-            var flat = logits.reshape(-1, v);                                           // (B*T, V), no copy (contiguous)
-            loss = F.cross_entropy(flat.dtype == float32 ? flat : flat.to(float32), targets.view(-1), ignore_index: -100);
-        }
-        return new ModelOutput { Logits = logits, Loss = loss };
+        // HF shifts inside the model: position t predicts label t+1; -100 is ignored (HeadLosses.CausalLm).
+        return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.CausalLm(logits, batch.Labels) };
     }
 }
 
@@ -454,22 +443,8 @@ public sealed class GPT2ForSequenceClassification : Gpt2
     protected override ModelOutput Run(ModelBatch batch)
     {
         var ids = batch.InputIds;
-        long b = ids.shape[0], t = ids.shape[1];
-        var all = score.forward(transformer.Forward(ids, batch.AttentionMask));          // (B, T, C)
-        Tensor last;
-        if (Cfg.pad_token_id is int pad)
-        {
-            // HF: the rightmost position whose id is not the pad id (0 when all are pads).
-            var notPad = ids.ne(pad).to(int64);
-            last = (arange(t, dtype: int64, device: ids.device) * notPad).argmax(-1);  // (B,)
-        }
-        else
-        {
-            if (b != 1) throw new InvalidOperationException("GPT-2 sequence classification needs pad_token_id in config.json to pool batches of more than one sequence (as in HF)");
-            last = full(new long[] { 1 }, t - 1, dtype: int64, device: ids.device);
-        }
-        long c = all.shape[2];
-        var logits = all.gather(1, last.view(b, 1, 1).expand(b, 1, c)).squeeze(1);      // (B, C)
+        var all = score.forward(transformer.Forward(ids, batch.AttentionMask));                 // (B, T, C)
+        var logits = HeadLosses.LastNonPad(all, ids, Cfg.pad_token_id, "GPT-2");                   // (B, C): the last non-pad token, as HF pools
         return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.SequenceClassification(logits, batch.Labels, Cfg.num_labels, Cfg.problem_type).Loss };
     }
 }

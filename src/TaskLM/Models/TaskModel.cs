@@ -83,4 +83,33 @@ public static class HeadLosses
         };
         return (loss, problemType);
     }
+
+    /// <summary>HF's causal-LM loss: position t predicts label t+1, -100 ignored. The labels are shifted instead of the
+    /// logits (the last position gets -100): the same mean without copying the (B, T-1, V) logits slice, and a backward
+    /// without a (B, T, V) zero-filled gradient. <paramref name="logits"/>: (B, T, V); <paramref name="labels"/>: (B, T).</summary>
+    public static Tensor CausalLm(Tensor logits, Tensor labels)
+    {
+        long b = logits.shape[0], t = logits.shape[1], v = logits.shape[2];
+        var targets = torch.cat([labels.narrow(1, 1, t - 1), torch.full(b, 1, -100L, dtype: labels.dtype, device: labels.device)], 1);  // (B, T)
+        var flat = logits.reshape(-1, v);                                                           // (B*T, V), no copy (contiguous)
+        return nn.functional.cross_entropy(Fp32(flat), targets.view(-1), ignore_index: -100);
+    }
+
+    /// <summary>A decoder's sequence-classification logits as HF pools them: the row of the rightmost position whose id
+    /// is not <paramref name="padTokenId"/> (0 when all are pads); without a pad id only a batch of one sequence
+    /// (its last position). <paramref name="scores"/>: (B, T, C) per position; <paramref name="ids"/>: (B, T); returns (B, C).</summary>
+    public static Tensor LastNonPad(Tensor scores, Tensor ids, int? padTokenId, string family)
+    {
+        long b = ids.shape[0], t = ids.shape[1];
+        Tensor last;
+        if (padTokenId is int pad)
+            last = (torch.arange(t, dtype: ScalarType.Int64, device: ids.device) * ids.ne(pad).to(ScalarType.Int64)).argmax(-1);  // (B,)
+        else
+        {
+            if (b != 1) throw new InvalidOperationException($"{family} sequence classification needs pad_token_id in config.json to pool batches of more than one sequence (as in HF)");
+            last = torch.full(new long[] { 1 }, t - 1, dtype: ScalarType.Int64, device: ids.device);
+        }
+        long c = scores.shape[2];
+        return scores.gather(1, last.view(b, 1, 1).expand(b, 1, c)).squeeze(1);                     // (B, C)
+    }
 }
