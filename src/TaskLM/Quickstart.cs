@@ -349,8 +349,9 @@ public static class Quickstart
         if (File.Exists(Path.Combine(saved, "config.json")))
         {
             var b = ShippedBaseline.Load(saved);
-            bpred = b.PredictProba(texts).Select(p => labels[TextBaseline.ArgMax(p)]).ToArray();
-            if (b.ModelWeight < 1) proba = b.Mix(proba, texts);
+            var bproba = b.PredictProba(texts);                                  // (N, C), once: its labels and the mix
+            bpred = BaselineComparison.Argmax(bproba, labels);
+            if (b.ModelWeight < 1) proba = BaselineComparison.Mix(proba, bproba, b.ModelWeight);
         }
         else
         {

@@ -170,7 +170,8 @@ public static class BaselineComparison
     public static float[][] Mix(float[][] a, float[][] b, double w) =>
         a.Select((row, i) => row.Select((x, c) => (float)(w * x + (1 - w) * b[i][c])).ToArray()).ToArray();
 
-    static string[] Argmax(float[][] proba, IReadOnlyList<string> labels) => proba.Select(p => labels[TextBaseline.ArgMax(p)]).ToArray();
+    /// <summary>The most probable class name of each row: (N, C) → N labels.</summary>
+    internal static string[] Argmax(float[][] proba, IReadOnlyList<string> labels) => proba.Select(p => labels[TextBaseline.ArgMax(p)]).ToArray();
 
     // A headline metric over a multiset of example indices (sklearn definitions, via ClassificationMetrics).
     static double Metric(string metric, IReadOnlyList<string> gold, IReadOnlyList<string> pred, IReadOnlyList<int> idx)

@@ -78,10 +78,12 @@ public static class BaselineStage
         var summary = BaselineComparison.Compare(scored.Labels, labels, modelProba, bs, r.Evaluation.BootstrapSamples, r.Training.Seed, val, metric);
         say($"baseline ({train.Texts.Count} training texts, C = {bs.Model.C} chosen on {bs.Model.CChosenOn}, fitted in {bs.Model.FitSeconds:F1} s): "
             + string.Join("  ", BaselineComparison.DifferenceMetrics.Select(m => $"{m}={EvalResult.Format(summary.Metrics[m])}")));
-        string split = summary.Ensemble != null ? "test" : Path.GetFileNameWithoutExtension(scoredPath);
+        // The shipped product scored on the split: its predictions, metrics, confusion matrix and worst examples.
+        string split = save ? "test" : Path.GetFileNameWithoutExtension(scoredPath);
+        EvalResult ScoreMix(float[][] mixed) => Baseline.Score(scored.Labels, BaselineComparison.Argmax(mixed, labels), mixed, labels, split, scored.Texts);
         if (save && runDir != null)
         {
-            // The run ships what validation chose: the grid's w = 1 is the model, w = 0 the baseline (ties keep the model).
+            // The run ships what validation chose (BaselineComparison.Compare's grid: w = 1 is the model, w = 0 the baseline).
             double w = summary.Ensemble?.Weight ?? 1;
             var choice = new System.Text.Json.Nodes.JsonObject
             {
@@ -89,14 +91,12 @@ public static class BaselineStage
                 ["validation_score"] = summary.Ensemble?.ValidationScore,
             };
             ShippedBaseline.Save(bs.Model, Path.Combine(runDir, ShippedBaseline.FolderName), w, choice);
-            if (w < 1) summary.Ship(ShippedBaseline.ShipsFor(w), Baseline.Score(scored.Labels, Argmax(BaselineComparison.Mix(modelProba, bs.Probabilities, w), labels),
-                BaselineComparison.Mix(modelProba, bs.Probabilities, w), labels, split, scored.Texts));
+            if (w < 1) summary.Ship(ShippedBaseline.ShipsFor(w), ScoreMix(BaselineComparison.Mix(modelProba, bs.Probabilities, w)));
             say($"ships: {ShippedBaseline.ShipsFor(w)}" + (w < 1 ? $" (model weight {w:0.00}, chosen on validation; saved in {Path.Combine(runDir, ShippedBaseline.FolderName)})" : $" (the baseline is saved in {Path.Combine(runDir, ShippedBaseline.FolderName)} beside best/)"));
         }
         else if (ShippedBaseline.ForRun(runDir) is { } shipped)
         {
-            var mixed = shipped.Mix(modelProba, scored.Texts);
-            var result = Baseline.Score(scored.Labels, Argmax(mixed, labels), mixed, labels, split, scored.Texts);
+            var result = ScoreMix(shipped.Mix(modelProba, scored.Texts));
             summary.Ensemble ??= new EnsembleSummary(shipped.ModelWeight, "saved with the run: " + (shipped.Config["chosen_by"]?.ToString() ?? ""),
                 EvalResult.AsNumber(shipped.Config["validation_score"]) ?? double.NaN, result.Metrics);
             summary.Ship(shipped.Ships, result);
@@ -104,8 +104,6 @@ public static class BaselineStage
         }
         return summary;
     }
-
-    static string[] Argmax(float[][] proba, IReadOnlyList<string> labels) => proba.Select(p => labels[TextBaseline.ArgMax(p)]).ToArray();
 
     static LabelledTexts Take(LabelledTexts t, int max) =>
         max > 0 && t.Texts.Count > max ? t with { Texts = t.Texts.Take(max).ToList(), Labels = t.Labels.Take(max).ToList() } : t;

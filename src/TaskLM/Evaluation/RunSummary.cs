@@ -77,7 +77,8 @@ public sealed class RunSummary
             var head = new[] { BestMetricName ?? "", "accuracy", "macro_f1", "f1", "token_accuracy", "exact_match", "loss", "perplexity", "bleu" }
                 .Where(k => k != "" && Value(k) != null).Distinct().Take(4);
             var own = Test.Baseline?.ModelMetrics;   // the model's own, when the run ships the baseline or a mix
-            l.Add($"test (n = {Test.N}): " + string.Join("  ", head.Select(k => $"{k} {EvalResult.Format(own?.GetValueOrDefault(k, Value(k)!.Value) ?? Value(k)!.Value)}"
+            double Model(string k) => own != null && own.TryGetValue(k, out var m) ? m : Value(k)!.Value;
+            l.Add($"test (n = {Test.N}): " + string.Join("  ", head.Select(k => $"{k} {EvalResult.Format(Model(k))}"
                 + (Test.Baseline?.Metrics.TryGetValue(k, out var b) == true ? $" (baseline {EvalResult.Format(b)})" : ""))));
             if (Test.Baseline != null && BaselineComparison.Verdict(own ?? Test.Metrics, Test.Baseline) is { } verdict) l.Add(verdict);
             if (Test.Baseline?.Ships is { } ships)
