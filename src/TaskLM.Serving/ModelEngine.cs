@@ -182,7 +182,7 @@ internal sealed class ModelEngine : IDisposable
         lock (_lock)
         {
             foreach (var j in _encoder) j.Done.TrySetException(new ObjectDisposedException(nameof(TaskLMModel)));
-            foreach (var s in _pending.Concat(_rows)) s.Out.Writer.TryComplete(new ObjectDisposedException(nameof(TaskLMModel)));
+            foreach (var s in _pending.Concat(_rows)) { DropSampler(s); s.Out.Writer.TryComplete(new ObjectDisposedException(nameof(TaskLMModel))); }
         }
         _runner.ResetCache();
     }
@@ -269,7 +269,7 @@ internal sealed class ModelEngine : IDisposable
         }
         catch (Exception e)
         {
-            foreach (var s in _rows.Where(r => !r.Finished)) { s.Finished = true; s.Out.Writer.TryComplete(e); }
+            foreach (var s in _rows.Where(r => !r.Finished)) { s.Finished = true; DropSampler(s); s.Out.Writer.TryComplete(e); }
             ResetBatch();
         }
     }
@@ -316,10 +316,16 @@ internal sealed class ModelEngine : IDisposable
     void Finish(Sequence s, FinishReason? reason, bool cancelled)
     {
         s.Finished = true;
-        (s.Sampler as IDisposable)?.Dispose();
-        s.Sampler = null;
+        DropSampler(s);
         if (cancelled) { Stats.Cancel(); s.Out.Writer.TryComplete(new OperationCanceledException(s.Ct)); }
         else s.Out.Writer.TryComplete();
+    }
+
+    // A torch sampler holds a native generator: freed when its sequence ends, however it ends.
+    static void DropSampler(Sequence s)
+    {
+        (s.Sampler as IDisposable)?.Dispose();
+        s.Sampler = null;
     }
 
     public void Dispose()

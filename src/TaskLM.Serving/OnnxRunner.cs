@@ -8,7 +8,8 @@ namespace TaskLM.Serving;
 /// left-padded decoding steps as <see cref="TorchRunner"/>, through the graph's past/present key-values. Sampling
 /// is HF's (temperature, top-k, top-p) in managed code with a per-sequence <see cref="Random"/>, because this runtime
 /// never loads libtorch (the torch runtime samples with Generation.cs's TokenSampler): seeded samples are reproducible
-/// here but are not libtorch's draws, and the repetition penalty is refused; greedy decoding matches the torch runtime.
+/// here but are not libtorch's draws, and the repetition penalty is refused (by <see cref="TaskLMModel"/>, before a
+/// sequence starts); greedy decoding matches the torch runtime.
 /// <paramref name="eosTokenIds"/>: the export's config.json and generation_config.json eos_token_id.
 /// </summary>
 internal sealed class OnnxRunner(OnnxTaskModel model, IReadOnlyList<int> eosTokenIds) : IModelRunner
@@ -95,8 +96,6 @@ internal sealed class OnnxRunner(OnnxTaskModel model, IReadOnlyList<int> eosToke
             var s = rows[r];
             if (s.Finished) continue;
             var row = logits.Data.AsSpan((r * t + t - 1) * v, v);
-            if (s.Options.RepetitionPenalty != 1.0)
-                throw new BadRequestException("repetition_penalty is not supported by the onnx runtime; serve the model folder with --runtime torch", "repetition_penalty");
             next[r] = s.Options.DoSample ? Sample(row, s) : OnnxTaskModel.Argmax(row.ToArray());
         }
         return next;

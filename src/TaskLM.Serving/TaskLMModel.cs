@@ -542,6 +542,8 @@ public sealed class TaskLMModel : IDisposable
         if (o.TopK < 0) throw new BadRequestException($"top_k must be >= 0, got {o.TopK}", "top_k");
         if (!(o.RepetitionPenalty > 0) || double.IsInfinity(o.RepetitionPenalty))
             throw new BadRequestException($"repetition_penalty must be > 0 (1 = off), got {o.RepetitionPenalty}", "repetition_penalty");
+        if (o.RepetitionPenalty != 1.0 && Card.Runtime == "onnx")
+            throw new BadRequestException("repetition_penalty is not supported by the onnx runtime; serve the model folder with --runtime torch", "repetition_penalty");
         // No cap on stop texts here: OpenAI's "at most 4" is the server's check of a request's own, and chat adds its template's.
         if (promptTokens >= _engine.Positions)
             throw new BadRequestException($"the prompt has {promptTokens} tokens; this model's context is {_engine.Positions} tokens", "prompt", "context_length_exceeded");
