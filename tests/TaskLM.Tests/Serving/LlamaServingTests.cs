@@ -126,6 +126,12 @@ public sealed class LlamaServingTests : IDisposable
         await foreach (var c in model.GenerateAsync(shortPrompt, new GenerateOptions { MaxTokens = 12, Temperature = 0.8, TopK = 50, Seed = 5, RepetitionPenalty = 1.3 }))
             served.AddRange(c.TokenIds);
         Assert.Equal(sampled.NewIds, served);
+        // Over HTTP with vLLM's field names for the extras; a bad value is a 400 naming the field.
+        var http2 = await Post(http, "/v1/completions", """{"prompt":"The cat","max_tokens":12,"temperature":0.8,"top_k":50,"seed":5,"repetition_penalty":1.3}""");
+        Assert.Equal(Visible(tok, sampled, eos), (string)http2["choices"]![0]!["text"]!);
+        var bad = await http.PostAsync("/v1/completions", Body("""{"prompt":"The cat","repetition_penalty":0}"""));
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("repetition_penalty", (string?)JsonNode.Parse(await bad.Content.ReadAsStringAsync())!["error"]!["param"]);
     }
 
     [Fact]
