@@ -72,7 +72,7 @@ public static class ModelCommands
         var stop = new Option<string[]>("--stop") { Description = "Stop when the continuation contains this text (repeatable)", AllowMultipleArgumentsPerToken = false };
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole sequence every step (no KV cache)" };
         var json = Global.JsonOption();
-        var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder of a causal LM (GPT-2)", overrides: false, ("MODEL", "--model"));
+        var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder of a causal LM (GPT-2 or the Llama family)", overrides: false, ("MODEL", "--model"));
         foreach (var o in new Option[] { prompt, promptIds, maxNew, greedy, temperature, topK, topP, seed, rep, stop, tokenizerOpt, noCache, json }) cmd.Options.Add(o);
         cmd.SetAction(async (p, ct) =>
         {
