@@ -10,7 +10,7 @@ public static class CompareCommand
     public static Command Create()
     {
         var recipeArg = new Argument<string>("recipe") { Description = "Recipe of the task (a file, or a shipped recipe's name); it needs data.test" };
-        var overridesArg = new Argument<string[]>("overrides") { Description = "key=value overrides applied to every model, e.g. data.max_length=128", Arity = ArgumentArity.ZeroOrMore };
+        var overridesArg = Global.OverridesArgument("key=value overrides applied to every model, e.g. data.max_length=128");
         var models = new Option<string>("--models") { Description = "Models, comma-separated: the NuGet encoders (minilm-l6, arctic-xs), presets (random init: gpt2-tiny, bert-mini, ...), shipped bases (models/tasklm-bert-mini), Hub ids or any HF folder", Required = true };
         var budget = new Option<string?>("--budget") { Description = "The same budget for every model: optimizer steps (300, 300steps) or wall time (10m, 90s); default: the recipe's epochs" };
         var seed = new Option<int?>("--seed") { Description = "Training seed of every model (default: the recipe's)" };

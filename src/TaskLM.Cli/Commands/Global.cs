@@ -137,7 +137,9 @@ public static class Global
         {
             _overrides = overrides;
             _inputs = inputs.Select(i => (i.Name, i.Legacy == null ? null : new Option<string?>(i.Legacy) { Hidden = true, Description = $"Same as the positional {i.Name}" })).ToArray();
-            _arg = new Argument<string[]>("inputs")
+            // Named as the help shows it, so that the usage line and the Arguments section say the same
+            // ("tasklm generate [<MODEL>...]", not "[<inputs>...]").
+            _arg = new Argument<string[]>(string.Join(" ", inputs.Select(i => i.Name)))
             {
                 Description = description, Arity = ArgumentArity.ZeroOrMore,
                 HelpName = string.Join(" ", inputs.Select(i => i.Name)) + (overrides ? " [key=value ...]" : ""),
@@ -195,6 +197,20 @@ public static class Global
         return option;
     }
 
+    /// <summary>The key=value overrides argument of train, tune, compare and learning-curve. A token that looks like
+    /// an option ("--thread 1") is refused as the unknown option it is, with the closest real one, rather than as a
+    /// malformed override.</summary>
+    public static Argument<string[]> OverridesArgument(string description)
+    {
+        var arg = new Argument<string[]>("overrides") { Description = description, Arity = ArgumentArity.ZeroOrMore };
+        arg.Validators.Add(r =>
+        {
+            if (r.Tokens.FirstOrDefault(t => t.Value.StartsWith('-') && !t.Value.Contains('=')) is { } bad && r.Parent is System.CommandLine.Parsing.CommandResult c)
+                r.AddError($"unknown option '{bad.Value}'{Closest(bad.Value, OptionsOf(c.Command).SelectMany(o => o.Aliases.Prepend(o.Name)).Distinct())}");
+        });
+        return arg;
+    }
+
     /// <summary>A <c>--json</c> flag for a verb (machine-readable output on stdout).</summary>
     public static Option<bool> JsonOption() => new("--json") { Description = "Print machine-readable JSON" };
 
@@ -249,16 +265,32 @@ public static class Global
     /// <summary>The hint line every usage error ends with.</summary>
     public static string SeeHelp(ParseResult parsed) => $"see 'tasklm {VerbPath(parsed)}--help'";
 
-    /// <summary>A parse error as at most three lines: what is wrong (named, with "did you mean" when an option or
-    /// verb is close), how many more problems there are, and where the help is. Never the whole help. Returns 1.</summary>
+    /// <summary>A parse error in a few lines: what is wrong (named, with "did you mean" when an option or verb is
+    /// close), the other problems (up to three, explained the same way), and where the help is. Never the whole help.
+    /// Returns 1.</summary>
     public static int ReportParseErrors(ParseResult parsed)
     {
         var cmd = parsed.CommandResult.Command;
         var errors = parsed.Errors.Select(e => e.Message).ToList();
         // The first unrecognised token is the cause of the rest (a typo'd option leaves its value unmatched).
-        string first = errors.FirstOrDefault(e => e.StartsWith("Unrecognized command or argument", StringComparison.Ordinal)) ?? errors[0];
-        Console.Error.WriteLine($"{ErrorPrefix()} {Explain(first, cmd)}");
-        if (errors.Count > 1) Console.Error.WriteLine($"({errors.Count - 1} more problem{(errors.Count > 2 ? "s" : "")} on this command line)");
+        // An option-looking token comes first: "--txt hello" is about --txt, not the stray value after it.
+        string first = errors.FirstOrDefault(e => e.StartsWith("Unrecognized command or argument '-", StringComparison.Ordinal))
+            ?? errors.FirstOrDefault(e => e.StartsWith("Unrecognized command or argument", StringComparison.Ordinal)) ?? errors[0];
+        // An unknown option taken as a positional value ("--txt hello": --txt became the file argument, hello is left
+        // over) is the real mistake: say it first.
+        string? optionLike = parsed.Tokens.FirstOrDefault(t => t.Type == System.CommandLine.Parsing.TokenType.Argument
+            && t.Value.StartsWith("--", StringComparison.Ordinal))?.Value;
+        string head = optionLike != null
+            ? $"unknown option '{optionLike}'{Closest(optionLike, OptionsOf(cmd).SelectMany(o => o.Aliases.Prepend(o.Name)).Distinct())}"
+            : Explain(first, cmd);
+        Console.Error.WriteLine($"{ErrorPrefix()} {head}");
+        // The others, each explained (a few; the first usually causes the rest). A typo'd verb also leaves its parent
+        // "needing a command": that is the same mistake.
+        var rest = errors.Where(e => optionLike != null || e != first)
+            .Where(e => !(head.StartsWith("unknown command", StringComparison.Ordinal) && e.StartsWith("Required command was not provided", StringComparison.Ordinal)))
+            .Select(e => Explain(e, cmd)).Where(e => e != head).Distinct().ToList();
+        foreach (var e in rest.Take(3)) Console.Error.WriteLine($"  also: {e}");
+        if (rest.Count > 3) Console.Error.WriteLine($"  ({rest.Count - 3} more)");
         Console.Error.WriteLine(SeeHelp(parsed));
         return 1;
     }
@@ -289,7 +321,7 @@ public static class Global
             return $"missing option {m.Groups[1].Value}" + (o?.Description is { Length: > 0 } d ? $" ({d})" : "");
         }
         if (message.StartsWith("Required command was not provided", StringComparison.Ordinal))
-            return $"'{cmd.Name}' needs a command: {string.Join(", ", cmd.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}";
+            return $"'{(cmd.Parents.Any() ? cmd.Name : "tasklm")}' needs a command: {string.Join(", ", cmd.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}";
         return message.TrimEnd('.');
     }
 

@@ -10,7 +10,7 @@ public static class LearningCurveCommand
     public static Command Create()
     {
         var recipeArg = new Argument<string>("recipe") { Description = "Recipe of the task (a file, or a shipped recipe's name); it needs data.test" };
-        var overridesArg = new Argument<string[]>("overrides") { Description = "key=value overrides applied to every run", Arity = ArgumentArity.ZeroOrMore };
+        var overridesArg = Global.OverridesArgument("key=value overrides applied to every run");
         var fractions = new Option<string>("--fractions") { Description = "Fractions of the training data, comma-separated (stratified by label, nested per seed)", DefaultValueFactory = _ => "0.1,0.25,0.5,1" };
         var seeds = new Option<int>("--seeds") { Description = "Seeds per fraction (the recipe's seed, +1, +2, ...): each draws its own sample and trains with it", DefaultValueFactory = _ => 1 };
         var metric = new Option<string?>("--metric") { Description = "Metric plotted (default: the recipe's early-stopping metric; macro_f1 for classification)" };

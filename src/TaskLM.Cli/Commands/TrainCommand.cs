@@ -16,7 +16,7 @@ public static class TrainCommand
     public static Command Create()
     {
         var recipeArg = new Argument<string>("recipe") { Description = "Recipe YAML (task, model, data, strategy, training, output_dir)" };
-        var overridesArg = new Argument<string[]>("overrides") { Description = "key=value overrides with dotted paths, e.g. training.lr=3e-4", Arity = ArgumentArity.ZeroOrMore };
+        var overridesArg = Global.OverridesArgument("key=value overrides with dotted paths, e.g. training.lr=3e-4");
         var resume = new Option<string?>("--resume") { Description = "Resume from the run folder's latest checkpoint, or from the given checkpoint folder", Arity = ArgumentArity.ZeroOrOne };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace the run already in output_dir (its checkpoints, best/ and metrics) instead of refusing" };
         var json = Global.JsonOption();

@@ -13,7 +13,7 @@ public static class TuneCommand
     public static Command Create()
     {
         var recipeArg = new Argument<string>("recipe") { Description = "Recipe (a file, or a shipped recipe's name); its search: section is the space, else a default one" };
-        var overridesArg = new Argument<string[]>("overrides") { Description = "key=value overrides applied to every trial, e.g. training.max_steps=200", Arity = ArgumentArity.ZeroOrMore };
+        var overridesArg = Global.OverridesArgument("key=value overrides applied to every trial, e.g. training.max_steps=200");
         var trials = new Option<int>("--trials") { Description = "The study's trial budget (re-running continues up to it)", Required = true };
         var sampler = new Option<string>("--sampler") { Description = "grid | random | tpe", DefaultValueFactory = _ => "tpe" };
         var pruner = new Option<string>("--pruner") { Description = "none | asha | median", DefaultValueFactory = _ => "asha" };
