@@ -26,15 +26,19 @@ public static class TaskData
     }
 
     /// <summary>Loads <paramref name="path"/> for <paramref name="recipe"/>'s task (see the data-section overload).</summary>
-    public static TaskExamples Load(Recipe recipe, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0) =>
-        Load(recipe.Task, recipe.Data, path, tokenizer, labels, maxExamples);
+    public static TaskExamples Load(Recipe recipe, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0, HfChatTemplate? chatTemplate = null) =>
+        Load(recipe.Task, recipe.Data, path, tokenizer, labels, maxExamples, chatTemplate);
 
     /// <summary>Loads <paramref name="path"/> for <paramref name="task"/> as the <paramref name="data"/> section says
     /// (columns, max_length, format). Rows come from TaskLM.Data's readers: JSONL, CSV, TSV and Parquet, each also
     /// gzip'd (.gz), by extension or data.format; a .txt file is documents separated by blank lines; a .tok file is
     /// a token file. Errors name the file and line. <paramref name="labels"/>: the label names fixed by the training
-    /// split (null = data.labels, else collected from this file, sorted).</summary>
-    public static TaskExamples Load(string task, DataSection data, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0)
+    /// split (null = data.labels, else collected from this file, sorted). Causal LM and generation rows with a
+    /// messages column (chat data) are rendered with <paramref name="chatTemplate"/> (null = ChatML) and train on the
+    /// assistant turns only (<see cref="ChatData"/>); causal-LM rows with prompt and completion but no text column train
+    /// on the completion only, as the generation task does.</summary>
+    public static TaskExamples Load(string task, DataSection data, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0,
+        HfChatTemplate? chatTemplate = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: data file not found");
         var d = data;
@@ -56,7 +60,28 @@ public static class TaskData
             labelNames = CollectLabels(rows, recipe, preTokenized, path);
         var examples = new List<Example>();
         if (!preTokenized && tokenizer == null) throw new NoTokenizerException(path);
-        if (!preTokenized && task is "causal-lm" or "masked-lm")
+        bool chat = !preTokenized && task is "causal-lm" or "generation" && ChatData.IsChatRow(rows[0].row, d);
+        bool promptCompletion = !preTokenized && task == "causal-lm" && !chat && !rows[0].row.ContainsKey(d.TextColumn)
+            && rows[0].row.ContainsKey(d.PromptColumn) && rows[0].row.ContainsKey(d.CompletionColumn);
+        if (chat)
+        {
+            chatTemplate ??= new HfChatTemplate(ChatData.ChatMl, "ChatML (TaskLM default)");
+            foreach (var (row, line) in rows)
+            {
+                if (!ChatData.IsChatRow(row, d))
+                    throw new InvalidDataException($"{path}:{line}: no '{d.MessagesColumn}' list (the file's first row is chat data; fields here: {string.Join(", ", row.Select(kv => kv.Key))})");
+                try { if (ChatData.Encode(row, d, tokenizer!, chatTemplate) is { } e) examples.Add(e); }
+                catch (InvalidDataException e) { throw new InvalidDataException($"{path}:{line}: {e.Message}", e); }
+            }
+            if (examples.Count == 0) throw new InvalidDataException($"{path}: no row has an assistant token within data.max_length={d.MaxLength}");
+        }
+        else if (promptCompletion)
+            foreach (var (row, line) in rows)
+            {
+                try { examples.Add(FromText(row, new Recipe { Task = "generation", Data = data }, tokenizer!, labelNames)); }
+                catch (InvalidDataException e) { throw new InvalidDataException($"{path}:{line}: {e.Message}", e); }
+            }
+        else if (!preTokenized && task is "causal-lm" or "masked-lm")
             examples.AddRange(PackBlocks(rows, recipe, tokenizer!, path));
         else
             foreach (var (row, line) in rows)
