@@ -72,6 +72,23 @@ public static class ChatData
         File.WriteAllText(path, cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
+    /// <summary>A one-question prompt in <paramref name="template"/>'s layout, ready for the assistant's reply, and the
+    /// text that ends a reply (what the template writes after the assistant's content, e.g. <c>&lt;|im_end|&gt;</c>),
+    /// null when it writes nothing or the template refuses: what a run summary suggests trying the model with.</summary>
+    public static (string Prompt, string? EndOfTurn)? TryPrompt(HfChatTemplate template, string question)
+    {
+        try
+        {
+            const string reply = "\u0001";
+            string prompt = template.Render([("user", question)], addGenerationPrompt: true);
+            string full = template.Render([("user", question), ("assistant", reply)], addGenerationPrompt: false);
+            int at = full.IndexOf(reply, StringComparison.Ordinal);
+            string end = at < 0 ? "" : full[(at + reply.Length)..].Trim();
+            return (prompt, end.Length > 0 ? end : null);
+        }
+        catch (TemplateException) { return null; }
+    }
+
     /// <summary>True when a row is chat data: it has data.messages_column, or list-valued prompt and completion.</summary>
     public static bool IsChatRow(JsonObject row, DataSection d) =>
         row.ContainsKey(d.MessagesColumn) || (row[d.PromptColumn] is JsonArray && row[d.CompletionColumn] is JsonArray);

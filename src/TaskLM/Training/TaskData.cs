@@ -8,7 +8,11 @@ using TaskLM.Data.Tokenization;
 namespace TaskLM.Training;
 
 /// <summary>Examples of one split plus the label names the head uses.</summary>
-public sealed record TaskExamples(List<Example> Examples, IReadOnlyList<string>? Labels);
+public sealed record TaskExamples(List<Example> Examples, IReadOnlyList<string>? Labels)
+{
+    /// <summary>Chat rows left out because data.max_length cut them before their first reply (0 when read from the cache).</summary>
+    public int LeftOut { get; init; }
+}
 
 /// <summary>Reads examples for every task. Pre-tokenized JSONL lines carry <c>input_ids</c> (and <c>labels</c>: an
 /// id for classification, a per-token array for token classification / LM; <c>start_positions</c>/<c>end_positions</c>
@@ -63,6 +67,7 @@ public static class TaskData
         bool chat = !preTokenized && task is "causal-lm" or "generation" && ChatData.IsChatRow(rows[0].row, d);
         bool promptCompletion = !preTokenized && task == "causal-lm" && !chat && !rows[0].row.ContainsKey(d.TextColumn)
             && rows[0].row.ContainsKey(d.PromptColumn) && rows[0].row.ContainsKey(d.CompletionColumn);
+        int leftOut = 0;
         if (chat)
         {
             chatTemplate ??= new HfChatTemplate(ChatData.ChatMl, "ChatML (TaskLM default)");
@@ -70,7 +75,7 @@ public static class TaskData
             {
                 if (!ChatData.IsChatRow(row, d))
                     throw new InvalidDataException($"{path}:{line}: no '{d.MessagesColumn}' list (the file's first row is chat data; fields here: {string.Join(", ", row.Select(kv => kv.Key))})");
-                try { if (ChatData.Encode(row, d, tokenizer!, chatTemplate) is { } e) examples.Add(e); }
+                try { if (ChatData.Encode(row, d, tokenizer!, chatTemplate) is { } e) examples.Add(e); else leftOut++; }
                 catch (InvalidDataException e) { throw new InvalidDataException($"{path}:{line}: {e.Message}", e); }
             }
             if (examples.Count == 0) throw new InvalidDataException($"{path}: no row has an assistant token within data.max_length={d.MaxLength}");
@@ -91,7 +96,7 @@ public static class TaskData
                 catch (InvalidDataException e) { throw new InvalidDataException($"{path}:{line}: {e.Message}", e); }
             }
         if (maxExamples > 0 && examples.Count > maxExamples) examples = examples.Take(maxExamples).ToList();
-        return new TaskExamples(examples, labelNames);
+        return new TaskExamples(examples, labelNames) { LeftOut = leftOut };
     }
 
     /// <summary>Rows of a JSONL / CSV / TSV / Parquet file (gzip'd or not) through TaskLM.Data's readers, which name

@@ -285,6 +285,9 @@ public static class TrainingRun
         if (r.Task == TaskNames.Classification && c.Labels is { Count: < 2 } one)
             throw new RecipeException($"{trainFile}: every training example has the label '{one.FirstOrDefault()}' (column '{r.Data.LabelColumn}'); a classifier needs at least two labels — check data.label_column and the file");
         c.Validation = r.Data.Validation != null ? LoadSplit(c, "validation", r.Data.Validation, c.Labels, r.Data.MaxEvalExamples) : null;
+        foreach (var (split, ex) in new[] { ("training", c.Train), ("validation", c.Validation) })
+            if (ex is { LeftOut: > 0 })
+                o.Say($"data: {ex.LeftOut:N0} {split} conversations left out: data.max_length={r.Data.MaxLength} cuts them before the first assistant reply");
         if (r.Data.Packing) PackTraining(c);
         o.Say($"data: {c.Train.Examples.Count} training examples" + (c.Validation != null ? $", {c.Validation.Examples.Count} validation" : "") + (c.Labels != null ? $", {c.Labels.Count} labels" : ""));
     }

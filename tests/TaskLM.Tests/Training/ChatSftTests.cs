@@ -84,6 +84,18 @@ public sealed class ChatSftTests : IDisposable
     }
 
     [Fact]
+    public void A_templates_question_prompt_and_end_of_turn_are_found_by_rendering()
+    {
+        var chatml = ChatData.TryPrompt(new HfChatTemplate(ChatData.ChatMl, "ChatML"), "Hi")!.Value;
+        Assert.Equal("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", chatml.Prompt);
+        Assert.Equal("<|im_end|>", chatml.EndOfTurn);
+        var llama3 = ChatData.TryPrompt(new HfChatTemplate(Template("meta-llama/Meta-Llama-3-8B-Instruct (add_generation_prompt=false"), "Llama 3",
+            new Dictionary<string, string> { ["bos_token"] = "<|begin_of_text|>" }), "Hi")!.Value;
+        Assert.Equal("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", llama3.Prompt);
+        Assert.Equal("<|eot_id|>", llama3.EndOfTurn);
+    }
+
+    [Fact]
     public void Prompt_completion_message_lists_learn_the_completion_only_and_truncation_keeps_the_front()
     {
         var t = new HfChatTemplate(ChatData.ChatMl, "ChatML");
