@@ -150,7 +150,7 @@ public static class BatchPredict
                 // All rows of the chunk decode together (continuous batching); each keeps its own seed when one is set.
                 var gens = await Task.WhenAll(rows.Select(r => model.GenerateTextAsync(
                     r.Fields.ContainsKey(o.TextColumn) || !r.Fields.ContainsKey("prompt") ? Text(r, o.TextColumn) : Text(r, "prompt"), o.Generate, ct))).ConfigureAwait(false);
-                foreach (var g in gens) result.Add(new JsonObject { ["completion"] = g.Text, ["finish_reason"] = g.FinishReason });
+                foreach (var g in gens) result.Add(new JsonObject { ["completion"] = g.Text, ["finish_reason"] = g.FinishReason.OpenAI() });
                 break;
             }
             default:

@@ -2,6 +2,7 @@
 // The scheduling lives here; the forward passes and the KV cache are a runtime's (IModelRunner: TorchSharp or ONNX Runtime).
 using System.Threading.Channels;
 using TaskLM.Data.Tokenization;
+using TaskLM.Models;
 
 namespace TaskLM.Serving;
 
@@ -16,11 +17,12 @@ internal sealed class Sequence
 {
     public required List<int> Ids { get; init; }              // prompt + generated so far
     public required int PromptLength { get; init; }
-    public required GenerateOptions Options { get; init; }
+    /// <summary>How to decode it, with Hugging Face's names (the HTTP edge maps OpenAI's onto them).</summary>
+    public required GenerationOptions Options { get; init; }
     public required Channel<GeneratedChunk> Out { get; init; }
     public required CancellationToken Ct { get; init; }
-    /// <summary>The runtime's sampling generator of this sequence (made on its first sampled token).</summary>
-    public object? Rng { get; set; }
+    /// <summary>The runtime's sampler of this sequence (made on its first token; disposed when it finishes).</summary>
+    public object? Sampler { get; set; }
     public int Generated => Ids.Count - PromptLength;
     public int EmittedChars { get; set; }
     public bool Finished { get; set; }
@@ -93,7 +95,8 @@ internal sealed class ModelEngine : IDisposable
     // Decoding state (engine thread only): the rows of the running batch, in the runner's cache order.
     List<Sequence> _rows = new();
     List<List<int>> _batchIds = new(), _batchMask = new();
-    readonly int _eos, _pad;
+    readonly IReadOnlyList<int> _eos = [];
+    readonly int _pad;
 
     public EngineStats Stats { get; } = new();
     /// <summary>Context length of a causal LM (n_positions); 0 for others.</summary>
@@ -105,8 +108,8 @@ internal sealed class ModelEngine : IDisposable
         Positions = runner.Positions;
         if (Positions > 0)
         {
-            _eos = runner.EosTokenId ?? tok.EosTokenId ?? -1;
-            _pad = runner.PadTokenId ?? (_eos >= 0 ? _eos : 0);
+            _eos = runner.EosTokenIds.Count > 0 ? runner.EosTokenIds : tok.EosTokenId is int e ? [e] : [];
+            _pad = runner.PadTokenId ?? (_eos.Count > 0 ? _eos[0] : 0);
         }
         _thread = new Thread(Loop) { IsBackground = true, Name = "tasklm-model" };
         _thread.Start();
@@ -131,7 +134,7 @@ internal sealed class ModelEngine : IDisposable
         return await Task.WhenAll(jobs.Select(j => j.Done.Task)).ConfigureAwait(false);
     }
 
-    public ChannelReader<GeneratedChunk> StartSequence(IReadOnlyList<int> prompt, GenerateOptions o, CancellationToken ct)
+    public ChannelReader<GeneratedChunk> StartSequence(IReadOnlyList<int> prompt, GenerationOptions o, CancellationToken ct)
     {
         var seq = new Sequence
         {
@@ -179,7 +182,7 @@ internal sealed class ModelEngine : IDisposable
         lock (_lock)
         {
             foreach (var j in _encoder) j.Done.TrySetException(new ObjectDisposedException(nameof(TaskLMModel)));
-            foreach (var s in _pending.Concat(_rows)) s.Out.Writer.TryComplete(new ObjectDisposedException(nameof(TaskLMModel)));
+            foreach (var s in _pending.Concat(_rows)) { DropSampler(s); s.Out.Writer.TryComplete(new ObjectDisposedException(nameof(TaskLMModel))); }
         }
         _runner.ResetCache();
     }
@@ -241,7 +244,7 @@ internal sealed class ModelEngine : IDisposable
             {
                 _rows = _rows.Where(r => !r.Finished).ToList();
                 int longest = _rows.Max(r => r.Ids.Count);
-                int room = _rows.Max(r => r.Options.MaxTokens - r.Generated);
+                int room = _rows.Max(r => r.Options.MaxNewTokens - r.Generated);
                 _batchIds = _rows.Select(r => Enumerable.Repeat(_pad, longest - r.Ids.Count).Concat(r.Ids).ToList()).ToList();
                 _batchMask = _rows.Select(r => Enumerable.Repeat(0, longest - r.Ids.Count).Concat(Enumerable.Repeat(1, r.Ids.Count)).ToList()).ToList();
                 next = _runner.Decode(_batchIds, _batchMask, Math.Min(Positions, longest + room), _rows);   // a new cache, all S positions
@@ -266,7 +269,7 @@ internal sealed class ModelEngine : IDisposable
         }
         catch (Exception e)
         {
-            foreach (var s in _rows.Where(r => !r.Finished)) { s.Finished = true; s.Out.Writer.TryComplete(e); }
+            foreach (var s in _rows.Where(r => !r.Finished)) { s.Finished = true; DropSampler(s); s.Out.Writer.TryComplete(e); }
             ResetBatch();
         }
     }
@@ -277,28 +280,29 @@ internal sealed class ModelEngine : IDisposable
         if (_rows.Count == 0) { _runner.ResetCache(); _batchIds = new(); _batchMask = new(); }
     }
 
-    /// <summary>Sends the new text of a sequence and finishes it on EOS, a stop text, max_tokens or the context end.
-    /// Text is held back while it could be the start of a stop text or ends in half a UTF-8 character.</summary>
+    /// <summary>Sends the new text of a sequence and finishes it on an EOS id, a stop text, max_new_tokens or the context
+    /// end. Text is held back while it could be the start of a stop text or ends in half a UTF-8 character; the stop
+    /// text and the EOS token are not part of it (as OpenAI).</summary>
     void Emit(Sequence s, int tok)
     {
         var o = s.Options;
-        bool eos = tok == _eos;
-        var gen = s.Ids.Skip(s.PromptLength).Where(t => t != _eos).ToList();
+        bool eos = _eos.Contains(tok);
+        var gen = s.Ids.Skip(s.PromptLength).Where(t => !_eos.Contains(t)).ToList();
         string text = _tok.Decode(gen, skipSpecialTokens: true);
         int stopAt = -1;
-        foreach (var stop in o.Stop ?? [])
+        foreach (var stop in o.StopStrings ?? [])
         {
             if (stop.Length == 0) continue;
             int i = text.IndexOf(stop, StringComparison.Ordinal);
             if (i >= 0 && (stopAt < 0 || i < stopAt)) stopAt = i;
         }
-        string? finish = eos || stopAt >= 0 ? "stop"
-            : s.Generated >= o.MaxTokens || s.Ids.Count >= Positions ? "length" : null;
+        FinishReason? finish = eos ? FinishReason.Eos : stopAt >= 0 ? FinishReason.Stop
+            : s.Generated >= o.MaxNewTokens || s.Ids.Count >= Positions ? FinishReason.Length : null;
         int safe = stopAt >= 0 ? stopAt : text.Length;
         if (finish == null)
         {
             while (safe > 0 && text[safe - 1] == '\uFFFD') safe--;
-            foreach (var stop in o.Stop ?? [])
+            foreach (var stop in o.StopStrings ?? [])
                 for (int k = Math.Min(stop.Length - 1, safe); k > 0; k--)
                     if (string.CompareOrdinal(text, safe - k, stop, 0, k) == 0) { safe -= k; break; }
         }
@@ -309,13 +313,19 @@ internal sealed class ModelEngine : IDisposable
         if (finish != null) Finish(s, finish, cancelled: false);
     }
 
-    void Finish(Sequence s, string? reason, bool cancelled)
+    void Finish(Sequence s, FinishReason? reason, bool cancelled)
     {
         s.Finished = true;
-        (s.Rng as IDisposable)?.Dispose();
-        s.Rng = null;
+        DropSampler(s);
         if (cancelled) { Stats.Cancel(); s.Out.Writer.TryComplete(new OperationCanceledException(s.Ct)); }
         else s.Out.Writer.TryComplete();
+    }
+
+    // A torch sampler holds a native generator: freed when its sequence ends, however it ends.
+    static void DropSampler(Sequence s)
+    {
+        (s.Sampler as IDisposable)?.Dispose();
+        s.Sampler = null;
     }
 
     public void Dispose()

@@ -10,8 +10,10 @@ internal interface IModelRunner : IDisposable
 {
     /// <summary>Context of a causal LM (n_positions); 0 for a model that does not generate.</summary>
     int Positions { get; }
-    /// <summary>config.json's eos_token_id / pad_token_id of a causal LM, when it has them.</summary>
-    int? EosTokenId { get; }
+    /// <summary>The ids a causal LM's sequence ends at: config.json's eos_token_id (each one when a list), then
+    /// generation_config.json's; empty when neither gives one.</summary>
+    IReadOnlyList<int> EosTokenIds { get; }
+    /// <summary>config.json's pad_token_id of a causal LM, when it has one.</summary>
     int? PadTokenId { get; }
 
     /// <summary>Called once on the engine thread before its first pass (per-thread runtime settings).</summary>
@@ -30,8 +32,8 @@ internal interface IModelRunner : IDisposable
     /// One decoding step of the running batch. <paramref name="ids"/> and <paramref name="mask"/> are the rows (B, S),
     /// left-padded (mask 0 on pads), the last column new. With <paramref name="newCapacity"/>, a fresh cache of that
     /// many positions is started and all S positions run (prefill); without, only the last column runs through the cache.
-    /// Returns each row's next token, chosen by its options (greedy at temperature 0/null, else sampled from its own
-    /// generator, kept in <see cref="Sequence.Rng"/>); finished rows get any value.
+    /// Returns each row's next token, chosen by the row's own options and sampler (kept in <see cref="Sequence.Sampler"/>:
+    /// the torch runtime's is Generation.cs's <c>TokenSampler</c>, the one <c>generate</c> uses); finished rows get any value.
     /// </summary>
     int[] Decode(List<List<int>> ids, List<List<int>> mask, int? newCapacity, IReadOnlyList<Sequence> rows);
 

@@ -6,15 +6,18 @@ namespace TaskLM.Serving;
 /// <summary>
 /// Runs an <see cref="OnnxTaskModel"/> for <see cref="ModelEngine"/>: the same right-padded encoder passes and
 /// left-padded decoding steps as <see cref="TorchRunner"/>, through the graph's past/present key-values. Sampling
-/// is HF's (temperature, top-k, top-p) in managed code with a per-sequence <see cref="Random"/>: seeded samples are
-/// reproducible here but are not libtorch's draws; greedy decoding matches the torch runtime.
+/// is HF's (temperature, top-k, top-p) in managed code with a per-sequence <see cref="Random"/>, because this runtime
+/// never loads libtorch (the torch runtime samples with Generation.cs's TokenSampler): seeded samples are reproducible
+/// here but are not libtorch's draws, and the repetition penalty is refused (by <see cref="TaskLMModel"/>, before a
+/// sequence starts); greedy decoding matches the torch runtime.
+/// <paramref name="eosTokenIds"/>: the export's config.json and generation_config.json eos_token_id.
 /// </summary>
-internal sealed class OnnxRunner(OnnxTaskModel model) : IModelRunner
+internal sealed class OnnxRunner(OnnxTaskModel model, IReadOnlyList<int> eosTokenIds) : IModelRunner
 {
     OnnxKvCache? _cache;
 
     public int Positions { get; } = model.Task == "causal-lm" ? model.MaxLength : 0;
-    public int? EosTokenId { get; } = model.Config.Int("eos_token_id");
+    public IReadOnlyList<int> EosTokenIds { get; } = eosTokenIds;
     public int? PadTokenId { get; } = model.Config.Int("pad_token_id");
     public bool HasCache => _cache != null;
     public long CacheLength => _cache?.Length ?? 0;
@@ -93,7 +96,7 @@ internal sealed class OnnxRunner(OnnxTaskModel model) : IModelRunner
             var s = rows[r];
             if (s.Finished) continue;
             var row = logits.Data.AsSpan((r * t + t - 1) * v, v);
-            next[r] = s.Options.Temperature is null or 0 ? OnnxTaskModel.Argmax(row.ToArray()) : Sample(row, s);
+            next[r] = s.Options.DoSample ? Sample(row, s) : OnnxTaskModel.Argmax(row.ToArray());
         }
         return next;
     }
@@ -102,10 +105,10 @@ internal sealed class OnnxRunner(OnnxTaskModel model) : IModelRunner
     static int Sample(ReadOnlySpan<float> scores, Sequence s)
     {
         var o = s.Options;
-        var rng = (Random)(s.Rng ??= o.Seed is long seed ? new Random(unchecked((int)(seed ^ (seed >> 32)))) : new Random());
+        var rng = (Random)(s.Sampler ??= o.Seed is long seed ? new Random(unchecked((int)(seed ^ (seed >> 32)))) : new Random());
         int v = scores.Length;
         var x = new double[v];
-        for (int i = 0; i < v; i++) x[i] = scores[i] / o.Temperature!.Value;
+        for (int i = 0; i < v; i++) x[i] = scores[i] / o.Temperature;
         if (o.TopK > 0 && o.TopK < v)
         {
             double kth = x.OrderByDescending(z => z).ElementAt(o.TopK - 1);

@@ -39,9 +39,9 @@ public sealed class TaskLMChatClient(TaskLMModel model, string? modelId = null) 
         await foreach (var c in model.GenerateAsync(prompt, o, cancellationToken).ConfigureAwait(false))
         {
             var u = new ChatResponseUpdate(ChatRole.Assistant, c.Text) { ResponseId = id, MessageId = id, ModelId = _metadata.DefaultModelId };
-            if (c.FinishReason != null)
+            if (c.FinishReason is { } finish)
             {
-                u.FinishReason = c.FinishReason == "length" ? ChatFinishReason.Length : ChatFinishReason.Stop;
+                u.FinishReason = finish == TaskLM.Models.FinishReason.Length ? ChatFinishReason.Length : ChatFinishReason.Stop;
                 u.Contents.Add(new UsageContent(new UsageDetails { InputTokenCount = c.PromptTokens, OutputTokenCount = c.CompletionTokens, TotalTokenCount = c.PromptTokens + c.CompletionTokens }));
             }
             yield return u;

@@ -62,7 +62,9 @@ public sealed record TagResult(IReadOnlyList<TaggedWord> Words, IReadOnlyList<Ta
 /// <summary>An extractive answer: the context span [Start, End) and HF's pipeline score p(start)·p(end).</summary>
 public sealed record Answer(string Text, int Start, int End, double Score);
 
-/// <summary>How to generate, with OpenAI's names. Temperature 0 (or null) decodes greedily.</summary>
+/// <summary>How to generate, with OpenAI's names (top_k and repetition_penalty as vLLM's server takes them). Temperature 0
+/// (or null) decodes greedily. <see cref="TaskLMModel"/> maps them onto Hugging Face's <see cref="GenerationOptions"/>, and
+/// the torch runtime decodes with the sampler <c>tasklm generate</c> uses.</summary>
 public sealed record GenerateOptions
 {
     public int MaxTokens { get; init; } = 16;
@@ -72,22 +74,32 @@ public sealed record GenerateOptions
     public double TopP { get; init; } = 1.0;
     /// <summary>Keep the k most likely tokens (0 = off).</summary>
     public int TopK { get; init; }
+    /// <summary>HF's repetition penalty on every id the sequence holds (prompt and generated; 1 = off).</summary>
+    public double RepetitionPenalty { get; init; } = 1.0;
     /// <summary>Seed of this sequence's sampling generator: the same seed and prompt give the same text.</summary>
     public long? Seed { get; init; }
     /// <summary>Stop before any of these texts; the stop text is not part of the output (as OpenAI).</summary>
     public IReadOnlyList<string>? Stop { get; init; }
 }
 
-/// <summary>One streamed piece of a generation. The last has <see cref="FinishReason"/> set ("stop", "length").</summary>
+/// <summary>One streamed piece of a generation. The last has <see cref="FinishReason"/> set.</summary>
 /// <param name="Text">new text since the previous piece (may be empty)</param>
 /// <param name="TokenIds">the tokens chosen since the previous piece</param>
-/// <param name="FinishReason">null until the last piece: "stop" (EOS or a stop text) or "length" (max_tokens or the context)</param>
+/// <param name="FinishReason">null until the last piece: Eos (an end-of-sequence id), Stop (a stop text) or Length
+/// (max_tokens or the context); OpenAI's name is <see cref="FinishReasons.OpenAI"/></param>
 /// <param name="PromptTokens">tokens in the prompt</param>
 /// <param name="CompletionTokens">tokens generated so far</param>
-public sealed record GeneratedChunk(string Text, IReadOnlyList<int> TokenIds, string? FinishReason, int PromptTokens, int CompletionTokens);
+public sealed record GeneratedChunk(string Text, IReadOnlyList<int> TokenIds, FinishReason? FinishReason, int PromptTokens, int CompletionTokens);
 
 /// <summary>A whole generation.</summary>
-public sealed record Generated(string Text, string FinishReason, int PromptTokens, int CompletionTokens);
+public sealed record Generated(string Text, FinishReason FinishReason, int PromptTokens, int CompletionTokens);
+
+/// <summary>The one finish reason (<see cref="TaskLM.Models.FinishReason"/>) as the OpenAI wire format names it.</summary>
+public static class FinishReasons
+{
+    /// <summary>"length" (max_tokens or the context), else "stop" (an EOS id or a stop text).</summary>
+    public static string OpenAI(this FinishReason reason) => reason == TaskLM.Models.FinishReason.Length ? "length" : "stop";
+}
 
 /// <summary>The queue of rows waiting for the model is full (HTTP 429).</summary>
 public sealed class QueueFullException(string message) : Exception(message);
@@ -208,7 +220,8 @@ public sealed class TaskLMModel : IDisposable
                 Parameters = m.ParameterCount, MaxLength = maxLength, Runtime = "onnx",
             };
             var chat = m.Task == "causal-lm" ? ChatTemplate.ForFolder(o.Tokenizer is { } t && Directory.Exists(t) ? t : path) : null;
-            return new TaskLMModel(new OnnxRunner(m), tok, o, maxLength, card, chat);
+            var eos = TaskLM.Data.Hub.GenerationConfig.EosTokenIds(m.Config.Json, TaskLM.Data.Hub.GenerationConfig.Read(path), path);
+            return new TaskLMModel(new OnnxRunner(m, eos), tok, o, maxLength, card, chat);
         }
         catch
         {
@@ -516,21 +529,32 @@ public sealed class TaskLMModel : IDisposable
         var sb = new System.Text.StringBuilder();
         GeneratedChunk? last = null;
         await foreach (var c in GenerateAsync(prompt, options, ct).ConfigureAwait(false)) { sb.Append(c.Text); last = c; }
-        return new Generated(sb.ToString(), last?.FinishReason ?? "stop", last?.PromptTokens ?? 0, last?.CompletionTokens ?? 0);
+        return new Generated(sb.ToString(), last?.FinishReason ?? FinishReason.Stop, last?.PromptTokens ?? 0, last?.CompletionTokens ?? 0);
     }
 
-    GenerateOptions Validate(GenerateOptions o, int promptTokens)
+    /// <summary>Checks OpenAI-named options (errors name OpenAI's fields) and maps them onto HF's <see cref="GenerationOptions"/>.</summary>
+    GenerationOptions Validate(GenerateOptions o, int promptTokens)
     {
         if (promptTokens == 0) throw new BadRequestException("the prompt has no tokens", "prompt");
         if (o.MaxTokens < 1) throw new BadRequestException($"max_tokens must be at least 1, got {o.MaxTokens}", "max_tokens");
         if (o.Temperature is < 0 or > 2) throw new BadRequestException($"temperature must be in [0, 2], got {o.Temperature}", "temperature");
         if (o.TopP is <= 0 or > 1) throw new BadRequestException($"top_p must be in (0, 1], got {o.TopP}", "top_p");
         if (o.TopK < 0) throw new BadRequestException($"top_k must be >= 0, got {o.TopK}", "top_k");
+        if (!(o.RepetitionPenalty > 0) || double.IsInfinity(o.RepetitionPenalty))
+            throw new BadRequestException($"repetition_penalty must be > 0 (1 = off), got {o.RepetitionPenalty}", "repetition_penalty");
+        if (o.RepetitionPenalty != 1.0 && Card.Runtime == "onnx")
+            throw new BadRequestException("repetition_penalty is not supported by the onnx runtime; serve the model folder with --runtime torch", "repetition_penalty");
         // No cap on stop texts here: OpenAI's "at most 4" is the server's check of a request's own, and chat adds its template's.
         if (promptTokens >= _engine.Positions)
             throw new BadRequestException($"the prompt has {promptTokens} tokens; this model's context is {_engine.Positions} tokens", "prompt", "context_length_exceeded");
         // As OpenAI: the prompt plus max_tokens must fit the context; otherwise cut max_tokens to what fits.
-        return promptTokens + o.MaxTokens > _engine.Positions ? o with { MaxTokens = _engine.Positions - promptTokens } : o;
+        int max = Math.Min(o.MaxTokens, _engine.Positions - promptTokens);
+        bool sample = o.Temperature is > 0;
+        return new GenerationOptions
+        {
+            MaxNewTokens = max, DoSample = sample, Temperature = sample ? o.Temperature!.Value : 1.0, TopK = o.TopK, TopP = o.TopP,
+            Seed = o.Seed, RepetitionPenalty = o.RepetitionPenalty, StopStrings = o.Stop?.Where(x => x.Length > 0).ToList(),
+        };
     }
 
     // ───────────── helpers ─────────────

@@ -376,8 +376,17 @@ public sealed class TaskLMServer : IAsyncDisposable
         var stop = Strings(body, "stop");
         if (stop is { Count: > 4 }) throw Bad("stop", "at most 4 stop sequences");
         long? seed = Number(body, "seed") is double s ? (s == Math.Floor(s) ? (long)s : throw Bad("seed", "'seed' must be an integer")) : null;
+        // vLLM's extra sampling fields, with its names: top_k (0 or -1 = off) and HF's repetition_penalty.
+        int topK = Int(body, "top_k") ?? 0;
+        if (topK < -1) throw Bad("top_k", $"'top_k' must be -1 or 0 (off) or a positive number of tokens, got {topK}");
+        double repetition = Number(body, "repetition_penalty") ?? 1.0;
+        if (!(repetition > 0) || repetition > 100) throw Bad("repetition_penalty", $"'repetition_penalty' must be in (0, 100] (1 = off), got {repetition}");
         // OpenAI's default temperature is 1 (sampling); 0 decodes greedily.
-        return new GenerateOptions { MaxTokens = maxTokens ?? defaultMax, Temperature = temperature ?? 1.0, TopP = topP, Seed = seed, Stop = stop };
+        return new GenerateOptions
+        {
+            MaxTokens = maxTokens ?? defaultMax, Temperature = temperature ?? 1.0, TopP = topP, TopK = Math.Max(topK, 0), RepetitionPenalty = repetition,
+            Seed = seed, Stop = stop,
+        };
     }
 
     CancellationTokenSource Deadline(HttpContext ctx)
@@ -411,7 +420,7 @@ public sealed class TaskLMServer : IAsyncDisposable
                     try { await onChunk(i, c).ConfigureAwait(false); } finally { gate.Release(); }
                 }
             }
-            return new Choice(i, sb.ToString(), last?.FinishReason ?? "stop", last?.PromptTokens ?? 0, last?.CompletionTokens ?? 0);
+            return new Choice(i, sb.ToString(), last?.FinishReason?.OpenAI() ?? "stop", last?.PromptTokens ?? 0, last?.CompletionTokens ?? 0);
         }).ToList();
         return (await Task.WhenAll(tasks).ConfigureAwait(false)).ToList();
     }
@@ -449,7 +458,7 @@ public sealed class TaskLMServer : IAsyncDisposable
             var choices = await RunChoices(m, prompts[0], g, n, (i, c) => write(new JsonObject
             {
                 ["id"] = id, ["object"] = "text_completion", ["created"] = created, ["model"] = m.Card.Id,
-                ["choices"] = new JsonArray(new JsonObject { ["text"] = c.Text, ["index"] = i, ["logprobs"] = null, ["finish_reason"] = c.FinishReason }),
+                ["choices"] = new JsonArray(new JsonObject { ["text"] = c.Text, ["index"] = i, ["logprobs"] = null, ["finish_reason"] = c.FinishReason?.OpenAI() }),
             }), cts.Token).ConfigureAwait(false);
             if (includeUsage)
                 await write(new JsonObject
@@ -547,8 +556,8 @@ public sealed class TaskLMServer : IAsyncDisposable
             {
                 if (c.Text.Length > 0)
                     await write(Chunk([new JsonObject { ["index"] = i, ["delta"] = new JsonObject { ["content"] = c.Text }, ["logprobs"] = null, ["finish_reason"] = null }])).ConfigureAwait(false);
-                if (c.FinishReason != null)
-                    await write(Chunk([new JsonObject { ["index"] = i, ["delta"] = new JsonObject(), ["logprobs"] = null, ["finish_reason"] = c.FinishReason }])).ConfigureAwait(false);
+                if (c.FinishReason is { } finish)
+                    await write(Chunk([new JsonObject { ["index"] = i, ["delta"] = new JsonObject(), ["logprobs"] = null, ["finish_reason"] = finish.OpenAI() }])).ConfigureAwait(false);
             }, cts.Token).ConfigureAwait(false);
             if (includeUsage)
             {

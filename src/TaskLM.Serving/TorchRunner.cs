@@ -9,7 +9,7 @@ namespace TaskLM.Serving;
 internal sealed class TorchRunner : IModelRunner
 {
     readonly ITaskModel _model;
-    readonly Gpt2? _lm;          // the causal LM that decodes (a LoRA run's base, its LoRA layers in place), else null
+    readonly ICausalLM? _lm;     // the causal LM that decodes (GPT-2, the Llama family; a LoRA run's base, its LoRA layers in place), else null
     readonly Device _device;
     readonly int _threads;
     KvCache? _cache;
@@ -18,19 +18,19 @@ internal sealed class TorchRunner : IModelRunner
     {
         _model = model; _device = device;
         // A LoRA model wraps its base; the adapters are swapped into the base's modules, so the base decodes with them.
-        if ((model is LoraModel lora ? lora.Base : model) is Gpt2 { LMHead: not null } g)
+        if ((model is LoraModel lora ? lora.Base : model) is ICausalLM lm)
         {
-            _lm = g;
-            Positions = g.Cfg.n_positions;
-            EosTokenId = g.Cfg.eos_token_id;
-            PadTokenId = g.Cfg.pad_token_id;
+            _lm = lm;
+            Positions = lm.MaxPositions;
+            EosTokenIds = lm.EosTokenIds;
+            PadTokenId = lm.PadTokenId;
         }
         // libtorch's intra-op thread count (OpenMP) is per OS thread: carry the caller's setting (--threads) to the model thread.
         _threads = get_num_threads();
     }
 
     public int Positions { get; }
-    public int? EosTokenId { get; }
+    public IReadOnlyList<int> EosTokenIds { get; } = [];
     public int? PadTokenId { get; }
     public bool HasCache => _cache != null;
     public long CacheLength => _cache?.Length ?? 0;
@@ -109,70 +109,29 @@ internal sealed class TorchRunner : IModelRunner
 
     public int[] Decode(List<List<int>> ids, List<List<int>> mask, int? newCapacity, IReadOnlyList<Sequence> rows)
     {
-        var gpt = _lm ?? throw new InvalidOperationException($"a '{_model.Task}' model does not generate");
-        var lm = gpt.LMHead!;
+        var lm = _lm ?? throw new InvalidOperationException($"a '{_model.Task}' model does not generate");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var maskT = Tensor2D(mask);                                                        // (B, S): the new token is already in
-        var pos = Positions2D(maskT);
-        Tensor logits;
         if (newCapacity is int capacity)
         {
             _cache?.Dispose();
             _cache = lm.NewKvCache(rows.Count, capacity);
-            logits = lm.Logits(Tensor2D(ids), maskT, pos, _cache);                         // (B, S, V)
         }
-        else
-        {
-            var last = tensor(ids.Select(r => (long)r[^1]).ToArray(), dtype: int64, device: _device).view(rows.Count, 1);
-            logits = lm.Logits(last, maskT, pos.narrow(1, pos.shape[1] - 1, 1), _cache);  // (B, 1, V)
-        }
-        var scores = logits.select(1, logits.shape[1] - 1).to(float32);                     // (B, V)
-        long[] greedy = scores.argmax(-1).cpu().data<long>().ToArray();
+        // The decoding pass and the sampler are generate's (Generation.cs); only the batching is the engine's.
+        var scores = Generation.NextLogits(lm, ids, mask, _cache, prefill: newCapacity is not null);   // (B, V)
         var next = new int[rows.Count];
         for (int r = 0; r < rows.Count; r++)
         {
             var s = rows[r];
             if (s.Finished) continue;
-            next[r] = s.Options.Temperature is null or 0 ? (int)greedy[r] : Sample(scores[r], s);
+            // Each sequence its own settings and seed; the repetition penalty sees its own ids (prompt + generated), no pads.
+            var sampler = (TokenSampler)(s.Sampler ??= new TokenSampler(s.Options, lm.Device));
+            next[r] = (int)sampler.Choose(scores.narrow(0, r, 1), Generation.IdsTensor([s.Ids], lm.Device)).item<long>();
         }
         return next;
     }
 
-    /// <summary>HF's sampling processors for one row: temperature, top-k, top-p, then a draw from the row's own generator. scores (V).</summary>
-    int Sample(Tensor scores, Sequence s)
-    {
-        var o = s.Options;
-        var rng = (Generator)(s.Rng ??= new Generator((ulong)(o.Seed ?? Random.Shared.NextInt64()), _device));
-        var x = scores / o.Temperature!.Value;
-        if (o.TopK > 0 && o.TopK < x.shape[0])
-        {
-            var kth = x.topk(o.TopK).values[o.TopK - 1];
-            x = x.masked_fill(x.lt(kth), double.NegativeInfinity);
-        }
-        if (o.TopP < 1.0)
-        {
-            // HF: sort ascending, drop tokens whose cumulative probability is <= 1 - top_p, keep at least one.
-            var (sorted, order) = x.sort(descending: false);
-            var remove = softmax(sorted, -1).cumsum(-1).le(1 - o.TopP);
-            remove[TensorIndex.Single(-1)] = tensor(false, device: _device);
-            x = x.masked_fill(remove.scatter(0, order, remove), double.NegativeInfinity);
-        }
-        return (int)multinomial(softmax(x, -1), 1, generator: rng).item<long>();
-    }
-
     public void ResetCache() { _cache?.Dispose(); _cache = null; }
-
-    // HF: position = (number of real tokens before it) - 1; pads get 1 (never attended).
-    static Tensor Positions2D(Tensor mask) => mask.cumsum(1, ScalarType.Int64).sub(1).masked_fill(mask.eq(0), 1);
-
-    Tensor Tensor2D(List<List<int>> rows)
-    {
-        int b = rows.Count, l = rows[0].Count;
-        var flat = new long[b * l];
-        for (int r = 0; r < b; r++) for (int c = 0; c < l; c++) flat[r * l + c] = rows[r][c];
-        return tensor(flat, [b, l], dtype: int64, device: _device);
-    }
 
     public void Dispose()
     {

@@ -72,7 +72,7 @@ public static class ModelCommands
         var stop = new Option<string[]>("--stop") { Description = "Stop when the continuation contains this text (repeatable)", AllowMultipleArgumentsPerToken = false };
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole sequence every step (no KV cache)" };
         var json = Global.JsonOption();
-        var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder of a causal LM (GPT-2)", overrides: false, ("MODEL", "--model"));
+        var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder of a causal LM (GPT-2 or the Llama family)", overrides: false, ("MODEL", "--model"));
         foreach (var o in new Option[] { prompt, promptIds, maxNew, greedy, temperature, topK, topP, seed, rep, stop, tokenizerOpt, noCache, json }) cmd.Options.Add(o);
         cmd.SetAction(async (p, ct) =>
         {
@@ -128,7 +128,7 @@ public static class ModelCommands
 
     static Command Models()
     {
-        var cmd = new Command("models", "Model presets with their size, memory, FLOPs and training speed on this machine (measured when `tasklm compare` or `learning-curve` has trained the preset here, else estimated)");
+        var cmd = new Command("models", "Model presets with their size, memory, FLOPs and training speed on this machine (measured when `tasklm train`, `compare` or `learning-curve` has trained the preset here, else estimated)");
         var json = Global.JsonOption();
         cmd.Options.Add(json);
         cmd.Subcommands.Add(ModelImportCommand.Create());
@@ -137,13 +137,13 @@ public static class ModelCommands
         {
             var device = Global.StartTorch(p);
             double gflops = TorchBackend.MeasureMatmulGflops(device, 512, 5);
-            // Speeds measured on this machine (Improve/MeasuredSpeeds.cs): the median of the runs on this device kind.
-            var measured = TaskLM.Improve.MeasuredSpeeds.Read();
+            // Speeds measured on this machine (Training/MeasuredSpeeds.cs): the median of the runs on this device kind.
+            var measured = TaskLM.Training.MeasuredSpeeds.Read();
             string kind = device.type.ToString().ToLowerInvariant();
             var rows = ModelPresets.All.Select(m =>
             {
                 double est = gflops * 1e9 / m.TrainFlopsPerToken;
-                var got = TaskLM.Improve.MeasuredSpeeds.For(measured, m.Name, kind);
+                var got = TaskLM.Training.MeasuredSpeeds.For(measured, m.Name, kind);
                 return new
                 {
                     name = m.Name, model_type = m.ModelType, layers = m.Layers, hidden = m.Hidden, heads = m.Heads,
@@ -158,7 +158,7 @@ public static class ModelCommands
             }).ToList();
             if (p.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new { device = device.ToString(), matmul_fp32_gflops = gflops, measurements = TaskLM.Improve.MeasuredSpeeds.FilePath(), presets = rows }, Global.JsonOut));
+                Console.WriteLine(JsonSerializer.Serialize(new { device = device.ToString(), matmul_fp32_gflops = gflops, measurements = TaskLM.Training.MeasuredSpeeds.FilePath(), presets = rows }, Global.JsonOut));
                 return 0;
             }
             var table = new Table().AddColumns("preset", "L x d/heads", "params", "fp32", "bf16", "AdamW", "FLOPs/tok", "train tok/s");
@@ -169,7 +169,7 @@ public static class ModelCommands
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine($"[grey]Measured fp32 matmul rate on {device}: {gflops:0.0} GFLOP/s. FLOPs/tok = training FLOPs per token, " +
                 "6N + 6·layers·context·hidden (context = max positions); est. = training tokens/s at that matmul rate (an upper bound). " +
-                $"measured = median training tokens/s of the preset's runs by `tasklm compare` / `learning-curve` on this machine ({Markup.Escape(TaskLM.Improve.MeasuredSpeeds.FilePath())}; T = max_length). " +
+                $"measured = median training tokens/s of the preset's runs by `tasklm train`, `compare` or `learning-curve` on this machine ({Markup.Escape(TaskLM.Training.MeasuredSpeeds.FilePath())}; T = max_length). " +
                 "AdamW = fp32 weights + grads + 2 moments (16 bytes/param), activations excluded. Params: GPT2Model / BertModel with pooler.[/]");
             return 0;
         });

@@ -58,36 +58,6 @@ public sealed record Budget(int? Steps, double? Seconds)
     public override string ToString() => Steps is { } s ? $"{s} steps" : $"{Seconds:0.#} s";
 }
 
-/// <summary>Observes a run: training tokens and the seconds spent in optimizer steps (evaluation excluded), and
-/// stops the run once a wall-clock budget is spent (after one last evaluation, so best/ reflects the end).</summary>
-public sealed class SpeedAndBudget(double? seconds) : ITrainerCallback
-{
-    readonly Stopwatch _clock = new();
-    long _lastTokens;
-    /// <summary>Tokens seen (padding included, as training counts them) and seconds inside optimizer steps.</summary>
-    public long Tokens { get; private set; }
-    public double StepSeconds { get; private set; }
-    public bool StoppedByBudget { get; private set; }
-    public double TokensPerSecond => Tokens / Math.Max(StepSeconds, 1e-9);
-
-    public void OnTrainBegin(Trainer t) { _clock.Restart(); _lastTokens = t.State.TokensSeen; }
-
-    public void OnStep(Trainer t, StepLog log)
-    {
-        long delta = t.State.TokensSeen - _lastTokens;
-        _lastTokens = t.State.TokensSeen;
-        Tokens += delta;
-        if (log.TokensPerSecond > 0) StepSeconds += delta / log.TokensPerSecond;
-        if (seconds is { } limit && _clock.Elapsed.TotalSeconds >= limit && !t.Control.ShouldStop)
-        {
-            t.Control.ShouldStop = true;
-            t.Control.ShouldEvaluate = true;
-            t.Control.StopReason = $"time budget of {limit:0.#} s spent at step {t.State.Step}";
-            StoppedByBudget = true;
-        }
-    }
-}
-
 /// <summary>Runs comparisons and writes compare.json, compare.md and plots/*.svg into the comparison folder.</summary>
 public static class Compare
 {
@@ -209,7 +179,7 @@ public static class Compare
         };
         if (File.Exists(Path.Combine(runDir, "eval.json")) && JsonNode.Parse(File.ReadAllText(Path.Combine(runDir, "eval.json")))?["baseline"]?["metrics"]?[metric] is { } bv)
             row["baseline_value"] = Io.D(bv);
-        MeasuredSpeeds.RecordIfPreset(spec, resolved, o.Device, speed.TokensPerSecond, "compare");
+        MeasuredSpeeds.Record(spec, resolved, o.Device, speed.TokensPerSecond, "compare");
         o.Say($"{spec}: {metric} {ci.Estimate:0.0000} [{ci.Low:0.0000}, {ci.High:0.0000}], {Io.Count(result.TotalParameters)} params, " +
               $"{result.State.Step} steps in {trainWall:0.0} s ({speed.TokensPerSecond:0} tok/s), latency {lat:0.0} ms, {thr32:0.0} ex/s at batch 32, peak {Io.MiB(peak)}");
         return row;

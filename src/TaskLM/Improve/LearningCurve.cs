@@ -111,7 +111,7 @@ public static class LearningCurve
                     row["baseline_value"] = bci.Estimate; row["baseline_ci_low"] = bci.Low; row["baseline_ci_high"] = bci.High;
                 }
                 try { Directory.Delete(Path.Combine(runDir, "checkpoints"), recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-                if (f == 1.0) MeasuredSpeeds.RecordIfPreset(r.Model.Init, resolved, o.Device, speed.TokensPerSecond, "learning-curve");
+                if (f == 1.0) MeasuredSpeeds.Record(r.Model.Init, resolved, o.Device, speed.TokensPerSecond, "learning-curve");
                 runs.Add(row);
                 o.Say($"fraction {f:0.###} seed {seed}: {subset.Count} examples, {metric} {ci.Estimate:0.0000} [{ci.Low:0.0000}, {ci.High:0.0000}]" +
                       (row["baseline_value"] is { } b ? $", baseline {Io.D(b):0.0000}" : "") + $", {result.State.Step} steps in {wall:0.0} s");

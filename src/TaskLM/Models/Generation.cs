@@ -200,7 +200,8 @@ public sealed class TextGenerator
     }
 }
 
-/// <summary>Decodes continuations of prompts with a causal LM head model (the batch API under the facade).</summary>
+/// <summary>Decodes continuations of prompts with a causal LM head model (the batch API under the facade), and the
+/// decoding forward pass every decoder shares (this file's <see cref="DecodeSession"/> and the server's batching).</summary>
 public static class Generation
 {
     /// <summary>
@@ -222,103 +223,73 @@ public static class Generation
                 if (chosen[r] >= 0) onToken?.Invoke(r, chosen[r]);
         return session.Outputs.Select(o => o.ToArray()).ToList();
     }
-}
 
-/// <summary>The decoding loop, one step per call: each <see cref="Step"/> runs under its own no_grad and dispose
-/// scope (torch's grad mode and scopes are per thread, and an async caller may resume on another thread).</summary>
-sealed class DecodeSession : IDisposable
-{
-    readonly ICausalLM _lm;
-    readonly GenerationOptions _o;
-    readonly Func<IReadOnlyList<int>, string>? _decode;
-    readonly List<List<int>> _ids, _mask;
-    readonly bool[] _done;
-    readonly int _eos, _pad, _b;
-    readonly Device _device;
-    readonly Generator? _gen;
-    readonly KvCache? _cache;
-    int _step;
-
-    public List<int>[] Outputs { get; }
-    /// <summary>Per row: why it finished (null while running, or when it ran out of max_new_tokens).</summary>
-    public FinishReason?[] Finish { get; }
-    /// <summary>True once max_new_tokens steps have run.</summary>
-    public bool Exhausted => _step >= _o.MaxNewTokens;
-
-    public DecodeSession(ICausalLM lm, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, Func<IReadOnlyList<int>, string>? decode)
+    /// <summary>
+    /// One decoding forward pass: the next-token logits (B, V) float32 of left-padded rows. <paramref name="ids"/> and
+    /// <paramref name="mask"/> are (B, S) (mask 1 = real, 0 = pad), the last column the newest token. With
+    /// <paramref name="prefill"/> (or no cache) all S positions run (filling an empty <paramref name="cache"/>); otherwise only
+    /// the last column runs through the cache. Positions follow HF: the number of real tokens before each one. Call it
+    /// under no_grad and a dispose scope; the result lives in the caller's scope.
+    /// </summary>
+    public static Tensor NextLogits(ICausalLM lm, IReadOnlyList<IReadOnlyList<int>> ids, IReadOnlyList<IReadOnlyList<int>> mask, KvCache? cache, bool prefill)
     {
-        if (lm.Module.training) throw new InvalidOperationException("generation needs the model in eval mode (call eval() on it first); it is not switched behind its owner's back");
-        if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("every prompt needs at least one token");
-        if (options.StopStrings is { Count: > 0 } && decode is null) throw new ArgumentException("stop strings need a tokenizer to decode with");
-        _lm = lm; _o = options; _decode = decode;
-        _eos = options.EosTokenId ?? lm.EosTokenId ?? -1;
-        _pad = options.PadTokenId ?? lm.PadTokenId ?? (_eos >= 0 ? _eos : 0);
-        _b = prompts.Count;
-        int longest = prompts.Max(p => p.Count);
-        if (longest + options.MaxNewTokens > lm.MaxPositions)
-            throw new ArgumentException($"prompt ({longest} tokens) + max_new_tokens ({options.MaxNewTokens}) exceeds the model's {lm.MaxPositions} positions");
-        _device = lm.Device;
-        // Rows as ids with left padding; mask 0 on pads. (B, L) each, kept host-side and grown per step.
-        _ids = prompts.Select(p => Enumerable.Repeat(_pad, longest - p.Count).Concat(p).ToList()).ToList();
-        _mask = prompts.Select(p => Enumerable.Repeat(0, longest - p.Count).Concat(Enumerable.Repeat(1, p.Count)).ToList()).ToList();
-        Outputs = Enumerable.Range(0, _b).Select(_ => new List<int>()).ToArray();
-        Finish = new FinishReason?[_b];
-        _done = new bool[_b];
-        _gen = options.Seed is long seed ? new Generator((ulong)seed, _device) : null;
-        _cache = options.UseCache ? lm.NewKvCache(_b, longest + options.MaxNewTokens) : null;
+        var device = lm.Device;
+        var fullMask = IdsTensor(mask, device);                                           // (B, S)
+        // HF: position = (number of real tokens before it) - 1; pads get 1 (never attended).
+        var positions = fullMask.cumsum(1, ScalarType.Int64).sub(1).masked_fill(fullMask.eq(0), 1);
+        Tensor logits;
+        if (cache is null || prefill)
+            logits = lm.Logits(IdsTensor(ids, device), fullMask, positions, cache);           // (B, S, V)
+        else
+        {
+            var last = tensor(ids.Select(r => (long)r[^1]).ToArray(), dtype: int64, device: device).view(ids.Count, 1);
+            logits = lm.Logits(last, fullMask, positions.narrow(1, positions.shape[1] - 1, 1), cache); // (B, 1, V)
+        }
+        return logits.select(1, logits.shape[1] - 1).to(float32);                          // (B, V)
     }
 
-    /// <summary>Chooses the next token of every row (-1 for finished rows); false when nothing is left to do.</summary>
-    public bool Step(out int[] chosen)
+    /// <summary>Rows of equal length as a (B, L) int64 tensor on <paramref name="device"/>.</summary>
+    public static Tensor IdsTensor(IReadOnlyList<IReadOnlyList<int>> rows, Device device)
     {
-        chosen = [];
-        if (_step >= _o.MaxNewTokens || _done.All(d => d)) return false;
-        long[] next;
-        using (no_grad())
-        using (NewDisposeScope())
-        {
-            var fullMask = Tensor2D(_mask, _device);                                          // (B, S)
-            // HF: position = (number of real tokens before it) - 1; pads get 1 (never attended).
-            var positions = fullMask.cumsum(1, ScalarType.Int64).sub(1).masked_fill(fullMask.eq(0), 1);
-            Tensor logits;
-            if (_cache is null || _step == 0)
-                logits = _lm.Logits(Tensor2D(_ids, _device), fullMask, positions, _cache);       // (B, S, V)
-            else
-            {
-                var last = tensor(_ids.Select(r => (long)r[^1]).ToArray(), dtype: int64, device: _device).view(_b, 1);
-                logits = _lm.Logits(last, fullMask, positions.narrow(1, positions.shape[1] - 1, 1), _cache); // (B, 1, V)
-            }
-            var scores = Process(logits.select(1, logits.shape[1] - 1).to(float32), _ids, _device, _o); // (B, V)
-            var tokens = _o.DoSample ? multinomial(softmax(scores, -1), 1, generator: _gen).squeeze(1) : scores.argmax(-1); // (B,)
-            next = tokens.cpu().data<long>().ToArray();
-        }
-        _step++;
-        chosen = new int[_b];
-        for (int r = 0; r < _b; r++)
-        {
-            int tok = _done[r] ? _pad : (int)next[r];
-            _ids[r].Add(tok);
-            _mask[r].Add(1);
-            if (_done[r]) { chosen[r] = -1; continue; }
-            chosen[r] = tok;
-            Outputs[r].Add(tok);
-            if (tok == _eos) { _done[r] = true; Finish[r] = FinishReason.Eos; }
-            else if (_o.StopStrings is { Count: > 0 } stops)
-            {
-                string text = _decode!(Outputs[r]);
-                if (stops.Any(s => text.Contains(s, StringComparison.Ordinal))) { _done[r] = true; Finish[r] = FinishReason.Stop; }
-            }
-        }
-        return true;
+        int b = rows.Count, l = rows[0].Count;
+        var flat = new long[b * l];
+        for (int r = 0; r < b; r++) for (int c = 0; c < l; c++) flat[r * l + c] = rows[r][c];
+        return tensor(flat, new long[] { b, l }, dtype: int64, device: device);
+    }
+}
+
+/// <summary>
+/// The one sampler: HF's logits processors in HF's order (repetition penalty; when sampling, temperature, top-k, top-p),
+/// then the choice (argmax, or a draw from its own generator when seeded). <see cref="DecodeSession"/> runs one for a whole
+/// batch; the server runs one per sequence, each with its own settings and seed. Seeded the same, a one-row session and
+/// a server sequence draw the same tokens.
+/// </summary>
+public sealed class TokenSampler : IDisposable
+{
+    readonly GenerationOptions _o;
+    readonly Generator? _gen;
+
+    /// <summary>A sampler for <paramref name="options"/>; its generator (when seeded) lives on <paramref name="device"/>.</summary>
+    public TokenSampler(GenerationOptions options, Device device)
+    {
+        _o = options;
+        _gen = options.Seed is long seed ? new Generator((ulong)seed, device) : null;
+    }
+
+    /// <summary>The next token of each row: <paramref name="scores"/> (B, V) float32 logits, <paramref name="seen"/> (B, S)
+    /// the ids each row has so far (what the repetition penalty penalises). Returns (B,) int64.</summary>
+    public Tensor Choose(Tensor scores, Tensor seen)
+    {
+        scores = Process(scores, seen, _o);
+        return _o.DoSample ? multinomial(softmax(scores, -1), 1, generator: _gen).squeeze(1) : scores.argmax(-1);
     }
 
     /// <summary>HF's logits processors, in HF's order: repetition penalty, then (sampling only) temperature,
-    /// top-k, top-p. scores (B, V) float32.</summary>
-    static Tensor Process(Tensor scores, List<List<int>> ids, Device device, GenerationOptions o)
+    /// top-k, top-p. scores (B, V) float32, seen (B, S) int64.</summary>
+    static Tensor Process(Tensor scores, Tensor seen, GenerationOptions o)
     {
         if (o.RepetitionPenalty != 1.0)
         {
-            var seen = Tensor2D(ids, device);                                                 // (B, S)
             var s = scores.gather(1, seen);
             s = where(s.lt(0), s * o.RepetitionPenalty, s / o.RepetitionPenalty);
             scores = scores.scatter(1, seen, s);
@@ -336,24 +307,102 @@ sealed class DecodeSession : IDisposable
             var (sorted, order) = scores.sort(dim: -1, descending: false);
             var cum = softmax(sorted, -1).cumsum(-1);
             var remove = cum.le(1 - o.TopP);
-            remove[TensorIndex.Colon, TensorIndex.Single(-1)] = tensor(false, device: device);
+            remove[TensorIndex.Colon, TensorIndex.Single(-1)] = tensor(false, device: scores.device);
             var removeOrig = remove.scatter(1, order, remove);
             scores = scores.masked_fill(removeOrig, double.NegativeInfinity);
         }
         return scores;
     }
 
-    static Tensor Tensor2D(List<List<int>> rows, Device device)
+    public void Dispose() => _gen?.Dispose();
+}
+
+/// <summary>The decoding loop, one step per call: each <see cref="Step"/> runs under its own no_grad and dispose
+/// scope (torch's grad mode and scopes are per thread, and an async caller may resume on another thread).</summary>
+sealed class DecodeSession : IDisposable
+{
+    readonly ICausalLM _lm;
+    readonly GenerationOptions _o;
+    readonly Func<IReadOnlyList<int>, string>? _decode;
+    readonly List<List<int>> _ids, _mask;
+    readonly bool[] _done;
+    readonly IReadOnlyList<int> _eos;
+    readonly int _pad, _b;
+    readonly Device _device;
+    readonly TokenSampler _sampler;
+    readonly KvCache? _cache;
+    int _step;
+
+    public List<int>[] Outputs { get; }
+    /// <summary>Per row: why it finished (null while running, or when it ran out of max_new_tokens).</summary>
+    public FinishReason?[] Finish { get; }
+    /// <summary>True once max_new_tokens steps have run.</summary>
+    public bool Exhausted => _step >= _o.MaxNewTokens;
+
+    public DecodeSession(ICausalLM lm, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, Func<IReadOnlyList<int>, string>? decode)
     {
-        int b = rows.Count, l = rows[0].Count;
-        var flat = new long[b * l];
-        for (int r = 0; r < b; r++) for (int c = 0; c < l; c++) flat[r * l + c] = rows[r][c];
-        return tensor(flat, new long[] { b, l }, dtype: int64, device: device);
+        if (lm.Module.training) throw new InvalidOperationException("generation needs the model in eval mode (call eval() on it first); it is not switched behind its owner's back");
+        if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("every prompt needs at least one token");
+        if (options.StopStrings is { Count: > 0 } && decode is null) throw new ArgumentException("stop strings need a tokenizer to decode with");
+        _lm = lm; _o = options; _decode = decode;
+        _eos = StopIds(lm, options);
+        _pad = options.PadTokenId ?? lm.PadTokenId ?? (_eos.Count > 0 ? _eos[0] : 0);
+        _b = prompts.Count;
+        int longest = prompts.Max(p => p.Count);
+        if (longest + options.MaxNewTokens > lm.MaxPositions)
+            throw new ArgumentException($"prompt ({longest} tokens) + max_new_tokens ({options.MaxNewTokens}) exceeds the model's {lm.MaxPositions} positions");
+        _device = lm.Device;
+        // Rows as ids with left padding; mask 0 on pads. (B, L) each, kept host-side and grown per step.
+        _ids = prompts.Select(p => Enumerable.Repeat(_pad, longest - p.Count).Concat(p).ToList()).ToList();
+        _mask = prompts.Select(p => Enumerable.Repeat(0, longest - p.Count).Concat(Enumerable.Repeat(1, p.Count)).ToList()).ToList();
+        Outputs = Enumerable.Range(0, _b).Select(_ => new List<int>()).ToArray();
+        Finish = new FinishReason?[_b];
+        _done = new bool[_b];
+        _sampler = new TokenSampler(options, _device);
+        _cache = options.UseCache ? lm.NewKvCache(_b, longest + options.MaxNewTokens) : null;
+    }
+
+    /// <summary>The ids that end a sequence: the options' override (-1: none), else the model's (config.json and
+    /// generation_config.json eos_token_id).</summary>
+    public static IReadOnlyList<int> StopIds(ICausalLM lm, GenerationOptions o) =>
+        o.EosTokenId is int e ? (e >= 0 ? [e] : []) : lm.EosTokenIds;
+
+    /// <summary>Chooses the next token of every row (-1 for finished rows); false when nothing is left to do.</summary>
+    public bool Step(out int[] chosen)
+    {
+        chosen = [];
+        if (_step >= _o.MaxNewTokens || _done.All(d => d)) return false;
+        long[] next;
+        using (no_grad())
+        using (NewDisposeScope())
+        {
+            var scores = Generation.NextLogits(_lm, _ids, _mask, _cache, prefill: _step == 0);   // (B, V)
+            // HF penalises every id of the row, left pads included.
+            next = _sampler.Choose(scores, Generation.IdsTensor(_ids, _device)).cpu().data<long>().ToArray(); // (B,)
+        }
+        _step++;
+        chosen = new int[_b];
+        for (int r = 0; r < _b; r++)
+        {
+            int tok = _done[r] ? _pad : (int)next[r];
+            _ids[r].Add(tok);
+            _mask[r].Add(1);
+            if (_done[r]) { chosen[r] = -1; continue; }
+            chosen[r] = tok;
+            Outputs[r].Add(tok);
+            if (_eos.Contains(tok)) { _done[r] = true; Finish[r] = FinishReason.Eos; }
+            else if (_o.StopStrings is { Count: > 0 } stops)
+            {
+                string text = _decode!(Outputs[r]);
+                if (stops.Any(s => text.Contains(s, StringComparison.Ordinal))) { _done[r] = true; Finish[r] = FinishReason.Stop; }
+            }
+        }
+        return true;
     }
 
     public void Dispose()
     {
         _cache?.Dispose();
-        _gen?.Dispose();
+        _sampler.Dispose();
     }
 }

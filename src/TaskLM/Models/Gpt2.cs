@@ -407,8 +407,6 @@ public sealed class GPT2LMHeadModel : Gpt2, ICausalLM
     /// <inheritdoc/>
     public int MaxPositions => Cfg.n_positions;
     /// <inheritdoc/>
-    public int? EosTokenId => Cfg.eos_token_id;
-    /// <inheritdoc/>
     public int? PadTokenId => Cfg.pad_token_id;
     /// <inheritdoc/>
     public Device Device => transformer.TokenEmbedding.device;

@@ -25,8 +25,9 @@ public interface ICausalLM : ITaskModel
     /// <summary>The longest sequence the model takes (n_positions / max_position_embeddings).</summary>
     int MaxPositions { get; }
 
-    /// <summary>config.json eos_token_id (the first one when it is a list), or null.</summary>
-    int? EosTokenId { get; }
+    /// <summary>The ids a sequence ends at: config.json's eos_token_id (each one when it is a list), then
+    /// generation_config.json's (an id or a list), without repeats; empty when neither gives one.</summary>
+    IReadOnlyList<int> EosTokenIds { get; }
 
     /// <summary>config.json pad_token_id, or null.</summary>
     int? PadTokenId { get; }

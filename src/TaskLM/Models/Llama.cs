@@ -533,8 +533,6 @@ public sealed class LlamaForCausalLM : Llama, ICausalLM
     /// <inheritdoc/>
     public int MaxPositions => Cfg.max_position_embeddings;
     /// <inheritdoc/>
-    public int? EosTokenId => Cfg.eos_token_id;
-    /// <inheritdoc/>
     public int? PadTokenId => Cfg.pad_token_id;
     /// <inheritdoc/>
     public Device Device => model.TokenEmbedding.device;

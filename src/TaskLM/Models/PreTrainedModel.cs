@@ -161,6 +161,13 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
     /// <summary>What loading a checkpoint did (null for a model built from a preset).</summary>
     public LoadReport? LoadReport { get; internal set; }
 
+    /// <summary>The folder's generation_config.json as loaded with the model (HF's model.generation_config), or null when it
+    /// had none; <see cref="SavePretrained"/> writes it back, so a fine-tuned model keeps its stop ids.</summary>
+    public JsonObject? GenerationConfigJson { get; set; }
+
+    /// <summary>The ids generation stops at: config.json's eos_token_id (each one when a list), then generation_config.json's.</summary>
+    public IReadOnlyList<int> EosTokenIds => TaskLM.Data.Hub.GenerationConfig.EosTokenIds(Config, GenerationConfigJson);
+
     /// <summary>The device of the model's weights.</summary>
     public Device WeightsDevice => parameters().First().device;
 
@@ -252,6 +259,8 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
         using (var scope = NewDisposeScope())
             SafeTensors.Save(Path.Combine(directory, "model.safetensors"), HfStateDict(), new Dictionary<string, string> { ["format"] = "pt" });
         HfCheckpoint.WriteConfig(directory, ConfigJson());
+        if (GenerationConfigJson is { } gen)
+            File.WriteAllText(Path.Combine(directory, TaskLM.Data.Hub.GenerationConfig.FileName), gen.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>
@@ -286,6 +295,7 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
             model.InitWeights(model.LoadReport.NewlyInitialised, g);
         }
         finally { foreach (var t in sd.Values) t.Dispose(); }
+        model.GenerationConfigJson = TaskLM.Data.Hub.GenerationConfig.Read(folder);
         model.eval();
         return model;
     }

@@ -147,6 +147,27 @@ public sealed class BatchPlan(int exampleCount, int batchSize, int gradAccum, bo
         return _order;
     }
 
+    /// <summary>Tokens the first <paramref name="steps"/> optimizer steps from the start will compute: each micro-batch
+    /// padded to its longest example (<paramref name="exampleLengths"/>), as the collator pads. The plan's own order,
+    /// so length grouping's saving is counted; <see cref="Position"/> is left as it is.</summary>
+    public long PaddedTokens(int steps, IReadOnlyList<int> exampleLengths)
+    {
+        long tokens = 0;
+        if (ExampleCount == 0) return 0;
+        // As NextStep walks: up to GradAccum micro-batches a step, a step never crossing an epoch's end.
+        for (int e = 0, step = 0; step < steps; e++)
+        {
+            var order = Order(e);
+            for (int bi = 0; bi < BatchesPerEpoch && step < steps; step++)
+                for (int m = 0; m < GradAccum && bi < BatchesPerEpoch; m++, bi++)
+                {
+                    var batch = order[(bi * BatchSize)..Math.Min(ExampleCount, (bi + 1) * BatchSize)];
+                    tokens += (long)batch.Length * batch.Max(i => exampleLengths[i]);
+                }
+        }
+        return tokens;
+    }
+
     /// <summary>The example indices of the next optimizer step's micro-batches; <paramref name="epochEnded"/> is true
     /// when they finish an epoch. Advances <see cref="Position"/>.</summary>
     public List<int[]> NextStep(out int epoch, out bool epochEnded)

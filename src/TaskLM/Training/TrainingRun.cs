@@ -481,11 +481,53 @@ public static class TrainingRun
     {
         var t = c.Recipe.Training;
         c.Options.Say($"training: {c.TotalSteps} optimizer steps ({c.Plan.StepsPerEpoch}/epoch, batch {t.BatchSize} × accum {t.GradAccum}), {t.Scheduler} lr {t.Lr:G3}, warmup {c.Schedule.WarmupSteps}");
+        if (c.IsMain) c.Options.Say(PlanEstimate(c));
+        var speed = new SpeedAndBudget(null);
+        c.Trainer.Callbacks.Add(speed);
         var state = c.Trainer.Train();
+        // This machine's speed for the next run's estimate (and `tasklm models`); a few steps say little.
+        if (c.IsMain && state.Step >= 20) MeasuredSpeeds.Record(c.Recipe.Model.Init, c.Recipe, c.Device, speed.TokensPerSecond, "train");
         if (c.Trainer.Control.Interrupted) c.InterruptedAt = c.Trainer.LastCheckpoint ?? Path.Combine(c.RunDir, "checkpoints", $"step-{state.Step}");
         if (c.Recipe.Strategy.Lora.Merge && c.Model is LoraModel && c.InterruptedAt == null && c.IsMain) MergeBest(c);
         return state;
     }
+
+    /// <summary>The plan in numbers before the first step: the tokens training will compute (padding included), the
+    /// validation passes, and the time that should take here — from this machine's earlier runs of the same model at
+    /// the same thread count (MeasuredSpeeds) when there are some, else from the model's FLOPs at the matmul rate
+    /// measured now (a bound; real runs reach roughly half of it on CPU).</summary>
+    static string PlanEstimate(RunContext c)
+    {
+        var t = c.Recipe.Training;
+        var lengths = c.Train.Examples.Select(e => e.InputIds.Length).ToList();
+        long trainTokens = c.Plan.PaddedTokens(c.TotalSteps, lengths);
+        int done = c.Trainer.State.Step;   // a resumed run has these steps behind it
+        if (done > 0) trainTokens = trainTokens * Math.Max(0, c.TotalSteps - done) / c.TotalSteps;
+        int evals = c.Validation == null ? 0
+            : int.TryParse(t.EvalEvery, out int n) && n > 0 ? Math.Max(1, c.TotalSteps / n)
+            : Math.Max(1, (c.TotalSteps + c.Plan.StepsPerEpoch - 1) / c.Plan.StepsPerEpoch);
+        long valTokens = c.Validation?.Examples.Sum(e => (long)e.InputIds.Length) ?? 0;
+        // A forward pass costs about a third of a training step per token (backward is twice the forward).
+        double work = trainTokens + evals * valTokens / 3.0;
+        string what = $"plan: {trainTokens / 1e6:0.00}M training tokens (padded per batch)" +
+            (evals > 0 ? $" and {evals} validation pass(es) over {c.Validation!.Examples.Count:N0} examples" : "");
+        string kind = c.Device.type.ToString().ToLowerInvariant();
+        int threads = get_num_threads();
+        if (MeasuredSpeeds.ForRun(c.Recipe.Model.Init, kind, threads) is double tps)
+            return $"{what}; estimated {Duration(work / tps)} at {tps:N0} tokens/s (this machine's earlier runs of {c.Recipe.Model.Init}, {threads} thread(s))";
+        // 6 FLOPs per parameter per training token (forward 2, backward 4); embedding rows are looked up, not multiplied.
+        long dense = 0;
+        foreach (var (name, p) in c.Model.Module.named_parameters())
+            if (!name.Contains("embed") && !name.Contains("wte") && !name.Contains("wpe")) dense += p.numel();
+        double gflops = Native.TorchBackend.MeasureMatmulGflops(c.Device, 512, 3);
+        double bound = gflops * 1e9 / (6.0 * dense);
+        return $"{what}; estimated {Duration(work / bound)} to {Duration(2 * work / bound)} " +
+            $"({6.0 * dense / 1e6:N0} MFLOP per token at 1 to 1/2 of the {gflops:N0} GFLOP/s matmul rate measured now; " +
+            $"no earlier run of {c.Recipe.Model.Init} on this machine at {threads} thread(s) to time it by)";
+    }
+
+    static string Duration(double seconds) =>
+        seconds < 90 ? $"{seconds:0} s" : seconds < 5400 ? $"{seconds / 60:0.#} min" : $"{seconds / 3600:0.#} h";
 
     /// <summary>strategy.lora.merge: best/ (the best adapter, else the final one) becomes a full model with the adapter
     /// merged into the base weights (PEFT's merge_and_unload); the adapter itself stays in best/adapter/.</summary>

@@ -4,6 +4,7 @@
 using System.Text.Json.Nodes;
 using System.Xml.Linq;
 using TaskLM.Improve;
+using TaskLM.Training;
 using TaskLM.Tests.Cli;
 
 namespace TaskLM.Tests.Improve;

@@ -47,7 +47,7 @@ public class InProcessApiTests
         await foreach (var c in model.GenerateAsync("The quick brown fox", new GenerateOptions { MaxTokens = hf.Length })) chunks.Add(c);
         Assert.Equal(hf, chunks.SelectMany(c => c.TokenIds).ToArray());
         Assert.Equal(hf.Length, chunks.Count);                       // one chunk per token: streamed, not all at the end
-        Assert.Equal("length", chunks[^1].FinishReason);
+        Assert.Equal(FinishReason.Length, chunks[^1].FinishReason);
         Assert.All(chunks.SkipLast(1), c => Assert.Null(c.FinishReason));
         Assert.Equal(model.Tokenizer.Decode(hf), string.Concat(chunks.Select(c => c.Text)));
         Assert.Equal(prompt.Length, chunks[^1].PromptTokens);
@@ -79,7 +79,7 @@ public class InProcessApiTests
         string one = model.Tokenizer.Decode([14070]);
         Assert.Equal(string.Concat(Enumerable.Repeat(one, 12)), full.Text);
         var stopped = await model.GenerateTextAsync("The quick brown fox", new GenerateOptions { MaxTokens = 12, Stop = [one + one] });
-        Assert.Equal("stop", stopped.FinishReason);
+        Assert.Equal(FinishReason.Stop, stopped.FinishReason);
         Assert.Equal("", stopped.Text);
         var seeded1 = await model.GenerateTextAsync("Hello", new GenerateOptions { MaxTokens = 8, Temperature = 1.0, TopP = 0.9, Seed = 7 });
         var seeded2 = await model.GenerateTextAsync("Hello", new GenerateOptions { MaxTokens = 8, Temperature = 1.0, TopP = 0.9, Seed = 7 });
@@ -101,7 +101,7 @@ public class InProcessApiTests
         });
         Assert.InRange(n, 3, 4);
         // The model still answers afterwards.
-        Assert.Equal("length", (await model.GenerateTextAsync("Hello", new GenerateOptions { MaxTokens = 2 })).FinishReason);
+        Assert.Equal(FinishReason.Length, (await model.GenerateTextAsync("Hello", new GenerateOptions { MaxTokens = 2 })).FinishReason);
         // Leaving the stream early (no token cancelled) stops the sequence as well.
         long cancelled = model.Stats.Cancelled, outBefore = model.Stats.TokensOut;
         await foreach (var c in model.GenerateAsync("Hello", new GenerateOptions { MaxTokens = 55 })) break;

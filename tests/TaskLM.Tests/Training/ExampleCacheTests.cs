@@ -149,6 +149,8 @@ public class ExampleCacheTests
             TrainingRun.Run(RecipeLoader.Parse(yaml), new RunOptions { Say = log.Add });
             Assert.Contains(log, l => l.StartsWith("examples: tokenized (train: 24", StringComparison.Ordinal));
             Assert.Contains(log, l => l.StartsWith("examples: tokenized (validation: 24", StringComparison.Ordinal));
+            // The plan in numbers before the first step (BatchPlan.PaddedTokens; GroupByLengthTests checks the count).
+            Assert.Contains(log, l => l.StartsWith("plan: ", StringComparison.Ordinal) && l.Contains("; estimated ", StringComparison.Ordinal));
 
             log.Clear();
             TrainingRun.Run(RecipeLoader.Parse(yaml), new RunOptions { Say = log.Add, Resume = Path.Combine(run, "checkpoints", "step-2") });

@@ -50,6 +50,24 @@ public class GroupByLengthTests
     }
 
     [Fact]
+    public void The_plan_counts_the_padded_tokens_training_will_compute_and_leaves_the_position()
+    {
+        // 3.5 epochs of a 100-example set, batch 8, two micro-batches a step: the estimate `train` prints before its
+        // first step must count the batches NextStep will hand the trainer, across epoch ends, grouped or not.
+        int[] len = Enumerable.Range(0, 100).Select(i => 3 + (i * 53) % 70).ToArray();
+        foreach (var lengths in new[] { null, len })
+        {
+            var plan = new BatchPlan(len.Length, 8, 2, shuffle: true, seed: 3, lengths: lengths);
+            int steps = 7 * 3 + 3;   // 7 steps an epoch (13 batches, the last step one batch)
+            long planned = plan.PaddedTokens(steps, len);
+            Assert.Equal(new LoaderPosition(0, 0), plan.Position);
+            var seen = new List<int[]>();
+            for (int s = 0; s < steps; s++) seen.AddRange(plan.NextStep(out _, out _));
+            Assert.Equal(Padded(seen, len), planned);
+        }
+    }
+
+    [Fact]
     public void The_recipe_key_is_group_by_length_under_training()
     {
         var r = RecipeLoader.Parse("task: classification\nmodel: {init: bert-tiny}\ndata: {train: t.jsonl}\ntraining: {group_by_length: true}\n");

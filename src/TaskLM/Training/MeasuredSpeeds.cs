@@ -1,14 +1,14 @@
-// Training speeds measured on this machine (by `tasklm compare` and `tasklm learning-curve`), which `tasklm models`
-// shows in place of its FLOP-based estimate when a measurement exists.
+// Training speeds measured on this machine (by every `tasklm train`, `compare` and `learning-curve`): `tasklm models`
+// shows them in place of its FLOP-based estimate, and `train` times its plan with them before it starts.
 using System.Globalization;
 using System.Text.Json.Nodes;
 using TaskLM.Models;
-using TaskLM.Training;
 using static TorchSharp.torch;
 
-namespace TaskLM.Improve;
+namespace TaskLM.Training;
 
-/// <summary>One measurement: a preset trained at full shape on a device with a thread count.</summary>
+/// <summary>One measurement: a model (a preset at its own shape, a named model such as minilm-l6 or a Hub id, or a
+/// folder's full path) trained on a device with a thread count.</summary>
 public sealed record SpeedRecord(string Preset, string Device, int Threads, int MaxLength, double TrainTokensPerSecond, string MeasuredAt, string Source);
 
 /// <summary>A JSONL file of measurements: <c>$TASKLM_MEASUREMENTS</c>, else <c>$XDG_CACHE_HOME/tasklm/speeds.jsonl</c>
@@ -32,11 +32,14 @@ public static class MeasuredSpeeds
         return Path.Combine(cache, "tasklm", "speeds.jsonl");
     }
 
-    /// <summary>Appends a measurement when <paramref name="spec"/> is a preset trained at its own shape; returns whether it did.</summary>
-    public static bool RecordIfPreset(string spec, Recipe resolved, Device device, double tokensPerSecond, string source)
+    /// <summary>Appends a measurement of a run that trained <paramref name="spec"/> (model.init) at its own shape (a
+    /// model.config that changes the shape measured another model: not recorded); returns whether it did. A folder is
+    /// recorded by its full path, so a folder named like a preset never stands for the preset.</summary>
+    public static bool Record(string spec, Recipe resolved, Device device, double tokensPerSecond, string source)
     {
-        if (Directory.Exists(spec) || !ModelPresets.All.Any(p => p.Name == spec) || !(tokensPerSecond > 0)) return false;   // a folder named like a preset is a folder
+        if (!(tokensPerSecond > 0)) return false;
         if (resolved.Model.Config is { } cfg && cfg.Any(kv => ShapeKeys.Contains(kv.Key))) return false;
+        if (Directory.Exists(spec)) spec = Path.GetFullPath(spec);
         var rec = new JsonObject
         {
             ["preset"] = spec, ["device"] = device.type.ToString().ToLowerInvariant(), ["threads"] = get_num_threads(), ["max_length"] = resolved.Data.MaxLength,
@@ -80,5 +83,13 @@ public static class MeasuredSpeeds
         double median = v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
         var last = mine[^1];
         return (median, mine.Count, last.Threads, last.MaxLength);
+    }
+
+    /// <summary>The median measured speed of <paramref name="spec"/> on this device kind at this thread count (the
+    /// speed depends on both), or null when this machine has not trained it so.</summary>
+    public static double? ForRun(string spec, string device, int threads)
+    {
+        if (Directory.Exists(spec)) spec = Path.GetFullPath(spec);
+        return For(Read().Where(r => r.Threads == threads), spec, device)?.TokensPerSecond;
     }
 }
