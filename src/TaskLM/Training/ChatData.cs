@@ -63,14 +63,32 @@ public static class ChatData
     }
 
     /// <summary>Writes <paramref name="template"/> into <paramref name="dir"/>/tokenizer_config.json (as HF keeps
-    /// it), so a model folder saved by a chat run is served and exported with the template it was trained on.</summary>
-    public static void WriteTemplate(string dir, HfChatTemplate template)
+    /// it), so a model folder saved by a chat run is served and exported with the template it was trained on. When the
+    /// template closes a reply with one token of <paramref name="tokenizer"/> (<c>&lt;|im_end|&gt;</c>, <c>&lt;|eot_id|&gt;</c>),
+    /// generation_config.json's eos_token_id gets it too, so generate and serve stop where the model learned to.</summary>
+    public static void WriteTemplate(string dir, HfChatTemplate template, ITokenizer tokenizer)
     {
+        var indented = new JsonSerializerOptions { WriteIndented = true };
         string path = Path.Combine(dir, "tokenizer_config.json");
         var cfg = File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? new JsonObject() : new JsonObject();
         cfg["chat_template"] = template.Source;
-        File.WriteAllText(path, cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(path, cfg.ToJsonString(indented));
+        if (TryPrompt(template, "Hi") is not { EndOfTurn: { } end } || tokenizer.TokenToId(end) is not int endId) return;
+        string genPath = Path.Combine(dir, "generation_config.json");
+        var gen = File.Exists(genPath) ? JsonNode.Parse(File.ReadAllText(genPath)) as JsonObject ?? new JsonObject() : new JsonObject();
+        var ids = new List<int> { endId };
+        foreach (var id in ReadIds(gen["eos_token_id"])) if (!ids.Contains(id)) ids.Add(id);
+        if (tokenizer.EosTokenId is int eos && !ids.Contains(eos)) ids.Add(eos);
+        gen["eos_token_id"] = new JsonArray(ids.Select(i => (JsonNode)i).ToArray());
+        File.WriteAllText(genPath, gen.ToJsonString(indented) + "\n");
     }
+
+    static IEnumerable<int> ReadIds(JsonNode? n) => n switch
+    {
+        JsonArray a => a.OfType<JsonValue>().Select(v => v.TryGetValue(out int i) ? i : -1).Where(i => i >= 0),
+        JsonValue v when v.TryGetValue(out int i) => [i],
+        _ => [],
+    };
 
     /// <summary>A one-question prompt in <paramref name="template"/>'s layout, ready for the assistant's reply, and the
     /// text that ends a reply (what the template writes after the assistant's content, e.g. <c>&lt;|im_end|&gt;</c>),

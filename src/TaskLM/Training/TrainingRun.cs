@@ -100,7 +100,7 @@ public static class TrainingRun
         {
             Model.SavePretrained(dir);
             Tokenizer?.Save(dir);
-            if (ChatTemplate != null && Tokenizer != null) ChatData.WriteTemplate(dir, ChatTemplate);
+            if (ChatTemplate != null && Tokenizer != null) ChatData.WriteTemplate(dir, ChatTemplate, Tokenizer);
             // A model card that says what the weights were fine-tuned from, when that came from outside the repo.
             if (Recipe.Model.Source is { } src)
                 File.WriteAllText(Path.Combine(dir, "README.md"),
@@ -551,7 +551,7 @@ public static class TrainingRun
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         merged.SavePretrained(tmp);
         c.Tokenizer?.Save(tmp);
-        if (c.ChatTemplate != null && c.Tokenizer != null) ChatData.WriteTemplate(tmp, c.ChatTemplate);
+        if (c.ChatTemplate != null && c.Tokenizer != null) ChatData.WriteTemplate(tmp, c.ChatTemplate, c.Tokenizer);
         string tmpAdapter = Path.Combine(tmp, "adapter");
         Directory.CreateDirectory(tmpAdapter);
         foreach (var f in Directory.GetFiles(source).Where(f => Path.GetFileName(f).StartsWith("adapter_", StringComparison.Ordinal)))

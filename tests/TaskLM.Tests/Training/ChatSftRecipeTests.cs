@@ -15,7 +15,8 @@ public sealed class ChatSftRecipeTests(Xunit.Abstractions.ITestOutputHelper outp
 
     public void Dispose() { if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true); }
 
-    static readonly Regex Format = new(@"^\S+ \(noun\): [^<]+<\|im_end\|>", RegexOptions.CultureInvariant);
+    // The trained form, ending at the end-of-turn token where generation stops (generation_config.json).
+    static readonly Regex Format = new(@"^\S+ \(noun\): [^<]+<\|im_end\|>$", RegexOptions.CultureInvariant);
 
     static List<string> Answers(string modelDir, IReadOnlyList<string> words)
     {
@@ -23,7 +24,7 @@ public sealed class ChatSftRecipeTests(Xunit.Abstractions.ITestOutputHelper outp
         var chat = HfChatTemplate.FromFolder(modelDir)!;
         using var model = ModelFactory.ForInference(modelDir);
         var prompts = words.Select(w => (IReadOnlyList<int>)tok.Encode(chat.Render([("user", $"What does the word {w} mean?")])).ToList()).ToList();
-        var outs = Generation.Generate(model, prompts, new GenerationOptions { MaxNewTokens = 24, EosTokenId = tok.TokenToId("<|im_end|>") });
+        var outs = Generation.Generate(model, prompts, new GenerationOptions { MaxNewTokens = 24 });
         return outs.Select(o => tok.Decode(o)).ToList();
     }
 
@@ -53,6 +54,8 @@ public sealed class ChatSftRecipeTests(Xunit.Abstractions.ITestOutputHelper outp
         // best/ is the merged model with the template it was trained on.
         string best = Path.Combine(run, "best");
         Assert.Contains("chat_template", File.ReadAllText(Path.Combine(best, "tokenizer_config.json")));
+        // ... and its end-of-turn token (<|im_end|>, 8193) first among the ids generation stops at.
+        Assert.Equal(8193, (int)JsonNode.Parse(File.ReadAllText(Path.Combine(best, "generation_config.json")))!["eos_token_id"]![0]!);
         var words = File.ReadAllLines(Path.Combine(data, "test.jsonl")).Select(l => (string)JsonNode.Parse(l)!["word"]!).ToList();
         var tuned = Answers(best, words);
         var before = Answers(TextClassificationRecipeTests.Repo("models", "tasklm-llama-mini"), words);
