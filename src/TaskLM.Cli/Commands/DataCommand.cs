@@ -14,6 +14,7 @@ public static class DataCommand
         cmd.Subcommands.Add(DataBrownCommand.Create());                          // brown-pos
         cmd.Subcommands.Add(DataBrownGenreCommand.Create());                     // brown-genre
         cmd.Subcommands.Add(DataPretrainCommand.Create());                       // pretrain-corpus
+        cmd.Subcommands.Add(DataWordNetChatCommand.Create());                    // wordnet-chat
         DataInterrupt.Guard(cmd);                                                // Ctrl-C leaves no partial output
         return cmd;
     }

@@ -1,6 +1,8 @@
 // The summary at the end of every `tasklm train`: time, best checkpoint, test metrics beside the baseline, where things are, what next.
 using System.Globalization;
 using System.Text.Json.Nodes;
+using TaskLM.Data.Tokenization;
+using TaskLM.Training;
 
 namespace TaskLM.Evaluation;
 
@@ -48,10 +50,18 @@ public sealed class RunSummary
         next.Add(task switch
         {
             "classification" or "token-classification" => $"tasklm predict --model {model} --text \"a new example to label\"",
-            "causal-lm" or "generation" => $"tasklm generate {model} --prompt \"Once upon a time\" --max-new-tokens 40",
+            "causal-lm" or "generation" => ChatTry(bestDir) ?? $"tasklm generate {model} --prompt \"Once upon a time\" --max-new-tokens 40",
             _ => $"tasklm predict --model {model} --text \"...\"",
         });
         next.Add($"tasklm report {Q(runDir)}");
+
+        // A chat run's best/ carries its chat template: the suggestion asks it a question in that layout.
+        string? ChatTry(string? dir)
+        {
+            if (dir == null || HfChatTemplate.FromFolder(dir) is not { } t || ChatData.TryPrompt(t, "Hello! Who are you?") is not { } p) return null;
+            static string Sh(string x) => "$'" + x.Replace("\\", "\\\\").Replace("'", "\\'").Replace("\n", "\\n") + "'";
+            return $"tasklm generate --model {model} --greedy --max-new-tokens 40" + (p.EndOfTurn != null ? $" --stop {Sh(p.EndOfTurn)}" : "") + $" --prompt {Sh(p.Prompt)}";
+        }
         return new RunSummary
         {
             RunDir = runDir, Wall = wall, Steps = steps, BestStep = bestStep, BestMetric = bestMetric, BestMetricName = bestMetricName,

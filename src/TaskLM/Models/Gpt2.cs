@@ -237,10 +237,13 @@ public sealed class GPT2Model : nn.Module, IGradientCheckpointing
 
     /// <summary>
     /// inputIds (B, T); attentionMask (B, past+T) 1 = real, 0 = pad (covers cached positions too, as HF);
-    /// positionIds (B, T), default past..past+T-1 (HF's default when none are given). Returns (B, T, C).
+    /// positionIds (B, T), default past..past+T-1 (HF's default when none are given). <paramref name="packed"/>: the
+    /// rows hold several examples whose position ids restart at 0, and attention stays inside each
+    /// (<see cref="CausalMask.Packed"/>; no cache). Returns (B, T, C).
     /// </summary>
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null, bool packed = false)
     {
+        if (packed && (positionIds is null || cache is not null)) throw new ArgumentException("packed rows need position ids and no KV cache");
         long b = inputIds.shape[0], t = inputIds.shape[1], past = cache?.Length ?? 0;
         if (past + t > _cfg.n_positions)
             throw new ArgumentException($"sequence of {past + t} tokens is longer than n_positions={_cfg.n_positions}");
@@ -248,7 +251,7 @@ public sealed class GPT2Model : nn.Module, IGradientCheckpointing
         var x = drop.forward(wte.forward(inputIds) + wpe.forward(positionIds));                      // (B, T, C)
 
         // Attention mask: fused causal SDPA when nothing is padded; else an explicit (B, 1, T, S) bool mask.
-        var (mask, causal) = CausalMask.Build(attentionMask, b, past, t, inputIds.device);
+        var (mask, causal) = packed ? (CausalMask.Packed(positionIds, attentionMask), false) : CausalMask.Build(attentionMask, b, past, t, inputIds.device);
         bool checkpoint = GradientCheckpointing && training && cache == null;
         foreach (var block in h)
             x = checkpoint ? ActivationCheckpoint.Run(block, (z, m) => block.Forward(z, m, causal, null), x, mask) : block.Forward(x, mask, causal, cache);
@@ -409,15 +412,16 @@ public sealed class GPT2LMHeadModel : Gpt2, ICausalLM
     public Device Device => transformer.TokenEmbedding.device;
 
     /// <summary>(B, T) ids → (B, T, V) logits; optionally with a KV cache and explicit positions.</summary>
-    public Tensor Logits(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
-    {
-        var hidden = transformer.Forward(inputIds, attentionMask, positionIds, cache);
-        return lm_head is null ? F.linear(hidden, transformer.TokenEmbedding) : lm_head.forward(hidden);
-    }
+    public Tensor Logits(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null) =>
+        Head(transformer.Forward(inputIds, attentionMask, positionIds, cache));
+
+    Tensor Head(Tensor hidden) => lm_head is null ? F.linear(hidden, transformer.TokenEmbedding) : lm_head.forward(hidden);
 
     protected override ModelOutput Run(ModelBatch batch)
     {
-        var logits = Logits(batch.InputIds, batch.AttentionMask);
+        // Packed rows (batch.PositionIds): attention kept inside each example, positions from 0 in each.
+        var logits = batch.PositionIds is { } pos ? Head(transformer.Forward(batch.InputIds, batch.AttentionMask, pos, packed: true))
+            : Logits(batch.InputIds, batch.AttentionMask);
         // HF shifts inside the model: position t predicts label t+1; -100 is ignored (HeadLosses.CausalLm).
         return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.CausalLm(logits, batch.Labels) };
     }

@@ -105,4 +105,28 @@ public static class CausalMask
         }
         return (mask, false);
     }
+
+    /// <summary>
+    /// Packed rows (data.packing): several examples laid end to end in one row, each with position ids restarting at
+    /// 0. A new example starts wherever a position id is not its predecessor's + 1 (transformers' rule for packed
+    /// position_ids). Returns a bool mask (B, 1, T, T), true = may attend: causal and block-diagonal, so no token
+    /// sees another example's; padding (attentionMask 0) is masked as in <see cref="Build"/>.
+    /// </summary>
+    public static Tensor Packed(Tensor positionIds, Tensor? attentionMask)
+    {
+        long b = positionIds.shape[0], t = positionIds.shape[1];
+        var pos = positionIds.to(ScalarType.Int64);                                             // (B, T)
+        var prev = cat([pos.narrow(1, 0, 1) - 1, pos.narrow(1, 0, t - 1)], 1);                  // (B, T): each token's predecessor
+        var segment = pos.ne(prev + 1).to(ScalarType.Int64).cumsum(1);                         // (B, T): example index in the row
+        var same = segment.unsqueeze(2).eq(segment.unsqueeze(1));                               // (B, T, T)
+        var idx = arange(t, device: positionIds.device);
+        var causal = idx.view(1, t).le(idx.view(t, 1));                                         // (T, T): key j <= query i
+        var mask = same.logical_and(causal).unsqueeze(1);                                       // (B, 1, T, T)
+        if (attentionMask is not null)
+        {
+            var keep = attentionMask.to(ScalarType.Bool).view(b, 1, 1, t);
+            mask = mask.logical_and(keep).logical_or(idx.view(t, 1).eq(idx.view(1, t)).view(1, 1, t, t));   // a pad sees itself (no NaN rows)
+        }
+        return mask;
+    }
 }

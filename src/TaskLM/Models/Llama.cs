@@ -350,17 +350,20 @@ public sealed class LlamaModel : nn.Module, IGradientCheckpointing
 
     /// <summary>
     /// inputIds (B, T); attentionMask (B, past+T) 1 = real, 0 = pad (covers cached positions too, as HF);
-    /// positionIds (B, T), default past..past+T-1. Returns the final-norm hidden states (B, T, C).
+    /// positionIds (B, T), default past..past+T-1. <paramref name="packed"/>: the rows hold several examples whose
+    /// position ids restart at 0, and attention stays inside each (<see cref="CausalMask.Packed"/>; no cache).
+    /// Returns the final-norm hidden states (B, T, C).
     /// </summary>
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null, bool packed = false)
     {
+        if (packed && (positionIds is null || cache is not null)) throw new ArgumentException("packed rows need position ids and no KV cache");
         long b = inputIds.shape[0], t = inputIds.shape[1], past = cache?.Length ?? 0;
         if (_cfg.sliding_window is int w && past + t > w)
             throw new NotSupportedException($"sequence of {past + t} tokens is longer than sliding_window={w}; sliding-window attention is not implemented");
         positionIds ??= arange(past, past + t, dtype: int64, device: inputIds.device).unsqueeze(0).expand(b, t);   // (B, T)
         var x = embed_tokens.forward(inputIds);                                                                   // (B, T, C)
         var (cos, sin) = Rope.CosSin(_invFreq, positionIds, x.dtype);                                             // (B, T, hd) each
-        var (mask, causal) = CausalMask.Build(attentionMask, b, past, t, inputIds.device);
+        var (mask, causal) = packed ? (CausalMask.Packed(positionIds, attentionMask), false) : CausalMask.Build(attentionMask, b, past, t, inputIds.device);
         bool checkpoint = GradientCheckpointing && training && cache == null;
         if (checkpoint)
         {
@@ -535,15 +538,16 @@ public sealed class LlamaForCausalLM : Llama, ICausalLM
     public Device Device => model.TokenEmbedding.device;
 
     /// <summary>(B, T) ids → (B, T, V) logits; optionally with a KV cache and explicit positions.</summary>
-    public Tensor Logits(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
-    {
-        var hidden = model.Forward(inputIds, attentionMask, positionIds, cache);
-        return lm_head is null ? F.linear(hidden, model.TokenEmbedding) : lm_head.forward(hidden);
-    }
+    public Tensor Logits(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null) =>
+        Head(model.Forward(inputIds, attentionMask, positionIds, cache));
+
+    Tensor Head(Tensor hidden) => lm_head is null ? F.linear(hidden, model.TokenEmbedding) : lm_head.forward(hidden);
 
     protected override ModelOutput Run(ModelBatch batch)
     {
-        var logits = Logits(batch.InputIds, batch.AttentionMask);
+        // Packed rows (batch.PositionIds): attention kept inside each example.
+        var logits = batch.PositionIds is { } pos ? Head(model.Forward(batch.InputIds, batch.AttentionMask, pos, packed: true))
+            : Logits(batch.InputIds, batch.AttentionMask);
         // HF shifts inside the model: position t predicts label t+1; -100 is ignored (HeadLosses.CausalLm).
         return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.CausalLm(logits, batch.Labels) };
     }

@@ -184,7 +184,7 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
         using var scope = NewDisposeScope();
         var o = Run(new ModelBatch
         {
-            InputIds = On(batch.InputIds)!, AttentionMask = On(batch.AttentionMask), TokenTypeIds = On(batch.TokenTypeIds),
+            InputIds = On(batch.InputIds)!, AttentionMask = On(batch.AttentionMask), TokenTypeIds = On(batch.TokenTypeIds), PositionIds = On(batch.PositionIds),
             Labels = On(batch.Labels), StartPositions = On(batch.StartPositions), EndPositions = On(batch.EndPositions),
         });
         o.Loss?.MoveToOuterDisposeScope();

@@ -12,6 +12,9 @@ public sealed class ModelBatch
     /// <summary>1 = real token, 0 = padding.</summary>
     public Tensor? AttentionMask { get; init; }
     public Tensor? TokenTypeIds { get; init; }
+    /// <summary>Packed rows (data.packing, causal LM): (B, T) position ids restarting at 0 for each example; the
+    /// decoder keeps attention inside each example (<see cref="CausalMask.Packed"/>). Null = one example per row.</summary>
+    public Tensor? PositionIds { get; init; }
     /// <summary>Causal/masked LM: (B, T) with -100 ignored (causal LM shifts inside the model, as HF);
     /// sequence classification: (B,); token classification: (B, T) with -100 ignored.</summary>
     public Tensor? Labels { get; init; }

@@ -12,6 +12,8 @@ public sealed class Example
     /// <summary>Per-token labels (-100 = ignored): token classification, prompt→completion; causal LM uses the
     /// input ids when null.</summary>
     public int[]? TokenLabels { get; init; }
+    /// <summary>A packed row of several examples (<see cref="ChatData.Pack"/>): each example's positions from 0; null otherwise.</summary>
+    public int[]? PositionIds { get; init; }
     /// <summary>Sequence classification label id (-1 = none).</summary>
     public int Label { get; init; } = -1;
     /// <summary>Extractive QA answer span in token positions.</summary>
@@ -53,6 +55,7 @@ public sealed class Collator(string task, int padId, Device device)
         int b = examples.Count, t = examples.Max(e => e.InputIds.Length);
         var ids = new long[b * t]; var mask = new long[b * t]; var labels = new long[b * t];
         long[]? types = examples.Any(e => e.TokenTypeIds != null) ? new long[b * t] : null;
+        long[]? positions = examples.Any(e => e.PositionIds != null) ? new long[b * t] : null;   // packed rows; pads at 0
         Array.Fill(ids, PadId); Array.Fill(labels, -100);
         var rng = Task == "masked-lm" ? new Random(unchecked((int)(maskSeed * 1000003 + 7919))) : null;
         for (int i = 0; i < b; i++)
@@ -63,6 +66,7 @@ public sealed class Collator(string task, int padId, Device device)
                 int k = i * t + j;
                 ids[k] = e.InputIds[j]; mask[k] = 1;
                 if (types != null && e.TokenTypeIds != null) types[k] = e.TokenTypeIds[j];
+                if (positions != null) positions[k] = e.PositionIds?[j] ?? j;
                 labels[k] = e.TokenLabels != null ? e.TokenLabels[j] : e.InputIds[j];
                 if (rng != null)
                 {
@@ -90,6 +94,7 @@ public sealed class Collator(string task, int padId, Device device)
             InputIds = tensor(ids, [b, t], device: device),
             AttentionMask = tensor(mask, [b, t], device: device),
             TokenTypeIds = types == null ? null : tensor(types, [b, t], device: device),
+            PositionIds = positions == null ? null : tensor(positions, [b, t], device: device),
             Labels = seqLabels ?? tokLabels,
             StartPositions = start,
             EndPositions = end,

@@ -25,16 +25,16 @@ public static class ExampleCache
     public static string Folder(string runDir) => Path.Combine(runDir, "cache");
 
     /// <summary>Loads <paramref name="split"/> (train, validation, test) of <paramref name="recipe"/> from the cache in
-    /// <paramref name="runDir"/>, or tokenizes it with <see cref="TaskData.Load(Recipe, string, ITokenizer?, IReadOnlyList{string}?, int)"/>
+    /// <paramref name="runDir"/>, or tokenizes it with <see cref="TaskData.Load(Recipe, string, ITokenizer?, IReadOnlyList{string}?, int, HfChatTemplate?)"/>
     /// and writes the cache. <paramref name="say"/> gets one line: "examples: cached (...)" or "examples: tokenized (...)".</summary>
     public static TaskExamples Load(Recipe recipe, string split, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels,
-        int maxExamples, string runDir, Action<string> say)
+        int maxExamples, string runDir, Action<string> say, HfChatTemplate? chatTemplate = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: data file not found");
         if (recipe.Data.Format == "tokens" || (recipe.Data.Format == "auto" && path.EndsWith(".tok", StringComparison.OrdinalIgnoreCase)))
-            return TaskData.Load(recipe, path, tokenizer, labels, maxExamples);
+            return TaskData.Load(recipe, path, tokenizer, labels, maxExamples, chatTemplate);
         var sw = Stopwatch.StartNew();
-        string key = Key(recipe, path, tokenizer, labels, maxExamples);
+        string key = Key(recipe, path, tokenizer, labels, maxExamples, chatTemplate);
         string dir = Folder(runDir);
         string file = Path.Combine(dir, $"examples-{split}-{key[..16]}.bin");
         string shown = Path.Combine("cache", Path.GetFileName(file));
@@ -43,7 +43,7 @@ public static class ExampleCache
             say($"examples: cached ({split}: {cached.Examples.Count:N0} from {shown} in {sw.Elapsed.TotalSeconds:0.00} s)");
             return cached;
         }
-        var loaded = TaskData.Load(recipe, path, tokenizer, labels, maxExamples);
+        var loaded = TaskData.Load(recipe, path, tokenizer, labels, maxExamples, chatTemplate);
         double took = sw.Elapsed.TotalSeconds;
         try
         {
@@ -60,7 +60,7 @@ public static class ExampleCache
     }
 
     /// <summary>The hex SHA-256 key of a split's encoding (see the class summary).</summary>
-    public static string Key(Recipe recipe, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples)
+    public static string Key(Recipe recipe, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples, HfChatTemplate? chatTemplate = null)
     {
         using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Add(string s) { var b = Encoding.UTF8.GetBytes(s); h.AppendData(BitConverter.GetBytes(b.Length)); h.AppendData(b); }
@@ -68,8 +68,10 @@ public static class ExampleCache
         Add($"v{Version}");
         Add(recipe.Task);
         foreach (var s in new[] { d.Format, Path.GetExtension(path), d.TextColumn, d.TextPairColumn ?? "\0", d.LabelColumn, d.TokensColumn, d.TagsColumn,
-                     d.QuestionColumn, d.ContextColumn, d.AnswersColumn, d.PromptColumn, d.CompletionColumn })
+                     d.QuestionColumn, d.ContextColumn, d.AnswersColumn, d.PromptColumn, d.CompletionColumn, d.MessagesColumn })
             Add(s);
+        // Chat rows are rendered with the template (and its special tokens): another template, other tokens.
+        Add(chatTemplate == null ? "\0no chat template" : chatTemplate.Source + "\0" + string.Join("\n", chatTemplate.SpecialTokens.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")));
         Add(d.MaxLength.ToString(CultureInfo.InvariantCulture));
         Add(maxExamples.ToString(CultureInfo.InvariantCulture));
         Add(labels == null ? "\0labels: from the data" : string.Join("\n", labels));

@@ -78,7 +78,10 @@ public static class ModelEvaluation
 
         string? tokSource = o.Tokenizer ?? recipe.Tokenizer ?? source.Tokenizer ?? ModelSource.Resolve(recipe.Model.Init).Tokenizer;
         ITokenizer? tok = tokSource != null ? TokenizerLoader.Load(tokSource) : null;
-        var data = TaskData.Load(recipe, dataPath, tok, labels);
+        // Chat rows are rendered with the template the model was trained on: its folder's (a chat run writes it into best/).
+        HfChatTemplate? chat = tok != null && recipe.Task is TaskNames.CausalLm or TaskNames.Generation
+            ? ChatData.Resolve(recipe.Data.ChatTemplate, HfChatTemplate.FromFolder(modelDir) != null ? modelDir : tokSource, tok, _ => { }) : null;
+        var data = TaskData.Load(recipe, dataPath, tok, labels, chatTemplate: chat);
         if (data.Examples.Count == 0) throw new InvalidDataException($"{dataPath}: no examples to evaluate");
         o.Say($"data: {data.Examples.Count} examples from {dataPath}");
         var collator = TrainingRun.MakeCollator(recipe, model, tok, o.Device);

@@ -71,6 +71,17 @@ public sealed class DataSection
     /// <summary>Prompt→completion columns (generation task).</summary>
     public string PromptColumn { get; set; } = "prompt";
     public string CompletionColumn { get; set; } = "completion";
+    /// <summary>Chat data (causal-lm and generation): the column holding OpenAI-format messages (a list of {role,
+    /// content}); rows that have it are rendered with the chat template and train on the assistant turns only
+    /// (Training/ChatData.cs). Prompt and completion columns holding message lists train on the completion's turns.</summary>
+    public string MessagesColumn { get; set; } = "messages";
+    /// <summary>Chat data: null = the tokenizer's own chat_template (tokenizer_config.json), else ChatML; "chatml";
+    /// or a path to a Jinja template file.</summary>
+    public string? ChatTemplate { get; set; }
+    /// <summary>Chat and prompt/completion data: lay short training examples end to end in rows of max_length, with
+    /// attention kept inside each example (position ids restart per example); validation and test stay one example a
+    /// row. Llama and GPT-2 families.</summary>
+    public bool Packing { get; set; }
     /// <summary>Label names in id order; null = collected from the training data (sorted).</summary>
     public List<string>? Labels { get; set; }
     /// <summary>Longest sequence; causal LM on text or token files packs documents into blocks of this length.

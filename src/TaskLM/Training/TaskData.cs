@@ -8,7 +8,11 @@ using TaskLM.Data.Tokenization;
 namespace TaskLM.Training;
 
 /// <summary>Examples of one split plus the label names the head uses.</summary>
-public sealed record TaskExamples(List<Example> Examples, IReadOnlyList<string>? Labels);
+public sealed record TaskExamples(List<Example> Examples, IReadOnlyList<string>? Labels)
+{
+    /// <summary>Chat rows left out because data.max_length cut them before their first reply (0 when read from the cache).</summary>
+    public int LeftOut { get; init; }
+}
 
 /// <summary>Reads examples for every task. Pre-tokenized JSONL lines carry <c>input_ids</c> (and <c>labels</c>: an
 /// id for classification, a per-token array for token classification / LM; <c>start_positions</c>/<c>end_positions</c>
@@ -26,15 +30,19 @@ public static class TaskData
     }
 
     /// <summary>Loads <paramref name="path"/> for <paramref name="recipe"/>'s task (see the data-section overload).</summary>
-    public static TaskExamples Load(Recipe recipe, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0) =>
-        Load(recipe.Task, recipe.Data, path, tokenizer, labels, maxExamples);
+    public static TaskExamples Load(Recipe recipe, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0, HfChatTemplate? chatTemplate = null) =>
+        Load(recipe.Task, recipe.Data, path, tokenizer, labels, maxExamples, chatTemplate);
 
     /// <summary>Loads <paramref name="path"/> for <paramref name="task"/> as the <paramref name="data"/> section says
     /// (columns, max_length, format). Rows come from TaskLM.Data's readers: JSONL, CSV, TSV and Parquet, each also
     /// gzip'd (.gz), by extension or data.format; a .txt file is documents separated by blank lines; a .tok file is
     /// a token file. Errors name the file and line. <paramref name="labels"/>: the label names fixed by the training
-    /// split (null = data.labels, else collected from this file, sorted).</summary>
-    public static TaskExamples Load(string task, DataSection data, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0)
+    /// split (null = data.labels, else collected from this file, sorted). Causal LM and generation rows with a
+    /// messages column (chat data) are rendered with <paramref name="chatTemplate"/> (null = ChatML) and train on the
+    /// assistant turns only (<see cref="ChatData"/>); causal-LM rows with prompt and completion but no text column train
+    /// on the completion only, as the generation task does.</summary>
+    public static TaskExamples Load(string task, DataSection data, string path, ITokenizer? tokenizer, IReadOnlyList<string>? labels, int maxExamples = 0,
+        HfChatTemplate? chatTemplate = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: data file not found");
         var d = data;
@@ -56,7 +64,29 @@ public static class TaskData
             labelNames = CollectLabels(rows, recipe, preTokenized, path);
         var examples = new List<Example>();
         if (!preTokenized && tokenizer == null) throw new NoTokenizerException(path);
-        if (!preTokenized && task is "causal-lm" or "masked-lm")
+        bool chat = !preTokenized && task is "causal-lm" or "generation" && ChatData.IsChatRow(rows[0].row, d);
+        bool promptCompletion = !preTokenized && task == "causal-lm" && !chat && !rows[0].row.ContainsKey(d.TextColumn)
+            && rows[0].row.ContainsKey(d.PromptColumn) && rows[0].row.ContainsKey(d.CompletionColumn);
+        int leftOut = 0;
+        if (chat)
+        {
+            chatTemplate ??= new HfChatTemplate(ChatData.ChatMl, "ChatML (TaskLM default)");
+            foreach (var (row, line) in rows)
+            {
+                if (!ChatData.IsChatRow(row, d))
+                    throw new InvalidDataException($"{path}:{line}: no '{d.MessagesColumn}' list (the file's first row is chat data; fields here: {string.Join(", ", row.Select(kv => kv.Key))})");
+                try { if (ChatData.Encode(row, d, tokenizer!, chatTemplate) is { } e) examples.Add(e); else leftOut++; }
+                catch (InvalidDataException e) { throw new InvalidDataException($"{path}:{line}: {e.Message}", e); }
+            }
+            if (examples.Count == 0) throw new InvalidDataException($"{path}: no row has an assistant token within data.max_length={d.MaxLength}");
+        }
+        else if (promptCompletion)
+            foreach (var (row, line) in rows)
+            {
+                try { examples.Add(FromText(row, new Recipe { Task = "generation", Data = data }, tokenizer!, labelNames)); }
+                catch (InvalidDataException e) { throw new InvalidDataException($"{path}:{line}: {e.Message}", e); }
+            }
+        else if (!preTokenized && task is "causal-lm" or "masked-lm")
             examples.AddRange(PackBlocks(rows, recipe, tokenizer!, path));
         else
             foreach (var (row, line) in rows)
@@ -66,7 +96,7 @@ public static class TaskData
                 catch (InvalidDataException e) { throw new InvalidDataException($"{path}:{line}: {e.Message}", e); }
             }
         if (maxExamples > 0 && examples.Count > maxExamples) examples = examples.Take(maxExamples).ToList();
-        return new TaskExamples(examples, labelNames);
+        return new TaskExamples(examples, labelNames) { LeftOut = leftOut };
     }
 
     /// <summary>Rows of a JSONL / CSV / TSV / Parquet file (gzip'd or not) through TaskLM.Data's readers, which name

@@ -1,6 +1,7 @@
 // A whole run from a recipe, in visible stages (torchtune-style): run folder, data, model, optimizer and schedule,
 // collaborators, train, evaluate test, write results.
 using System.Text.Json.Nodes;
+using TaskLM.Data.Corpus;
 using TaskLM.Data.Tokenization;
 using TaskLM.Distributed;
 using TaskLM.Evaluation;
@@ -74,6 +75,8 @@ public static class TrainingRun
         public string? ResumeDir;
         public string RunId = "";
         public ITokenizer? Tokenizer;
+        /// <summary>Chat data: the template its conversations are rendered with (saved into model folders); else null.</summary>
+        public HfChatTemplate? ChatTemplate;
         public TaskExamples Train = null!;
         public TaskExamples? Validation;
         public IReadOnlyList<string>? Labels;
@@ -97,6 +100,7 @@ public static class TrainingRun
         {
             Model.SavePretrained(dir);
             Tokenizer?.Save(dir);
+            if (ChatTemplate != null && Tokenizer != null) ChatData.WriteTemplate(dir, ChatTemplate, Tokenizer);
             // A model card that says what the weights were fine-tuned from, when that came from outside the repo.
             if (Recipe.Model.Source is { } src)
                 File.WriteAllText(Path.Combine(dir, "README.md"),
@@ -266,6 +270,8 @@ public static class TrainingRun
         // Values the data decides (validation split, max_length 0, class_weights auto): Training/AutoSettings.cs.
         string trainFile = r.Data.Train!;   // the user's file (a held-out validation split replaces it with our copy)
         AutoSettings.Resolve(r, c.RunDir, c.Tokenizer, o.Say);
+        if (c.Tokenizer != null && r.Task is TaskNames.CausalLm or TaskNames.Generation && IsChatData(r))
+            c.ChatTemplate = ChatData.Resolve(r.Data.ChatTemplate, tokSource, c.Tokenizer, o.Say);
         try { c.Train = LoadSplit(c, "train", r.Data.Train!, null, r.Data.MaxTrainExamples); }
         catch (TaskData.NoTokenizerException) when (c.Tokenizer == null)
         {
@@ -279,14 +285,49 @@ public static class TrainingRun
         if (r.Task == TaskNames.Classification && c.Labels is { Count: < 2 } one)
             throw new RecipeException($"{trainFile}: every training example has the label '{one.FirstOrDefault()}' (column '{r.Data.LabelColumn}'); a classifier needs at least two labels — check data.label_column and the file");
         c.Validation = r.Data.Validation != null ? LoadSplit(c, "validation", r.Data.Validation, c.Labels, r.Data.MaxEvalExamples) : null;
+        foreach (var (split, ex) in new[] { ("training", c.Train), ("validation", c.Validation) })
+            if (ex is { LeftOut: > 0 })
+                o.Say($"data: {ex.LeftOut:N0} {split} conversations left out: data.max_length={r.Data.MaxLength} cuts them before the first assistant reply");
+        if (r.Data.Packing) PackTraining(c);
         o.Say($"data: {c.Train.Examples.Count} training examples" + (c.Validation != null ? $", {c.Validation.Examples.Count} validation" : "") + (c.Labels != null ? $", {c.Labels.Count} labels" : ""));
     }
 
     /// <summary>A split's examples: from the run folder's cache (data.cache, Training/ExampleCache.cs), else tokenized.</summary>
     static TaskExamples LoadSplit(RunContext c, string split, string path, IReadOnlyList<string>? labels, int maxExamples) =>
         c.Recipe.Data.Cache
-            ? ExampleCache.Load(c.Recipe, split, path, c.Tokenizer, labels, maxExamples, c.RunDir, c.Options.Say)
-            : TaskData.Load(c.Recipe, path, c.Tokenizer, labels, maxExamples);
+            ? ExampleCache.Load(c.Recipe, split, path, c.Tokenizer, labels, maxExamples, c.RunDir, c.Options.Say, c.ChatTemplate)
+            : TaskData.Load(c.Recipe, path, c.Tokenizer, labels, maxExamples, c.ChatTemplate);
+
+    /// <summary>True when the training file's first row is chat data (a messages list, or message-list prompt and
+    /// completion): JSONL and Parquet only, where cells can be lists.</summary>
+    static bool IsChatData(Recipe r)
+    {
+        string path = r.Data.Train!;
+        if (!File.Exists(path) || r.Data.Format is not ("auto" or "jsonl" or "parquet")) return false;
+        if (r.Data.Format == "auto" && DataImport.Detect(path) is not (InputFormat.Jsonl or InputFormat.Parquet)) return false;
+        try
+        {
+            var first = DataImport.Read(path, new ImportOptions { Format = DataImport.Detect(path) }, new RowErrors(OnError.Fail)).FirstOrDefault();
+            return first != null && ChatData.IsChatRow(first.Fields, r.Data);
+        }
+        catch (DataFormatException) { return false; }   // the loader reports the malformed row with its line
+    }
+
+    /// <summary>data.packing: training examples laid end to end in rows of max_length (ChatData.Pack); the model keeps
+    /// attention inside each example (the causal-LM heads of the Llama and GPT-2 families read ModelBatch.PositionIds).</summary>
+    static void PackTraining(RunContext c)
+    {
+        var r = c.Recipe;
+        if (r.Task is not (TaskNames.CausalLm or TaskNames.Generation))
+            throw new RecipeException($"data.packing: packs causal-lm and generation examples only (task is {r.Task})");
+        if (r.Data.MaxLength <= 0) throw new RecipeException("data.packing needs data.max_length > 0 (the packed row length)");
+        int before = c.Train.Examples.Count;
+        var packed = ChatData.Pack(c.Train.Examples, r.Data.MaxLength);
+        long tokens = packed.Sum(e => (long)e.InputIds.Length);
+        c.Options.Say($"data.packing: {before:N0} training examples in {packed.Count:N0} rows of up to {r.Data.MaxLength} tokens " +
+            $"({100.0 * tokens / Math.Max(1, (long)packed.Count * r.Data.MaxLength):0.#}% filled; attention stays inside each example)");
+        c.Train = c.Train with { Examples = packed };
+    }
 
     // ── Stage: model (init, strategy, LoRA) ───────────────────────────────────────────────────────────────────
 
@@ -510,6 +551,7 @@ public static class TrainingRun
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         merged.SavePretrained(tmp);
         c.Tokenizer?.Save(tmp);
+        if (c.ChatTemplate != null && c.Tokenizer != null) ChatData.WriteTemplate(tmp, c.ChatTemplate, c.Tokenizer);
         string tmpAdapter = Path.Combine(tmp, "adapter");
         Directory.CreateDirectory(tmpAdapter);
         foreach (var f in Directory.GetFiles(source).Where(f => Path.GetFileName(f).StartsWith("adapter_", StringComparison.Ordinal)))
