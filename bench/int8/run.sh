@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # int8 vs fp32 ONNX serving of one fine-tuned BERT-family classifier, side by side in one invocation (issue 27):
 # exports the model in fp32 and as each int8 variant, then ROUNDS alternating rounds of `tasklm bench predict`
-# (fp32, int8, [int8b,] fp32, int8, ...) and the test macro-F1 of each through `tasklm predict` +
-# `tasklm metrics classification`. Prints medians and int8/fp32 ratios; raw JSON lines stay in OUT.
+# (fp32, int8, [int8b,] fp32, int8, ...) and the test macro-F1 of each through `tasklm evaluate` (which takes an
+# ONNX export of a classifier). Prints medians and int8/fp32 ratios; raw JSON lines stay in OUT.
 #   bench/int8/run.sh MODEL TEST.jsonl OUT [ROUNDS=3]
 # Environment: TASKLM (default: tasklm), THREADS (2), STEPS (10), SEQ (128), INT8_FLAGS (extra export flags of
 # "int8"), INT8B_FLAGS (when set: a second int8 variant "int8b" with these extra flags, e.g. --int8-exclude layer.0).
@@ -31,10 +31,10 @@ for r in $(seq 1 "$rounds"); do
 done
 echo "load after: $(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out/load.txt"
 for v in $variants; do
-  $tasklm predict --model "$out/$v" "$test" --out "$out/pred-$v.jsonl" --threads "$threads"
+  $tasklm evaluate "$out/$v" "$test" --out "$out/eval-$v" --threads "$threads" --json > /dev/null
 done
 python3 - "$out" $variants <<'PY'
-import json, statistics, subprocess, sys, os
+import json, statistics, sys, os
 out, variants = sys.argv[1], sys.argv[2:]
 rows = [json.loads(l) for l in open(os.path.join(out, "predict.jsonl"))]
 for b in sorted({r["batch"] for r in rows}):
@@ -47,12 +47,7 @@ for b in sorted({r["batch"] for r in rows}):
               f"{statistics.median(q) / statistics.median(f):.2f}x, round by round {pairs}")
 print("loads:", [r["load"] for r in rows if r["batch"] == 1])
 for v in variants:
-    preds = [json.loads(l) for l in open(os.path.join(out, f"pred-{v}.jsonl"))]
-    with open(os.path.join(out, "gold.txt"), "w") as g, open(os.path.join(out, f"pred-{v}.txt"), "w") as p:
-        for r in preds:
-            g.write(str(r["label"]) + "\n"); p.write(str(r["predicted_label"]) + "\n")
-    tasklm = os.environ.get("TASKLM", "tasklm").split()
-    m = json.loads(subprocess.check_output(tasklm + ["metrics", "classification", "--gold", os.path.join(out, "gold.txt"),
-        "--pred", os.path.join(out, f"pred-{v}.txt"), "--json"]))["metrics"]
-    print(f"{v}: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} ({len(preds)} rows)")
+    e = json.load(open(os.path.join(out, f"eval-{v}", "eval.json")))
+    m = e["metrics"]
+    print(f"{v}: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} ({e['n']} rows)")
 PY

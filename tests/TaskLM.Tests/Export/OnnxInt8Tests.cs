@@ -125,6 +125,41 @@ public sealed class OnnxInt8Tests : IDisposable
     }
 
     [Fact]
+    public void EvaluateScoresOnnxExportsAsHfScoresTheModel()
+    {
+        // The fixture's three rows, pre-tokenized (row 3's padding dropped); HF's accuracy and mean cross-entropy, the
+        // fp32 export within the export tests' 1e-4 (logits), the int8 one within 1e-3 (its logits move by ~0.2% of their size).
+        var exp = Gpt2Tests.Expected("bert-cls");
+        var lines = new List<string>();
+        int right = 0;
+        for (int i = 0; i < 3; i++)
+        {
+            var mask = exp["attention_mask"]![i]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
+            var ids = exp["input_ids"]![i]!.AsArray().Select(x => x!.GetValue<int>()).Where((_, j) => mask[j] == 1).ToArray();
+            int label = exp["labels"]![i]!.GetValue<int>();
+            lines.Add(new JsonObject { ["input_ids"] = new JsonArray(ids.Select(x => (JsonNode)x).ToArray()), ["labels"] = label }.ToJsonString());
+            var row = exp["logits"]![i]!.AsArray().Select(x => x!.GetValue<double>()).ToList();
+            if (row.IndexOf(row.Max()) == label) right++;
+        }
+        Directory.CreateDirectory(_tmp);
+        string data = Path.Combine(_tmp, "test.jsonl");
+        File.WriteAllLines(data, lines);
+        double loss = exp["loss"]!.GetValue<double>();
+        foreach (var (name, quantize, tol) in new[] { ("fp32", (string?)null, 1e-4), ("int8", "int8", 1e-3) })
+        {
+            string model = Export("bert-cls", name, quantize), outDir = Path.Combine(_tmp, "eval-" + name);
+            var r = CliRunner.Run("evaluate", model, data, "--out", outDir, "--json", "--threads", "1");
+            Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+            var json = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "eval.json")))!;
+            Assert.Equal(3, json["n"]!.GetValue<int>());
+            Assert.Equal(right / 3.0, json["metrics"]!["accuracy"]!.GetValue<double>(), 9);
+            double got = json["metrics"]!["loss"]!.GetValue<double>();
+            _out.WriteLine($"{name}: loss {got} vs HF {loss}");
+            Assert.True(Math.Abs(got - loss) <= tol, $"{name}: loss {got} vs HF's {loss}");
+        }
+    }
+
+    [Fact]
     public void CliQuantizeFlagRefusesGpt2AndNonOnnxFormats()
     {
         var gpt2 = CliRunner.Run("export", "--model", Gpt2Tests.Fixture("gpt2-tiny"), "--format", "onnx", "--quantize", "int8", "--out", Path.Combine(_tmp, "g"));
