@@ -14,8 +14,13 @@ internal static class BertOnnx
 {
     const string Prefix = "bert.";
 
-    /// <summary>Builds the graph of <paramref name="task"/>'s head from the folder's config and weights.</summary>
-    public static ModelProto Build(HfConfig cfg, HfWeights w, string task)
+    /// <summary>Builds the graph of <paramref name="task"/>'s head from the folder's config and weights. With
+    /// <paramref name="int8"/> the encoder's Linear layers (attention query/key/value/output, intermediate, output) are
+    /// dynamic int8 (<see cref="OnnxGraph.DenseInt8"/>); embeddings, LayerNorm, softmax, the attention products, the
+    /// pooler and the head stay fp32. <paramref name="keepFp32"/> leaves some of those layers fp32 too (as ONNX Runtime's
+    /// nodes_to_exclude): "output.dense" (that layer in every encoder layer), "layer.5" (all of layer 5), or
+    /// "layer.5.output.dense".</summary>
+    public static ModelProto Build(HfConfig cfg, HfWeights w, string task, Int8Ops? int8 = null, bool reduceRange = false, IReadOnlyCollection<string>? keepFp32 = null)
     {
         int hdim = cfg.Int("hidden_size") ?? 768, nh = cfg.Int("num_attention_heads") ?? 12, layers = cfg.Int("num_hidden_layers") ?? 12;
         int inner = cfg.Int("intermediate_size") ?? 3072, vocab = cfg.Int("vocab_size") ?? 30522;
@@ -34,6 +39,17 @@ internal static class BertOnnx
         string W(string key, params long[] shape) => g.Weight(key, shape, w.Get(key, Prefix, shape).Data);
         // nn.Linear stores [out, in]; the graph keeps the [in, out] transpose MatMul takes.
         string Lin(string key, int fin, int fout) => g.Weight(key + ".T", [fin, fout], w.Get(key, Prefix, fout, fin).Transposed().Data);
+        // An encoder Linear layer "<name>.weight"/"<name>.bias": fp32 MatMul + Add, or dynamic int8.
+        bool Fp32(string name)
+        {
+            // name: bert.encoder.layer.{i}.{local}
+            string rest = name["bert.encoder.".Length..];
+            string layer = rest[..rest.IndexOf('.', "layer.".Length)], local = rest[(layer.Length + 1)..];
+            return keepFp32 != null && (keepFp32.Contains(local) || keepFp32.Contains(layer) || keepFp32.Contains(rest));
+        }
+        string Linear(string x, string name, int fin, int fout) => int8 is Int8Ops ops && !Fp32(name)
+            ? g.DenseInt8(x, name + ".weight.T", w.Get(name + ".weight", Prefix, fout, fin).Transposed().Data, fin, fout, W(name + ".bias", fout), ops, reduceRange)
+            : g.Dense(x, Lin(name + ".weight", fin, fout), W(name + ".bias", fout));
 
         // Embeddings: word + token type + absolute position (0..T-1), then LayerNorm (B, T, H).
         var t = g.Op("Gather", [g.Op("Shape", [ids]), g.I64([1], scalar: true)], null, ("axis", 0L));
@@ -50,14 +66,14 @@ internal static class BertOnnx
         for (int i = 0; i < layers; i++)
         {
             string L(string name) => $"bert.encoder.layer.{i}.{name}";
-            var q = g.SplitHeads(g.Dense(x, Lin(L("attention.self.query.weight"), hdim, hdim), W(L("attention.self.query.bias"), hdim)), nh, hs);
-            var k = g.SplitHeads(g.Dense(x, Lin(L("attention.self.key.weight"), hdim, hdim), W(L("attention.self.key.bias"), hdim)), nh, hs);
-            var v = g.SplitHeads(g.Dense(x, Lin(L("attention.self.value.weight"), hdim, hdim), W(L("attention.self.value.bias"), hdim)), nh, hs);
+            var q = g.SplitHeads(Linear(x, L("attention.self.query"), hdim, hdim), nh, hs);
+            var k = g.SplitHeads(Linear(x, L("attention.self.key"), hdim, hdim), nh, hs);
+            var v = g.SplitHeads(Linear(x, L("attention.self.value"), hdim, hdim), nh, hs);
             var ctx = g.MergeHeads(g.Attention(q, k, v, bias, (float)(1.0 / Math.Sqrt(hs))), hdim);        // (B, T, H)
-            var a = g.LayerNorm(g.Op("Add", [g.Dense(ctx, Lin(L("attention.output.dense.weight"), hdim, hdim), W(L("attention.output.dense.bias"), hdim)), x]),
+            var a = g.LayerNorm(g.Op("Add", [Linear(ctx, L("attention.output.dense"), hdim, hdim), x]),
                 W(L("attention.output.LayerNorm.weight"), hdim), W(L("attention.output.LayerNorm.bias"), hdim), eps);
-            var up = g.Activation(g.Dense(a, Lin(L("intermediate.dense.weight"), hdim, inner), W(L("intermediate.dense.bias"), inner)), act);
-            x = g.LayerNorm(g.Op("Add", [g.Dense(up, Lin(L("output.dense.weight"), inner, hdim), W(L("output.dense.bias"), hdim)), a]),
+            var up = g.Activation(Linear(a, L("intermediate.dense"), hdim, inner), act);
+            x = g.LayerNorm(g.Op("Add", [Linear(up, L("output.dense"), inner, hdim), a]),
                 W(L("output.LayerNorm.weight"), hdim), W(L("output.LayerNorm.bias"), hdim), eps);           // (B, T, H)
         }
 
@@ -114,6 +130,9 @@ internal static class BertOnnx
             default:
                 throw new NotSupportedException($"BERT task '{task}' has no ONNX export (classification, token-classification, question-answering, masked-lm)");
         }
-        return g.Model($"TaskLM export of a BERT {task} model", new Dictionary<string, string> { ["model_type"] = "bert", ["task"] = task });
+        var meta = new Dictionary<string, string> { ["model_type"] = "bert", ["task"] = task };
+        if (int8 is Int8Ops used) meta[OnnxExport.QuantizationKey] = OnnxExport.Int8Dynamic + (reduceRange ? ", 7-bit weights (reduce_range)" : "") + (used == Int8Ops.Onnx ? ", standard ONNX ops" : "")
+            + (keepFp32 is { Count: > 0 } ? $", kept fp32: {string.Join(" ", keepFp32)}" : "");
+        return g.Model($"TaskLM export of a BERT {task} model" + (int8 != null ? ", encoder Linear layers dynamic int8" : ""), meta);
     }
 }

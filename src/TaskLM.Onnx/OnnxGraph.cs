@@ -37,6 +37,17 @@ internal sealed class OnnxGraph
         return name;
     }
 
+    /// <summary>Adds an int8 initializer (a quantized weight) and returns its name.</summary>
+    public string WeightInt8(string name, long[] dims, sbyte[] data)
+    {
+        long n = dims.Aggregate(1L, (a, d) => a * d);
+        if (n != data.Length) throw new ArgumentException($"initializer {name}: {data.Length} values for shape [{string.Join(", ", dims)}]");
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int8, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(data.AsSpan())) };
+        t.Dims.AddRange(dims);
+        _g.Initializer.Add(t);
+        return name;
+    }
+
     /// <summary>An int64 constant (1-D, or a scalar when <paramref name="scalar"/>), shared between uses.</summary>
     public string I64(long[] values, bool scalar = false)
     {
@@ -128,6 +139,44 @@ internal sealed class OnnxGraph
     public string Dense(string x, string w, string? b, string? output = null)
         => b is null ? Op("MatMul", [x, w], output) : Op("Add", [Op("MatMul", [x, w]), b], output);
 
+    /// <summary>
+    /// x (..., in) @ W (in, out) + b with W stored as int8 and the activations quantized at run time (dynamic
+    /// quantization, as ONNX Runtime's quantize_dynamic does it): W is quantized here, once, symmetrically per output
+    /// column — scale_n = max|W[:, n]| / 127, q = round(W / scale_n) in [-127, 127], zero point 0 — so no fp32 copy of W is
+    /// written. <paramref name="wT"/> is W in [in, out] order. Each call x is quantized to uint8 with its own min/max
+    /// (asymmetric, per tensor), the product is accumulated in int32 and scaled back to fp32 by x_scale · scale_n.
+    /// <paramref name="ops"/> picks the operators: ONNX Runtime's fused com.microsoft DynamicQuantizeMatMul, or the standard
+    /// ONNX ops any runtime has (DynamicQuantizeLinear → MatMulInteger → Cast → Mul), which ONNX Runtime fuses back.
+    /// </summary>
+    public string DenseInt8(string x, string name, float[] wT, int fin, int fout, string? b, Int8Ops ops, bool reduceRange = false)
+    {
+        var (q, scales) = Int8Quantizer.PerColumn(wT, fin, fout, reduceRange ? 63 : 127);
+        string w = WeightInt8(name + ".int8", [fin, fout], q), s = Weight(name + ".scale", [fout], scales);
+        if (ops == Int8Ops.Contrib)
+        {
+            // DynamicQuantizeMatMul(A, B, b_scale, b_zero_point, bias): per-column b_scale is supported; no zero point = 0.
+            string[] inputs = b is null ? [x, w, s] : [x, w, s, "", b];
+            return OpIn(MicrosoftDomain, "DynamicQuantizeMatMul", inputs);
+        }
+        var dq = OpN("DynamicQuantizeLinear", [x], 3);                                          // x_u8, x_scale, x_zero_point
+        var acc = Op("MatMulInteger", [dq[0], w, dq[2]]);                                      // (..., out) int32
+        var y = Op("Mul", [Op("Cast", [acc], null, ("to", (long)TensorProto.Types.DataType.Float)), Op("Mul", [dq[1], s])]);
+        return b is null ? y : Op("Add", [y, b]);
+    }
+
+    /// <summary>ONNX Runtime's operator domain (contrib ops such as DynamicQuantizeMatMul).</summary>
+    public const string MicrosoftDomain = "com.microsoft";
+    bool _usesMicrosoftDomain;
+
+    /// <summary>A node of another operator domain (one output).</summary>
+    string OpIn(string domain, string opType, string[] inputs)
+    {
+        var output = Op(opType, inputs);
+        _g.Node[^1].Domain = domain;
+        if (domain == MicrosoftDomain) _usesMicrosoftDomain = true;
+        return output;
+    }
+
     /// <summary>LayerNormalization over the last axis (opset 17).</summary>
     public string LayerNorm(string x, string weight, string bias, double eps)
         => Op("LayerNormalization", [x, weight, bias], null, ("axis", -1L), ("epsilon", (float)eps));
@@ -172,7 +221,39 @@ internal sealed class OnnxGraph
             DocString = docString, Graph = _g,
         };
         m.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
+        if (_usesMicrosoftDomain) m.OpsetImport.Add(new OperatorSetIdProto { Domain = MicrosoftDomain, Version = 1 });
         foreach (var (k, v) in metadata ?? new Dictionary<string, string>()) m.MetadataProps.Add(new StringStringEntryProto { Key = k, Value = v });
         return m;
+    }
+}
+
+/// <summary>Which operators an int8 Linear layer is written with (<see cref="OnnxGraph.DenseInt8"/>).</summary>
+public enum Int8Ops
+{
+    /// <summary>com.microsoft DynamicQuantizeMatMul: one ONNX Runtime contrib op per layer.</summary>
+    Contrib,
+    /// <summary>Standard ONNX: DynamicQuantizeLinear, MatMulInteger, Cast, Mul (opset 10+), runnable outside ONNX Runtime.</summary>
+    Onnx,
+}
+
+/// <summary>Weight quantization for the int8 export: symmetric, per output column, into [-127, 127].</summary>
+internal static class Int8Quantizer
+{
+    /// <summary>Quantizes <paramref name="wT"/> (in, out), row-major: column n's scale is max|w[:, n]| / qmax (1 for an
+    /// all-zero column), q = round-half-to-even(w / scale) in [-qmax, qmax]. <paramref name="qmax"/> 127 is 8 bits; 63
+    /// (7 bits, ONNX Runtime's reduce_range) keeps u8 × s8 pair sums inside int16 (255·63·2 &lt; 32767), so CPUs without
+    /// VNNI (vpmaddubsw saturates) compute them exactly. Returns q (same layout) and the out scales.</summary>
+    public static (sbyte[] Q, float[] Scales) PerColumn(float[] wT, int fin, int fout, int qmax = 127)
+    {
+        if (wT.Length != (long)fin * fout) throw new ArgumentException($"{wT.Length} weights for [{fin}, {fout}]");
+        var scales = new float[fout];
+        for (int i = 0; i < fin; i++)
+            for (int n = 0; n < fout; n++) scales[n] = Math.Max(scales[n], Math.Abs(wT[i * fout + n]));
+        for (int n = 0; n < fout; n++) scales[n] = scales[n] > 0 ? scales[n] / qmax : 1f;
+        var q = new sbyte[wT.Length];
+        for (int i = 0; i < fin; i++)
+            for (int n = 0; n < fout; n++)
+                q[i * fout + n] = (sbyte)Math.Clamp(Math.Round(wT[i * fout + n] / scales[n], MidpointRounding.ToEven), -qmax, qmax);
+        return (q, scales);
     }
 }

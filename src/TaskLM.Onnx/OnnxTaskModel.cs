@@ -57,15 +57,20 @@ public sealed class OnnxTaskModel : IDisposable
     public ITokenizer? Tokenizer { get; }
     /// <summary>Longest input (n_positions / max_position_embeddings).</summary>
     public int MaxLength { get; }
-    /// <summary>Float weights in the graph (its initializers): the parameter count of the exported model.</summary>
+    /// <summary>Weights in the graph (its fp32 and int8 initializers, less the int8 layers' scales): the parameter count
+    /// of the exported model.</summary>
     public long ParameterCount { get; }
+    /// <summary>"fp32", or "int8 dynamic" when the graph has dynamically quantized layers (DynamicQuantizeMatMul,
+    /// MatMulInteger, MatMulIntegerToFloat — a TaskLM <c>--quantize int8</c> export or ONNX Runtime's quantize_dynamic).</summary>
+    public string Precision { get; }
     /// <summary>The input names of the graph.</summary>
     public IReadOnlyList<string> InputNames => _session.InputMetadata.Keys.ToList();
 
-    OnnxTaskModel(string folder, InferenceSession session, ITokenizer? tok, long parameters)
+    OnnxTaskModel(string folder, InferenceSession session, ITokenizer? tok, long parameters, string precision)
     {
         _session = session;
         ParameterCount = parameters;
+        Precision = precision;
         Config = HfConfig.Load(folder);
         ModelType = Config.ModelType;
         Task = Config.Task;
@@ -99,16 +104,30 @@ public sealed class OnnxTaskModel : IDisposable
         InferenceSession session;
         try { session = new InferenceSession(path, opts); }
         catch (OnnxRuntimeException e) { throw new InvalidDataException($"{path}: ONNX Runtime cannot load it: {e.Message}", e); }
-        try { return new OnnxTaskModel(folder, session, tok, CountParameters(path)); }
+        try
+        {
+            var (parameters, precision) = Describe(path);
+            return new OnnxTaskModel(folder, session, tok, parameters, precision);
+        }
         catch { session.Dispose(); throw; }
     }
 
-    static long CountParameters(string path)
+    /// <summary>The operators that make a graph's layers dynamic int8.</summary>
+    static readonly HashSet<string> Int8Ops = ["DynamicQuantizeMatMul", "MatMulInteger", "MatMulIntegerToFloat"];
+
+    static (long Parameters, string Precision) Describe(string path)
     {
         using var fs = File.OpenRead(path);
         var model = Proto.ModelProto.Parser.ParseFrom(fs);
-        return model.Graph?.Initializer.Where(t => t.DataType == (int)Proto.TensorProto.Types.DataType.Float)
-            .Sum(t => t.Dims.Aggregate(1L, (a, d) => a * d)) ?? 0;
+        var inits = model.Graph?.Initializer.ToList() ?? [];
+        static long Count(Proto.TensorProto t) => t.Dims.Aggregate(1L, (a, d) => a * d);
+        bool int8 = model.Graph?.Node.Any(n => Int8Ops.Contains(n.OpType)) ?? false;
+        // An int8 weight "x.int8" comes with its fp32 per-column scales "x.scale": those are not parameters.
+        var int8Weights = inits.Where(t => t.DataType == (int)Proto.TensorProto.Types.DataType.Int8).ToList();
+        var scales = int8Weights.Select(t => t.Name.EndsWith(".int8", StringComparison.Ordinal) ? t.Name[..^5] + ".scale" : null).OfType<string>().ToHashSet();
+        long parameters = inits.Where(t => t.DataType == (int)Proto.TensorProto.Types.DataType.Float && !scales.Contains(t.Name)).Sum(Count)
+            + int8Weights.Sum(Count);
+        return (parameters, int8 ? "int8 dynamic" : "fp32");
     }
 
     // ───────────── raw forward passes ─────────────

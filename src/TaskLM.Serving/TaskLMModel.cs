@@ -128,6 +128,8 @@ public sealed record ModelCard
     public string? Report { get; init; }
     /// <summary>What runs it: "torch" (TorchSharp) or "onnx" (ONNX Runtime).</summary>
     public string Runtime { get; init; } = "torch";
+    /// <summary>The weights' precision: "fp32", "bf16", "fp16", or "int8 dynamic" (an ONNX export with --quantize int8).</summary>
+    public string Precision { get; init; } = "fp32";
     /// <summary>What a classification run ships: "model", or "baseline" / "ensemble" when validation chose the saved
     /// TF-IDF baseline (runs/x/baseline/) alone or mixed with the model (Evaluation/ShippedBaseline.cs).</summary>
     public string Ships { get; init; } = "model";
@@ -217,7 +219,7 @@ public sealed class TaskLMModel : IDisposable
             var card = new ModelCard
             {
                 Id = FolderName(path), Task = m.Task, ModelType = m.ModelType, Labels = LabelsOf(m.Task, m.Config.Json["id2label"]),
-                Parameters = m.ParameterCount, MaxLength = maxLength, Runtime = "onnx",
+                Parameters = m.ParameterCount, MaxLength = maxLength, Runtime = "onnx", Precision = m.Precision,
             };
             var chat = m.Task == "causal-lm" ? ChatTemplate.ForFolder(o.Tokenizer is { } t && Directory.Exists(t) ? t : path) : null;
             var eos = TaskLM.Data.Hub.GenerationConfig.EosTokenIds(m.Config.Json, TaskLM.Data.Hub.GenerationConfig.Read(path), path);
@@ -288,6 +290,10 @@ public sealed class TaskLMModel : IDisposable
             Id = FolderName(path), Task = model.Task, ModelType = model.ModelType, Labels = labels,
             Parameters = model.Module.parameters().Sum(p => p.numel()), MaxLength = maxLength,
             RunFolder = runDir == null ? null : full, Eval = eval, Report = report,
+            Precision = model.Module.parameters().FirstOrDefault()?.dtype switch
+            {
+                ScalarType.BFloat16 => "bf16", ScalarType.Float16 => "fp16", ScalarType.Float64 => "fp64", _ => "fp32",
+            },
         };
         // A run whose validation chose the baseline, alone or mixed with the model, ships that: Classify runs the same mix.
         var shipped = model.Task == "classification" ? ShippedBaseline.ForRun(runDir) : null;

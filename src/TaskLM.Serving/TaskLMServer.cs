@@ -235,7 +235,7 @@ public sealed class TaskLMServer : IAsyncDisposable
         {
             ["id"] = c.Id, ["task"] = c.Task, ["model_type"] = c.ModelType, ["parameters"] = c.Parameters, ["max_length"] = c.MaxLength,
             ["labels"] = c.Labels == null ? null : new JsonArray(c.Labels.Select(l => (JsonNode)l).ToArray()),
-            ["runtime"] = c.Runtime, ["run_folder"] = c.RunFolder != null, ["eval"] = c.Eval?.DeepClone(), ["report"] = c.Report,
+            ["runtime"] = c.Runtime, ["precision"] = c.Precision, ["run_folder"] = c.RunFolder != null, ["eval"] = c.Eval?.DeepClone(), ["report"] = c.Report,
         };
         o["ships"] = c.Ships;   // model, or the baseline / ensemble a classification run chose on validation
         // How a conversation becomes the prompt, shown by the template itself on an example (the page had shown the raw

@@ -237,14 +237,14 @@ public static class BenchCommand
                 var sorted = lat.Order().ToList();
                 var r = new JsonObject
                 {
-                    ["bench"] = "predict", ["model"] = spec, ["task"] = m.Task, ["op"] = op, ["runtime"] = m.Card.Runtime,
+                    ["bench"] = "predict", ["model"] = spec, ["task"] = m.Task, ["op"] = op, ["runtime"] = m.Card.Runtime, ["precision"] = m.Card.Precision,
                     ["model_type"] = m.Card.ModelType, ["params"] = m.Card.Parameters, ["batch"] = b, ["seq"] = tokens, ["calls"] = n,
                     ["threads"] = m.Card.Runtime == "torch" ? TorchThreads() : opts.IntraOpThreads,
                     ["texts_per_s"] = Math.Round(b * n / wall, 1), ["tokens_per_s"] = Math.Round((double)b * tokens * n / wall, 0),
                     ["p50_ms"] = Math.Round(Median(lat), 2), ["p99_ms"] = Math.Round(sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(0.99 * sorted.Count) - 1)], 2),
                     ["peak_rss_mb"] = PeakRssMb(), ["machine"] = Machine(),
                 };
-                Emit(r, p.GetValue(json), $"predict {spec} ({m.Task}, {m.Card.Runtime}) batch {b} x {tokens} tokens: {r["texts_per_s"]} texts/s, p50 {r["p50_ms"]} ms, p99 {r["p99_ms"]} ms per call");
+                Emit(r, p.GetValue(json), $"predict {spec} ({m.Task}, {TaskLM.Onnx.CpuInt8.Describe(m.Card.Runtime, m.Card.Precision)}) batch {b} x {tokens} tokens: {r["texts_per_s"]} texts/s, p50 {r["p50_ms"]} ms, p99 {r["p99_ms"]} ms per call");
             }
             return 0;
         });

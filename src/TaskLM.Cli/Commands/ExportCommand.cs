@@ -17,13 +17,23 @@ public static class ExportCommand
         var outDir = new Option<string>("--out") { Description = "Folder to write (created; files already there with the same names are replaced); for gguf also a file name ending in .gguf", Required = true };
         var outType = new Option<string>("--outtype") { Description = "gguf: tensor type of the weight matrices, f32 | f16 | q8_0 (norms and biases stay f32), as llama.cpp's convert_hf_to_gguf.py --outtype", DefaultValueFactory = _ => "f16" };
         outType.AcceptOnlyFromAmong("f32", "f16", "q8_0");
+        var quantize = new Option<string>("--quantize") { Description = "onnx: int8 = dynamic int8 quantization of a BERT-family encoder's Linear layers (weights int8 per output channel, activations quantized at run time; as ONNX Runtime's quantize_dynamic / optimum-cli onnxruntime quantize); none = fp32", DefaultValueFactory = _ => "none" };
+        quantize.AcceptOnlyFromAmong(OnnxExport.Quantizations);
+        // How the int8 layers are written (measured: bench/README.md); hidden, the default is the faster one.
+        var int8Ops = new Option<string>("--int8-ops") { Description = "int8 operators: contrib (com.microsoft DynamicQuantizeMatMul) or onnx (DynamicQuantizeLinear + MatMulInteger, standard ONNX)", DefaultValueFactory = _ => "contrib", Hidden = true };
+        int8Ops.AcceptOnlyFromAmong("contrib", "onnx");
+        var reduceRange = new Option<bool>("--reduce-range") { Description = "With --quantize int8: 7-bit weights (ONNX Runtime's reduce_range), exact on CPUs without VNNI where 8-bit u8 x s8 products can saturate" };
+        var exclude = new Option<string[]>("--int8-exclude") { Description = "With --quantize int8: encoder Linear layers kept fp32 (as ONNX Runtime's nodes_to_exclude): output.dense (in every layer), layer.5 (a whole layer), layer.5.output.dense", AllowMultipleArgumentsPerToken = true };
         var baseModel = new Option<string?>("--base") { Description = "Base HF folder of a LoRA adapter (default: the run's model.init or adapter_config.json's base_model_name_or_path)" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder or \"gpt2\" to ship with the model (default: the run's or the model folder's)" };
         var json = Global.JsonOption();
         var cmd = new Command("export", "Export a trained model as a Hugging Face folder, as ONNX (GPT-2 with past key/values under HF optimum's names), or as GGUF (Llama family and GPT-2 causal LMs)");
-        foreach (var o in new Option[] { model, format, outDir, outType, baseModel, tokenizer, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, format, outDir, outType, quantize, int8Ops, reduceRange, exclude, baseModel, tokenizer, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
+            string? quant = p.GetValue(quantize) is "none" or null ? null : p.GetValue(quantize);
+            if (quant != null && p.GetValue(format) != "onnx")
+                throw new ArgumentException($"--quantize {quant} is for --format onnx (for GGUF use --outtype q8_0)");
             Global.StartTorch(p);
             string fmt = p.GetValue(format)!, output = p.GetValue(outDir)!;
             var src = HfExport.Resolve(p.GetValue(model)!, p.GetValue(baseModel), p.GetValue(tokenizer));
@@ -57,7 +67,7 @@ public static class ExportCommand
                 try
                 {
                     task = HfExport.Export(src, staging).Task;
-                    OnnxExport.Export(staging, output, task);
+                    OnnxExport.Export(staging, output, task, quant, p.GetValue(int8Ops) == "onnx" ? Int8Ops.Onnx : Int8Ops.Contrib, p.GetValue(reduceRange), p.GetValue(exclude));
                 }
                 finally { if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true); }
             }
@@ -65,11 +75,11 @@ public static class ExportCommand
             if (p.GetValue(json))
                 Console.WriteLine(new JsonObject
                 {
-                    ["format"] = fmt, ["task"] = task, ["out"] = written ?? output, ["source"] = src.ModelDir, ["base"] = src.BaseModel,
+                    ["format"] = fmt, ["task"] = task, ["quantize"] = quant ?? "none", ["out"] = written ?? output, ["source"] = src.ModelDir, ["base"] = src.BaseModel,
                     ["files"] = new JsonArray(files.Select(f => (JsonNode)f!).ToArray()),
                 }.ToJsonString());
             else
-                AnsiConsole.MarkupLine($"exported {Markup.Escape(task)} model as [bold]{fmt}[/] to [bold]{Markup.Escape(output)}[/]: {Markup.Escape(string.Join(", ", files))}");
+                AnsiConsole.MarkupLine($"exported {Markup.Escape(task)} model as [bold]{fmt}{(quant != null ? " " + quant : "")}[/] to [bold]{Markup.Escape(output)}[/]: {Markup.Escape(string.Join(", ", files))}");
             return 0;
         });
         return cmd;

@@ -45,6 +45,8 @@ public static class ServeCommand
             try
             {
                 var m = await server.Ready;
+                // Which runtime and precision serve this model, said first: an int8 export names the CPU's int8 instructions.
+                Console.WriteLine($"tasklm serve: runtime: {TaskLM.Onnx.CpuInt8.Describe(m.Card.Runtime, m.Card.Precision)}");
                 Console.WriteLine($"tasklm serve: ready: {m.Card.Id} ({m.Task}, {m.Card.Parameters:N0} parameters, {m.Card.Runtime} runtime{(m.Card.Ships != "model" ? $"; ships the {m.Card.Ships} chosen on validation, with the TF-IDF baseline saved in the run" : "")}); playground at {server.Url}/");
             }
             catch (Exception e)

@@ -41,6 +41,9 @@ public static class ModelEvaluation
         string modelDir = source.Folder!;
         Recipe recipe;
         PreTrainedModel? loaded = null;   // a bare HF folder is loaded once: for its task, and to score it
+        // An ONNX export (`tasklm export --format onnx`, fp32 or --quantize int8): scored through ONNX Runtime.
+        if (runDir == null && !source.IsAdapter && TaskLM.Onnx.OnnxTaskModel.IsExport(modelDir) && !HasTorchWeights(modelDir))
+            return RunOnnx(source, modelPath, modelDir, dataPath, o);
         if (runDir != null)
         {
             recipe = RecipeLoader.Load(Path.Combine(runDir, RunFolderFiles.Recipe), o.Overrides);
@@ -114,6 +117,71 @@ public static class ModelEvaluation
         Directory.CreateDirectory(outDir);
         string evalPath = Path.Combine(outDir, "eval.json");
         string tmp = evalPath + ".tmp";
+        File.WriteAllText(tmp, result.ToJsonString());
+        File.Move(tmp, evalPath, overwrite: true);
+        string report = ReportBuilder.ForRuns([RunFolder.Read(outDir)]).Write(outDir);
+        return (result, outDir, report);
+    }
+
+    static bool HasTorchWeights(string folder) =>
+        File.Exists(Path.Combine(folder, "model.safetensors")) || File.Exists(Path.Combine(folder, "model.safetensors.index.json"))
+        || File.Exists(Path.Combine(folder, "pytorch_model.bin"));
+
+    /// <summary>A classifier exported to ONNX, through ONNX Runtime: the data read as for a bare HF folder (the file as the
+    /// one split, the folder's tokenizer, data.max_length at most the model's positions), every example padded and scored
+    /// as <see cref="Classify"/> does, eval.json and the report written the same way. Other tasks are refused.</summary>
+    static (EvalResult Result, string OutDir, string ReportPath) RunOnnx(ModelSource source, string modelPath, string modelDir, string dataPath, EvaluateOptions o)
+    {
+        using var onnx = TaskLM.Onnx.OnnxTaskModel.Load(modelDir);
+        if (onnx.Task != "classification")
+            throw new NotSupportedException($"{modelDir}: evaluating an ONNX export covers sequence classification; this one is {onnx.Task} (evaluate the model folder it was exported from)");
+        var defaults = new Recipe { Task = onnx.Task, Model = { Init = modelPath }, Data = { Train = dataPath } };
+        defaults.Data.MaxLength = Math.Min(defaults.Data.MaxLength, onnx.MaxLength);
+        var recipe = RecipeLoader.Apply(defaults, o.Overrides, $"{modelPath} (defaults for evaluation)");
+        o.Say($"model: {modelDir} (onnx {onnx.Precision}, {recipe.Task})");
+        // No tokenizer files in the folder: the data must be pre-tokenized (input_ids), as for any model.
+        string? tokSource = o.Tokenizer ?? recipe.Tokenizer ?? source.Tokenizer;
+        ITokenizer? tok = tokSource != null ? TokenizerLoader.Load(tokSource) : null;
+        var labels = onnx.Labels;
+        var data = TaskData.Load(recipe, dataPath, tok, labels);
+        if (data.Examples.Count == 0) throw new InvalidDataException($"{dataPath}: no examples to evaluate");
+        o.Say($"data: {data.Examples.Count} examples from {dataPath}");
+        int pad = onnx.Config.Int("pad_token_id") ?? tok?.PadTokenId ?? 0;
+        string split = Path.GetFileNameWithoutExtension(dataPath.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? dataPath[..^3] : dataPath);
+        string Name(int c) => c >= 0 && c < labels.Count ? labels[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var texts = SourceTexts(recipe.Data, dataPath, data.Examples.Count);
+        var gold = new List<string>(); var pred = new List<string>(); var losses = new List<double>(); var shown = new List<string>();
+        var examples = data.Examples;
+        for (int i = 0; i < examples.Count; i += o.BatchSize)
+        {
+            var chunk = examples.Skip(i).Take(o.BatchSize).ToList();
+            int t = chunk.Max(e => e.InputIds.Length);
+            // Right-padded to the longest row, as the Collator pads for the torch path.
+            long[][] Pad(Func<Example, int, long> value, long fill) => chunk.Select(e =>
+                Enumerable.Range(0, t).Select(j => j < e.InputIds.Length ? value(e, j) : fill).ToArray()).ToArray();
+            var logits = onnx.Forward(Pad((e, j) => e.InputIds[j], pad), Pad((_, _) => 1, 0), Pad((e, j) => e.TokenTypeIds?[j] ?? 0, 0))["logits"];   // (B, C)
+            int c = (int)logits.Shape[1];
+            for (int b = 0; b < chunk.Count; b++)
+            {
+                var row = logits.Data.AsSpan(b * c, c);
+                double max = double.NegativeInfinity; int best = 0;
+                for (int k = 0; k < c; k++) if (row[k] > max) { max = row[k]; best = k; }
+                double lse = 0;
+                for (int k = 0; k < c; k++) lse += Math.Exp(row[k] - max);
+                lse = max + Math.Log(lse);
+                gold.Add(Name(chunk[b].Label));
+                pred.Add(Name(best));
+                losses.Add(chunk[b].Label >= 0 && chunk[b].Label < c ? lse - row[chunk[b].Label] : double.NaN);
+                shown.Add(EvalResult.Excerpt(texts?[i + b] ?? tok?.Decode(chunk[b].InputIds, skipSpecialTokens: true) ?? string.Join(' ', chunk[b].InputIds)));
+            }
+            if (i / o.BatchSize % 10 == 0) o.Say($"  {Math.Min(i + o.BatchSize, examples.Count)}/{examples.Count}");
+        }
+        var result = EvalResult.ForClassification(gold, pred, shown, losses, o.Worst, split);
+        result.Metrics["loss"] = losses.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+        result.ModelSource = source.Provenance;
+        string outDir = o.OutDir ?? Path.Combine(Directory.GetCurrentDirectory(), "eval");
+        Directory.CreateDirectory(outDir);
+        string evalPath = Path.Combine(outDir, "eval.json"), tmp = evalPath + ".tmp";
         File.WriteAllText(tmp, result.ToJsonString());
         File.Move(tmp, evalPath, overwrite: true);
         string report = ReportBuilder.ForRuns([RunFolder.Read(outDir)]).Write(outDir);
