@@ -27,22 +27,16 @@ internal sealed class OnnxGraph
     string Fresh(string hint) => $"{hint}_{_next++}";
 
     /// <summary>Adds an fp32 initializer (a weight) and returns its name.</summary>
-    public string Weight(string name, long[] dims, float[] data)
-    {
-        long n = dims.Aggregate(1L, (a, d) => a * d);
-        if (n != data.Length) throw new ArgumentException($"initializer {name}: {data.Length} values for shape [{string.Join(", ", dims)}]");
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(data.AsSpan())) };
-        t.Dims.AddRange(dims);
-        _g.Initializer.Add(t);
-        return name;
-    }
+    public string Weight(string name, long[] dims, float[] data) => Initializer(name, dims, data, TensorProto.Types.DataType.Float);
 
     /// <summary>Adds an int8 initializer (a quantized weight) and returns its name.</summary>
-    public string WeightInt8(string name, long[] dims, sbyte[] data)
+    public string WeightInt8(string name, long[] dims, sbyte[] data) => Initializer(name, dims, data, TensorProto.Types.DataType.Int8);
+
+    string Initializer<T>(string name, long[] dims, T[] data, TensorProto.Types.DataType type) where T : unmanaged
     {
         long n = dims.Aggregate(1L, (a, d) => a * d);
         if (n != data.Length) throw new ArgumentException($"initializer {name}: {data.Length} values for shape [{string.Join(", ", dims)}]");
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int8, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(data.AsSpan())) };
+        var t = new TensorProto { Name = name, DataType = (int)type, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(data.AsSpan())) };
         t.Dims.AddRange(dims);
         _g.Initializer.Add(t);
         return name;
