@@ -251,6 +251,30 @@ public sealed class SentencePieceBpeTests : IDisposable
     }
 
     [Fact]
+    public void Added_tokens_marked_normalized_are_found_in_the_normalized_text()
+    {
+        // Some Llama files mark <s> normalized=true: HF then finds it after the normalizer ran on the whole piece, so
+        // "Hello<s>" → "▁Hello<s>" → ▁Hello, <s> (spanning the original (5,8)); nothing is prepended after it.
+        string path = Path.Combine(_dir, "normalized-added");
+        Llama2().Save(path);
+        var root = JsonNode.Parse(File.ReadAllText(Path.Combine(path, "tokenizer.json")))!.AsObject();
+        root["added_tokens"]![1]!["normalized"] = true;
+        File.WriteAllText(Path.Combine(path, "tokenizer.json"), root.ToJsonString());
+        var t = Assert.IsType<SentencePieceBpeTokenizer>(TokenizerLoader.Load(path));
+        Assert.Equal([(274, 0, 5), (1, 5, 8)], Spans(t, "Hello<s>"));
+        Assert.Equal(["▁H", "<s>", "H", "ell", "o"], Tokens(t, "H<s>Hello"));   // after <s>: "Hello" with no ▁ of its own
+    }
+
+    [Fact]
+    public void Lone_surrogates_are_encoded_as_the_replacement_character()
+    {
+        // U+FFFD = EF BF BD: three byte tokens over the one UTF-16 unit it replaces, decoded back as U+FFFD.
+        var t = Llama2();
+        Assert.Equal([(271, 0, 1), (3 + 0xEF, 1, 2), (3 + 0xBF, 1, 2), (3 + 0xBD, 1, 2)], Spans(t, "H\ud800"));
+        Assert.Equal("H\ufffd", t.Decode(t.Encode("H\ud800")));
+    }
+
+    [Fact]
     public void Save_writes_the_file_back_and_reloads_to_the_same_ids()
     {
         var t = Llama2();
