@@ -15,7 +15,8 @@ namespace TaskLM.Data.Tokenization;
 /// </summary>
 public sealed class SentencePieceBpeTokenizer : ITokenizer
 {
-    private readonly Dictionary<string, int> _vocab;
+    private readonly Dictionary<string, int> _vocab;        // model vocabulary and added tokens (TokenToId)
+    private readonly Dictionary<string, int> _modelVocab;   // what the BPE model itself looks up, as in HF
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _lookup;
     private readonly string?[] _idToToken;
     private readonly Dictionary<long, (int Rank, int Id)> _merges = [];
@@ -96,26 +97,27 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
         }
     }
 
-    private SentencePieceBpeTokenizer(JsonObject root, Dictionary<string, int> vocab, IReadOnlyList<(string A, string B)> merges,
+    private SentencePieceBpeTokenizer(JsonObject root, Dictionary<string, int> modelVocab, Dictionary<string, int> vocab, IReadOnlyList<(string A, string B)> merges,
         string? unk, bool fuseUnk, bool byteFallback, bool ignoreMerges, List<NormStep> normalizer, Metaspace? metaspace,
         List<DecodeStep>? decoder, List<(string Content, int Id, bool Special, bool Normalized)> added, SpecialTokensTemplate template,
         TokenizerSpecials names, int? modelMaxLength)
     {
         _root = root;
         _vocab = vocab;
-        _lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        _modelVocab = modelVocab;
+        _lookup = modelVocab.GetAlternateLookup<ReadOnlySpan<char>>();
         _idToToken = new string?[vocab.Count == 0 ? 0 : vocab.Values.Max() + 1];
         foreach (var (t, id) in vocab) _idToToken[id] = t;
         for (int r = 0; r < merges.Count; r++)
         {
             var (a, b) = merges[r];
-            if (!vocab.TryGetValue(a, out var ia) || !vocab.TryGetValue(b, out var ib) || !vocab.TryGetValue(a + b, out var im))
+            if (!modelVocab.TryGetValue(a, out var ia) || !modelVocab.TryGetValue(b, out var ib) || !modelVocab.TryGetValue(a + b, out var im))
                 throw new FormatException($"merge {r + 1} ('{a} {b}') uses a token that is not in the vocabulary");
             _merges[((long)ia << 32) | (uint)ib] = (r, im);   // HF collects the merges into a map: a repeated pair keeps its last rank
         }
-        for (int b = 0; b < 256; b++) _byteIds[b] = vocab.TryGetValue($"<0x{b:X2}>", out var id) ? id : -1;
+        for (int b = 0; b < 256; b++) _byteIds[b] = modelVocab.TryGetValue($"<0x{b:X2}>", out var id) ? id : -1;
         _unkToken = unk;
-        _unkId = unk != null && vocab.TryGetValue(unk, out var u) ? u : null;
+        _unkId = unk != null && modelVocab.TryGetValue(unk, out var u) ? u : null;
         _fuseUnk = fuseUnk;
         _byteFallback = byteFallback;
         _ignoreMerges = ignoreMerges;
@@ -169,6 +171,7 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
                 if (t[flag]?.GetValue<bool>() == true) throw Refuse($"added token '{content}' with {flag}=true");
             added.Add((content, t["id"]!.GetValue<int>(), special, t["normalized"]?.GetValue<bool>() ?? !special));
         }
+        var modelVocab = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
         foreach (var (content, id, _, _) in added) vocab[content] = id;
 
         // normalizer: Prepend and Replace (string patterns), alone or in a Sequence (nested ones flatten).
@@ -251,10 +254,10 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
         }
 
         string? unk = model["unk_token"]?.GetValue<string>();
-        if (unk != null && !vocab.ContainsKey(unk)) throw new FormatException($"{path}: model.unk_token '{unk}' is not in the vocabulary");
+        if (unk != null && !modelVocab.ContainsKey(unk)) throw new FormatException($"{path}: model.unk_token '{unk}' is not in model.vocab");
         string? Pick(string? given, string fallback) => given ?? (vocab.ContainsKey(fallback) ? fallback : null);
         var names = config.Given with { Bos = Pick(config.Given.Bos, "<s>"), Eos = Pick(config.Given.Eos, "</s>"), Unk = config.Given.Unk ?? unk };
-        return new SentencePieceBpeTokenizer(root, vocab, merges, unk, model["fuse_unk"]?.GetValue<bool>() ?? false,
+        return new SentencePieceBpeTokenizer(root, modelVocab, vocab, merges, unk, model["fuse_unk"]?.GetValue<bool>() ?? false,
             model["byte_fallback"]?.GetValue<bool>() ?? false, model["ignore_merges"]?.GetValue<bool>() ?? false, norm, meta, dec,
             added, template, names, config.ModelMaxLength);
     }
@@ -400,7 +403,7 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
     {
         if (_cache.TryGetValue(w, out var cached)) return cached;
         int totalBytes = Encoding.UTF8.GetByteCount(w);
-        if (_ignoreMerges && _vocab.TryGetValue(w, out int whole)) return [new Piece(whole, 0, totalBytes)];
+        if (_ignoreMerges && _modelVocab.TryGetValue(w, out int whole)) return [new Piece(whole, 0, totalBytes)];
         var ids = new List<int>(w.Length);
         var lens = new List<int>(w.Length);    // byte length each symbol covers, in the order HF adds them
         int unk = -1, unkLen = 0;
