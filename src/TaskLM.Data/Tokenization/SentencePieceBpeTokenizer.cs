@@ -257,9 +257,13 @@ public sealed class SentencePieceBpeTokenizer : ITokenizer
         if (unk != null && !modelVocab.ContainsKey(unk)) throw new FormatException($"{path}: model.unk_token '{unk}' is not in model.vocab");
         string? Pick(string? given, string fallback) => given ?? (vocab.ContainsKey(fallback) ? fallback : null);
         var names = config.Given with { Bos = Pick(config.Given.Bos, "<s>"), Eos = Pick(config.Given.Eos, "</s>"), Unk = config.Given.Unk ?? unk };
-        return new SentencePieceBpeTokenizer(root, modelVocab, vocab, merges, unk, model["fuse_unk"]?.GetValue<bool>() ?? false,
-            model["byte_fallback"]?.GetValue<bool>() ?? false, model["ignore_merges"]?.GetValue<bool>() ?? false, norm, meta, dec,
-            added, template, names, config.ModelMaxLength);
+        try
+        {
+            return new SentencePieceBpeTokenizer(root, modelVocab, vocab, merges, unk, model["fuse_unk"]?.GetValue<bool>() ?? false,
+                model["byte_fallback"]?.GetValue<bool>() ?? false, model["ignore_merges"]?.GetValue<bool>() ?? false, norm, meta, dec,
+                added, template, names, config.ModelMaxLength);
+        }
+        catch (FormatException e) { throw new FormatException($"{path}: {e.Message}", e); }   // a merge outside the vocabulary
     }
 
     /// <inheritdoc/>

@@ -286,6 +286,14 @@ public sealed class SentencePieceBpeTests : IDisposable
         Assert.Equal(1, back.BosTokenId);
     }
 
+    [Fact]
+    public void A_merge_outside_the_vocabulary_is_a_format_error_naming_the_file()
+    {
+        var e = Assert.Throws<FormatException>(() => Load(["a", "b"], ["a b"]));
+        Assert.Contains("tokenizer.json", e.Message);
+        Assert.Contains("'a b'", e.Message);
+    }
+
     [Theory]
     [InlineData("normalizer", """{"type":"NFKC"}""", "normalizer 'NFKC'")]
     [InlineData("pre_tokenizer", """{"type":"Whitespace"}""", "pre_tokenizer 'Whitespace'")]
