@@ -4,7 +4,7 @@ namespace TaskLM.Data.Tokenization;
 /// <summary>A tokenizer as models and training see it. Ids are Hugging Face's ids for the same files.</summary>
 public interface ITokenizer
 {
-    /// <summary>"bpe" (GPT-2 byte-level) or "wordpiece" (BERT).</summary>
+    /// <summary>"bpe" (GPT-2 byte-level), "sentencepiece-bpe" (Llama 2, Mistral) or "wordpiece" (BERT).</summary>
     string Kind { get; }
 
     /// <summary>Number of ids, added special tokens included.</summary>

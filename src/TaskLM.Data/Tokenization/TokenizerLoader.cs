@@ -9,7 +9,7 @@ public static class TokenizerLoader
 {
     /// <summary>
     /// "gpt2" = the embedded GPT-2 vocabulary. Otherwise a folder (or a tokenizer.json file), tried in HF's order:
-    /// <c>tokenizer.json</c> (BPE or WordPiece model), <c>vocab.json</c> + <c>merges.txt</c> (byte-level BPE),
+    /// <c>tokenizer.json</c> (byte-level or SentencePiece-style BPE, or WordPiece), <c>vocab.json</c> + <c>merges.txt</c> (byte-level BPE),
     /// <c>vocab.txt</c> (WordPiece). <c>tokenizer_config.json</c> supplies do_lower_case, special tokens, model_max_length.
     /// </summary>
     public static ITokenizer Load(string dirOrName)
@@ -40,7 +40,8 @@ public static class TokenizerLoader
                 var pre = root["pre_tokenizer"];
                 bool byteLevel = pre?["type"]?.GetValue<string>() == "ByteLevel"
                     || (pre?["pretokenizers"] as JsonArray)?.Any(p => p?["type"]?.GetValue<string>() == "ByteLevel") == true;
-                if (!byteLevel) throw new NotSupportedException($"{path}: only byte-level BPE (pre_tokenizer ByteLevel) is supported");
+                // No ByteLevel step: SentencePiece-style BPE (Llama 2, Mistral), which refuses the steps it does not know.
+                if (!byteLevel) return SentencePieceBpeTokenizer.FromTokenizerJson(path, root, config);
                 if (pre?["add_prefix_space"]?.GetValue<bool>() == true)
                     throw new NotSupportedException($"{path}: pre_tokenizer.add_prefix_space = true is not supported");
                 return ByteLevelBpeTokenizer.FromTokenizerJson(path, root, config);

@@ -146,7 +146,8 @@ public sealed class ByteLevelVariantsTests : IDisposable
     {
         var ex = Assert.Throws<NotSupportedException>(() => Variant(r => r["pre_tokenizer"] = new JsonObject { ["type"] = "Metaspace", ["replacement"] = "▁" }));
         Assert.Contains("tokenizer.json", ex.Message);
-        Assert.Contains("byte-level", ex.Message);                            // SentencePiece-style BPE is not built yet
+        // No ByteLevel pre-tokenizer makes it SentencePiece-style BPE, which refuses the byte-level decoder this file keeps.
+        Assert.Contains("decoder 'ByteLevel'", ex.Message);
         var seq = Assert.Throws<NotSupportedException>(() => Variant(r => r["pre_tokenizer"] = new JsonObject
         {
             ["type"] = "Sequence",
