@@ -126,7 +126,7 @@ internal sealed class TorchRunner : IModelRunner
             if (s.Finished) continue;
             // Each sequence its own settings and seed; the repetition penalty sees its own ids (prompt + generated), no pads.
             var sampler = (TokenSampler)(s.Sampler ??= new TokenSampler(s.Options, lm.Device));
-            next[r] = (int)sampler.Choose(scores.narrow(0, r, 1), Generation.IdsTensor([s.Ids], lm.Device)).item<long>();
+            next[r] = (int)sampler.Choose(scores.narrow(0, r, 1), [s.Ids]).item<long>();
         }
         return next;
     }

@@ -276,23 +276,25 @@ public sealed class TokenSampler : IDisposable
         _gen = options.Seed is long seed ? new Generator((ulong)seed, device) : null;
     }
 
-    /// <summary>The next token of each row: <paramref name="scores"/> (B, V) float32 logits, <paramref name="seen"/> (B, S)
-    /// the ids each row has so far (what the repetition penalty penalises). Returns (B,) int64.</summary>
-    public Tensor Choose(Tensor scores, Tensor seen)
+    /// <summary>The next token of each row: <paramref name="scores"/> (B, V) float32 logits, <paramref name="seen"/> the
+    /// ids each row has so far, B rows of S (what the repetition penalty penalises; made a tensor only when it is on,
+    /// not at every step of every decode). Returns (B,) int64.</summary>
+    public Tensor Choose(Tensor scores, IReadOnlyList<IReadOnlyList<int>> seen)
     {
         scores = Process(scores, seen, _o);
         return _o.DoSample ? multinomial(softmax(scores, -1), 1, generator: _gen).squeeze(1) : scores.argmax(-1);
     }
 
     /// <summary>HF's logits processors, in HF's order: repetition penalty, then (sampling only) temperature,
-    /// top-k, top-p. scores (B, V) float32, seen (B, S) int64.</summary>
-    static Tensor Process(Tensor scores, Tensor seen, GenerationOptions o)
+    /// top-k, top-p. scores (B, V) float32, seen B rows of S ids.</summary>
+    static Tensor Process(Tensor scores, IReadOnlyList<IReadOnlyList<int>> seen, GenerationOptions o)
     {
         if (o.RepetitionPenalty != 1.0)
         {
-            var s = scores.gather(1, seen);
+            var ids = Generation.IdsTensor(seen, scores.device);                               // (B, S)
+            var s = scores.gather(1, ids);
             s = where(s.lt(0), s * o.RepetitionPenalty, s / o.RepetitionPenalty);
-            scores = scores.scatter(1, seen, s);
+            scores = scores.scatter(1, ids, s);
         }
         if (!o.DoSample) return scores;
         if (o.Temperature != 1.0) scores = scores / o.Temperature;
@@ -378,7 +380,7 @@ sealed class DecodeSession : IDisposable
         {
             var scores = Generation.NextLogits(_lm, _ids, _mask, _cache, prefill: _step == 0);   // (B, V)
             // HF penalises every id of the row, left pads included.
-            next = _sampler.Choose(scores, Generation.IdsTensor(_ids, _device)).cpu().data<long>().ToArray(); // (B,)
+            next = _sampler.Choose(scores, _ids).cpu().data<long>().ToArray();                 // (B,)
         }
         _step++;
         chosen = new int[_b];
