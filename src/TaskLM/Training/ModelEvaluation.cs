@@ -89,7 +89,7 @@ public static class ModelEvaluation
         o.Say($"data: {data.Examples.Count} examples from {dataPath}");
         var collator = TrainingRun.MakeCollator(recipe, model, tok, o.Device);
 
-        string split = Path.GetFileNameWithoutExtension(dataPath.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? dataPath[..^3] : dataPath);
+        string split = SplitName(dataPath);
         EvalResult result;
         using (no_grad())
             result = recipe.Task == "classification"
@@ -114,13 +114,7 @@ public static class ModelEvaluation
             outDir = Path.Combine(runDir, "eval-" + split);
             o.Say($"{Path.Combine(runDir, RunFolderFiles.Eval)} is the run's test result, so this evaluation of {dataPath} goes to {outDir} (--out chooses another folder)");
         }
-        Directory.CreateDirectory(outDir);
-        string evalPath = Path.Combine(outDir, "eval.json");
-        string tmp = evalPath + ".tmp";
-        File.WriteAllText(tmp, result.ToJsonString());
-        File.Move(tmp, evalPath, overwrite: true);
-        string report = ReportBuilder.ForRuns([RunFolder.Read(outDir)]).Write(outDir);
-        return (result, outDir, report);
+        return (result, outDir, Write(result, outDir));
     }
 
     static bool HasTorchWeights(string folder) =>
@@ -147,45 +141,46 @@ public static class ModelEvaluation
         if (data.Examples.Count == 0) throw new InvalidDataException($"{dataPath}: no examples to evaluate");
         o.Say($"data: {data.Examples.Count} examples from {dataPath}");
         int pad = onnx.Config.Int("pad_token_id") ?? tok?.PadTokenId ?? 0;
-        string split = Path.GetFileNameWithoutExtension(dataPath.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? dataPath[..^3] : dataPath);
-        string Name(int c) => c >= 0 && c < labels.Count ? labels[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var texts = SourceTexts(recipe.Data, dataPath, data.Examples.Count);
-        var gold = new List<string>(); var pred = new List<string>(); var losses = new List<double>(); var shown = new List<string>();
-        var examples = data.Examples;
-        for (int i = 0; i < examples.Count; i += o.BatchSize)
+        string split = SplitName(dataPath);
+        var result = ClassifyWith(chunk =>
         {
-            var chunk = examples.Skip(i).Take(o.BatchSize).ToList();
             int t = chunk.Max(e => e.InputIds.Length);
             // Right-padded to the longest row, as the Collator pads for the torch path.
             long[][] Pad(Func<Example, int, long> value, long fill) => chunk.Select(e =>
                 Enumerable.Range(0, t).Select(j => j < e.InputIds.Length ? value(e, j) : fill).ToArray()).ToArray();
             var logits = onnx.Forward(Pad((e, j) => e.InputIds[j], pad), Pad((_, _) => 1, 0), Pad((e, j) => e.TokenTypeIds?[j] ?? 0, 0))["logits"];   // (B, C)
             int c = (int)logits.Shape[1];
+            var logp = new float[chunk.Count * c];
             for (int b = 0; b < chunk.Count; b++)
             {
                 var row = logits.Data.AsSpan(b * c, c);
-                double max = double.NegativeInfinity; int best = 0;
-                for (int k = 0; k < c; k++) if (row[k] > max) { max = row[k]; best = k; }
+                double max = double.NegativeInfinity;
+                foreach (var v in row) max = Math.Max(max, v);
                 double lse = 0;
-                for (int k = 0; k < c; k++) lse += Math.Exp(row[k] - max);
+                foreach (var v in row) lse += Math.Exp(v - max);
                 lse = max + Math.Log(lse);
-                gold.Add(Name(chunk[b].Label));
-                pred.Add(Name(best));
-                losses.Add(chunk[b].Label >= 0 && chunk[b].Label < c ? lse - row[chunk[b].Label] : double.NaN);
-                shown.Add(EvalResult.Excerpt(texts?[i + b] ?? tok?.Decode(chunk[b].InputIds, skipSpecialTokens: true) ?? string.Join(' ', chunk[b].InputIds)));
+                for (int k = 0; k < c; k++) logp[b * c + k] = (float)(row[k] - lse);
             }
-            if (i / o.BatchSize % 10 == 0) o.Say($"  {Math.Min(i + o.BatchSize, examples.Count)}/{examples.Count}");
-        }
-        var result = EvalResult.ForClassification(gold, pred, shown, losses, o.Worst, split);
-        result.Metrics["loss"] = losses.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+            return (logp, c);
+        }, data.Examples, labels, SourceTexts(recipe.Data, dataPath, data.Examples.Count), tok, o.BatchSize, o.Worst, split, o.Say);
         result.ModelSource = source.Provenance;
         string outDir = o.OutDir ?? Path.Combine(Directory.GetCurrentDirectory(), "eval");
+        return (result, outDir, Write(result, outDir));
+    }
+
+    /// <summary>The split a data file names ("test" for test.jsonl.gz).</summary>
+    static string SplitName(string dataPath) =>
+        Path.GetFileNameWithoutExtension(dataPath.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? dataPath[..^3] : dataPath);
+
+    /// <summary>eval.json (written whole, then moved into place) and the report of <paramref name="outDir"/>; the
+    /// report's path.</summary>
+    static string Write(EvalResult result, string outDir)
+    {
         Directory.CreateDirectory(outDir);
         string evalPath = Path.Combine(outDir, "eval.json"), tmp = evalPath + ".tmp";
         File.WriteAllText(tmp, result.ToJsonString());
         File.Move(tmp, evalPath, overwrite: true);
-        string report = ReportBuilder.ForRuns([RunFolder.Read(outDir)]).Write(outDir);
-        return (result, outDir, report);
+        return ReportBuilder.ForRuns([RunFolder.Read(outDir)]).Write(outDir);
     }
 
     /// <summary>Sequence classification, as <c>tasklm evaluate</c> and <c>tasklm train</c>'s test evaluation score it: every
@@ -196,22 +191,34 @@ public static class ModelEvaluation
     public static EvalResult Classify(ITaskModel model, IReadOnlyList<Example> examples, Collator collator, IReadOnlyList<string> labels,
         IReadOnlyList<string>? texts, ITokenizer? tok, int batchSize, int worst, string split, Action<string>? say = null)
     {
-        string Name(int c) => c >= 0 && c < labels.Count ? labels[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var gold = new List<string>(); var pred = new List<string>(); var losses = new List<double>(); var shown = new List<string>();
         using var _ = no_grad();
-        for (int i = 0; i < examples.Count; i += batchSize)
+        return ClassifyWith(chunk =>
         {
             using var scope = NewDisposeScope();
-            var chunk = examples.Skip(i).Take(batchSize).ToList();
             var logits = model.Forward(collator.Collate(chunk)).Logits!;           // (B, C)
             var logp = nn.functional.log_softmax(logits.to(float32), -1).cpu();    // (B, C)
-            long[] argmax = logp.argmax(-1).data<long>().ToArray();
-            float[] lp = logp.data<float>().ToArray();
-            int c = (int)logp.shape[1];
+            return (logp.data<float>().ToArray(), (int)logp.shape[1]);
+        }, examples, labels, texts, tok, batchSize, worst, split, say);
+    }
+
+    /// <summary>The classification bookkeeping of <see cref="Classify"/> for any scorer (libtorch or an ONNX export):
+    /// <paramref name="logProbs"/> gives a batch's log-probabilities, row-major (B, C), and C. The prediction is the first
+    /// most probable class (as torch's argmax), the loss the gold class's negative log-probability.</summary>
+    static EvalResult ClassifyWith(Func<List<Example>, (float[] LogProbs, int Classes)> logProbs, IReadOnlyList<Example> examples,
+        IReadOnlyList<string> labels, IReadOnlyList<string>? texts, ITokenizer? tok, int batchSize, int worst, string split, Action<string>? say)
+    {
+        string Name(int c) => c >= 0 && c < labels.Count ? labels[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var gold = new List<string>(); var pred = new List<string>(); var losses = new List<double>(); var shown = new List<string>();
+        for (int i = 0; i < examples.Count; i += batchSize)
+        {
+            var chunk = examples.Skip(i).Take(batchSize).ToList();
+            var (lp, c) = logProbs(chunk);
             for (int b = 0; b < chunk.Count; b++)
             {
+                int best = 0;
+                for (int k = 1; k < c; k++) if (lp[b * c + k] > lp[b * c + best]) best = k;
                 gold.Add(Name(chunk[b].Label));
-                pred.Add(Name((int)argmax[b]));
+                pred.Add(Name(best));
                 losses.Add(chunk[b].Label >= 0 && chunk[b].Label < c ? -lp[b * c + chunk[b].Label] : double.NaN);
                 shown.Add(EvalResult.Excerpt(texts?[i + b] ?? tok?.Decode(chunk[b].InputIds, skipSpecialTokens: true) ?? string.Join(' ', chunk[b].InputIds)));
             }
