@@ -81,11 +81,14 @@ public static class TaskData
             if (examples.Count == 0) throw new InvalidDataException($"{path}: no row has an assistant token within data.max_length={d.MaxLength}");
         }
         else if (promptCompletion)
+        {
+            var asGeneration = new Recipe { Task = "generation", Data = data };   // the completion-only loss of the generation task
             foreach (var (row, line) in rows)
             {
-                try { examples.Add(FromText(row, new Recipe { Task = "generation", Data = data }, tokenizer!, labelNames)); }
+                try { examples.Add(FromText(row, asGeneration, tokenizer!, labelNames)); }
                 catch (InvalidDataException e) { throw new InvalidDataException($"{path}:{line}: {e.Message}", e); }
             }
+        }
         else if (!preTokenized && task is "causal-lm" or "masked-lm")
             examples.AddRange(PackBlocks(rows, recipe, tokenizer!, path));
         else
