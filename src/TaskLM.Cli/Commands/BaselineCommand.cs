@@ -17,7 +17,7 @@ public static class BaselineCommand
         var labelCol = new Option<string>("--label-column") { Description = "Column holding the class", DefaultValueFactory = _ => "label" };
         var pairCol = new Option<string?>("--text-pair-column") { Description = "Second text of a pair, appended to the text" };
         var json = Global.JsonOption();
-        var cmd = new Command("baseline", "Fit the TF-IDF (word 1-2 grams) + logistic-regression baseline on a training file and score it (seconds, no GPU)");
+        var cmd = new Command("baseline", "Fit the TF-IDF (word 1-2 grams, + char_wb 2-5 grams when validation prefers them) + logistic-regression baseline on a training file and score it (seconds, no GPU)");
         cmd.Arguments.Add(train);
         foreach (var o in new Option[] { validation, test, textCol, labelCol, pairCol, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
@@ -42,7 +42,9 @@ public static class BaselineCommand
                 var o = new JsonObject
                 {
                     ["baseline"] = BaselineComparison.MethodName, ["c"] = scored.Model.C, ["c_chosen_on"] = scored.Model.CChosenOn,
-                    ["features"] = scored.Model.Features,
+                    ["features"] = scored.Model.Features, ["feature_set"] = scored.Model.Featurizer.Description,
+                    ["feature_sets_validation_macro_f1"] = scored.Model.FeatureScores == null ? null
+                        : new JsonObject(scored.Model.FeatureScores.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
                     ["train"] = tr.Texts.Count, ["labels"] = new JsonArray(scored.Model.Labels.Select(l => (JsonNode?)l).ToArray()),
                     ["fit_seconds"] = Math.Round(scored.Model.FitSeconds, 3),
                     ["test"] = scored.Result.ToJson(),
@@ -51,7 +53,7 @@ public static class BaselineCommand
                 Console.WriteLine(o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
                 return 0;
             }
-            AnsiConsole.MarkupLine($"TF-IDF (word 1-2 grams, sublinear tf) + logistic regression: fitted on {tr.Texts.Count} examples, {scored.Model.Labels.Count} classes, "
+            AnsiConsole.MarkupLine($"TF-IDF ({scored.Model.Featurizer.Description}, sublinear tf) + logistic regression: fitted on {tr.Texts.Count} examples, {scored.Model.Labels.Count} classes, "
                 + $"{scored.Model.Features:N0} features, C = {scored.Model.C} (chosen on {Markup.Escape(scored.Model.CChosenOn)}), in {scored.Model.FitSeconds:F1} s");
             var t = new Table().AddColumn("metric");
             if (val != null) t.AddColumn($"validation (n={val.N})");

@@ -76,7 +76,7 @@ public static class BaselineStage
         }
         string metric = r.Training.EarlyStopping?.Metric ?? "macro_f1";
         var summary = BaselineComparison.Compare(scored.Labels, labels, modelProba, bs, r.Evaluation.BootstrapSamples, r.Training.Seed, val, metric);
-        say($"baseline ({train.Texts.Count} training texts, C = {bs.Model.C} chosen on {bs.Model.CChosenOn}, fitted in {bs.Model.FitSeconds:F1} s): "
+        say($"baseline ({train.Texts.Count} training texts, {bs.Model.Featurizer.Description}, C = {bs.Model.C} chosen on {bs.Model.CChosenOn}, fitted in {bs.Model.FitSeconds:F1} s): "
             + string.Join("  ", BaselineComparison.DifferenceMetrics.Select(m => $"{m}={EvalResult.Format(summary.Metrics[m])}")));
         // The shipped product scored on the split: its predictions, metrics, confusion matrix and worst examples.
         string split = save ? "test" : Path.GetFileNameWithoutExtension(scoredPath);

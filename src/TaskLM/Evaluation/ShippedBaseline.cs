@@ -10,12 +10,15 @@ namespace TaskLM.Evaluation;
 /// p = w·p_model + (1 − w)·p_baseline, with w chosen on validation (1: the model alone, 0: the baseline alone).
 /// The folder: <c>config.json</c> (labels, C, n-gram range, <c>model_weight</c>, <c>ships</c>, the validation scores
 /// that chose), <c>vocab.txt</c> (the tf-idf vocabulary in feature order, one term a line) and
+/// <c>char_vocab.txt</c> (its character n-grams, numbered after the words, when it has them) and
 /// <c>model.safetensors</c> (<c>idf</c> (F), <c>weight</c> (C, F), <c>bias</c> (C)); probabilities are
 /// softmax(weight · x + bias) of scikit-learn's tf-idf row x, recomputed without ML.NET.</summary>
 public sealed class ShippedBaseline
 {
     /// <summary>The folder's name inside a run folder.</summary>
     public const string FolderName = "baseline";
+    /// <summary>The character n-gram vocabulary in feature order (after vocab.txt's words), when the baseline has one.</summary>
+    public const string CharVocabFile = "char_vocab.txt";
 
     readonly TfidfFeaturizer _features;
     readonly float[][] _weight;   // (C, F)
@@ -58,11 +61,14 @@ public sealed class ShippedBaseline
             KeyValuePair.Create("bias", new Weight([c], bias)),
         ]);
         File.WriteAllLines(Path.Combine(tmp, "vocab.txt"), b.Featurizer.Terms());
+        if (b.Featurizer.CharNgrams != null) File.WriteAllLines(Path.Combine(tmp, CharVocabFile), b.Featurizer.CharTerms());
         var config = new JsonObject
         {
             ["method"] = BaselineComparison.MethodName,
             ["c"] = b.C, ["c_chosen_on"] = b.CChosenOn,
             ["ngram_range"] = new JsonArray(1, b.Featurizer.NgramLength),
+            ["char_ngram_range"] = b.Featurizer.CharNgrams is var (cmin, cmax) ? new JsonArray(cmin, cmax) : null,
+            ["features_chosen"] = b.FeatureScores == null ? null : new JsonObject(b.FeatureScores.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
             ["labels"] = new JsonArray(b.Labels.Select(l => (JsonNode)l).ToArray()),
             ["features"] = f,
             ["model_weight"] = modelWeight,
@@ -87,14 +93,24 @@ public sealed class ShippedBaseline
         if (w is < 0 or > 1) throw new InvalidDataException($"{cfgPath}: \"model_weight\" {w.ToString(CultureInfo.InvariantCulture)} is outside [0, 1]");
         int n = cfg["ngram_range"] is JsonArray ng && ng.Count == 2 ? (int)ng[1]! : 2;
         var terms = File.ReadAllLines(Path.Combine(dir, "vocab.txt"));
+        (int, int)? charRange = null;
+        string[]? charTerms = null;
+        if (cfg["char_ngram_range"] is JsonArray cr)
+        {
+            if (cr.Count != 2) throw new InvalidDataException($"{cfgPath}: \"char_ngram_range\" should be [min, max]");
+            charRange = ((int)cr[0]!, (int)cr[1]!);
+            string cv = Path.Combine(dir, CharVocabFile);
+            if (!File.Exists(cv)) throw new FileNotFoundException($"{dir}: no {CharVocabFile} (config.json has \"char_ngram_range\")", cv);
+            charTerms = File.ReadAllLines(cv);
+        }
         var weights = HfWeights.Load(dir);
         var idf = weights.Get("idf");
-        int f = Math.Max(1, terms.Length), c = labels.Count;
+        int f = Math.Max(1, terms.Length + (charTerms?.Length ?? 0)), c = labels.Count;
         var weight = weights.Get("weight", "", c, f).Data;
         var bias = weights.Get("bias", "", c).Data;
-        if (idf.Data.Length != f) throw new InvalidDataException($"{dir}: vocab.txt has {terms.Length} terms, idf has {idf.Data.Length}");
+        if (idf.Data.Length != f) throw new InvalidDataException($"{dir}: vocab.txt and {CharVocabFile} have {f} terms, idf has {idf.Data.Length}");
         var rows = Enumerable.Range(0, c).Select(k => weight.AsSpan(k * f, f).ToArray()).ToArray();
-        var featurizer = TfidfFeaturizer.FromParts(terms, terms.Length == 0 ? [] : idf.Data, n);
+        var featurizer = TfidfFeaturizer.FromParts(terms, terms.Length + (charTerms?.Length ?? 0) == 0 ? [] : idf.Data, n, charTerms, charRange);
         return new ShippedBaseline(featurizer, rows, bias, labels, w, cfg);
     }
 

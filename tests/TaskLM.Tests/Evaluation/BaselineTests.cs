@@ -46,7 +46,8 @@ public class BaselineTests(Xunit.Abstractions.ITestOutputHelper output)
         LabelledTexts Rows(Func<int, bool> keep) => new(
             all.Texts.Where((_, i) => keep(i)).ToList(), all.Labels.Where((_, i) => keep(i)).ToList(), all.Source);
         var fit = Rows(i => i % 5 != 0); var val = Rows(i => i % 5 == 0);
-        var s = Baseline.FitAndScore(fit, test, options: new BaselineOptions { Validation = val });
+        // Words only, as the fixture's sklearn pipeline (the choice of character n-grams is the next test's).
+        var s = Baseline.FitAndScore(fit, test, options: new BaselineOptions { Validation = val, CharNgrams = false });
         var exp = Expected()["sklearn_c_by_validation"]!;
         output.WriteLine($"TaskLM chose C={s.Model.C} ({string.Join(", ", s.Model.CScores!.Select(kv => $"{kv.Key}: {kv.Value:F4}"))}); sklearn chose {exp["c"]}; "
             + $"test macro_f1 {s.Result.Metrics["macro_f1"]:F4} vs sklearn {exp["macro_f1"]:F4}");
@@ -55,6 +56,48 @@ public class BaselineTests(Xunit.Abstractions.ITestOutputHelper output)
         foreach (var (c, f1) in s.Model.CScores!)
             Assert.Equal(exp["validation_macro_f1"]![c.ToString("0.0###", System.Globalization.CultureInfo.InvariantCulture)]!.GetValue<double>(), f1, 0.03);
         Assert.Equal(exp["macro_f1"]!.GetValue<double>(), s.Result.Metrics["macro_f1"], 0.015);
+    }
+
+    [Fact]
+    public void WordsAndCharacterNgramsMatchSklearnsFeatureUnion()
+    {
+        // FeatureUnion(word 1-2 grams, char_wb 2-5 grams with min_df 2), both sublinear tf-idf, + LogisticRegression(C=1).
+        var train = LabelledTexts.Read(Data("train.jsonl"));
+        var test = LabelledTexts.Read(Data("test.jsonl"));
+        var exp = Expected()["sklearn_word_char"]!;
+        var s = Baseline.FitAndScore(train, test, options: new BaselineOptions { C = 1, CharNgrams = true });
+        Assert.Equal(exp["features"]!.GetValue<int>(), s.Model.Features);
+        Assert.Equal(exp["char_features"]!.GetValue<int>(), s.Model.Featurizer.CharTerms().Count);
+        // The first character terms in sklearn's (sorted) numbering, with their idf.
+        int words = s.Model.Featurizer.Terms().Count;
+        foreach (var (pair, i) in exp["char_idf_first"]!.AsArray().Select((p, i) => (p!.AsArray(), i)))
+        {
+            Assert.Equal(pair[0]!.GetValue<string>(), s.Model.Featurizer.CharTerms()[i]);
+            Assert.Equal(pair[1]!.GetValue<double>(), s.Model.Featurizer.Idf[words + i], 4);
+        }
+        var pred = exp["predictions"]!.AsArray().Select(x => x!.GetValue<string>()).ToList();
+        int agree = s.Predictions.Zip(pred).Count(p => p.First == p.Second);
+        output.WriteLine($"TaskLM words + chars, C=1: macro_f1 {s.Result.Metrics["macro_f1"]:F4}, {s.Model.Features} features, fitted in {s.Model.FitSeconds:F1} s; "
+            + $"sklearn {exp["macro_f1"]:F4} ({agree}/{test.Texts.Count} predictions agree)");
+        Assert.True(agree >= 0.97 * test.Texts.Count, $"{agree}/{test.Texts.Count} predictions agree with sklearn's");
+        Assert.Equal(exp["macro_f1"]!.GetValue<double>(), s.Result.Metrics["macro_f1"], 0.01);
+    }
+
+    [Fact]
+    public void ValidationChoosesBetweenWordsAndWordsPlusCharacters()
+    {
+        var all = LabelledTexts.Read(Data("train.jsonl"));
+        var test = LabelledTexts.Read(Data("test.jsonl"));
+        LabelledTexts Rows(Func<int, bool> keep) => new(
+            all.Texts.Where((_, i) => keep(i)).ToList(), all.Labels.Where((_, i) => keep(i)).ToList(), all.Source);
+        var s = Baseline.FitAndScore(Rows(i => i % 5 != 0), test, options: new BaselineOptions { Validation = Rows(i => i % 5 == 0) });
+        var scores = s.Model.FeatureScores!;
+        output.WriteLine(string.Join(", ", scores.Select(kv => $"{kv.Key}: {kv.Value:F4}")) + $"; chose {s.Model.Featurizer.Description}, C = {s.Model.C}");
+        Assert.Equal(["word 1-2 grams", "word 1-2 + char_wb 2-5 grams"], scores.Keys);
+        // The better validation macro-F1 wins; a tie keeps words only.
+        string expected = scores["word 1-2 + char_wb 2-5 grams"] > scores["word 1-2 grams"] ? "word 1-2 + char_wb 2-5 grams" : "word 1-2 grams";
+        Assert.Equal(expected, s.Model.Featurizer.Description);
+        Assert.Equal(scores[expected], s.Model.CScores![s.Model.C], 10);
     }
 
     [Fact]

@@ -10,12 +10,15 @@ public class ShippedBaselineTests
 {
     static string Data(string name) => Fixture.Path("evaluation", "baseline", name);
 
-    [Fact]
-    public void A_saved_baseline_gives_the_probabilities_MLNET_gave()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]   // words and character n-grams: char_vocab.txt and the idf of both blocks
+    public void A_saved_baseline_gives_the_probabilities_MLNET_gave(bool charNgrams)
     {
         var train = LabelledTexts.Read(Data("train.jsonl"));
         var test = LabelledTexts.Read(Data("test.jsonl"));
-        var fitted = TextBaseline.Fit(train.Texts, train.Labels, options: new BaselineOptions { C = 10 });
+        var fitted = TextBaseline.Fit(train.Texts, train.Labels, options: new BaselineOptions { C = 10, CharNgrams = charNgrams });
+        Assert.Equal(charNgrams, fitted.Featurizer.CharNgrams != null);
         string dir = Path.Combine(Directory.CreateTempSubdirectory("tasklm-shipped").FullName, "baseline");
         try
         {
