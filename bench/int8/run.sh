@@ -31,7 +31,7 @@ for r in $(seq 1 "$rounds"); do
 done
 echo "load after: $(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out/load.txt"
 for v in $variants; do
-  $tasklm evaluate "$out/$v" "$test" --out "$out/eval-$v" --threads "$threads" --json > /dev/null
+  $tasklm evaluate --model "$out/$v" "$test" --out "$out/eval-$v" --threads "$threads" --json > /dev/null
 done
 python3 - "$out" $variants <<'PY'
 import json, statistics, sys, os

@@ -45,7 +45,8 @@ try
     // Help names the program as its users type it (run as `dotnet TaskLM.Cli.dll`, it would say TaskLM.Cli).
     var text = new StringWriter();
     int rc = parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = text });
-    Console.Write(text.ToString().Replace(RootCommand.ExecutableName + " ", "tasklm ").Replace(RootCommand.ExecutableName + Environment.NewLine, "tasklm" + Environment.NewLine));
+    Console.Write(Global.ModelOption.ShowInUsage(
+        text.ToString().Replace(RootCommand.ExecutableName + " ", "tasklm ").Replace(RootCommand.ExecutableName + Environment.NewLine, "tasklm" + Environment.NewLine), parsed));
     return rc;
 }
 catch (Exception e)

@@ -94,7 +94,7 @@ public static partial class OnnxImport
         if (!File.Exists(onnxPath)) throw new FileNotFoundException($"ONNX model '{onnxPath}' does not exist", onnxPath);
         vocabPath ??= Path.Combine(Path.GetDirectoryName(Path.GetFullPath(onnxPath))!, "vocab.txt");
         if (!File.Exists(vocabPath))
-            throw new FileNotFoundException($"{onnxPath}: no vocab.txt beside it; an ONNX encoder needs its WordPiece vocabulary ('tasklm models import {onnxPath} --vocab VOCAB --out DIR')", vocabPath);
+            throw new FileNotFoundException($"{onnxPath}: no vocab.txt beside it; an ONNX encoder needs its WordPiece vocabulary ('tasklm models import --model {onnxPath} --vocab VOCAB --out DIR')", vocabPath);
         byte[] onnx = File.ReadAllBytes(onnxPath), vocab = File.ReadAllBytes(vocabPath);
         string key = Hex(SHA256.HashData([.. SHA256.HashData(onnx), .. SHA256.HashData(vocab)]))[..16];
         string stem = Regex.Replace(Path.GetFileNameWithoutExtension(onnxPath), "[^A-Za-z0-9._-]", "_");

@@ -12,8 +12,9 @@ public sealed record OnnxTensor(float[] Data, long[] Shape);
 /// config.json's problem_type is multi_label_classification) in id order.</summary>
 public sealed record ClassPrediction(string Label, int LabelId, double Score, IReadOnlyList<double> Probabilities);
 
-/// <summary>One tagged token: its text, character span in the input, tag and softmax probability.</summary>
-public sealed record TokenTag(string Token, int Start, int End, string Tag, int TagId, double Score);
+/// <summary>One tagged word (whitespace-separated, as training and the torch runtime tag): its text, character span in
+/// the input, the tag of its first piece and that tag's softmax probability.</summary>
+public sealed record WordTag(string Word, int Start, int End, string Tag, int TagId, double Score);
 
 /// <summary>An extractive answer: the context's substring [Start, End) and HF's pipeline score p(start)·p(end).</summary>
 public sealed record AnswerSpan(string Text, int Start, int End, double Score);
@@ -331,12 +332,13 @@ public sealed class OnnxTaskModel : IDisposable
 
     int PadId => Config.Int("pad_token_id") ?? Tokenizer?.PadTokenId ?? 0;
 
+    // The task encoder training, evaluation and the torch runtime use (TaskLM.Data's TaskEncoder).
+    TaskEncoder Encoder() => new(NeedTokenizer(), MaxLength);
+
     IReadOnlyList<TokenizedInput> Encode(IReadOnlyList<string> texts, IReadOnlyList<string>? pairs = null)
     {
-        var tok = NeedTokenizer();
-        var opts = new EncodeOptions { MaxLength = MaxLength, Truncation = pairs is null ? TruncationStrategy.LongestFirst : TruncationStrategy.OnlySecond };
-        var encoded = texts.Select((t, i) => tok.EncodeForModel(t, pairs?[i], opts)).ToList();
-        return ModelInputBuilder.PadBatch(encoded, PadId);
+        var encoder = Encoder();
+        return ModelInputBuilder.PadBatch(texts.Select((t, i) => encoder.Text(t, pairs?[i])).ToList(), PadId);
     }
 
     static long[][] Rows(IEnumerable<int[]> rows) => rows.Select(r => r.Select(x => (long)x).ToArray()).ToArray();
@@ -374,55 +376,51 @@ public sealed class OnnxTaskModel : IDisposable
         return result;
     }
 
-    /// <summary>Tags every token of each text (a token-classification head); special and padding tokens are left out.</summary>
-    public IReadOnlyList<IReadOnlyList<TokenTag>> Tag(IReadOnlyList<string> texts)
+    /// <summary>Tags every whitespace-separated word of each text (a token-classification head) by its first piece, as
+    /// training labels words and the torch runtime tags them (<see cref="TaskEncoder.Words(string)"/>); a word cut off by
+    /// the length limit, or without tokens, is left out.</summary>
+    public IReadOnlyList<IReadOnlyList<WordTag>> Tag(IReadOnlyList<string> texts)
     {
         if (Task != "token-classification") throw new InvalidOperationException($"a {Task} model does not tag tokens");
         if (texts.Count == 0) return [];
-        var tok = NeedTokenizer();
-        var enc = Encode(texts);
+        var encoder = Encoder();
+        var words = texts.Select(encoder.Words).ToList();
+        var enc = ModelInputBuilder.PadBatch(words.Select(w => w.Encoding.Input).ToList(), PadId);
         var logits = Forward(Rows(enc.Select(e => e.InputIds)), Rows(enc.Select(e => e.AttentionMask)), Rows(enc.Select(e => e.TokenTypeIds)))["logits"];
         int t = (int)logits.Shape[1], c = (int)logits.Shape[2];
-        var result = new List<IReadOnlyList<TokenTag>>();
+        var result = new List<IReadOnlyList<WordTag>>();
         for (int b = 0; b < texts.Count; b++)
         {
-            var tags = new List<TokenTag>();
-            for (int i = 0; i < enc[b].Length; i++)
+            var (encoding, spans) = words[b];
+            var tags = new List<WordTag>();
+            for (int w = 0; w < spans.Count; w++)
             {
-                if (enc[b].SpecialTokensMask[i] == 1 || enc[b].AttentionMask[i] == 0) continue;
+                int i = encoding.FirstToken[w];
+                if (i < 0) continue;
                 var probs = Softmax(logits.Data.AsSpan((b * t + i) * c, c));
                 int best = Array.IndexOf(probs, probs.Max());
-                var (s, e) = enc[b].Offsets[i];
-                tags.Add(new TokenTag(tok.IdToToken(enc[b].InputIds[i]) ?? "", s, e, best < Labels.Count ? Labels[best] : best.ToString(), best, probs[best]));
+                var (s, e) = spans[w];
+                tags.Add(new WordTag(texts[b][s..e], s, e, best < Labels.Count ? Labels[best] : best.ToString(), best, probs[best]));
             }
             result.Add(tags);
         }
         return result;
     }
 
-    /// <summary>The best answer span to <paramref name="question"/> in <paramref name="context"/> (a QA head), as HF's
-    /// question-answering pipeline picks it: context tokens only, start ≤ end, at most <paramref name="maxAnswerTokens"/>
-    /// tokens, score p(start)·p(end) with softmax over the sequence.</summary>
-    public AnswerSpan Answer(string question, string context, int maxAnswerTokens = 15)
+    /// <summary>The best answer span to <paramref name="question"/> in <paramref name="context"/> (a QA head), encoded as
+    /// training and the torch runtime encode it (<see cref="TaskEncoder.Qa"/>) and picked as HF's question-answering
+    /// pipeline picks it (<see cref="QaEncoding.BestSpan"/>): context tokens only, start ≤ end, at most
+    /// <paramref name="maxAnswerTokens"/> tokens, score p(start)·p(end) with softmax over the sequence.</summary>
+    public AnswerSpan Answer(string question, string context, int maxAnswerTokens = TaskEncoder.MaxAnswerTokens)
     {
         if (Task != "question-answering") throw new InvalidOperationException($"a {Task} model does not answer questions");
-        var enc = Encode([question], [context])[0];
+        var qa = Encoder().Qa(question, context);
+        var enc = qa.Input;
         var outs = Forward(Rows([enc.InputIds]), Rows([enc.AttentionMask]), Rows([enc.TokenTypeIds]));
         var ps = Softmax(outs["start_logits"].Data);
         var pe = Softmax(outs["end_logits"].Data);
-        double best = -1; int bs = -1, be = -1;
-        for (int s = 0; s < enc.Length; s++)
-        {
-            if (enc.SequenceIds[s] != 1) continue;
-            for (int e = s; e < Math.Min(enc.Length, s + maxAnswerTokens); e++)
-            {
-                if (enc.SequenceIds[e] != 1) break;
-                double score = ps[s] * pe[e];
-                if (score > best) { best = score; bs = s; be = e; }
-            }
-        }
-        if (bs < 0) return new AnswerSpan("", 0, 0, 0);
-        int start = enc.Offsets[bs].Start, end = enc.Offsets[be].End;
+        if (qa.BestSpan(ps, pe, maxAnswerTokens) is not (int bs, int be, double best)) return new AnswerSpan("", 0, 0, 0);
+        var (start, end) = qa.Characters(bs, be);
         return new AnswerSpan(context[start..end], start, end, best);
     }
 

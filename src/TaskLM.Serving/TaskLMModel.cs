@@ -138,13 +138,14 @@ public sealed record ModelCard
 /// <summary>
 /// A trained TaskLM model loaded once for use from .NET. Thread-safe: any number of callers may use it at
 /// once; their rows are batched on the model (dynamic batching for encoder tasks, continuous batching for
-/// generation). Inputs are encoded the way training encoded them ([CLS] text [SEP] for BERT, words
-/// encoded one by one for tagging, question + context words for QA), truncated to <see cref="MaxLength"/>.
+/// generation). Inputs are encoded by the task encoder training uses (<see cref="TaskEncoder"/>: [CLS] text [SEP] for
+/// BERT, words encoded one by one for tagging, question + context words for QA), truncated to <see cref="MaxLength"/>.
 /// </summary>
 public sealed class TaskLMModel : IDisposable
 {
     readonly IModelRunner _runner;
     readonly ITokenizer _tok;
+    readonly TaskEncoder _encoder;
     readonly ModelEngine _engine;
     readonly IReadOnlyList<string>? _labels;
 
@@ -168,6 +169,7 @@ public sealed class TaskLMModel : IDisposable
     TaskLMModel(IModelRunner runner, ITokenizer tok, TaskLMModelOptions o, int maxLength, ModelCard card, ChatTemplate? chat = null)
     {
         _runner = runner; _tok = tok; MaxLength = maxLength; Card = card;
+        _encoder = new TaskEncoder(tok, maxLength);
         _labels = card.Labels;
         ChatTemplate = chat ?? ChatTemplate.Default;
         _engine = new ModelEngine(runner, o, tok);
@@ -312,8 +314,7 @@ public sealed class TaskLMModel : IDisposable
         if (!tasks.Contains(Task)) throw new BadRequestException($"this model is a '{Task}' model; this call needs {string.Join(" or ", tasks)}", code: "wrong_task");
     }
 
-    bool WordPiece => _tok.Kind == "wordpiece";
-    int Special(string token) => _tok.TokenToId(token) ?? throw new InvalidDataException($"tokenizer has no {token} token");
+    bool WordPiece => _encoder.WordPiece;
 
     // ───────────── classification ─────────────
 
@@ -341,13 +342,12 @@ public sealed class TaskLMModel : IDisposable
     /// <summary>Synchronous <see cref="ClassifyAsync"/> of one text.</summary>
     public Classification Classify(string text) => ClassifyAsync([text]).GetAwaiter().GetResult()[0];
 
-    // [CLS] a [SEP] (b [SEP]) for WordPiece, a (b) for GPT-2's BPE.
+    // [CLS] a [SEP] (b [SEP]) for WordPiece, a (b) for GPT-2's BPE, as training encodes it (TaskEncoder.Text).
     EncoderRow EncodePair(string a, string? b)
     {
-        // As training encodes it (TaskData): the tokenizer's template and HF's longest_first truncation.
-        var enc = _tok.EncodeForModel(a, b, new EncodeOptions { MaxLength = MaxLength, Truncation = TruncationStrategy.LongestFirst });
+        var enc = _encoder.Text(a, b);
         if (!WordPiece && enc.InputIds.Length == 0) throw new BadRequestException("the text has no tokens", "input");
-        return new EncoderRow(enc.InputIds, WordPiece ? enc.TokenTypeIds : null);
+        return new EncoderRow(enc.InputIds, _encoder.ModelTypeIds(enc));
     }
 
     // ───────────── token classification ─────────────
@@ -392,68 +392,31 @@ public sealed class TaskLMModel : IDisposable
     /// <summary>Synchronous <see cref="TagAsync"/> of one text.</summary>
     public TagResult Tag(string text) => TagAsync([text]).GetAwaiter().GetResult()[0];
 
-    static List<(int Start, int End)> Words(string text)
-    {
-        var words = new List<(int, int)>();
-        int pos = 0;
-        while (pos < text.Length)
-        {
-            while (pos < text.Length && char.IsWhiteSpace(text[pos])) pos++;
-            int s = pos;
-            while (pos < text.Length && !char.IsWhiteSpace(text[pos])) pos++;
-            if (pos > s) words.Add((s, pos));
-        }
-        return words;
-    }
-
-    // Each word encoded on its own (GPT-2: with a leading space after the first), as training encodes tagged words.
+    // Each word encoded on its own, as training encodes tagged words (TaskEncoder.Words).
     (EncoderRow Row, List<(int Start, int End)> Words, int[] FirstPos) EncodeWords(string text)
     {
-        var words = Words(text);
+        var (enc, words) = _encoder.Words(text);
         if (words.Count == 0) throw new BadRequestException("the text has no words", "input");
-        var ids = new List<int>();
-        if (WordPiece) ids.Add(Special("[CLS]"));
-        int limit = MaxLength - (WordPiece ? 1 : 0);
-        var first = Enumerable.Repeat(-1, words.Count).ToArray();
-        for (int w = 0; w < words.Count && ids.Count < limit; w++)
-        {
-            var pieces = _tok.Encode(!WordPiece && w > 0 ? " " + text[words[w].Start..words[w].End] : text[words[w].Start..words[w].End]);
-            if (pieces.Count == 0) continue;
-            first[w] = ids.Count;
-            foreach (int x in pieces) { if (ids.Count >= limit) break; ids.Add(x); }
-        }
-        if (WordPiece) ids.Add(Special("[SEP]"));
-        return (new EncoderRow(ids.ToArray(), WordPiece ? new int[ids.Count] : null), words, first);
+        return (new EncoderRow(enc.Input.InputIds, _encoder.ModelTypeIds(enc.Input)), words, enc.FirstToken);
     }
 
     // ───────────── question answering ─────────────
 
     /// <summary>Finds each question's answer span in its context: the best start ≤ end within the context tokens
-    /// (at most <paramref name="maxAnswerTokens"/> long), scored p(start)·p(end) as HF's QA pipeline.</summary>
-    public async Task<IReadOnlyList<Answer>> AnswerAsync(IReadOnlyList<(string Question, string Context)> items, int maxAnswerTokens = 30, CancellationToken ct = default)
+    /// (at most <paramref name="maxAnswerTokens"/> long), scored p(start)·p(end) as HF's QA pipeline
+    /// (<see cref="QaEncoding.BestSpan"/>, as the ONNX runtime picks it).</summary>
+    public async Task<IReadOnlyList<Answer>> AnswerAsync(IReadOnlyList<(string Question, string Context)> items, int maxAnswerTokens = TaskEncoder.MaxAnswerTokens, CancellationToken ct = default)
     {
         Need("question-answering");
         var enc = items.Select(x => EncodeQa(x.Question, x.Context)).ToList();
-        var outs = await _engine.RunEncoder(enc.Select(e => e.Row).ToList(), RowKind.Logits, ct).ConfigureAwait(false);
+        var outs = await _engine.RunEncoder(enc.Select(e => new EncoderRow(e.Input.InputIds, _encoder.ModelTypeIds(e.Input))).ToList(), RowKind.Logits, ct).ConfigureAwait(false);
         var answers = new List<Answer>();
         for (int i = 0; i < items.Count; i++)
         {
-            var (row, spans) = enc[i];
-            int t = row.Ids.Length;
+            int t = enc[i].Input.Length;
             var start = Softmax(outs[i][..t]); var end = Softmax(outs[i][t..]);   // start logits then end logits, (T) each
-            double best = -1; int bs = -1, be = -1;
-            for (int s = 0; s < t; s++)
-            {
-                if (spans[s] is null) continue;
-                for (int e = s; e < Math.Min(t, s + maxAnswerTokens); e++)
-                {
-                    if (spans[e] is null) continue;
-                    double score = start[s] * end[e];
-                    if (score > best) { best = score; bs = s; be = e; }
-                }
-            }
-            if (bs < 0) { answers.Add(new Answer("", 0, 0, 0)); continue; }
-            int cs = spans[bs]!.Value.Start, ce = spans[be]!.Value.End;
+            if (enc[i].BestSpan(start, end, maxAnswerTokens) is not (int bs, int be, double best)) { answers.Add(new Answer("", 0, 0, 0)); continue; }
+            var (cs, ce) = enc[i].Characters(bs, be);
             answers.Add(new Answer(items[i].Context[cs..ce], cs, ce, best));
         }
         return answers;
@@ -463,25 +426,12 @@ public sealed class TaskLMModel : IDisposable
     public Answer Answer(string question, string context) => AnswerAsync([(question, context)]).GetAwaiter().GetResult()[0];
 
     // Question tokens, then the context word by word (each sub-token carries its word's character span), as training's QA encoding.
-    (EncoderRow Row, (int Start, int End)?[] Spans) EncodeQa(string question, string context)
+    QaEncoding EncodeQa(string question, string context)
     {
-        var ids = new List<int>(); var types = new List<int>(); var spans = new List<(int, int)?>();
-        void Add(int id, int type, (int, int)? span) { ids.Add(id); types.Add(type); spans.Add(span); }
-        if (WordPiece) Add(Special("[CLS]"), 0, null);
-        foreach (int x in _tok.Encode(question)) Add(x, 0, null);
-        if (WordPiece) Add(Special("[SEP]"), 0, null);
-        int limit = MaxLength - (WordPiece ? 1 : 0);
-        if (ids.Count >= limit) throw new BadRequestException($"the question alone has {ids.Count} tokens; at most {limit - 1} fit", "question", "context_length_exceeded");
-        bool firstWord = true;
-        foreach (var (s, e) in Words(context))
-        {
-            var pieces = _tok.Encode(!WordPiece && !firstWord ? " " + context[s..e] : context[s..e]);
-            firstWord = false;
-            foreach (int x in pieces) { if (ids.Count >= limit) break; Add(x, 1, (s, e)); }
-            if (ids.Count >= limit) break;
-        }
-        if (WordPiece) Add(Special("[SEP]"), 1, null);
-        return (new EncoderRow(ids.ToArray(), WordPiece ? types.ToArray() : null), spans.ToArray());
+        var enc = _encoder.Qa(question, context);
+        if (enc.ContextStart >= _encoder.ContentLimit)
+            throw new BadRequestException($"the question alone has {enc.ContextStart} tokens; at most {_encoder.ContentLimit - 1} fit", "question", "context_length_exceeded");
+        return enc;
     }
 
     // ───────────── embeddings ─────────────

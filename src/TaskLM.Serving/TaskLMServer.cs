@@ -682,7 +682,7 @@ public sealed class TaskLMServer : IAsyncDisposable
             Str(body, "context") ?? throw Bad("context", "'context' is required")));
         if (items.Count == 0) throw Bad("input", "'input' is empty");
         if (items.Count > _o.MaxBatchInputs) throw Bad("input", $"{items.Count} inputs; at most {_o.MaxBatchInputs} per request");
-        int maxAnswer = Int(body, "max_answer_tokens") ?? 30;
+        int maxAnswer = Int(body, "max_answer_tokens") ?? TaskEncoder.MaxAnswerTokens;
         if (maxAnswer < 1) throw Bad("max_answer_tokens", "'max_answer_tokens' must be at least 1");
         using var cts = Deadline(ctx);
         var r = await m.AnswerAsync(items, maxAnswer, cts.Token).ConfigureAwait(false);

@@ -369,7 +369,7 @@ public static class Quickstart
     static List<QuickstartTry> Continue(string run, List<(string Text, string? Gold)> tries, QuickstartOptions o)
     {
         string best = Path.Combine(run, "best");
-        var model = (Gpt2)ModelFactory.FromPretrained(best, "causal-lm");
+        var model = ModelFactory.FromPretrained(best, "causal-lm") as ICausalLM ?? throw new InvalidOperationException($"{best}: not a causal LM");
         model.Module.to(o.Device);
         var tok = TokenizerLoader.Load(o.Tokenizer ?? best);
         var outs = Generation.Generate(model, tries.Select(t => (IReadOnlyList<int>)tok.Encode(t.Text).ToList()).ToList(),

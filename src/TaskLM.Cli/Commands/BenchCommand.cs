@@ -25,15 +25,16 @@ public static class BenchCommand
         return cmd;
     }
 
-    static Option<string> PresetOpt() => new("--preset") { Description = "Model preset (random init)", DefaultValueFactory = _ => "gpt2-mini" };
+    /// <summary>bench train's and bench generate's model: any model source (a preset at random init, a folder, a run, a Hub
+    /// id, a NuGet model), shown as --model SPEC as on every model verb; --preset is its old name.</summary>
+    static Option<string> ModelOpt() => new("--model", "--preset") { Description = "Model: a preset (random init), an HF folder, a run, a Hub id or a NuGet model name", DefaultValueFactory = _ => "gpt2-mini", HelpName = Global.ModelOption.Label };
     static Option<int> IntOpt(string name, string desc, int dflt) => new(name) { Description = desc, DefaultValueFactory = _ => dflt };
 
     // ---------------------------------------------------------------- train
 
     static Command Train()
     {
-        // --model takes any model source (a preset, a folder, a run, a Hub id, a NuGet model); --preset is its old name.
-        var model = new Option<string>("--model", "--preset") { Description = "Model: a preset (random init), an HF folder, a run, a Hub id or a NuGet model name", DefaultValueFactory = _ => "gpt2-mini" };
+        var model = ModelOpt();
         var task = new Option<string?>("--task") { Description = "classification | token-classification | causal-lm | masked-lm (default: the model's own task; a preset's language-model task)" };
         var config = new Option<string[]>("--config") { Description = "Config overrides key=value (e.g. num_hidden_layers=6 hidden_size=384: another shape of a preset)", AllowMultipleArgumentsPerToken = true };
         var batch = IntOpt("--batch", "Sequences per step", 4);
@@ -193,7 +194,7 @@ public static class BenchCommand
 
     static Command Predict()
     {
-        var model = new Option<string>("--model") { Description = "A trained model: a run, an HF folder, a Hub id, a NuGet model, or an ONNX export (--runtime onnx)", Required = true };
+        var model = new Global.ModelOption("A trained model: a run, an HF folder, a Hub id, a NuGet model, or an ONNX export (--runtime onnx)");
         var runtime = RuntimeOption.Create();
         var seq = IntOpt("--seq", "Tokens per text (each text is cut to this length, special tokens included)", 128);
         var batches = new Option<int[]>("--batch") { Description = "Texts per call, one run each", DefaultValueFactory = _ => [1, 32], AllowMultipleArgumentsPerToken = true };
@@ -204,7 +205,7 @@ public static class BenchCommand
         foreach (var o in new Option[] { model, runtime, seq, batches, steps, warmup, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
-            string spec = p.GetValue(model)!;
+            string spec = model.Read(p)!;
             int t = p.GetValue(seq), n = p.GetValue(steps), w = p.GetValue(warmup);
             var sizes = p.GetValue(batches) ?? [1, 32];
             if (t < 2 || n < 1 || w < 0 || sizes.Length == 0 || sizes.Any(x => x < 1)) throw new ArgumentException("--seq must be >= 2, --steps and every --batch >= 1, --warmup >= 0");
@@ -268,7 +269,7 @@ public static class BenchCommand
 
     static Command Generate()
     {
-        var preset = PresetOpt();
+        var preset = ModelOpt();
         var batch = IntOpt("--batch", "Prompts decoded together", 1);
         var seq = IntOpt("--seq", "Prompt length in tokens", 16);
         var steps = IntOpt("--steps", "New tokens per prompt", 64);
@@ -280,9 +281,9 @@ public static class BenchCommand
             var device = Global.StartTorch(p);
             string name = p.GetValue(preset)!;
             int b = p.GetValue(batch), t = p.GetValue(seq), n = p.GetValue(steps);
-            if (ModelPresets.Get(name).ModelType != "gpt2") throw new ArgumentException($"--preset {name}: generation needs a GPT-2 preset");
+            // Any causal LM (GPT-2, the Llama family): a preset at random init, or trained weights.
             manual_seed(0);
-            var model = (Gpt2)ModelFactory.FromPreset(name, "causal-lm");
+            var model = ModelSource.Resolve(name).Load(TaskNames.CausalLm) as ICausalLM ?? throw new ArgumentException($"--model {name}: generation needs a causal LM (GPT-2 or the Llama family)");
             model.Module.to(device);
             int vocab = (int?)model.Config["vocab_size"] ?? 50257;
             var rng = new Random(0);

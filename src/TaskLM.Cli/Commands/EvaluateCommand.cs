@@ -16,15 +16,16 @@ public static class EvaluateCommand
         cmd.Options.Add(legacySet);
         var batch = new Option<int>("--batch-size") { Description = "Examples per forward pass", DefaultValueFactory = _ => 32 };
         var json = Global.JsonOption();
-        var inputs = new Global.Inputs(cmd, "MODEL: a run folder (uses best/, else the newest checkpoint) or a Hugging Face model folder; DATA: a data file in the format and columns training reads (JSONL, CSV, ...); key=value: recipe overrides for reading the data, e.g. data.text_column=body",
-            overrides: true, ("MODEL", "--model"), ("DATA", "--data"));
+        var model = new Global.ModelOption("The model to score: a run folder (uses best/, else the newest checkpoint), a Hugging Face model folder or Hub id, or an ONNX export");
+        var inputs = new Global.Inputs(cmd, model, "DATA: a data file in the format and columns training reads (JSONL, CSV, ...); key=value: recipe overrides for reading the data, e.g. data.text_column=body",
+            overrides: true, ("DATA", "--data"));
         foreach (var o in new Option[] { tokenizer, batch, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
-            var (values, overrides) = inputs.Read(p);
+            var (spec, values, overrides) = inputs.Read(p);
             var device = Global.StartTorch(p);
             bool asJson = p.GetValue(json);
-            var (result, dir, report) = ModelEvaluation.Run(values[0], values[1], new EvaluateOptions
+            var (result, dir, report) = ModelEvaluation.Run(spec, values[0], new EvaluateOptions
             {
                 Tokenizer = p.GetValue(tokenizer), OutDir = outDir.Read(p), BatchSize = p.GetValue(batch),
                 Overrides = [.. overrides, .. p.GetValue(legacySet) ?? []], Device = device,

@@ -11,7 +11,7 @@ public static class ExportCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A run folder (best/, else the newest checkpoint), a LoRA adapter folder or a Hugging Face model folder", Required = true };
+        var model = new Global.ModelOption("The model to export: a run folder (best/, else the newest checkpoint), a LoRA adapter folder or a Hugging Face model folder");
         var format = new Option<string>("--format") { Description = "hf: HF folder with LoRA merged and tokenizer files; onnx: model.onnx (opset 17) beside config.json and tokenizer files; gguf: model.gguf (llama.cpp, Ollama) with the tokenizer and chat template, and an Ollama Modelfile", Required = true };
         format.AcceptOnlyFromAmong("hf", "onnx", "gguf");
         var outDir = new Option<string>("--out") { Description = "Folder to write (created; files already there with the same names are replaced); for gguf also a file name ending in .gguf", Required = true };
@@ -34,9 +34,10 @@ public static class ExportCommand
             string? quant = p.GetValue(quantize) is "none" or null ? null : p.GetValue(quantize);
             if (quant != null && p.GetValue(format) != "onnx")
                 throw new ArgumentException($"--quantize {quant} is for --format onnx (for GGUF use --outtype q8_0)");
+            string spec = model.Read(p)!;
             Global.StartTorch(p);
             string fmt = p.GetValue(format)!, output = p.GetValue(outDir)!;
-            var src = HfExport.Resolve(p.GetValue(model)!, p.GetValue(baseModel), p.GetValue(tokenizer));
+            var src = HfExport.Resolve(spec, p.GetValue(baseModel), p.GetValue(tokenizer));
             // Which weights are exported, said whenever it is not the run's best/ (a run that never wrote one).
             if (src.Source.Note != null) Console.Error.WriteLine("note: " + src.Source.Note);
             // A run that ships the baseline or a mix: the export holds the model alone; say where the rest is.
@@ -45,7 +46,7 @@ public static class ExportCommand
                     + $"this export holds the model alone — the TF-IDF baseline is in {Path.Combine(src.Source.RunDir!, TaskLM.Evaluation.ShippedBaseline.FolderName)}, and predict/serve/evaluate on the run folder run the mix");
             // Never write over what is being exported (a run, the adapter or its base): export into a new folder.
             string full = Path.GetFullPath(output).TrimEnd(Path.DirectorySeparatorChar);
-            foreach (var taken in new[] { p.GetValue(model)!, src.ModelDir, src.BaseModel }.OfType<string>())
+            foreach (var taken in new[] { spec, src.ModelDir, src.BaseModel }.OfType<string>())
                 if (string.Equals(Path.GetFullPath(taken).TrimEnd(Path.DirectorySeparatorChar), full, StringComparison.Ordinal))
                     throw new ArgumentException($"--out '{output}' is the model being exported ({taken}); export into a new folder");
             if (Directory.Exists(output) && File.Exists(Path.Combine(output, "recipe.resolved.yaml")))

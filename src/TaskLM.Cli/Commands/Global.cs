@@ -123,26 +123,78 @@ public static class Global
          new("--shingle-size") { Description = "Words or characters per near-duplicate shingle (default 5)" });
 
     /// <summary>
-    /// A verb's positional inputs, plus (for the black-box verbs scripts already call) each input's older option
-    /// spelling, hidden from help. With overrides on, positional <c>key=value</c> tokens are recipe
-    /// overrides, as in `tasklm train`.
+    /// The model a verb runs (anything <c>ModelSource</c> resolves: a run, an HF folder, an adapter, a preset, a Hub id, a
+    /// NuGet model, an ONNX file or export): <c>--model SPEC</c> on every verb that takes one, the one spelling help and
+    /// the docs show. Verbs that took the model positionally keep accepting it there, hidden (<see cref="Inputs"/>).
+    /// </summary>
+    public sealed class ModelOption : Option<string?>
+    {
+        /// <summary>The label help shows for the value, in the option list and the usage line.</summary>
+        public const string Label = "SPEC";
+
+        public ModelOption(string description, bool required = true) : base("--model")
+        {
+            What = description;
+            Description = required ? description + " (required)" : description;
+            HelpName = Label;
+            MustBeGiven = required;
+        }
+
+        /// <summary>What the model is, for this verb (the description without "(required)").</summary>
+        public string What { get; }
+        /// <summary>True when the verb cannot run without a model.</summary>
+        public bool MustBeGiven { get; }
+
+        /// <summary>Adds this option to a command.</summary>
+        public ModelOption AddTo(Command cmd)
+        {
+            cmd.Options.Add(this);
+            return this;
+        }
+
+        /// <summary>The spec given, or null when optional and absent; a usage error when required and absent.</summary>
+        public string? Read(ParseResult p) => p.GetValue(this) ?? (MustBeGiven ? throw Missing() : null);
+
+        internal UsageException Missing() => new($"missing option --model ({What})");
+
+        /// <summary>Help's usage line with <c>--model &lt;SPEC&gt;</c> after the verb when the verb needs a model
+        /// ("tasklm generate --model &lt;SPEC&gt; [options]"): System.CommandLine lists options only as [options].</summary>
+        public static string ShowInUsage(string help, ParseResult parsed)
+        {
+            if (!parsed.CommandResult.Command.Options.OfType<ModelOption>().Any(m => m.MustBeGiven)) return help;
+            int usage = help.IndexOf("Usage:", StringComparison.Ordinal);
+            string line = $"  tasklm {VerbPath(parsed)}";
+            int at = usage < 0 ? -1 : help.IndexOf(line, usage, StringComparison.Ordinal);
+            return at < 0 ? help : help.Insert(at + line.Length, $"--model <{Label}> ");
+        }
+    }
+
+    /// <summary>
+    /// A model verb's model (<see cref="ModelOption"/>) and its other positional inputs, plus (for the black-box verbs
+    /// scripts already call) each input's older option spelling, hidden from help. The model given positionally, as
+    /// the first input (the older form), is still read; given both ways, the two must name the same model. With
+    /// overrides on, positional <c>key=value</c> tokens are recipe overrides, as in `tasklm train`.
     /// </summary>
     public sealed class Inputs
     {
+        readonly ModelOption _model;
         readonly Argument<string[]> _arg;
         readonly (string Name, Option<string?>? Legacy)[] _inputs;
         readonly bool _overrides;
 
-        public Inputs(Command cmd, string description, bool overrides, params (string Name, string? Legacy)[] inputs)
+        public Inputs(Command cmd, ModelOption model, string description, bool overrides, params (string Name, string? Legacy)[] inputs)
         {
+            _model = model.AddTo(cmd);
             _overrides = overrides;
             _inputs = inputs.Select(i => (i.Name, i.Legacy == null ? null : new Option<string?>(i.Legacy) { Hidden = true, Description = $"Same as the positional {i.Name}" })).ToArray();
             // Named as the help shows it, so that the usage line and the Arguments section say the same
-            // ("tasklm generate [<MODEL>...]", not "[<inputs>...]").
-            _arg = new Argument<string[]>(string.Join(" ", inputs.Select(i => i.Name)))
+            // ("tasklm evaluate --model <SPEC> [<DATA>...]", not "[<inputs>...]"). A verb whose only input is the
+            // model keeps the argument for the positional model alone, hidden.
+            string names = string.Join(" ", inputs.Select(i => i.Name));
+            _arg = new Argument<string[]>(inputs.Length > 0 ? names : "MODEL")
             {
-                Description = description, Arity = ArgumentArity.ZeroOrMore,
-                HelpName = string.Join(" ", inputs.Select(i => i.Name)) + (overrides ? " [key=value ...]" : ""),
+                Description = inputs.Length > 0 ? description : "Same as --model", Arity = ArgumentArity.ZeroOrMore, Hidden = inputs.Length == 0,
+                HelpName = (inputs.Length > 0 ? names : "MODEL") + (overrides ? " [key=value ...]" : ""),
             };
             cmd.Arguments.Add(_arg);
             foreach (var (_, legacy) in _inputs) if (legacy != null) cmd.Options.Add(legacy);
@@ -150,21 +202,36 @@ public static class Global
 
         static bool IsOverride(string token) => System.Text.RegularExpressions.Regex.IsMatch(token, @"^[A-Za-z_][\w.\-]*=");
 
-        /// <summary>The inputs in declaration order, and the key=value overrides.</summary>
-        public (string[] Values, string[] Overrides) Read(ParseResult p)
+        /// <summary>The model, the other inputs in declaration order, and the key=value overrides.</summary>
+        public (string Model, string[] Values, string[] Overrides) Read(ParseResult p)
         {
             var tokens = p.GetValue(_arg) ?? [];
             var overrides = _overrides ? tokens.Where(IsOverride).ToArray() : [];
             var rest = new Queue<string>(tokens.Where(t => !_overrides || !IsOverride(t)));
+            var given = _inputs.Select(i => i.Legacy != null ? p.GetValue(i.Legacy) : null).ToArray();
+            string? model = p.GetValue(_model);
+            // The model positionally (the older form): the first token when --model is absent, or when there is a
+            // token more than the other inputs take; then it must be --model's.
+            if (model == null) model = rest.Count > 0 ? rest.Dequeue() : throw _model.Missing();
+            else if (rest.Count > given.Count(g => g == null))
+            {
+                string twice = rest.Dequeue();
+                if (!SameModel(model, twice))
+                    throw new UsageException($"the model is given twice, differently: --model '{model}' and '{twice}'; give it once, with --model");
+            }
             var values = new string[_inputs.Length];
             for (int i = 0; i < _inputs.Length; i++)
-            {
-                var (name, legacy) = _inputs[i];
-                values[i] = (legacy != null ? p.GetValue(legacy) : null) ?? (rest.Count > 0 ? rest.Dequeue() : null)
-                    ?? throw new UsageException($"missing {name} ({_arg.Description})");
-            }
+                values[i] = given[i] ?? (rest.Count > 0 ? rest.Dequeue() : null) ?? throw new UsageException($"missing {_inputs[i].Name} ({_arg.Description})");
             if (rest.Count > 0) throw new UsageException($"unexpected argument '{rest.Peek()}'" + (_overrides ? " (recipe overrides are key=value)" : ""));
-            return (values, overrides);
+            return (model, values, overrides);
+        }
+
+        /// <summary>Two spellings of one model ("runs/x" and "runs/x/", "./m" and "m").</summary>
+        static bool SameModel(string a, string b)
+        {
+            if (a == b) return true;
+            try { return Path.GetFullPath(a).TrimEnd(Path.DirectorySeparatorChar) == Path.GetFullPath(b).TrimEnd(Path.DirectorySeparatorChar); }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException) { return false; }
         }
     }
 

@@ -20,15 +20,16 @@ public static class ModelCommands
     static Command Logits()
     {
         var cmd = new Command("logits", "Run an HF model folder on token ids from a JSON file and write its logits as JSON");
-        var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder (config.json + weights); INPUT: JSON with input_ids and optional attention_mask, token_type_ids (nested lists)",
-            overrides: false, ("MODEL", "--model"), ("INPUT", "--input"));
+        var model = new Global.ModelOption("The model to run: an HF model folder (config.json + weights), a run, a Hub id");
+        var inputs = new Global.Inputs(cmd, model, "INPUT: JSON with input_ids and optional attention_mask, token_type_ids (nested lists)",
+            overrides: false, ("INPUT", "--input"));
         var output = Global.OutOption("JSON file to write logits (or start_logits/end_logits) to", legacy: "--output").AddTo(cmd);
         cmd.SetAction(p =>
         {
-            var (values, _) = inputs.Read(p);
+            var (spec, values, _) = inputs.Read(p);
             string outPath = output.Read(p)!;
             var device = Global.StartTorch(p);
-            string inPath = values[1];
+            string inPath = values[0];
             JsonObject json;
             try { json = JsonNode.Parse(File.ReadAllText(inPath))?.AsObject() ?? throw new InvalidDataException($"{inPath}: empty JSON"); }
             catch (JsonException e) { throw new InvalidDataException($"{inPath}: invalid JSON (line {e.LineNumber + 1}): {e.Message}", e); }
@@ -39,7 +40,7 @@ public static class ModelCommands
                 AttentionMask = IdsTensor(json, "attention_mask", inPath, CPU, required: false),
                 TokenTypeIds = IdsTensor(json, "token_type_ids", inPath, CPU, required: false),
             };
-            var m = ModelFactory.ForInference(values[0]);
+            var m = ModelFactory.ForInference(spec);
             m.CheckInputs(batch, inPath);
             m.to(device);
             using var noGrad = no_grad();
@@ -72,11 +73,11 @@ public static class ModelCommands
         var stop = new Option<string[]>("--stop") { Description = "Stop when the continuation contains this text (repeatable)", AllowMultipleArgumentsPerToken = false };
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole sequence every step (no KV cache)" };
         var json = Global.JsonOption();
-        var inputs = new Global.Inputs(cmd, "MODEL: an HF model folder of a causal LM (GPT-2 or the Llama family)", overrides: false, ("MODEL", "--model"));
+        var inputs = new Global.Inputs(cmd, new Global.ModelOption("The causal LM to decode with (GPT-2 or the Llama family): an HF model folder, a run, a Hub id"), "", overrides: false);
         foreach (var o in new Option[] { prompt, promptIds, maxNew, greedy, temperature, topK, topP, seed, rep, stop, tokenizerOpt, noCache, json }) cmd.Options.Add(o);
         cmd.SetAction(async (p, ct) =>
         {
-            string folder = inputs.Read(p).Values[0];
+            string folder = inputs.Read(p).Model;
             string? text = p.GetValue(prompt), idText = p.GetValue(promptIds);
             // The request is validated in one place (GenerationRequest), before any model is loaded.
             var request = new GenerationRequest

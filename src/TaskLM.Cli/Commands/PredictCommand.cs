@@ -9,7 +9,7 @@ public static class PredictCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A run folder (uses best/), a Hugging Face model folder, or an ONNX export (tasklm export --format onnx)", Required = true };
+        var model = new Global.ModelOption("The model to predict with: a run folder (uses best/), a Hugging Face model folder or Hub id, or an ONNX export (tasklm export --format onnx)");
         var text = new Option<string?>("--text") { Description = "One text to predict (the prompt for a causal LM; for QA give --question too)" };
         var question = new Option<string?>("--question") { Description = "QA: the question about --text (the context)" };
         var input = new Argument<string?>("file") { Description = "Data file (CSV, TSV, JSONL, Parquet; .gz too) to predict row by row", Arity = ArgumentArity.ZeroOrOne };
@@ -34,7 +34,8 @@ public static class PredictCommand
             string? file = p.GetValue(input), one = p.GetValue(text);
             if ((file is null) == (one is null)) throw new ArgumentException("give exactly one of --text \"...\" or a data file");
             if (p.GetValue(batch) < 1) throw new ArgumentException($"--batch-size must be at least 1, got {p.GetValue(batch)}");
-            using var m = TaskLMModel.Load(p.GetValue(model)!, RuntimeOption.Start(p, runtime, p.GetValue(model)!) with { Tokenizer = p.GetValue(tokenizer), MaxBatchSize = p.GetValue(batch) });
+            string spec = model.Read(p)!;
+            using var m = TaskLMModel.Load(spec, RuntimeOption.Start(p, runtime, spec) with { Tokenizer = p.GetValue(tokenizer), MaxBatchSize = p.GetValue(batch) });
             var o = new PredictOptions
             {
                 TextColumn = p.GetValue(textColumn)!, TextPairColumn = p.GetValue(pairColumn), QuestionColumn = p.GetValue(qCol)!, ContextColumn = p.GetValue(cCol)!,

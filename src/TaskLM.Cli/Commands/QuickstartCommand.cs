@@ -13,7 +13,7 @@ public static class QuickstartCommand
     {
         var task = new Option<string>("--task") { Description = "spam (default): a spam filter from raw e-mails; genre: Brown genres; brown-pos: POS tagging; sotu: speech generation", DefaultValueFactory = _ => "spam" };
         var outDir = new Option<string?>("--out") { Description = "Run folder (default runs/quickstart-<task>)" };
-        var model = new Option<string?>("--model") { Description = "Base model (default minilm-l6 for spam and genre, models/tasklm-bert-mini for brown-pos, models/tasklm-gpt2-mini for sotu)" };
+        var model = new Global.ModelOption("Base model (default minilm-l6 for spam and genre, models/tasklm-bert-mini for brown-pos, models/tasklm-gpt2-mini for sotu)", required: false);
         var method = new Option<string?>("--method") { Description = "spam and genre: features (default; a frozen encoder + logistic-regression head) or fine-tune (every weight trained; slower)" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder, when the model folder has none" };
         var dataDir = new Option<string>("--data-dir") { Description = "Folder of the shipped corpora", DefaultValueFactory = _ => "data" };

@@ -1,4 +1,4 @@
-// `tasklm refine <run> <new.(csv|jsonl)> [--replay 0.3] [key=value ...]` (or --model RUN --data FILE): continual refinement with a promotion gate.
+// `tasklm refine --model RUN <new.(csv|jsonl)> [--replay 0.3] [key=value ...]`: continual refinement with a promotion gate.
 using System.CommandLine;
 using TaskLM.Improve;
 
@@ -17,17 +17,18 @@ public static class RefineCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the splits, the replay sample and the training", DefaultValueFactory = _ => 42 };
         var json = Global.JsonOption();
         var cmd = new Command("refine", "Continue fine-tuning a run on new data plus replay as a child run; promote it only if no worse on the old test split and better on the new one");
-        // RUN and DATA positional (or --model/--data, the issue's spelling); key=value overrides of the child's recipe.
-        var inputs = new Global.Inputs(cmd, "RUN: the run folder to refine; DATA: the new labelled data file; then key=value overrides of the child's recipe", overrides: true, ("RUN", "--model"), ("DATA", "--data"));
+        // The run is --model (as every model verb; positional too, the older form), DATA positional (or --data); key=value overrides of the child's recipe.
+        var model = new Global.ModelOption("The run folder to refine (its best/ is the champion)");
+        var inputs = new Global.Inputs(cmd, model, "DATA: the new labelled data file; then key=value overrides of the child's recipe", overrides: true, ("DATA", "--data"));
         foreach (var o in new Option[] { replay, testFraction, newTest, tolerance, minGain, metric, seed, json }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             bool quiet = p.GetValue(json);
-            var (values, overrides) = inputs.Read(p);
+            var (run, values, overrides) = inputs.Read(p);
             var device = Global.StartTorch(p);
             var r = Refine.Run(new RefineOptions
             {
-                Run = values[0], Data = values[1], Replay = p.GetValue(replay), TestFraction = p.GetValue(testFraction), NewTest = p.GetValue(newTest),
+                Run = run, Data = values[0], Replay = p.GetValue(replay), TestFraction = p.GetValue(testFraction), NewTest = p.GetValue(newTest),
                 Tolerance = p.GetValue(tolerance), MinGain = p.GetValue(minGain), Metric = p.GetValue(metric), Seed = p.GetValue(seed),
                 Overrides = overrides, Device = device,
                 Say = line => { if (quiet) Console.Error.WriteLine(line); else Console.WriteLine(line); },
@@ -36,7 +37,7 @@ public static class RefineCommand
             Console.WriteLine();
             Console.Write(Refine.Table(r).ToText());
             Console.WriteLine(r["reason"]!.GetValue<string>());
-            Console.WriteLine($"child run: {r["child"]} (refinement.json, report.md); lineage: {Path.Combine(values[0], "lineage.json")}");
+            Console.WriteLine($"child run: {r["child"]} (refinement.json, report.md); lineage: {Path.Combine(run, "lineage.json")}");
             return 0;
         });
         return cmd;

@@ -8,7 +8,7 @@ public static class ServeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A run folder (uses best/), a Hugging Face model folder, or an ONNX export (tasklm export --format onnx)", Required = true };
+        var model = new Global.ModelOption("The model to serve: a run folder (uses best/), a Hugging Face model folder or Hub id, or an ONNX export (tasklm export --format onnx)");
         var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default; 0.0.0.0 exposes it)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Port (0 = a free one, printed at start)", DefaultValueFactory = _ => 8000 };
         var apiKey = new Option<string?>("--api-key") { Description = "Require Authorization: Bearer KEY on /v1 routes (default: $TASKLM_API_KEY, else none)" };
@@ -30,7 +30,7 @@ public static class ServeCommand
             if (p.GetValue(maxBody) < 1) throw new ArgumentException($"--max-body-bytes must be at least 1, got {p.GetValue(maxBody)}");
             if (p.GetValue(maxQueue) < 1) throw new ArgumentException($"--max-queue must be at least 1 (with 0 every request would get 429), got {p.GetValue(maxQueue)}");
             if (p.GetValue(window) < 0) throw new ArgumentException($"--batch-window-ms must not be negative, got {p.GetValue(window)}");
-            string path = p.GetValue(model)!;
+            string path = model.Read(p)!;
             var opts = RuntimeOption.Start(p, runtime, path) with
             {
                 Tokenizer = p.GetValue(tokenizer), MaxBatchSize = p.GetValue(maxBatch),

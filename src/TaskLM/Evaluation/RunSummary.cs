@@ -44,13 +44,13 @@ public sealed class RunSummary
         string Q(string p) => p.Any(char.IsWhiteSpace) ? $"\"{p}\"" : p;
         var next = new List<string>();
         string? data = testPath ?? validationPath;
-        if (data != null) next.Add($"tasklm evaluate {Q(runDir)} {Q(data)}");
+        if (data != null) next.Add($"tasklm evaluate --model {Q(runDir)} {Q(data)}");
         // A run that ships the baseline or a mix is run from its folder (best/ alone is the model alone).
         string model = Q(test?.Baseline?.Ships != null ? runDir : bestDir ?? runDir);
         next.Add(task switch
         {
             "classification" or "token-classification" => $"tasklm predict --model {model} --text \"a new example to label\"",
-            "causal-lm" or "generation" => ChatTry(bestDir) ?? $"tasklm generate {model} --prompt \"Once upon a time\" --max-new-tokens 40",
+            "causal-lm" or "generation" => ChatTry(bestDir) ?? $"tasklm generate --model {model} --prompt \"Once upon a time\" --max-new-tokens 40",
             _ => $"tasklm predict --model {model} --text \"...\"",
         });
         next.Add($"tasklm report {Q(runDir)}");

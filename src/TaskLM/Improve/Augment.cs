@@ -172,9 +172,9 @@ public static class Augment
         report["generator"] = o.Generator;
         report["generator_train_s"] = Math.Round(sw.Elapsed.TotalSeconds, 1);
         string ckpt = Checkpoints.Latest(runDir);
-        var model = ModelFactory.ForInference(ckpt, "causal-lm") as Gpt2 ?? throw new InvalidOperationException($"{o.Generator}: the generator must be a GPT-2 causal LM");
-        model.to(o.Device);
-        model.eval();
+        var model = ModelFactory.ForInference(ckpt, "causal-lm") as ICausalLM ?? throw new InvalidOperationException($"{o.Generator}: the generator must be a causal LM");
+        model.Module.to(o.Device);
+        model.Module.eval();
         ITokenizer tok = TokenizerLoader.Load(ckpt);
         int eos = tok.EosTokenId ?? 0;
 
@@ -195,7 +195,7 @@ public static class Augment
                 foreach (var ids in outs) generated.Add((tok.Decode(ids.Where(x => x != eos).ToList(), skipSpecialTokens: true).Trim(), g.Key));
             }
         }
-        model.Dispose();
+        model.Module.Dispose();
         report["generation_s"] = Math.Round(sw.Elapsed.TotalSeconds, 1);
         report["generated"] = generated.Count;
 

@@ -205,18 +205,12 @@ public static class TaskData
 
     static int Special(ITokenizer t, string token) => t.TokenToId(token) ?? throw new InvalidDataException($"tokenizer has no {token} token");
 
-    // The tokenizer's own template and HF's longest_first truncation (EncodeForModel, checked against HF tokenizers):
-    // [CLS] a [SEP] (b [SEP]) for WordPiece; a (b) for GPT-2's BPE, which adds no specials and whose models take no
-    // segment ids here (types null, as HF's GPT-2 classifier is called without token_type_ids).
-    static (int[] ids, int[]? types) EncodePair(ITokenizer tok, string a, string? b, int max)
-    {
-        var enc = tok.EncodeForModel(a, b, new EncodeOptions { MaxLength = max, Truncation = TruncationStrategy.LongestFirst });
-        return (enc.InputIds, IsWordPiece(tok) ? enc.TokenTypeIds : null);
-    }
-
+    // Classification, token classification and QA go through the one task encoder (TaskLM.Data's TaskEncoder) that
+    // predict, serve and the ONNX runtime use too.
     static Example FromText(JsonObject row, Recipe r, ITokenizer tok, List<string>? labels)
     {
         var d = r.Data; int max = d.MaxLength;
+        var encoder = new TaskEncoder(tok, max);
         switch (r.Task)
         {
             case "classification":
@@ -224,34 +218,29 @@ public static class TaskData
                 string label = row[d.LabelColumn]?.ToString() ?? throw new InvalidDataException(row.ContainsKey(d.LabelColumn) ? $"field '{d.LabelColumn}' is null; give every row a value or drop the row" : $"no field '{d.LabelColumn}'");
                 int id = labels!.IndexOf(label);
                 if (id < 0) throw new InvalidDataException($"label '{label}' is not among the training labels ({string.Join(", ", labels)})");
-                var (ids, types) = EncodePair(tok, row[d.TextColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.TextColumn}'"),
-                    d.TextPairColumn == null ? null : row[d.TextPairColumn]?.ToString(), max);
-                return new Example { InputIds = ids, TokenTypeIds = types, Label = id };
+                var enc = encoder.Text(row[d.TextColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.TextColumn}'"),
+                    d.TextPairColumn == null ? null : row[d.TextPairColumn]?.ToString());
+                return new Example { InputIds = enc.InputIds, TokenTypeIds = encoder.ModelTypeIds(enc), Label = id };
             }
             case "token-classification":
             {
                 var words = (row[d.TokensColumn] as JsonArray ?? throw new InvalidDataException($"no '{d.TokensColumn}' list")).Select(w => w!.ToString()).ToList();
                 var tags = (row[d.TagsColumn] as JsonArray ?? throw new InvalidDataException($"no '{d.TagsColumn}' list")).Select(w => w!.ToString()).ToList();
                 if (words.Count != tags.Count) throw new InvalidDataException($"{words.Count} tokens but {tags.Count} tags");
-                bool wp = IsWordPiece(tok);
-                var ids = new List<int>(); var lab = new List<int>();
-                if (wp) { ids.Add(Special(tok, "[CLS]")); lab.Add(-100); }
+                // The first piece of each word carries its tag, the rest -100 (HF's is_split_into_words).
+                var enc = encoder.Words(words);
+                var lab = Enumerable.Repeat(-100, enc.Input.Length).ToArray();
                 for (int i = 0; i < words.Count; i++)
                 {
-                    // GPT-2 BPE marks word starts with a leading space (HF's is_split_into_words + add_prefix_space).
-                    var pieces = tok.Encode(!wp && i > 0 ? " " + words[i] : words[i]);
-                    if (pieces.Count == 0) continue;
+                    if (!enc.HasTokens[i]) continue;
                     int tag = labels!.IndexOf(tags[i]);
                     if (tag < 0) throw new InvalidDataException($"tag '{tags[i]}' is not among the training tags");
-                    for (int k = 0; k < pieces.Count; k++) { ids.Add(pieces[k]); lab.Add(k == 0 ? tag : -100); }
+                    if (enc.FirstToken[i] >= 0) lab[enc.FirstToken[i]] = tag;
                 }
-                int limit = max - (wp ? 1 : 0);
-                if (ids.Count > limit) { ids.RemoveRange(limit, ids.Count - limit); lab.RemoveRange(limit, lab.Count - limit); }
-                if (wp) { ids.Add(Special(tok, "[SEP]")); lab.Add(-100); }
-                return new Example { InputIds = ids.ToArray(), TokenLabels = lab.ToArray(), TokenTypeIds = wp ? new int[ids.Count] : null };
+                return new Example { InputIds = enc.Input.InputIds, TokenLabels = lab, TokenTypeIds = encoder.ModelTypeIds(enc.Input) };
             }
             case "question-answering":
-                return QaExample(row, r, tok);
+                return QaExample(row, r, encoder);
             case "generation":
             {
                 var p = tok.Encode(row[d.PromptColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.PromptColumn}'"));
@@ -267,9 +256,10 @@ public static class TaskData
         }
     }
 
-    /// <summary>Extractive QA: question + context, answer characters → token positions through per-word character
-    /// offsets (each sub-token inherits its word's span; words split on whitespace as both tokenizers pre-split).</summary>
-    static Example QaExample(JsonObject row, Recipe r, ITokenizer tok)
+    /// <summary>Extractive QA: question + context (<see cref="TaskEncoder.Qa"/>), answer characters → token positions
+    /// through per-word character offsets (each sub-token inherits its word's span; words split on whitespace as both
+    /// tokenizers pre-split).</summary>
+    static Example QaExample(JsonObject row, Recipe r, TaskEncoder encoder)
     {
         var d = r.Data;
         string q = row[d.QuestionColumn]?.ToString() ?? throw new InvalidDataException($"no field '{d.QuestionColumn}'");
@@ -279,37 +269,23 @@ public static class TaskData
         int astart = ans["answer_start"] is JsonArray sa ? (int)sa[0]! : (int)ans["answer_start"]!;
         int aend = astart + atext.Length;
         var answers = ans["text"] is JsonArray all ? all.Select(a => a?.ToString() ?? "").ToList() : [atext];
-        var spans = new List<(int, int)>();   // per token: its word's characters in the context
-        bool wp = IsWordPiece(tok);
-        var ids = new List<int>(); var types = new List<int>();
-        if (wp) { ids.Add(Special(tok, "[CLS]")); types.Add(0); }
-        foreach (int x in tok.Encode(q)) { ids.Add(x); types.Add(0); }
-        if (wp) { ids.Add(Special(tok, "[SEP]")); types.Add(0); }
-        int start = 0, end = 0, pos = 0; bool first = true, cut = false;
-        while (pos < ctx.Length)
+        var enc = encoder.Qa(q, ctx);
+        // Per token: its word's characters in the context, (-1, -1) outside it.
+        var spans = Enumerable.Range(0, enc.Input.Length).Select(i => enc.IsContext(i) ? enc.Input.Offsets[i] : (-1, -1)).ToArray();
+        int start = 0, end = 0;
+        for (int i = 0; i < spans.Length; i++)
         {
-            while (pos < ctx.Length && char.IsWhiteSpace(ctx[pos])) pos++;
-            int ws = pos;
-            while (pos < ctx.Length && !char.IsWhiteSpace(ctx[pos])) pos++;
-            if (ws == pos) break;
-            var pieces = tok.Encode(!wp && !first ? " " + ctx[ws..pos] : ctx[ws..pos]);
-            first = false;
-            foreach (int x in pieces)
-            {
-                if (ids.Count >= d.MaxLength - (wp ? 1 : 0)) { cut |= ws < aend; break; }
-                if (start == 0 && pos > astart && ws <= astart) start = ids.Count;
-                if (ws < aend) end = ids.Count;
-                while (spans.Count < ids.Count) spans.Add((-1, -1));
-                ids.Add(x); types.Add(1); spans.Add((ws, pos));
-            }
+            if (!enc.IsContext(i)) continue;
+            var (ws, we) = spans[i];
+            if (start == 0 && we > astart && ws <= astart) start = i;
+            if (ws < aend) end = i;
         }
-        if (wp) { ids.Add(Special(tok, "[SEP]")); types.Add(1); }
-        while (spans.Count < ids.Count) spans.Add((-1, -1));
+        bool cut = enc.CutAt < aend;
         if (cut || start == 0 || end < start) { start = 0; end = 0; }   // answer (partly) cut off: point at [CLS], as HF
         return new Example
         {
-            InputIds = ids.ToArray(), TokenTypeIds = wp ? types.ToArray() : null, StartPosition = start, EndPosition = end,
-            Qa = new QaText(q, ctx, answers, spans.ToArray()),
+            InputIds = enc.Input.InputIds, TokenTypeIds = encoder.ModelTypeIds(enc.Input), StartPosition = start, EndPosition = end,
+            Qa = new QaText(q, ctx, answers, spans),
         };
     }
 

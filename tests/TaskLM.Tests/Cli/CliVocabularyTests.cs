@@ -1,5 +1,6 @@
-// One CLI vocabulary: inputs positional, every output `--out`, overrides key=value, short usage errors that name
-// the problem, help that says `tasklm`, model options only on model verbs, tables that never wrap in a pipe.
+// One CLI vocabulary: the model is `--model SPEC` on every verb that takes one, other inputs positional, every output
+// `--out`, overrides key=value, short usage errors that name the problem, help that says `tasklm`, model options only on
+// model verbs, tables that never wrap in a pipe.
 using System.Text.Json.Nodes;
 
 namespace TaskLM.Tests.Cli;
@@ -62,7 +63,7 @@ public class CliVocabularyTests
         AssertUsageError(CliRunner.Run("trian", "r.yaml"), "", "unknown command 'trian'", "did you mean 'train'?");
         AssertUsageError(CliRunner.Run("generate", "m", "--prompt-ids", "1", "--top-k", "abc"), "generate ", "--top-k expects an integer, got 'abc'");
         AssertUsageError(CliRunner.Run("data", "split", "in.jsonl"), "data split ", "missing option --out");
-        AssertUsageError(CliRunner.Run("logits"), "logits ", "missing MODEL");
+        AssertUsageError(CliRunner.Run("logits"), "logits ", "missing option --model");
         AssertUsageError(CliRunner.Run("evaluate", "run-folder"), "evaluate ", "missing DATA");
         AssertUsageError(CliRunner.Run("logits", "m", "in.json", "extra.json", "--out", "o.json"), "logits ", "unexpected argument 'extra.json'");
         // The other problems are shown, not counted; an unknown option swallowed as a positional value is named first;
@@ -78,12 +79,88 @@ public class CliVocabularyTests
     [Fact]
     public void UsageLinesNameThePositionalInputsAsTheArgumentsSectionDoes()
     {
-        foreach (var (verb, name) in new[] { ("generate", "<MODEL>"), ("logits", "<MODEL INPUT>"), ("evaluate", "<MODEL DATA>") })
+        foreach (var (verb, name) in new[] { ("logits", "<INPUT>"), ("evaluate", "<DATA>"), ("refine", "<DATA>") })
         {
             string help = Help(verb);
-            Assert.Contains($"tasklm {verb} [{name}...]", help);
+            Assert.Contains($"tasklm {verb} --model <SPEC> [{name}...]", help);
             Assert.DoesNotContain("<inputs>", help);
+            Assert.DoesNotContain("<MODEL", help);
         }
+        Assert.Contains("tasklm generate --model <SPEC> [options]", Help("generate"));
+    }
+
+    /// <summary>Every verb that takes a model, with the least else it needs to get as far as resolving it.</summary>
+    static readonly string[][] ModelVerbs =
+    [
+        ["logits", "IN", "--out", "OUT"], ["generate", "--prompt-ids", "1,2"], ["evaluate", "DATA"], ["predict", "--text", "hi"],
+        ["serve", "--port", "0"], ["export", "--format", "hf", "--out", "OUT"], ["refine", "DATA"], ["models", "import"],
+        ["bench", "predict"], ["bench", "train"], ["bench", "generate"],
+    ];
+
+    static string[] VerbOf(string[] args) => args.TakeWhile(a => !a.StartsWith('-') && a is not ("IN" or "DATA" or "OUT")).ToArray();
+
+    [Fact]
+    public void EveryVerbThatTakesAModelShowsModelSpecInItsHelp()
+    {
+        foreach (var args in ModelVerbs.Append(["quickstart"]))
+        {
+            string[] verb = VerbOf(args);
+            string help = Help(verb);
+            Assert.Contains(help.Split('\n'), l => l.TrimStart().StartsWith("--model", StringComparison.Ordinal) && l.Contains("<SPEC>"));
+        }
+        // Where the model is required, the usage line shows it as the one way to give it; the older positional
+        // spelling (still read) is never shown.
+        foreach (var args in ModelVerbs.Where(a => a[0] != "bench" || a[1] == "predict"))
+        {
+            string[] verb = VerbOf(args);
+            string help = Help(verb);
+            Assert.Contains($"tasklm {string.Join(" ", verb)} --model <SPEC> ", help);
+            Assert.DoesNotContain("MODEL", help);
+            Assert.DoesNotContain("RUN", help);
+        }
+    }
+
+    [Fact]
+    public void EveryVerbThatTakesAModelAcceptsModel()
+    {
+        string dir = Directory.CreateTempSubdirectory("tasklm-vocab").FullName;
+        try
+        {
+            string input = Path.Combine(dir, "in.json"), data = Path.Combine(dir, "data.jsonl"), missing = Path.Combine(dir, "no-such-model");
+            File.WriteAllText(input, "{\"input_ids\": [[1, 2, 3]]}");
+            File.WriteAllText(data, "{\"text\": \"hello\", \"label\": \"a\"}\n");
+            foreach (var args in ModelVerbs)
+            {
+                string[] verb = VerbOf(args);
+                var rest = args.Skip(verb.Length).Select(a => a switch { "IN" => input, "DATA" => data, "OUT" => Path.Combine(dir, "out"), _ => a });
+                // A model that does not exist: the verb took --model and went on to resolve it (no usage error).
+                var r = CliRunner.Run([.. verb, "--model", missing, .. rest, "--device", "cpu", "--threads", "1"], timeoutSeconds: 120);
+                string what = string.Join(" ", verb);
+                Assert.True(r.ExitCode != 0, $"{what}: {r.Stdout}");
+                Assert.Contains("no-such-model", r.Stderr);
+                Assert.DoesNotContain("unknown option", r.Stderr);
+                Assert.DoesNotContain("missing option --model", r.Stderr);
+                Assert.DoesNotContain("see 'tasklm", r.Stderr);
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void TheModelPositionallyStillWorksAndGivenTwiceMustAgree()
+    {
+        string model = Path.Combine(AppContext.BaseDirectory, "fixtures", "hf", "gpt2-tiny");
+        string[] rest = ["--prompt-ids", "1,2", "--max-new-tokens", "3", "--json", "--device", "cpu", "--threads", "1"];
+        static string NewIds(CliResult r)
+        {
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            return JsonNode.Parse(r.Stdout)!["new_ids"]!.ToJsonString();
+        }
+        string withOption = NewIds(CliRunner.Run(["generate", "--model", model, .. rest]));
+        Assert.Equal(withOption, NewIds(CliRunner.Run(["generate", model, .. rest])));                      // scripts of the older form
+        Assert.Equal(withOption, NewIds(CliRunner.Run(["generate", "--model", model, model + "/", .. rest])));   // both, the same model
+        AssertUsageError(CliRunner.Run(["generate", "--model", model, "gpt2-mini", .. rest]), "generate ", "the model is given twice", "'gpt2-mini'", "--model");
+        AssertUsageError(CliRunner.Run("evaluate", "--model", model, "other-run", "data.jsonl"), "evaluate ", "the model is given twice", "'other-run'");
     }
 
     [Fact]

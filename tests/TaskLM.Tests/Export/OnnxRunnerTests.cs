@@ -60,11 +60,11 @@ public sealed class OnnxRunnerTests : IDisposable
         return (hf, onnx);
     }
 
-    static (ITaskModel model, IReadOnlyList<TokenizedInput> enc) TaskLmOn(string hf, IReadOnlyList<string> texts, IReadOnlyList<string>? pairs = null)
+    static (ITaskModel model, IReadOnlyList<TokenizedInput> enc) TaskLmOn(string hf, IReadOnlyList<string> texts)
     {
         var tok = TokenizerLoader.Load(hf);
-        var opts = new EncodeOptions { MaxLength = 128, Truncation = pairs is null ? TruncationStrategy.LongestFirst : TruncationStrategy.OnlySecond };
-        var enc = ModelInputBuilder.PadBatch(texts.Select((t, i) => tok.EncodeForModel(t, pairs?[i], opts)).ToList(), 0);
+        var opts = new EncodeOptions { MaxLength = 128, Truncation = TruncationStrategy.LongestFirst };
+        var enc = ModelInputBuilder.PadBatch(texts.Select(t => tok.EncodeForModel(t, null, opts)).ToList(), 0);
         var model = ModelFactory.FromPretrained(hf);
         model.Module.eval(); // no dropout: the reference is inference
         return (model, enc);
@@ -101,50 +101,49 @@ public sealed class OnnxRunnerTests : IDisposable
     }
 
     [Fact]
-    public void TagMatchesTaskLmPerToken()
+    public async Task TagAgreesWithTheTorchRuntimePerWord()
     {
+        // One exported tagger, three ways to run it: ONNX Runtime's own API, predict/serve's torch runtime on the HF
+        // folder, and predict/serve's onnx runtime on the export. All tag the same words (whitespace-separated, by their
+        // first piece, as training labels them) with the same tags and probabilities.
         var (hf, dir) = BertFolder("token-classification", 5);
         using var onnx = OnnxTaskModel.Load(dir);
         var tags = onnx.Tag(Texts);
-        var (m, enc) = TaskLmOn(hf, Texts);
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var logits = m.Forward(Batch(enc)).Logits!;                                   // (B, T, 5)
-        var probs = nn.functional.softmax(logits, -1).to(float64);
+        using var torchModel = TaskLM.Serving.TaskLMModel.Load(hf, new TaskLM.Serving.TaskLMModelOptions { Runtime = TaskLM.Serving.ModelRuntime.Torch, Device = CPU });
+        using var onnxModel = TaskLM.Serving.TaskLMModel.Load(dir, new TaskLM.Serving.TaskLMModelOptions { Runtime = TaskLM.Serving.ModelRuntime.Onnx });
+        var torchTags = await torchModel.TagAsync(Texts);
+        var servedOnnx = await onnxModel.TagAsync(Texts);
         for (int b = 0; b < Texts.Length; b++)
         {
-            var real = Enumerable.Range(0, enc[b].Length).Where(i => enc[b].SpecialTokensMask[i] == 0 && enc[b].AttentionMask[i] == 1).ToList();
-            Assert.Equal(real.Count, tags[b].Count);
-            for (int k = 0; k < real.Count; k++)
+            var words = Texts[b].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(words, tags[b].Select(t => t.Word));                       // per word, not per piece ("croissants," "don't")
+            Assert.Equal(words, torchTags[b].Words.Select(t => t.Word));
+            for (int w = 0; w < words.Length; w++)
             {
-                var row = probs[b, real[k]].data<double>().ToArray();
-                int best = Array.IndexOf(row, row.Max());
-                Assert.Equal(best, tags[b][k].TagId);
-                Assert.True(Math.Abs(row[best] - tags[b][k].Score) < 1e-5);
-                // Offsets point back into the text.
-                Assert.InRange(tags[b][k].End, tags[b][k].Start, Texts[b].Length);
+                var (o, t, so) = (tags[b][w], torchTags[b].Words[w], servedOnnx[b].Words[w]);
+                Assert.Equal(Texts[b][o.Start..o.End], o.Word);
+                Assert.Equal((t.Start, t.End, t.Tag), (o.Start, o.End, o.Tag));
+                Assert.Equal((t.Start, t.End, t.Tag), (so.Start, so.End, so.Tag));
+                Assert.True(Math.Abs(t.Score - o.Score) < 1e-5, $"text {b} word '{o.Word}': onnx {o.Score} vs torch {t.Score}");
+                Assert.True(Math.Abs(t.Score - so.Score) < 1e-5, $"text {b} word '{o.Word}': served onnx {so.Score} vs torch {t.Score}");
             }
         }
     }
 
     [Fact]
-    public void AnswerIsTheBestContextSpanByTaskLmLogits()
+    public void AnswerIsTheTorchRuntimesAnswer()
     {
+        // The same QA encoding (question, then the context word by word) and the same longest answer on both runtimes.
         var (hf, dir) = BertFolder("question-answering", 2);
         using var onnx = OnnxTaskModel.Load(dir);
         string q = "Who sells croissants?", ctx = "In the old town, naive cafe owners sell croissants and strong coffee every morning.";
         var ans = onnx.Answer(q, ctx);
-        var (m, enc) = TaskLmOn(hf, [q], [ctx]);
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var o = m.Forward(Batch(enc));
-        var ps = nn.functional.softmax(o.StartLogits!, -1)[0].to(float64).data<double>().ToArray();
-        var pe = nn.functional.softmax(o.EndLogits!, -1)[0].to(float64).data<double>().ToArray();
-        var ctxTokens = Enumerable.Range(0, enc[0].Length).Where(i => enc[0].SequenceIds[i] == 1).ToList();
-        double best = ctxTokens.SelectMany(s => ctxTokens.Where(e => e >= s && e < s + 15).Select(e => ps[s] * pe[e])).Max();
-        Assert.True(Math.Abs(best - ans.Score) < 1e-6, $"answer score {ans.Score} vs best span by TaskLM {best}");
-        Assert.Equal(ctx[ans.Start..ans.End], ans.Text);
+        using var torchModel = TaskLM.Serving.TaskLMModel.Load(hf, new TaskLM.Serving.TaskLMModelOptions { Runtime = TaskLM.Serving.ModelRuntime.Torch, Device = CPU });
+        var expected = torchModel.Answer(q, ctx);
         Assert.NotEmpty(ans.Text);
+        Assert.Equal(ctx[ans.Start..ans.End], ans.Text);
+        Assert.Equal((expected.Text, expected.Start, expected.End), (ans.Text, ans.Start, ans.End));
+        Assert.True(Math.Abs(expected.Score - ans.Score) < 1e-6, $"answer score {ans.Score} vs torch {expected.Score}");
     }
 
     [Fact]

@@ -93,7 +93,7 @@ public class TextClassificationRecipeTests
             Assert.True(File.Exists(summary["report"]!.GetValue<string>()));
             Assert.Contains("Model vs baseline", File.ReadAllText(Path.Combine(run, "report.md")));
             var next = summary["next"]!.AsArray().Select(x => x!.GetValue<string>()).ToList();
-            Assert.Contains(next, n => n.StartsWith($"tasklm evaluate {run} ", StringComparison.Ordinal));
+            Assert.Contains(next, n => n.StartsWith($"tasklm evaluate --model {run} ", StringComparison.Ordinal));
             Assert.Contains(next, n => n.StartsWith("tasklm report ", StringComparison.Ordinal));
             Assert.True(summary["wall_seconds"]!.GetValue<double>() > 0);
 
