@@ -1,4 +1,5 @@
 // BERT as an ONNX graph: embeddings → post-LN encoder → pooler → task head, mirroring TaskLM's Bert.cs.
+using TaskLM.Hf;
 using TaskLM.Onnx.Proto;
 using DT = TaskLM.Onnx.Proto.TensorProto.Types.DataType;
 

@@ -1,4 +1,5 @@
 // GPT-2 as an ONNX graph: embeddings → pre-LN blocks with a key/value cache → ln_f → head, under HF optimum's names.
+using TaskLM.Hf;
 using TaskLM.Onnx.Proto;
 using DT = TaskLM.Onnx.Proto.TensorProto.Types.DataType;
 

@@ -2,6 +2,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TaskLM.Hf;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -60,9 +61,6 @@ public sealed class BertConfig
         "model_type", "dtype", "torch_dtype",
     ];
 
-    /// <summary>Generated label names LABEL_0..LABEL_{n-1}, as HF makes them.</summary>
-    public static List<string> DefaultLabels(int n) => HfConfig.DefaultLabels(n);
-
     /// <summary>Reads a config.json object; <paramref name="source"/> names the file in error messages.</summary>
     public static BertConfig FromJson(JsonObject json, string source)
     {
@@ -99,7 +97,7 @@ public sealed class BertConfig
         if (json["architectures"] is JsonArray arch) c.architectures = arch.Select(a => a?.GetValue<string>() ?? "").ToList();
 
         // id2label wins over num_labels, as in HF's PretrainedConfig.
-        if (HfConfig.Labels(json, source) is { } labels) c.id2label = labels;
+        if (HfConfig.LabelsOf(json, source) is { } labels) c.id2label = labels;
 
         if (c.hidden_size % c.num_attention_heads != 0)
             throw new InvalidDataException($"{source}: hidden_size {c.hidden_size} is not a multiple of num_attention_heads {c.num_attention_heads}");
@@ -123,7 +121,7 @@ public sealed class BertConfig
         o["hidden_dropout_prob"] = hidden_dropout_prob;
         o["hidden_size"] = hidden_size;
         // HF 5 leaves id2label/label2id out when they are the default two generated names.
-        if (!id2label.SequenceEqual(DefaultLabels(2)))
+        if (!id2label.SequenceEqual(HfConfig.DefaultLabels(2)))
         {
             var id2 = new JsonObject();
             var l2i = new JsonObject();
@@ -403,6 +401,8 @@ public abstract class BertPreTrainedModel : PreTrainedModel
     }
 
     public override ModelFamily Family => BertFamily.Instance;
+    public override int MaxPositions => config.max_position_embeddings;
+    public override int? PadTokenId => config.pad_token_id;
 
     /// <summary>HF's <c>BertModel(...).last_hidden_state</c>: the body's sequence output (B, T, H) for (B, T) ids, no
     /// head applied (what sentence encoders pool, and what an ONNX export of a bare BertModel outputs).</summary>
@@ -435,6 +435,16 @@ public abstract class BertPreTrainedModel : PreTrainedModel
             }
         }
     }
+
+    internal static BertPreTrainedModel NewHead(BertConfig config, string task) => task switch
+    {
+        "classification" or "sequence-classification" => new BertForSequenceClassification(config),
+        "token-classification" => new BertForTokenClassification(config),
+        "masked-lm" => new BertForMaskedLM(config),
+        "question-answering" => new BertForQuestionAnswering(config),
+        "causal-lm" or "generation" => throw new ArgumentException($"BERT is an encoder and has no '{task}' head; use a GPT-2 model"),
+        _ => throw new ArgumentException($"BERT has no head for task '{task}'{ModelPresets.Suggest(task, HfFamilies.Bert.Tasks)}; tasks: {string.Join(", ", HfFamilies.Bert.Tasks)}"),
+    };
 }
 
 /// <summary>[CLS] → pooler → dropout → classifier (B, num_labels), as HF; with config.classifier_pooling "mean" (TaskLM's
@@ -655,8 +665,7 @@ public sealed partial class BertFamily : ModelFamily
     public static readonly BertFamily Instance = new();
     BertFamily() { }
 
-    public override string ModelType => "bert";
-    public override string DisplayName => "BERT";
+    public override HfFamily Names => HfFamilies.Bert;
     public override string BaseModelPrefix => "bert";
     [System.Text.RegularExpressions.GeneratedRegex(@"(?:^|\.)layer\.(\d+)\.")]
     private static partial System.Text.RegularExpressions.Regex Layer();
@@ -665,18 +674,6 @@ public sealed partial class BertFamily : ModelFamily
     public override string InputEmbeddingKey => "bert.embeddings.word_embeddings.weight";
     public override IReadOnlyList<string> TiedWeightKeys { get; } = ["cls.predictions.decoder.weight"];
     public override IReadOnlyList<string> LoraTargetModules { get; } = ["query", "value"];
-    public override IReadOnlyDictionary<string, string> Architectures { get; } = new Dictionary<string, string>
-    {
-        ["masked-lm"] = nameof(BertForMaskedLM),
-        ["classification"] = nameof(BertForSequenceClassification),
-        ["token-classification"] = nameof(BertForTokenClassification),
-        ["question-answering"] = nameof(BertForQuestionAnswering),
-    };
-
-    /// <summary>BertForPreTraining loads as masked LM; a bare BertModel names no head.</summary>
-    public override string? TaskOfArchitecture(string architecture) =>
-        architecture == "BertForPreTraining" ? "masked-lm" : base.TaskOfArchitecture(architecture);
-
     /// <summary>TF-era LayerNorm gamma/beta are weight/bias; old buffers (position_ids, token_type_ids) are
     /// derived; cls.predictions.decoder.bias is cls.predictions.bias (old checkpoints may hold only it).</summary>
     public override string? MapCheckpointKey(string key, IReadOnlySet<string> checkpointKeys)
@@ -688,7 +685,7 @@ public sealed partial class BertFamily : ModelFamily
         return key;
     }
 
-    public override PreTrainedModel Build(JsonObject config, string source, string task) => Bert.NewHead(BertConfig.FromJson(config, source), task);
+    public override PreTrainedModel Build(JsonObject config, string source, string task) => BertPreTrainedModel.NewHead(BertConfig.FromJson(config, source), task);
 
     /// <summary>GPT-2's names for the shape settings both families share.</summary>
     static readonly Dictionary<string, string> GptAliases = new()
@@ -713,7 +710,7 @@ public sealed partial class BertFamily : ModelFamily
         if (overrides == null) return cfg;
         var keys = overrides.Keys.Select(k => GptAliases.GetValueOrDefault(k, k)).ToHashSet();
         var known = BertConfig.Keys.Where(k => k is not ("model_type" or "architectures" or "dtype" or "torch_dtype" or "num_labels"));
-        HfConfig.ApplyOverrides(cfg, overrides, known, "BERT", GptAliases);
+        ConfigOverrides.Apply(cfg, overrides, known, "BERT", GptAliases);
         if (keys.Contains("hidden_size"))
         {
             int h = HfConfig.Int(cfg, "hidden_size", $"preset {p.Name} with overrides") ?? p.Hidden;
@@ -731,62 +728,4 @@ public sealed partial class BertFamily : ModelFamily
         long layer = 4 * (c * c + c) + 2 * c + (c * i + i) + (i * c + c) + 2 * c;
         return embeddings + l * layer + (c * c + c);                                   // + pooler
     }
-}
-
-/// <summary>Creates BERT models: from an HF folder, or from a named preset with random weights (through the
-/// shared <see cref="PreTrainedModel"/> machinery).</summary>
-public static class Bert
-{
-    /// <summary>Tasks with a BERT head.</summary>
-    public static readonly string[] Tasks = [.. BertFamily.Instance.Tasks];
-
-    /// <summary>The preset names, smallest first (the BERT rows of <see cref="ModelPresets"/>).</summary>
-    public static IReadOnlyList<string> PresetNames => ModelPresets.All.Where(p => p.Family == BertFamily.Instance).Select(p => p.Name).ToList();
-
-    /// <summary>The config of a preset (no head settings): the shapes in <see cref="ModelPresets"/> (Turc et al.
-    /// 2019 for tiny/mini/small/medium, Devlin et al. 2019 for base/large; intermediate = 4H), HF's defaults otherwise.</summary>
-    public static BertConfig PresetConfig(string name)
-    {
-        var s = ModelPresets.Get(name);
-        if (s.Family != BertFamily.Instance)
-            throw new ArgumentException($"'{name}' is not a BERT preset; BERT presets: {string.Join(", ", PresetNames)}");
-        return BertConfig.FromJson(BertFamily.Instance.PresetConfig(s, null), $"preset {name}");
-    }
-
-    /// <summary>A head for <paramref name="task"/> on a config, every weight initialised as HF's _init_weights.</summary>
-    public static BertPreTrainedModel Create(BertConfig config, string task, long? seed = null)
-    {
-        var model = NewHead(config, task);
-        using var g = seed is long s ? new Generator((ulong)s) : null;
-        model.InitWeights(null, g);
-        return model;
-    }
-
-    /// <summary>A preset with random weights. <paramref name="overrides"/> use config.json names
-    /// (hidden_size, num_hidden_layers, vocab_size, num_labels, id2label, ...; GPT-2's n_layer, n_head, n_embd,
-    /// n_positions, n_inner are accepted as aliases); when hidden_size is overridden
-    /// alone, heads (H/64) and intermediate_size (4H) follow it. An unknown key is an error naming the closest one.</summary>
-    public static BertPreTrainedModel FromPreset(string name, string task, IDictionary<string, object>? overrides, long? seed = null)
-    {
-        if (ModelPresets.Get(name).Family != BertFamily.Instance)
-            throw new ArgumentException($"'{name}' is not a BERT preset; BERT presets: {string.Join(", ", PresetNames)}");
-        return (BertPreTrainedModel)PreTrainedModel.FromPreset(name, task, overrides, seed);
-    }
-
-    /// <summary>Loads an HF BERT folder (config.json + model.safetensors or a sharded index) with the head for
-    /// <paramref name="task"/> (null: the head config.json's architectures name). <paramref name="labels"/> or
-    /// <paramref name="numLabels"/> set the classifier's labels; a classifier the checkpoint lacks or holds in
-    /// another size is initialised fresh and listed in <see cref="PreTrainedModel.LoadReport"/>.</summary>
-    public static BertPreTrainedModel FromPretrained(string folder, string? task, int? numLabels, IReadOnlyList<string>? labels, long? seed = null) =>
-        (BertPreTrainedModel)PreTrainedModel.FromPretrained(folder, task, numLabels, labels, seed, BertFamily.Instance);
-
-    internal static BertPreTrainedModel NewHead(BertConfig config, string task) => task switch
-    {
-        "classification" or "sequence-classification" => new BertForSequenceClassification(config),
-        "token-classification" => new BertForTokenClassification(config),
-        "masked-lm" => new BertForMaskedLM(config),
-        "question-answering" => new BertForQuestionAnswering(config),
-        "causal-lm" or "generation" => throw new ArgumentException($"BERT is an encoder and has no '{task}' head; use a GPT-2 model"),
-        _ => throw new ArgumentException($"BERT has no head for task '{task}'{ModelPresets.Suggest(task, Tasks)}; tasks: {string.Join(", ", Tasks)}"),
-    };
 }

@@ -1,0 +1,67 @@
+// Each model family's Hugging Face names (model_type, display name, architecture class per task), without TorchSharp.
+namespace TaskLM.Hf;
+
+/// <summary>
+/// What a family is called in Hugging Face's files: its config.json <c>model_type</c>, its name in messages, the
+/// architecture (class) name of each task head, and other classes that load as one of those heads. The TorchSharp
+/// family (<c>TaskLM.Models.ModelFamily</c>) and the ONNX side answer "which task does this folder hold?" from here.
+/// </summary>
+/// <param name="ModelType">config.json's model_type ("gpt2").</param>
+/// <param name="DisplayName">The family's name in messages ("GPT-2").</param>
+/// <param name="Architectures">HF's class name of each task head this family has (task → class).</param>
+/// <param name="OtherArchitectures">Classes that are not one of the heads but load as one (class → task); the key
+/// "" is the task of a config.json without architectures.</param>
+public sealed record HfFamily(string ModelType, string DisplayName, IReadOnlyDictionary<string, string> Architectures,
+    IReadOnlyDictionary<string, string>? OtherArchitectures = null)
+{
+    /// <summary>The tasks with a head in this family.</summary>
+    public IReadOnlyList<string> Tasks => Architectures.Keys.ToList();
+
+    /// <summary>The task of an HF architecture name (null: a config.json without architectures), or null when the
+    /// family has no head for it (a bare BertModel).</summary>
+    public string? TaskOf(string? architecture) =>
+        OtherArchitectures?.GetValueOrDefault(architecture ?? "") is string t ? t
+        : Architectures.FirstOrDefault(kv => kv.Value == architecture).Key;
+}
+
+/// <summary>The families' Hugging Face names: one row per model_type.</summary>
+public static class HfFamilies
+{
+    public static readonly HfFamily Gpt2 = new("gpt2", "GPT-2",
+        new Dictionary<string, string>
+        {
+            ["causal-lm"] = "GPT2LMHeadModel",
+            ["classification"] = "GPT2ForSequenceClassification",
+            ["token-classification"] = "GPT2ForTokenClassification",
+        },
+        // No architectures, the bare body and the double-heads model load as HF's LM.
+        new Dictionary<string, string> { [""] = "causal-lm", ["GPT2Model"] = "causal-lm", ["GPT2DoubleHeadsModel"] = "causal-lm" });
+
+    public static readonly HfFamily Bert = new("bert", "BERT",
+        new Dictionary<string, string>
+        {
+            ["masked-lm"] = "BertForMaskedLM",
+            ["classification"] = "BertForSequenceClassification",
+            ["token-classification"] = "BertForTokenClassification",
+            ["question-answering"] = "BertForQuestionAnswering",
+        },
+        // BertForPreTraining loads as masked LM; a bare BertModel names no head.
+        new Dictionary<string, string> { ["BertForPreTraining"] = "masked-lm" });
+
+    public static readonly HfFamily Llama = LlamaStyle("llama", "Llama");
+    public static readonly HfFamily Qwen2 = LlamaStyle("qwen2", "Qwen2");
+    public static readonly HfFamily Mistral = LlamaStyle("mistral", "Mistral");
+
+    /// <summary>Every family's names.</summary>
+    public static readonly IReadOnlyList<HfFamily> All = [Gpt2, Bert, Llama, Qwen2, Mistral];
+
+    /// <summary>The family of a model_type, or null.</summary>
+    public static HfFamily? Find(string? modelType) => All.FirstOrDefault(f => f.ModelType == modelType);
+
+    // Llama, Qwen2 and Mistral name their heads alike: {Prefix}ForCausalLM, {Prefix}ForSequenceClassification.
+    static HfFamily LlamaStyle(string modelType, string name) => new(modelType, name, new Dictionary<string, string>
+    {
+        ["causal-lm"] = name + "ForCausalLM",
+        ["classification"] = name + "ForSequenceClassification",
+    });
+}
