@@ -22,6 +22,11 @@ public sealed record HfFamily(string ModelType, string DisplayName, IReadOnlyDic
     public string? TaskOf(string? architecture) =>
         OtherArchitectures?.GetValueOrDefault(architecture ?? "") is string t ? t
         : Architectures.FirstOrDefault(kv => kv.Value == architecture).Key;
+
+    /// <summary>The task a config.json's architectures name: that of the first entry with a head in this family; for a
+    /// config without architectures, the family's default (GPT-2's LM), else null.</summary>
+    public string? TaskOfArchitectures(IReadOnlyList<string> architectures) =>
+        architectures.Count > 0 ? architectures.Select(a => TaskOf(a)).FirstOrDefault(t => t != null) : TaskOf(null);
 }
 
 /// <summary>The families' Hugging Face names: one row per model_type.</summary>
@@ -64,4 +69,32 @@ public static class HfFamilies
         ["causal-lm"] = name + "ForCausalLM",
         ["classification"] = name + "ForSequenceClassification",
     });
+}
+
+/// <summary>The activation functions TaskLM builds, as both the TorchSharp modules and the ONNX graphs compute them.</summary>
+public enum HfActivation
+{
+    /// <summary>Exact GELU, 0.5 x (1 + erf(x/√2)): HF's "gelu" (BERT).</summary>
+    Gelu,
+    /// <summary>Tanh-approximated GELU: HF's "gelu_new", "gelu_pytorch_tanh", "gelu_fast" (GPT-2).</summary>
+    GeluTanh,
+    Relu,
+    /// <summary>x · sigmoid(x): HF's "silu", "swish".</summary>
+    Silu,
+    Tanh,
+}
+
+/// <summary>HF's activation names (ACT2FN's keys, config.json's hidden_act / activation_function), read once.</summary>
+public static class HfActivations
+{
+    /// <summary>The activation a config names; <paramref name="key"/> and <paramref name="source"/> name it in the error.</summary>
+    public static HfActivation Parse(string name, string key, string source) => name switch
+    {
+        "gelu" => HfActivation.Gelu,
+        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => HfActivation.GeluTanh,
+        "relu" => HfActivation.Relu,
+        "silu" or "swish" => HfActivation.Silu,
+        "tanh" => HfActivation.Tanh,
+        _ => throw new InvalidDataException($"{source}: {key} '{name}' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish, tanh)"),
+    };
 }

@@ -99,7 +99,7 @@ internal sealed class TorchRunner : IModelRunner
     {
         foreach (var (name, child) in _model.Module.named_children())
         {
-            if (child is BertModel bert) return bert.forward(ids, mask, types).sequence_output;
+            if (child is BertModel bert) return bert.Forward(ids, mask, types).sequence_output;
             if (child is GPT2Model gpt) return gpt.Forward(ids, mask);
             if (name == "transformer" && child is GPT2Model g2) return g2.Forward(ids, mask);
         }

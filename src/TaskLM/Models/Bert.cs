@@ -101,7 +101,7 @@ public sealed class BertConfig
 
         if (c.hidden_size % c.num_attention_heads != 0)
             throw new InvalidDataException($"{source}: hidden_size {c.hidden_size} is not a multiple of num_attention_heads {c.num_attention_heads}");
-        _ = Activation(c.hidden_act, source); // fail now, not at the first forward pass
+        HfActivations.Parse(c.hidden_act, "hidden_act", source); // fail now, not at the first forward pass
         foreach (var (k, v) in json)
             if (!Keys.Contains(k)) c.extra[k] = v?.DeepClone();
         return c;
@@ -146,17 +146,6 @@ public sealed class BertConfig
         return result;
     }
 
-    /// <summary>The activation HF's ACT2FN maps a hidden_act name to.</summary>
-    public static Func<Tensor, Tensor> Activation(string name, string source = "config.json") => name switch
-    {
-        "gelu" => x => F.gelu(x),                                                  // exact: 0.5 x (1 + erf(x/√2))
-        "gelu_new" or "gelu_pytorch_tanh" => x => F.gelu(x, TorchSharp.Modules.GELU.Approximate.tanh),
-        "relu" => x => F.relu(x),
-        "silu" or "swish" => x => F.silu(x),
-        "tanh" => x => F.tanh(x),
-        _ => throw new InvalidDataException($"{source}: hidden_act '{name}' is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu, silu, tanh)"),
-    };
-
     static int? Int(JsonObject j, string key, string source) => HfConfig.Int(j, key, source);
     static double? Num(JsonObject j, string key, string source) => HfConfig.Num(j, key, source);
     static bool? Bool(JsonObject j, string key, string source) => HfConfig.Bool(j, key, source);
@@ -191,7 +180,7 @@ public sealed class BertEmbeddings : nn.Module
     public Parameter WordEmbeddingWeight => word_embeddings.weight!;
 
     /// <summary>input_ids, token_type_ids (B, T) → (B, T, H).</summary>
-    public Tensor forward(Tensor input_ids, Tensor? token_type_ids)
+    public Tensor Forward(Tensor input_ids, Tensor? token_type_ids)
     {
         long T = input_ids.shape[1];
         if (T > maxPositions)
@@ -228,7 +217,7 @@ public sealed class BertSelfAttention : nn.Module
     }
 
     /// <summary>hidden (B, T, H), additive mask (B, 1, 1, T) or null → context (B, T, H).</summary>
-    public Tensor forward(Tensor hidden, Tensor? mask)
+    public Tensor Forward(Tensor hidden, Tensor? mask)
     {
         long B = hidden.shape[0], T = hidden.shape[1];
         Tensor Heads(Tensor x) => x.view(B, T, numHeads, headSize).transpose(1, 2); // (B, nh, T, hs)
@@ -255,7 +244,7 @@ public sealed class BertResidualOutput : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden, Tensor input) => LayerNorm.forward(dropout.forward(dense.forward(hidden)) + input);
+    public Tensor Forward(Tensor hidden, Tensor input) => LayerNorm.forward(dropout.forward(dense.forward(hidden)) + input);
 }
 
 /// <summary>HF's BertAttention: <c>attention.self</c> then <c>attention.output</c>.</summary>
@@ -271,7 +260,7 @@ public sealed class BertAttention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden, Tensor? mask) => output.forward(self.forward(hidden, mask), hidden);
+    public Tensor Forward(Tensor hidden, Tensor? mask) => output.Forward(self.Forward(hidden, mask), hidden);
 }
 
 /// <summary>Feed-forward up-projection H → intermediate_size with hidden_act.</summary>
@@ -283,11 +272,11 @@ public sealed class BertIntermediate : nn.Module
     public BertIntermediate(BertConfig c) : base(nameof(BertIntermediate))
     {
         dense = nn.Linear(c.hidden_size, c.intermediate_size);
-        act = BertConfig.Activation(c.hidden_act);
+        act = Activations.Of(c.hidden_act, "hidden_act");
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden) => act(dense.forward(hidden));
+    public Tensor Forward(Tensor hidden) => act(dense.forward(hidden));
 }
 
 /// <summary>One encoder layer: attention block then feed-forward block, each followed by its LayerNorm.</summary>
@@ -305,10 +294,10 @@ public sealed class BertLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden, Tensor? mask)
+    public Tensor Forward(Tensor hidden, Tensor? mask)
     {
-        var a = attention.forward(hidden, mask);
-        return output.forward(intermediate.forward(a), a);
+        var a = attention.Forward(hidden, mask);
+        return output.Forward(intermediate.Forward(a), a);
     }
 }
 
@@ -327,10 +316,10 @@ public sealed class BertEncoder : nn.Module, IGradientCheckpointing
     /// (<see cref="ActivationCheckpoint"/>).</summary>
     public bool GradientCheckpointing { get; set; }
 
-    public Tensor forward(Tensor hidden, Tensor? mask)
+    public Tensor Forward(Tensor hidden, Tensor? mask)
     {
         bool checkpoint = GradientCheckpointing && training;
-        foreach (var l in layer) hidden = checkpoint ? ActivationCheckpoint.Run(l, (z, m) => l.forward(z, m), hidden, mask) : l.forward(hidden, mask);
+        foreach (var l in layer) hidden = checkpoint ? ActivationCheckpoint.Run(l, (z, m) => l.Forward(z, m), hidden, mask) : l.Forward(hidden, mask);
         return hidden;
     }
 }
@@ -347,7 +336,7 @@ public sealed class BertPooler : nn.Module
     }
 
     /// <summary>(B, T, H) → (B, H).</summary>
-    public Tensor forward(Tensor hidden) => dense.forward(hidden.select(1, 0)).tanh();
+    public Tensor Forward(Tensor hidden) => dense.forward(hidden.select(1, 0)).tanh();
 }
 
 /// <summary>HF's BertModel: embeddings, encoder and (for sequence classification) the pooler.</summary>
@@ -368,9 +357,9 @@ public sealed class BertModel : nn.Module
     public Parameter WordEmbeddingWeight => embeddings.WordEmbeddingWeight;
 
     /// <summary>(B, T) ids → sequence output (B, T, H) and pooled output (B, H) when there is a pooler.</summary>
-    public (Tensor sequence_output, Tensor? pooled_output) forward(Tensor input_ids, Tensor? attention_mask, Tensor? token_type_ids)
+    public (Tensor sequence_output, Tensor? pooled_output) Forward(Tensor input_ids, Tensor? attention_mask, Tensor? token_type_ids)
     {
-        var x = embeddings.forward(input_ids, token_type_ids);
+        var x = embeddings.Forward(input_ids, token_type_ids);
         // HF's extended mask: 0 where attended, the dtype's minimum where padded, broadcast over heads and
         // queries (B, 1, 1, T). Padded query rows are still computed (they attend to the real tokens), as HF.
         Tensor? mask = null;
@@ -379,8 +368,8 @@ public sealed class BertModel : nn.Module
             double min = x.dtype switch { ScalarType.Float16 => -65504.0, ScalarType.BFloat16 => -3.3895313892515355e38, ScalarType.Float64 => double.MinValue, _ => float.MinValue };
             mask = (1.0 - attention_mask.to(x.dtype)).mul(min).view(attention_mask.shape[0], 1, 1, attention_mask.shape[1]);
         }
-        var seq = encoder.forward(x, mask);
-        return (seq, pooler?.forward(seq));
+        var seq = encoder.Forward(x, mask);
+        return (seq, pooler?.Forward(seq));
     }
 }
 
@@ -407,7 +396,7 @@ public abstract class BertPreTrainedModel : PreTrainedModel
     /// <summary>HF's <c>BertModel(...).last_hidden_state</c>: the body's sequence output (B, T, H) for (B, T) ids, no
     /// head applied (what sentence encoders pool, and what an ONNX export of a bare BertModel outputs).</summary>
     public Tensor LastHiddenState(Tensor input_ids, Tensor? attention_mask = null, Tensor? token_type_ids = null)
-        => bert.forward(input_ids, attention_mask, token_type_ids).sequence_output;
+        => bert.Forward(input_ids, attention_mask, token_type_ids).sequence_output;
 
     protected override JsonObject ConfigJson()
     {
@@ -479,7 +468,7 @@ public sealed class BertForSequenceClassification : BertPreTrainedModel
     /// <summary>The pooled features the classifier reads (B, H): the pooler's output, or the masked mean (classifier_pooling "mean").</summary>
     public Tensor Features(Tensor input_ids, Tensor? attention_mask = null, Tensor? token_type_ids = null)
     {
-        var (seq, pooled) = bert.forward(input_ids, attention_mask, token_type_ids);
+        var (seq, pooled) = bert.Forward(input_ids, attention_mask, token_type_ids);
         return MeanPooling ? MeanPool(seq, attention_mask) : pooled!;
     }
 
@@ -523,7 +512,7 @@ public sealed class BertForTokenClassification : BertPreTrainedModel
     protected override ModelOutput Run(ModelBatch batch)
     {
         var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
-        var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
+        var (seq, _) = bert.Forward(input_ids, attention_mask, token_type_ids);
         var logits = classifier.forward(dropout.forward(seq)); // (B, T, C)
         Tensor? loss = batch.Labels is null ? null
             : F.cross_entropy(HeadLosses.Fp32(logits).view(-1, config.num_labels), batch.Labels.view(-1), ignore_index: -100);
@@ -541,12 +530,12 @@ public sealed class BertPredictionHeadTransform : nn.Module
     public BertPredictionHeadTransform(BertConfig c) : base(nameof(BertPredictionHeadTransform))
     {
         dense = nn.Linear(c.hidden_size, c.hidden_size);
-        act = BertConfig.Activation(c.hidden_act);
+        act = Activations.Of(c.hidden_act, "hidden_act");
         LayerNorm = nn.LayerNorm(c.hidden_size, eps: c.layer_norm_eps);
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x) => LayerNorm.forward(act(dense.forward(x)));
+    public Tensor Forward(Tensor x) => LayerNorm.forward(act(dense.forward(x)));
 }
 
 /// <summary>HF's BertLMPredictionHead: transform, then the decoder onto the vocabulary plus <c>bias</c>.
@@ -567,8 +556,8 @@ public sealed class BertLMPredictionHead : nn.Module
     }
 
     /// <summary>(B, T, H) → (B, T, V).</summary>
-    public Tensor forward(Tensor hidden, Tensor wordEmbeddings)
-        => F.linear(transform.forward(hidden), decoder?.weight ?? wordEmbeddings, bias);
+    public Tensor Forward(Tensor hidden, Tensor wordEmbeddings)
+        => F.linear(transform.Forward(hidden), decoder?.weight ?? wordEmbeddings, bias);
 }
 
 /// <summary>HF's BertOnlyMLMHead (<c>cls.predictions</c>).</summary>
@@ -582,7 +571,7 @@ public sealed class BertOnlyMLMHead : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden, Tensor wordEmbeddings) => predictions.forward(hidden, wordEmbeddings);
+    public Tensor Forward(Tensor hidden, Tensor wordEmbeddings) => predictions.Forward(hidden, wordEmbeddings);
 }
 
 /// <summary>Masked LM: vocabulary logits (B, T, V) at every position; CE over positions whose label is not -100.</summary>
@@ -601,7 +590,7 @@ public sealed class BertForMaskedLM : BertPreTrainedModel
     protected override ModelOutput Run(ModelBatch batch)
     {
         var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
-        var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
+        var (seq, _) = bert.Forward(input_ids, attention_mask, token_type_ids);
         if (batch.Labels is not null && training)
         {
             // Sparse prediction (Geiping & Goldstein 2022, "Cramming"): while training, run the head only at the M
@@ -612,10 +601,10 @@ public sealed class BertForMaskedLM : BertPreTrainedModel
             var labels = batch.Labels.view(-1);                            // (B*T); the batch is on the device already
             var at = labels.ne(-100).nonzero().squeeze(1);                 // (M)
             var hidden = seq.reshape(-1, seq.shape[^1]).index_select(0, at); // (M, H)
-            var sparse = cls.forward(hidden, bert.WordEmbeddingWeight);    // (M, V)
+            var sparse = cls.Forward(hidden, bert.WordEmbeddingWeight);    // (M, V)
             return new ModelOutput { Loss = F.cross_entropy(HeadLosses.Fp32(sparse), labels.index_select(0, at)) };
         }
-        var logits = cls.forward(seq, bert.WordEmbeddingWeight); // (B, T, V)
+        var logits = cls.Forward(seq, bert.WordEmbeddingWeight); // (B, T, V)
         Tensor? loss = batch.Labels is null ? null
             : F.cross_entropy(HeadLosses.Fp32(logits).view(-1, config.vocab_size), batch.Labels.view(-1), ignore_index: -100);
         return new ModelOutput { Logits = logits, Loss = loss };
@@ -640,7 +629,7 @@ public sealed class BertForQuestionAnswering : BertPreTrainedModel
     protected override ModelOutput Run(ModelBatch batch)
     {
         var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
-        var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
+        var (seq, _) = bert.Forward(input_ids, attention_mask, token_type_ids);
         var logits = qa_outputs.forward(seq); // (B, T, 2)
         var start = logits.select(-1, 0).contiguous(); // (B, T)
         var end = logits.select(-1, 1).contiguous();

@@ -169,14 +169,7 @@ public sealed class GPT2MLP : nn.Module
         c_fc = nn.Linear(cfg.n_embd, cfg.InnerSize);
         c_proj = nn.Linear(cfg.InnerSize, cfg.n_embd);
         dropout = nn.Dropout(cfg.resid_pdrop);
-        _act = cfg.activation_function switch
-        {
-            "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => h => F.gelu(h, GELU.Approximate.tanh),
-            "gelu" => h => F.gelu(h),
-            "relu" => h => F.relu(h),
-            "silu" or "swish" => h => F.silu(h),
-            _ => throw new NotSupportedException($"config.json: activation_function '{cfg.activation_function}' is not supported"),
-        };
+        _act = Activations.Of(cfg.activation_function, "activation_function");
         RegisterComponents();
     }
 
@@ -413,7 +406,10 @@ public sealed class GPT2ForSequenceClassification : Gpt2
         var ids = batch.InputIds;
         var all = score.forward(transformer.Forward(ids, batch.AttentionMask));                 // (B, T, C)
         var logits = HeadLosses.LastNonPad(all, ids, Cfg.pad_token_id, "GPT-2");                   // (B, C): the last non-pad token, as HF pools
-        return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.SequenceClassification(logits, batch.Labels, Cfg.num_labels, Cfg.problem_type).Loss };
+        Tensor? loss = null;
+        // HF decides the problem type on the first labelled batch and records it in the config (as BERT's head does).
+        if (batch.Labels is not null) (loss, Cfg.problem_type) = HeadLosses.SequenceClassification(logits, batch.Labels, Cfg.num_labels, Cfg.problem_type);
+        return new ModelOutput { Logits = logits, Loss = loss };
     }
 }
 

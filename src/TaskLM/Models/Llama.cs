@@ -553,6 +553,9 @@ public sealed class LlamaForSequenceClassification : Llama
         var ids = batch.InputIds;
         var all = score.forward(model.Forward(ids, batch.AttentionMask));                 // (B, T, L)
         var logits = HeadLosses.LastNonPad(all, ids, Cfg.pad_token_id, "Llama");                   // (B, L): the last non-pad token, as HF pools
-        return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.SequenceClassification(logits, batch.Labels, Cfg.num_labels, Cfg.problem_type).Loss };
+        Tensor? loss = null;
+        // HF decides the problem type on the first labelled batch and records it in the config (as BERT's head does).
+        if (batch.Labels is not null) (loss, Cfg.problem_type) = HeadLosses.SequenceClassification(logits, batch.Labels, Cfg.num_labels, Cfg.problem_type);
+        return new ModelOutput { Logits = logits, Loss = loss };
     }
 }

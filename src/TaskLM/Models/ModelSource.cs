@@ -66,8 +66,7 @@ public sealed class ModelSource
             if (Recipe != null) return TaskNames.ModelTask(Recipe.Task);
             if (IsAdapter) return Base?.Task;
             if (Config is not { } cfg || ModelFamilies.Find((string?)cfg["model_type"]) is not { } f) return null;
-            var arch = cfg["architectures"] is JsonArray a ? a.Select(x => x?.ToString() ?? "").ToList() : [];
-            return arch.Count > 0 ? arch.Select(f.TaskOfArchitecture).FirstOrDefault(t => t != null) : f.TaskOfArchitecture("");
+            return f.Names.TaskOfArchitectures(HfConfig.ArchitecturesOf(cfg));
         }
     }
 

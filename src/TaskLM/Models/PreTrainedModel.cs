@@ -16,7 +16,8 @@ namespace TaskLM.Models;
 /// <c>base_model_prefix</c>, <c>_tied_weights_keys</c>, <c>_no_split_modules</c> and <c>_init_weights</c>.
 /// Training, LoRA, the optimizer's decay grouping and the loader ask these questions instead of testing
 /// model_type strings. A new family is one file with a <see cref="ModelFamily"/> subclass, its modules, and
-/// a <see cref="PreTrainedModel"/> subclass per head, registered in <see cref="ModelFamilies.All"/>.
+/// a <see cref="PreTrainedModel"/> subclass per head, registered in <see cref="ModelFamilies.All"/>; its Hugging Face
+/// names (<see cref="Names"/>) are its row of <see cref="HfFamilies"/>, where the libtorch-free side reads them.
 /// </summary>
 public abstract class ModelFamily
 {
@@ -72,10 +73,6 @@ public abstract class ModelFamily
     /// <summary>The tasks with a head in this family.</summary>
     public IReadOnlyList<string> Tasks => Names.Tasks;
 
-    /// <summary>The task of an HF architecture name (also other classes of the family that load as one of its
-    /// heads, e.g. GPT2Model as causal LM; "" for a config.json without architectures), or null.</summary>
-    public string? TaskOfArchitecture(string architecture) => Names.TaskOf(architecture);
-
     /// <summary>Layer index of a parameter name, or -1 outside the numbered layers.</summary>
     public int LayerOf(string name) => LayerPattern.Match(name) is { Success: true } m ? int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : -1;
 
@@ -112,7 +109,8 @@ public abstract class ModelFamily
     public override string ToString() => ModelType;
 }
 
-/// <summary>The registered model families: the one place a new family is added.</summary>
+/// <summary>The registered model families: the one place a new family's TorchSharp side is added (its names go in
+/// <see cref="HfFamilies.All"/>).</summary>
 public static class ModelFamilies
 {
     /// <summary>Every family TaskLM builds.</summary>
@@ -288,8 +286,8 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
         string? mt = json["model_type"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
         var f = family != null && mt == null ? family : ModelFamilies.Get(mt, source);
         if (family != null && f != family) throw new InvalidDataException($"{source}: model_type is '{mt}', not '{family.ModelType}'");
-        task ??= ArchitectureTask(json, f)
-            ?? throw new ArgumentException($"{source}: architectures [{string.Join(", ", Architectures(json))}] name no {f.DisplayName} task head; choose a task ({string.Join(", ", f.Tasks)})");
+        task ??= f.Names.TaskOfArchitectures(HfConfig.ArchitecturesOf(json))
+            ?? throw new ArgumentException($"{source}: architectures [{string.Join(", ", HfConfig.ArchitecturesOf(json))}] name no {f.DisplayName} task head; choose a task ({string.Join(", ", f.Tasks)})");
         // As HF's from_pretrained(folder, hidden_dropout_prob=0.0): a recipe's model.config overrides the folder's
         // config.json (dropout, pad_token_id, say); a key the family does not read is refused with the closest name,
         // and a changed shape fails the weight load below naming the tensor.
@@ -320,12 +318,22 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
         model.eval();
         return model;
     }
+}
 
-    static IEnumerable<string> Architectures(JsonObject json) =>
-        json["architectures"] is JsonArray a ? a.Select(x => x?.ToString() ?? "") : [];
-
-    static string? ArchitectureTask(JsonObject json, ModelFamily f) =>
-        Architectures(json).Any() ? Architectures(json).Select(f.TaskOfArchitecture).FirstOrDefault(t => t != null) : f.TaskOfArchitecture("");
+/// <summary>The activation functions of every family's modules (HF's ACT2FN), by config.json name.</summary>
+public static class Activations
+{
+    /// <summary>The function <paramref name="name"/> (config.json's <paramref name="key"/>) names; an error naming both when
+    /// TaskLM has none.</summary>
+    public static Func<Tensor, Tensor> Of(string name, string key, string source = HfConfig.FileName) => HfActivations.Parse(name, key, source) switch
+    {
+        HfActivation.Gelu => x => nn.functional.gelu(x),                                  // exact: 0.5 x (1 + erf(x/√2))
+        HfActivation.GeluTanh => x => nn.functional.gelu(x, GELU.Approximate.tanh),
+        HfActivation.Relu => x => nn.functional.relu(x),
+        HfActivation.Silu => x => nn.functional.silu(x),
+        HfActivation.Tanh => x => nn.functional.tanh(x),
+        var a => throw new ArgumentOutOfRangeException(nameof(name), a, null),
+    };
 }
 
 /// <summary>A recipe's model.config overrides applied to a config.json object (the labels through
