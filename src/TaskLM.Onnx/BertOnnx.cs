@@ -1,4 +1,5 @@
 // BERT as an ONNX graph: embeddings → post-LN encoder → pooler → task head, mirroring TaskLM's Bert.cs.
+using TaskLM.Hf;
 using TaskLM.Onnx.Proto;
 using DT = TaskLM.Onnx.Proto.TensorProto.Types.DataType;
 
@@ -26,7 +27,7 @@ internal static class BertOnnx
         int inner = cfg.Int("intermediate_size") ?? 3072, vocab = cfg.Int("vocab_size") ?? 30522;
         int positions = cfg.Int("max_position_embeddings") ?? 512, types = cfg.Int("type_vocab_size") ?? 2, hs = hdim / nh;
         double eps = cfg.Num("layer_norm_eps") ?? 1e-12;
-        string act = cfg.Str("hidden_act") ?? "gelu";
+        var act = HfActivations.Parse(cfg.Str("hidden_act") ?? "gelu", "hidden_act", cfg.Source);
         if ((cfg.Str("position_embedding_type") ?? "absolute") != "absolute")
             throw new NotSupportedException($"{cfg.Source}: position_embedding_type '{cfg.Str("position_embedding_type")}' has no ONNX export");
         if (hdim % nh != 0) throw new InvalidDataException($"{cfg.Source}: hidden_size {hdim} is not a multiple of num_attention_heads {nh}");

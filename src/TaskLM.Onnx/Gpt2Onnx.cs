@@ -1,4 +1,5 @@
 // GPT-2 as an ONNX graph: embeddings → pre-LN blocks with a key/value cache → ln_f → head, under HF optimum's names.
+using TaskLM.Hf;
 using TaskLM.Onnx.Proto;
 using DT = TaskLM.Onnx.Proto.TensorProto.Types.DataType;
 
@@ -23,7 +24,7 @@ internal static class Gpt2Onnx
         int c = cfg.Need("n_embd"), nh = cfg.Need("n_head"), layers = cfg.Need("n_layer"), vocab = cfg.Need("vocab_size");
         int positions = cfg.Int("n_positions") ?? 1024, inner = cfg.Int("n_inner") ?? 4 * c, hs = c / nh;
         double eps = cfg.Num("layer_norm_epsilon") ?? 1e-5;
-        string act = cfg.Str("activation_function") ?? "gelu_new";
+        var act = HfActivations.Parse(cfg.Str("activation_function") ?? "gelu_new", "activation_function", cfg.Source);
         bool inverseLayerScale = cfg.Bool("scale_attn_by_inverse_layer_idx") ?? false;
         if (cfg.Bool("scale_attn_weights") == false) throw new NotSupportedException($"{cfg.Source}: scale_attn_weights=false has no ONNX export");
         if (cfg.Bool("reorder_and_upcast_attn") == true) throw new NotSupportedException($"{cfg.Source}: reorder_and_upcast_attn=true has no ONNX export");

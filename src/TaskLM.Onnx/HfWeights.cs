@@ -1,5 +1,5 @@
 // The weights of an HF model folder (model.safetensors, or shards by index) as fp32 arrays, read and written without TorchSharp.
-using System.Text.Json.Nodes;
+using TaskLM.Hf;
 
 namespace TaskLM.Onnx;
 
@@ -19,9 +19,8 @@ public sealed record Weight(long[] Shape, float[] Data)
 }
 
 /// <summary>
-/// Reads the state dict of an HF folder by Hugging Face's key names, converting F16/BF16/F64 to fp32.
-/// safetensors: an 8-byte little-endian header length N, N bytes of JSON naming each tensor's dtype, shape
-/// and byte range, then the raw data. Kept free of TorchSharp so that export and the ONNX runner need no libtorch.
+/// Reads the state dict of an HF folder by Hugging Face's key names, converting F16/BF16/F64 to fp32, through the
+/// shared <see cref="SafeTensorsFile"/> reader. Kept free of TorchSharp so that export and the ONNX runner need no libtorch.
 /// </summary>
 public sealed class HfWeights
 {
@@ -41,16 +40,9 @@ public sealed class HfWeights
         string index = Path.Combine(folder, "model.safetensors.index.json");
         if (!File.Exists(index))
             throw new FileNotFoundException($"{folder}: no model.safetensors or model.safetensors.index.json (export reads safetensors weights)", single);
-        JsonObject map;
-        try { map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"]?.AsObject() ?? throw new InvalidDataException($"{index}: no \"weight_map\""); }
-        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{index}: invalid JSON: {e.Message}", e); }
         var all = new Dictionary<string, Weight>(StringComparer.Ordinal);
-        foreach (string shard in map.Select(kv => kv.Value!.GetValue<string>()).Distinct())
-        {
-            string path = Path.Combine(folder, shard);
-            if (!File.Exists(path)) throw new FileNotFoundException($"{index}: shard '{shard}' is missing", path);
+        foreach (string path in SafeTensorsFile.Shards(folder, index))
             foreach (var (k, v) in ReadFile(path)) all[k] = v;
-        }
         return new HfWeights(all, index);
     }
 
@@ -71,36 +63,10 @@ public sealed class HfWeights
         return w;
     }
 
-    /// <summary>Writes fp32 weights as one safetensors file (keys in the given order, data contiguous, the header
-    /// padded with spaces to 8 bytes as Hugging Face's writer does). Written to a temporary name and renamed.</summary>
-    public static void WriteSafetensors(string path, IEnumerable<KeyValuePair<string, Weight>> weights, IReadOnlyDictionary<string, string>? metadata = null)
-    {
-        var list = weights.ToList();
-        var header = new JsonObject();
-        if (metadata is { Count: > 0 }) header["__metadata__"] = new JsonObject(metadata.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
-        long offset = 0;
-        foreach (var (name, w) in list)
-        {
-            long bytes = 4L * w.Data.Length;
-            header[name] = new JsonObject
-            {
-                ["dtype"] = "F32", ["shape"] = new JsonArray(w.Shape.Select(d => (JsonNode)d).ToArray()),
-                ["data_offsets"] = new JsonArray(offset, offset + bytes),
-            };
-            offset += bytes;
-        }
-        byte[] json = System.Text.Encoding.UTF8.GetBytes(header.ToJsonString());
-        int padded = (json.Length + 7) / 8 * 8;
-        string tmp = path + ".tmp";
-        using (var fs = File.Create(tmp))
-        {
-            fs.Write(BitConverter.GetBytes((long)padded));
-            fs.Write(json);
-            for (int i = json.Length; i < padded; i++) fs.WriteByte((byte)' ');
-            foreach (var (_, w) in list) fs.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.Data.AsSpan()));
-        }
-        File.Move(tmp, path, overwrite: true);
-    }
+    /// <summary>Writes fp32 weights as one safetensors file (keys in the given order; <see cref="SafeTensorsFile.Write"/>).</summary>
+    public static void WriteSafetensors(string path, IEnumerable<KeyValuePair<string, Weight>> weights, IReadOnlyDictionary<string, string>? metadata = null) =>
+        SafeTensorsFile.Write(path, weights.Select(kv => KeyValuePair.Create(kv.Key, new TensorToWrite("F32", kv.Value.Shape, 4L * kv.Value.Data.Length,
+            s => s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(kv.Value.Data.AsSpan()))))), metadata);
 
     Weight? Resolve(string key, string prefix)
     {
@@ -109,48 +75,23 @@ public sealed class HfWeights
         return null;
     }
 
+    // Floating-point tensors as fp32; integer buffers (position_ids) are not weights and are skipped unread.
     static Dictionary<string, Weight> ReadFile(string path)
     {
-        using var fs = File.OpenRead(path);
-        Span<byte> lenBytes = stackalloc byte[8];
-        if (fs.Read(lenBytes) != 8) throw new InvalidDataException($"{path}: not a safetensors file (shorter than 8 bytes)");
-        long headerLen = BitConverter.ToInt64(lenBytes);
-        if (headerLen <= 0 || headerLen > 100_000_000 || 8 + headerLen > fs.Length)
-            throw new InvalidDataException($"{path}: not a safetensors file (header length {headerLen})");
-        byte[] header = new byte[headerLen];
-        fs.ReadExactly(header);
-        JsonObject root;
-        try { root = JsonNode.Parse(header)?.AsObject() ?? throw new InvalidDataException($"{path}: empty header"); }
-        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{path}: invalid header JSON: {e.Message}", e); }
-        long dataStart = 8 + headerLen;
         var result = new Dictionary<string, Weight>(StringComparer.Ordinal);
-        foreach (var (name, node) in root)
+        foreach (var (name, raw) in SafeTensorsFile.Read(path, out _, dt => dt is "F32" or "F16" or "BF16" or "F64"))
         {
-            if (name == "__metadata__") continue;
-            var info = node!.AsObject();
-            string dt = info["dtype"]!.GetValue<string>();
-            long[] shape = info["shape"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
-            var offs = info["data_offsets"]!.AsArray();
-            long begin = offs[0]!.GetValue<long>(), end = offs[1]!.GetValue<long>();
-            if (end < begin || dataStart + end > fs.Length)
-                throw new InvalidDataException($"{path}: tensor '{name}' data [{begin}, {end}) lies outside the file");
-            long n = shape.Aggregate(1L, (a, d) => a * d);
-            int size = dt switch { "F32" => 4, "F16" or "BF16" => 2, "F64" => 8, _ => 0 };
-            if (size == 0) continue; // integer buffers (position_ids) are not weights
-            if (end - begin != n * size)
-                throw new InvalidDataException($"{path}: tensor '{name}' has {end - begin} bytes for shape [{string.Join(",", shape)}] {dt}");
-            byte[] buf = new byte[end - begin];
-            fs.Position = dataStart + begin;
-            fs.ReadExactly(buf);
+            long n = raw.Count;
+            byte[] buf = raw.Data;
             var data = new float[n];
-            switch (dt)
+            switch (raw.DType)
             {
                 case "F32": Buffer.BlockCopy(buf, 0, data, 0, buf.Length); break;
                 case "F16": for (long i = 0; i < n; i++) data[i] = (float)BitConverter.ToHalf(buf, (int)(2 * i)); break;
                 case "BF16": for (long i = 0; i < n; i++) data[i] = BitConverter.Int32BitsToSingle(BitConverter.ToUInt16(buf, (int)(2 * i)) << 16); break;
                 case "F64": for (long i = 0; i < n; i++) data[i] = (float)BitConverter.ToDouble(buf, (int)(8 * i)); break;
             }
-            result[name] = new Weight(shape, data);
+            result[name] = new Weight(raw.Shape, data);
         }
         return result;
     }

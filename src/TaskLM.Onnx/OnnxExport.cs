@@ -1,5 +1,6 @@
 // `tasklm export --format onnx`: an HF model folder → model.onnx beside its config.json and tokenizer files.
 using Google.Protobuf;
+using TaskLM.Hf;
 
 namespace TaskLM.Onnx;
 

@@ -1,6 +1,7 @@
 // A small writer for ONNX graphs: nodes, fp32/int64 initializers as raw data, typed inputs/outputs, the model.
 using System.Runtime.InteropServices;
 using Google.Protobuf;
+using TaskLM.Hf;
 using TaskLM.Onnx.Proto;
 
 namespace TaskLM.Onnx;
@@ -176,18 +177,18 @@ internal sealed class OnnxGraph
         => Op("LayerNormalization", [x, weight, bias], null, ("axis", -1L), ("epsilon", (float)eps));
 
     /// <summary>The activations the families use, in ONNX primitives (opset 17 has no Gelu op).</summary>
-    public string Activation(string x, string name) => name switch
+    public string Activation(string x, HfActivation act) => act switch
     {
         // 0.5 x (1 + erf(x / √2)): HF's "gelu"
-        "gelu" => Op("Mul", [Op("Mul", [x, F32(0.5f)]), Op("Add", [Op("Erf", [Op("Div", [x, F32((float)Math.Sqrt(2.0))])]), F32(1f)])]),
+        HfActivation.Gelu => Op("Mul", [Op("Mul", [x, F32(0.5f)]), Op("Add", [Op("Erf", [Op("Div", [x, F32((float)Math.Sqrt(2.0))])]), F32(1f)])]),
         // 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))): GPT-2's gelu_new
-        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => Op("Mul", [Op("Mul", [x, F32(0.5f)]),
+        HfActivation.GeluTanh => Op("Mul", [Op("Mul", [x, F32(0.5f)]),
             Op("Add", [F32(1f), Op("Tanh", [Op("Mul", [F32((float)Math.Sqrt(2.0 / Math.PI)),
                 Op("Add", [x, Op("Mul", [F32(0.044715f), Op("Mul", [x, Op("Mul", [x, x])])])])])])])]),
-        "relu" => Op("Relu", [x]),
-        "silu" or "swish" => Op("Mul", [x, Op("Sigmoid", [x])]),
-        "tanh" => Op("Tanh", [x]),
-        _ => throw new NotSupportedException($"activation '{name}' has no ONNX export"),
+        HfActivation.Relu => Op("Relu", [x]),
+        HfActivation.Silu => Op("Mul", [x, Op("Sigmoid", [x])]),
+        HfActivation.Tanh => Op("Tanh", [x]),
+        _ => throw new ArgumentOutOfRangeException(nameof(act)),
     };
 
     /// <summary>(B, T, nh*hs) → (B, nh, T, hs).</summary>

@@ -2,6 +2,7 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using TaskLM.Data.Tokenization;
+using TaskLM.Hf;
 
 namespace TaskLM.Onnx;
 

@@ -18,7 +18,7 @@ internal sealed class OnnxRunner(OnnxTaskModel model, IReadOnlyList<int> eosToke
 
     public int Positions { get; } = model.Task == "causal-lm" ? model.MaxLength : 0;
     public IReadOnlyList<int> EosTokenIds { get; } = eosTokenIds;
-    public int? PadTokenId { get; } = model.Config.Int("pad_token_id");
+    public int? PadTokenId { get; } = model.Config.PadTokenId;
     public bool HasCache => _cache != null;
     public long CacheLength => _cache?.Length ?? 0;
     // The graph's presents grow by concatenation: the only bound is the context.
@@ -31,7 +31,7 @@ internal sealed class OnnxRunner(OnnxTaskModel model, IReadOnlyList<int> eosToke
         if (kind == RowKind.Embedding)
             throw new BadRequestException("embeddings are not available with the onnx runtime (the exported graph outputs the head's logits only); serve the model folder with --runtime torch", code: "wrong_task");
         int b = rows.Count, t = rows.Max(r => r.Ids.Length);
-        long pad = model.Config.Int("pad_token_id") ?? 0;
+        long pad = model.Config.PadTokenId ?? 0;
         var ids = new long[b][]; var mask = new long[b][];
         long[][]? types = rows.Any(r => r.TypeIds != null) ? new long[b][] : null;
         for (int i = 0; i < b; i++)

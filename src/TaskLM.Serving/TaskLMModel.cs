@@ -276,7 +276,7 @@ public sealed class TaskLMModel : IDisposable
         var tok = TokenizerLoader.Load(tokSource);
 
         var cfg = model.Config;
-        int positions = (int?)cfg["n_positions"] ?? (int?)cfg["max_position_embeddings"] ?? 512;
+        int positions = model.MaxPositions;
         int maxLength = Math.Min(o.MaxLength ?? recipe?.Data.MaxLength ?? positions, positions);
         var labels = LabelsOf(model.Task, cfg["id2label"]);
         JsonObject? eval = null; string? report = null;

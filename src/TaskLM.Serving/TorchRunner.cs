@@ -41,7 +41,7 @@ internal sealed class TorchRunner : IModelRunner
     public List<float[]> Forward(IReadOnlyList<EncoderRow> rows, RowKind kind)
     {
         int b = rows.Count, t = rows.Max(r => r.Ids.Length);
-        int pad = (int?)_model.Config["pad_token_id"] ?? 0;
+        int pad = _model.PadTokenId ?? 0;
         var ids = new long[b * t]; var mask = new long[b * t];
         long[]? types = rows.Any(r => r.TypeIds != null) ? new long[b * t] : null;
         Array.Fill(ids, pad);
@@ -99,7 +99,7 @@ internal sealed class TorchRunner : IModelRunner
     {
         foreach (var (name, child) in _model.Module.named_children())
         {
-            if (child is BertModel bert) return bert.forward(ids, mask, types).sequence_output;
+            if (child is BertModel bert) return bert.Forward(ids, mask, types).sequence_output;
             if (child is GPT2Model gpt) return gpt.Forward(ids, mask);
             if (name == "transformer" && child is GPT2Model g2) return g2.Forward(ids, mask);
         }

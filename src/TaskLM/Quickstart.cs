@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using TaskLM.Data.Corpus;
 using TaskLM.Data.Tokenization;
 using TaskLM.Evaluation;
+using TaskLM.Hf;
 using TaskLM.Models;
 using TaskLM.Training;
 using TorchSharp;
@@ -336,7 +337,7 @@ public static class Quickstart
         string best = Path.Combine(run, "best");
         var model = ModelFactory.FromPretrained(best, "classification");
         model.Module.to(o.Device);
-        var labels = (model.Config["id2label"] as JsonObject)!.OrderBy(kv => int.Parse(kv.Key, System.Globalization.CultureInfo.InvariantCulture)).Select(kv => kv.Value!.GetValue<string>()).ToList();
+        var labels = HfConfig.LabelsOf(model.Config, Path.Combine(best, HfConfig.FileName))!;
         var tok = TokenizerLoader.Load(o.Tokenizer ?? best);
         string tmp = Path.Combine(run, "data", "try.jsonl");
         JsonlFile.Write(tmp, tries.Select(t => new JsonObject { ["text"] = t.Text, ["label"] = labels[0] }));

@@ -105,7 +105,7 @@ public static class BenchCommand
         if (gradientCheckpointing) ActivationCheckpoint.Enable(model.Module);
         var masters = precision == "bf16" ? MixedPrecision.CastToBf16(model.Module) : null;
         int vocab = (int?)model.Config["vocab_size"] ?? 30522;
-        int positions = (int?)model.Config["n_positions"] ?? (int?)model.Config["max_position_embeddings"] ?? int.MaxValue;
+        int positions = model.MaxPositions;
         if (t > positions) throw new ArgumentException($"--seq {t} is longer than the model's {positions} positions");
         var rng = new Random(0);
         int total = warmup + steps;

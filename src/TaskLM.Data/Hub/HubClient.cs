@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
+using TaskLM.Hf;
 
 namespace TaskLM.Data.Hub;
 
@@ -140,12 +141,11 @@ public sealed class HubClient : IDisposable
     /// </summary>
     public static void EnsureSupported(string folder, IReadOnlyCollection<string> supported, string? repo = null)
     {
-        string config = Path.Combine(folder, "config.json");
-        if (!File.Exists(config)) return;
-        var json = JsonNode.Parse(File.ReadAllText(config));
-        string? modelType = json?["model_type"]?.GetValue<string>();
+        if (!File.Exists(Path.Combine(folder, HfConfig.FileName))) return;
+        var config = HfConfig.Load(folder);
+        string? modelType = config.Str("model_type");
         if (modelType != null && supported.Contains(modelType)) return;
-        string archs = json?["architectures"] is JsonArray a ? " (" + string.Join(", ", a.Select(x => x?.ToString())) + ")" : "";
+        string archs = config.Json["architectures"] is JsonArray ? " (" + string.Join(", ", config.Architectures) + ")" : "";
         throw new HubException(HubErrorKind.UnsupportedArchitecture,
             $"{repo ?? folder}: model_type '{modelType ?? "(none)"}'{archs} is not an architecture TaskLM can load; supported model types: {string.Join(", ", supported)}");
     }

@@ -2,6 +2,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
+using TaskLM.Hf;
 using TaskLM.Models;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -8,6 +8,7 @@ using System.Text.Json.Nodes;
 using TaskLM.Data.Corpus;
 using TaskLM.Data.Tokenization;
 using TaskLM.Evaluation;
+using TaskLM.Hf;
 using TaskLM.Models;
 using TaskLM.Training;
 using TorchSharp;
@@ -154,7 +155,7 @@ public static class Scoring
         model.Module.to(device);
         model.Module.eval();
         IReadOnlyList<string>? labels = model.Config["id2label"] is JsonObject && recipe.Task is "classification" or "token-classification"
-            ? HfConfig.Labels(model.Config, Path.Combine(modelDir, "config.json")) : null;
+            ? HfConfig.LabelsOf(model.Config, Path.Combine(modelDir, "config.json")) : null;
         string? tokSource = recipe.Tokenizer ?? (ModelFactory.HasTokenizerFiles(modelDir) ? modelDir : ModelFactory.DefaultTokenizerSource(recipe.Model.Init));
         ITokenizer? tok = tokSource != null ? TokenizerLoader.Load(tokSource) : null;
         return new LoadedModel(model, tok, TrainingRun.MakeCollator(recipe, model, tok, device), labels, recipe);

@@ -7,6 +7,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using TaskLM.Evaluation;
+using TaskLM.Hf;
 using TaskLM.Models;
 using TaskLM.Training;
 using static TorchSharp.torch;
@@ -217,8 +218,8 @@ public static class Refine
 
     static IReadOnlyList<string>? ChampionLabels(string modelDir)
     {
-        var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(modelDir, "config.json")));
-        return cfg?["id2label"] is JsonObject id2 ? id2.OrderBy(kv => int.Parse(kv.Key, CultureInfo.InvariantCulture)).Select(kv => kv.Value!.GetValue<string>()).ToList() : null;
+        var cfg = HfConfig.Load(modelDir);
+        return cfg.Json["id2label"] is JsonObject ? HfConfig.LabelsOf(cfg.Json, cfg.Source) : null;
     }
 
     public static TextTable Table(JsonObject record)

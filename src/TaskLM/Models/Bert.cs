@@ -2,6 +2,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TaskLM.Hf;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -60,9 +61,6 @@ public sealed class BertConfig
         "model_type", "dtype", "torch_dtype",
     ];
 
-    /// <summary>Generated label names LABEL_0..LABEL_{n-1}, as HF makes them.</summary>
-    public static List<string> DefaultLabels(int n) => HfConfig.DefaultLabels(n);
-
     /// <summary>Reads a config.json object; <paramref name="source"/> names the file in error messages.</summary>
     public static BertConfig FromJson(JsonObject json, string source)
     {
@@ -99,11 +97,11 @@ public sealed class BertConfig
         if (json["architectures"] is JsonArray arch) c.architectures = arch.Select(a => a?.GetValue<string>() ?? "").ToList();
 
         // id2label wins over num_labels, as in HF's PretrainedConfig.
-        if (HfConfig.Labels(json, source) is { } labels) c.id2label = labels;
+        if (HfConfig.LabelsOf(json, source) is { } labels) c.id2label = labels;
 
         if (c.hidden_size % c.num_attention_heads != 0)
             throw new InvalidDataException($"{source}: hidden_size {c.hidden_size} is not a multiple of num_attention_heads {c.num_attention_heads}");
-        _ = Activation(c.hidden_act, source); // fail now, not at the first forward pass
+        HfActivations.Parse(c.hidden_act, "hidden_act", source); // fail now, not at the first forward pass
         foreach (var (k, v) in json)
             if (!Keys.Contains(k)) c.extra[k] = v?.DeepClone();
         return c;
@@ -123,7 +121,7 @@ public sealed class BertConfig
         o["hidden_dropout_prob"] = hidden_dropout_prob;
         o["hidden_size"] = hidden_size;
         // HF 5 leaves id2label/label2id out when they are the default two generated names.
-        if (!id2label.SequenceEqual(DefaultLabels(2)))
+        if (!id2label.SequenceEqual(HfConfig.DefaultLabels(2)))
         {
             var id2 = new JsonObject();
             var l2i = new JsonObject();
@@ -147,17 +145,6 @@ public sealed class BertConfig
         foreach (var (k, v) in o) result[k] = v;
         return result;
     }
-
-    /// <summary>The activation HF's ACT2FN maps a hidden_act name to.</summary>
-    public static Func<Tensor, Tensor> Activation(string name, string source = "config.json") => name switch
-    {
-        "gelu" => x => F.gelu(x),                                                  // exact: 0.5 x (1 + erf(x/√2))
-        "gelu_new" or "gelu_pytorch_tanh" => x => F.gelu(x, TorchSharp.Modules.GELU.Approximate.tanh),
-        "relu" => x => F.relu(x),
-        "silu" or "swish" => x => F.silu(x),
-        "tanh" => x => F.tanh(x),
-        _ => throw new InvalidDataException($"{source}: hidden_act '{name}' is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu, silu, tanh)"),
-    };
 
     static int? Int(JsonObject j, string key, string source) => HfConfig.Int(j, key, source);
     static double? Num(JsonObject j, string key, string source) => HfConfig.Num(j, key, source);
@@ -193,7 +180,7 @@ public sealed class BertEmbeddings : nn.Module
     public Parameter WordEmbeddingWeight => word_embeddings.weight!;
 
     /// <summary>input_ids, token_type_ids (B, T) → (B, T, H).</summary>
-    public Tensor forward(Tensor input_ids, Tensor? token_type_ids)
+    public Tensor Forward(Tensor input_ids, Tensor? token_type_ids)
     {
         long T = input_ids.shape[1];
         if (T > maxPositions)
@@ -230,7 +217,7 @@ public sealed class BertSelfAttention : nn.Module
     }
 
     /// <summary>hidden (B, T, H), additive mask (B, 1, 1, T) or null → context (B, T, H).</summary>
-    public Tensor forward(Tensor hidden, Tensor? mask)
+    public Tensor Forward(Tensor hidden, Tensor? mask)
     {
         long B = hidden.shape[0], T = hidden.shape[1];
         Tensor Heads(Tensor x) => x.view(B, T, numHeads, headSize).transpose(1, 2); // (B, nh, T, hs)
@@ -257,7 +244,7 @@ public sealed class BertResidualOutput : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden, Tensor input) => LayerNorm.forward(dropout.forward(dense.forward(hidden)) + input);
+    public Tensor Forward(Tensor hidden, Tensor input) => LayerNorm.forward(dropout.forward(dense.forward(hidden)) + input);
 }
 
 /// <summary>HF's BertAttention: <c>attention.self</c> then <c>attention.output</c>.</summary>
@@ -273,7 +260,7 @@ public sealed class BertAttention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden, Tensor? mask) => output.forward(self.forward(hidden, mask), hidden);
+    public Tensor Forward(Tensor hidden, Tensor? mask) => output.Forward(self.Forward(hidden, mask), hidden);
 }
 
 /// <summary>Feed-forward up-projection H → intermediate_size with hidden_act.</summary>
@@ -285,11 +272,11 @@ public sealed class BertIntermediate : nn.Module
     public BertIntermediate(BertConfig c) : base(nameof(BertIntermediate))
     {
         dense = nn.Linear(c.hidden_size, c.intermediate_size);
-        act = BertConfig.Activation(c.hidden_act);
+        act = Activations.Of(c.hidden_act, "hidden_act");
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden) => act(dense.forward(hidden));
+    public Tensor Forward(Tensor hidden) => act(dense.forward(hidden));
 }
 
 /// <summary>One encoder layer: attention block then feed-forward block, each followed by its LayerNorm.</summary>
@@ -307,10 +294,10 @@ public sealed class BertLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden, Tensor? mask)
+    public Tensor Forward(Tensor hidden, Tensor? mask)
     {
-        var a = attention.forward(hidden, mask);
-        return output.forward(intermediate.forward(a), a);
+        var a = attention.Forward(hidden, mask);
+        return output.Forward(intermediate.Forward(a), a);
     }
 }
 
@@ -329,10 +316,10 @@ public sealed class BertEncoder : nn.Module, IGradientCheckpointing
     /// (<see cref="ActivationCheckpoint"/>).</summary>
     public bool GradientCheckpointing { get; set; }
 
-    public Tensor forward(Tensor hidden, Tensor? mask)
+    public Tensor Forward(Tensor hidden, Tensor? mask)
     {
         bool checkpoint = GradientCheckpointing && training;
-        foreach (var l in layer) hidden = checkpoint ? ActivationCheckpoint.Run(l, (z, m) => l.forward(z, m), hidden, mask) : l.forward(hidden, mask);
+        foreach (var l in layer) hidden = checkpoint ? ActivationCheckpoint.Run(l, (z, m) => l.Forward(z, m), hidden, mask) : l.Forward(hidden, mask);
         return hidden;
     }
 }
@@ -349,7 +336,7 @@ public sealed class BertPooler : nn.Module
     }
 
     /// <summary>(B, T, H) → (B, H).</summary>
-    public Tensor forward(Tensor hidden) => dense.forward(hidden.select(1, 0)).tanh();
+    public Tensor Forward(Tensor hidden) => dense.forward(hidden.select(1, 0)).tanh();
 }
 
 /// <summary>HF's BertModel: embeddings, encoder and (for sequence classification) the pooler.</summary>
@@ -370,9 +357,9 @@ public sealed class BertModel : nn.Module
     public Parameter WordEmbeddingWeight => embeddings.WordEmbeddingWeight;
 
     /// <summary>(B, T) ids → sequence output (B, T, H) and pooled output (B, H) when there is a pooler.</summary>
-    public (Tensor sequence_output, Tensor? pooled_output) forward(Tensor input_ids, Tensor? attention_mask, Tensor? token_type_ids)
+    public (Tensor sequence_output, Tensor? pooled_output) Forward(Tensor input_ids, Tensor? attention_mask, Tensor? token_type_ids)
     {
-        var x = embeddings.forward(input_ids, token_type_ids);
+        var x = embeddings.Forward(input_ids, token_type_ids);
         // HF's extended mask: 0 where attended, the dtype's minimum where padded, broadcast over heads and
         // queries (B, 1, 1, T). Padded query rows are still computed (they attend to the real tokens), as HF.
         Tensor? mask = null;
@@ -381,8 +368,8 @@ public sealed class BertModel : nn.Module
             double min = x.dtype switch { ScalarType.Float16 => -65504.0, ScalarType.BFloat16 => -3.3895313892515355e38, ScalarType.Float64 => double.MinValue, _ => float.MinValue };
             mask = (1.0 - attention_mask.to(x.dtype)).mul(min).view(attention_mask.shape[0], 1, 1, attention_mask.shape[1]);
         }
-        var seq = encoder.forward(x, mask);
-        return (seq, pooler?.forward(seq));
+        var seq = encoder.Forward(x, mask);
+        return (seq, pooler?.Forward(seq));
     }
 }
 
@@ -403,11 +390,13 @@ public abstract class BertPreTrainedModel : PreTrainedModel
     }
 
     public override ModelFamily Family => BertFamily.Instance;
+    public override int MaxPositions => config.max_position_embeddings;
+    public override int? PadTokenId => config.pad_token_id;
 
     /// <summary>HF's <c>BertModel(...).last_hidden_state</c>: the body's sequence output (B, T, H) for (B, T) ids, no
     /// head applied (what sentence encoders pool, and what an ONNX export of a bare BertModel outputs).</summary>
     public Tensor LastHiddenState(Tensor input_ids, Tensor? attention_mask = null, Tensor? token_type_ids = null)
-        => bert.forward(input_ids, attention_mask, token_type_ids).sequence_output;
+        => bert.Forward(input_ids, attention_mask, token_type_ids).sequence_output;
 
     protected override JsonObject ConfigJson()
     {
@@ -435,6 +424,16 @@ public abstract class BertPreTrainedModel : PreTrainedModel
             }
         }
     }
+
+    internal static BertPreTrainedModel NewHead(BertConfig config, string task) => task switch
+    {
+        "classification" or "sequence-classification" => new BertForSequenceClassification(config),
+        "token-classification" => new BertForTokenClassification(config),
+        "masked-lm" => new BertForMaskedLM(config),
+        "question-answering" => new BertForQuestionAnswering(config),
+        "causal-lm" or "generation" => throw new ArgumentException($"BERT is an encoder and has no '{task}' head; use a GPT-2 model"),
+        _ => throw new ArgumentException($"BERT has no head for task '{task}'{ModelPresets.Suggest(task, HfFamilies.Bert.Tasks)}; tasks: {string.Join(", ", HfFamilies.Bert.Tasks)}"),
+    };
 }
 
 /// <summary>[CLS] → pooler → dropout → classifier (B, num_labels), as HF; with config.classifier_pooling "mean" (TaskLM's
@@ -469,7 +468,7 @@ public sealed class BertForSequenceClassification : BertPreTrainedModel
     /// <summary>The pooled features the classifier reads (B, H): the pooler's output, or the masked mean (classifier_pooling "mean").</summary>
     public Tensor Features(Tensor input_ids, Tensor? attention_mask = null, Tensor? token_type_ids = null)
     {
-        var (seq, pooled) = bert.forward(input_ids, attention_mask, token_type_ids);
+        var (seq, pooled) = bert.Forward(input_ids, attention_mask, token_type_ids);
         return MeanPooling ? MeanPool(seq, attention_mask) : pooled!;
     }
 
@@ -513,7 +512,7 @@ public sealed class BertForTokenClassification : BertPreTrainedModel
     protected override ModelOutput Run(ModelBatch batch)
     {
         var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
-        var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
+        var (seq, _) = bert.Forward(input_ids, attention_mask, token_type_ids);
         var logits = classifier.forward(dropout.forward(seq)); // (B, T, C)
         Tensor? loss = batch.Labels is null ? null
             : F.cross_entropy(HeadLosses.Fp32(logits).view(-1, config.num_labels), batch.Labels.view(-1), ignore_index: -100);
@@ -531,12 +530,12 @@ public sealed class BertPredictionHeadTransform : nn.Module
     public BertPredictionHeadTransform(BertConfig c) : base(nameof(BertPredictionHeadTransform))
     {
         dense = nn.Linear(c.hidden_size, c.hidden_size);
-        act = BertConfig.Activation(c.hidden_act);
+        act = Activations.Of(c.hidden_act, "hidden_act");
         LayerNorm = nn.LayerNorm(c.hidden_size, eps: c.layer_norm_eps);
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x) => LayerNorm.forward(act(dense.forward(x)));
+    public Tensor Forward(Tensor x) => LayerNorm.forward(act(dense.forward(x)));
 }
 
 /// <summary>HF's BertLMPredictionHead: transform, then the decoder onto the vocabulary plus <c>bias</c>.
@@ -557,8 +556,8 @@ public sealed class BertLMPredictionHead : nn.Module
     }
 
     /// <summary>(B, T, H) → (B, T, V).</summary>
-    public Tensor forward(Tensor hidden, Tensor wordEmbeddings)
-        => F.linear(transform.forward(hidden), decoder?.weight ?? wordEmbeddings, bias);
+    public Tensor Forward(Tensor hidden, Tensor wordEmbeddings)
+        => F.linear(transform.Forward(hidden), decoder?.weight ?? wordEmbeddings, bias);
 }
 
 /// <summary>HF's BertOnlyMLMHead (<c>cls.predictions</c>).</summary>
@@ -572,7 +571,7 @@ public sealed class BertOnlyMLMHead : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor hidden, Tensor wordEmbeddings) => predictions.forward(hidden, wordEmbeddings);
+    public Tensor Forward(Tensor hidden, Tensor wordEmbeddings) => predictions.Forward(hidden, wordEmbeddings);
 }
 
 /// <summary>Masked LM: vocabulary logits (B, T, V) at every position; CE over positions whose label is not -100.</summary>
@@ -591,7 +590,7 @@ public sealed class BertForMaskedLM : BertPreTrainedModel
     protected override ModelOutput Run(ModelBatch batch)
     {
         var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
-        var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
+        var (seq, _) = bert.Forward(input_ids, attention_mask, token_type_ids);
         if (batch.Labels is not null && training)
         {
             // Sparse prediction (Geiping & Goldstein 2022, "Cramming"): while training, run the head only at the M
@@ -602,10 +601,10 @@ public sealed class BertForMaskedLM : BertPreTrainedModel
             var labels = batch.Labels.view(-1);                            // (B*T); the batch is on the device already
             var at = labels.ne(-100).nonzero().squeeze(1);                 // (M)
             var hidden = seq.reshape(-1, seq.shape[^1]).index_select(0, at); // (M, H)
-            var sparse = cls.forward(hidden, bert.WordEmbeddingWeight);    // (M, V)
+            var sparse = cls.Forward(hidden, bert.WordEmbeddingWeight);    // (M, V)
             return new ModelOutput { Loss = F.cross_entropy(HeadLosses.Fp32(sparse), labels.index_select(0, at)) };
         }
-        var logits = cls.forward(seq, bert.WordEmbeddingWeight); // (B, T, V)
+        var logits = cls.Forward(seq, bert.WordEmbeddingWeight); // (B, T, V)
         Tensor? loss = batch.Labels is null ? null
             : F.cross_entropy(HeadLosses.Fp32(logits).view(-1, config.vocab_size), batch.Labels.view(-1), ignore_index: -100);
         return new ModelOutput { Logits = logits, Loss = loss };
@@ -630,7 +629,7 @@ public sealed class BertForQuestionAnswering : BertPreTrainedModel
     protected override ModelOutput Run(ModelBatch batch)
     {
         var (input_ids, attention_mask, token_type_ids) = (batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
-        var (seq, _) = bert.forward(input_ids, attention_mask, token_type_ids);
+        var (seq, _) = bert.Forward(input_ids, attention_mask, token_type_ids);
         var logits = qa_outputs.forward(seq); // (B, T, 2)
         var start = logits.select(-1, 0).contiguous(); // (B, T)
         var end = logits.select(-1, 1).contiguous();
@@ -655,8 +654,7 @@ public sealed partial class BertFamily : ModelFamily
     public static readonly BertFamily Instance = new();
     BertFamily() { }
 
-    public override string ModelType => "bert";
-    public override string DisplayName => "BERT";
+    public override HfFamily Names => HfFamilies.Bert;
     public override string BaseModelPrefix => "bert";
     [System.Text.RegularExpressions.GeneratedRegex(@"(?:^|\.)layer\.(\d+)\.")]
     private static partial System.Text.RegularExpressions.Regex Layer();
@@ -665,18 +663,6 @@ public sealed partial class BertFamily : ModelFamily
     public override string InputEmbeddingKey => "bert.embeddings.word_embeddings.weight";
     public override IReadOnlyList<string> TiedWeightKeys { get; } = ["cls.predictions.decoder.weight"];
     public override IReadOnlyList<string> LoraTargetModules { get; } = ["query", "value"];
-    public override IReadOnlyDictionary<string, string> Architectures { get; } = new Dictionary<string, string>
-    {
-        ["masked-lm"] = nameof(BertForMaskedLM),
-        ["classification"] = nameof(BertForSequenceClassification),
-        ["token-classification"] = nameof(BertForTokenClassification),
-        ["question-answering"] = nameof(BertForQuestionAnswering),
-    };
-
-    /// <summary>BertForPreTraining loads as masked LM; a bare BertModel names no head.</summary>
-    public override string? TaskOfArchitecture(string architecture) =>
-        architecture == "BertForPreTraining" ? "masked-lm" : base.TaskOfArchitecture(architecture);
-
     /// <summary>TF-era LayerNorm gamma/beta are weight/bias; old buffers (position_ids, token_type_ids) are
     /// derived; cls.predictions.decoder.bias is cls.predictions.bias (old checkpoints may hold only it).</summary>
     public override string? MapCheckpointKey(string key, IReadOnlySet<string> checkpointKeys)
@@ -688,7 +674,7 @@ public sealed partial class BertFamily : ModelFamily
         return key;
     }
 
-    public override PreTrainedModel Build(JsonObject config, string source, string task) => Bert.NewHead(BertConfig.FromJson(config, source), task);
+    public override PreTrainedModel Build(JsonObject config, string source, string task) => BertPreTrainedModel.NewHead(BertConfig.FromJson(config, source), task);
 
     /// <summary>GPT-2's names for the shape settings both families share.</summary>
     static readonly Dictionary<string, string> GptAliases = new()
@@ -713,7 +699,7 @@ public sealed partial class BertFamily : ModelFamily
         if (overrides == null) return cfg;
         var keys = overrides.Keys.Select(k => GptAliases.GetValueOrDefault(k, k)).ToHashSet();
         var known = BertConfig.Keys.Where(k => k is not ("model_type" or "architectures" or "dtype" or "torch_dtype" or "num_labels"));
-        HfConfig.ApplyOverrides(cfg, overrides, known, "BERT", GptAliases);
+        ConfigOverrides.Apply(cfg, overrides, known, "BERT", GptAliases);
         if (keys.Contains("hidden_size"))
         {
             int h = HfConfig.Int(cfg, "hidden_size", $"preset {p.Name} with overrides") ?? p.Hidden;
@@ -731,62 +717,4 @@ public sealed partial class BertFamily : ModelFamily
         long layer = 4 * (c * c + c) + 2 * c + (c * i + i) + (i * c + c) + 2 * c;
         return embeddings + l * layer + (c * c + c);                                   // + pooler
     }
-}
-
-/// <summary>Creates BERT models: from an HF folder, or from a named preset with random weights (through the
-/// shared <see cref="PreTrainedModel"/> machinery).</summary>
-public static class Bert
-{
-    /// <summary>Tasks with a BERT head.</summary>
-    public static readonly string[] Tasks = [.. BertFamily.Instance.Tasks];
-
-    /// <summary>The preset names, smallest first (the BERT rows of <see cref="ModelPresets"/>).</summary>
-    public static IReadOnlyList<string> PresetNames => ModelPresets.All.Where(p => p.Family == BertFamily.Instance).Select(p => p.Name).ToList();
-
-    /// <summary>The config of a preset (no head settings): the shapes in <see cref="ModelPresets"/> (Turc et al.
-    /// 2019 for tiny/mini/small/medium, Devlin et al. 2019 for base/large; intermediate = 4H), HF's defaults otherwise.</summary>
-    public static BertConfig PresetConfig(string name)
-    {
-        var s = ModelPresets.Get(name);
-        if (s.Family != BertFamily.Instance)
-            throw new ArgumentException($"'{name}' is not a BERT preset; BERT presets: {string.Join(", ", PresetNames)}");
-        return BertConfig.FromJson(BertFamily.Instance.PresetConfig(s, null), $"preset {name}");
-    }
-
-    /// <summary>A head for <paramref name="task"/> on a config, every weight initialised as HF's _init_weights.</summary>
-    public static BertPreTrainedModel Create(BertConfig config, string task, long? seed = null)
-    {
-        var model = NewHead(config, task);
-        using var g = seed is long s ? new Generator((ulong)s) : null;
-        model.InitWeights(null, g);
-        return model;
-    }
-
-    /// <summary>A preset with random weights. <paramref name="overrides"/> use config.json names
-    /// (hidden_size, num_hidden_layers, vocab_size, num_labels, id2label, ...; GPT-2's n_layer, n_head, n_embd,
-    /// n_positions, n_inner are accepted as aliases); when hidden_size is overridden
-    /// alone, heads (H/64) and intermediate_size (4H) follow it. An unknown key is an error naming the closest one.</summary>
-    public static BertPreTrainedModel FromPreset(string name, string task, IDictionary<string, object>? overrides, long? seed = null)
-    {
-        if (ModelPresets.Get(name).Family != BertFamily.Instance)
-            throw new ArgumentException($"'{name}' is not a BERT preset; BERT presets: {string.Join(", ", PresetNames)}");
-        return (BertPreTrainedModel)PreTrainedModel.FromPreset(name, task, overrides, seed);
-    }
-
-    /// <summary>Loads an HF BERT folder (config.json + model.safetensors or a sharded index) with the head for
-    /// <paramref name="task"/> (null: the head config.json's architectures name). <paramref name="labels"/> or
-    /// <paramref name="numLabels"/> set the classifier's labels; a classifier the checkpoint lacks or holds in
-    /// another size is initialised fresh and listed in <see cref="PreTrainedModel.LoadReport"/>.</summary>
-    public static BertPreTrainedModel FromPretrained(string folder, string? task, int? numLabels, IReadOnlyList<string>? labels, long? seed = null) =>
-        (BertPreTrainedModel)PreTrainedModel.FromPretrained(folder, task, numLabels, labels, seed, BertFamily.Instance);
-
-    internal static BertPreTrainedModel NewHead(BertConfig config, string task) => task switch
-    {
-        "classification" or "sequence-classification" => new BertForSequenceClassification(config),
-        "token-classification" => new BertForTokenClassification(config),
-        "masked-lm" => new BertForMaskedLM(config),
-        "question-answering" => new BertForQuestionAnswering(config),
-        "causal-lm" or "generation" => throw new ArgumentException($"BERT is an encoder and has no '{task}' head; use a GPT-2 model"),
-        _ => throw new ArgumentException($"BERT has no head for task '{task}'{ModelPresets.Suggest(task, Tasks)}; tasks: {string.Join(", ", Tasks)}"),
-    };
 }

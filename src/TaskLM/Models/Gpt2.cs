@@ -1,5 +1,6 @@
 // The GPT-2 family, top to bottom: config → attention → MLP → block → model → declared facts and init → heads, with HF names.
 using System.Text.Json.Nodes;
+using TaskLM.Hf;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -70,7 +71,7 @@ public sealed class Gpt2Config
         c.pad_token_id = HfConfig.Int(json, "pad_token_id", source);
         c.problem_type = HfConfig.Str(json, "problem_type", source);
         c.classifier_dropout = HfConfig.Num(json, "classifier_dropout", source);
-        if (HfConfig.Labels(json, source) is { } labels) c.SetLabels(labels.Count, json.ContainsKey("id2label") ? labels : null);
+        if (HfConfig.LabelsOf(json, source) is { } labels) c.SetLabels(labels.Count, json.ContainsKey("id2label") ? labels : null);
         if (HfConfig.Bool(json, "reorder_and_upcast_attn", source) == true)
             throw new NotSupportedException($"{source}: reorder_and_upcast_attn=true is not supported");
         if (c.n_head < 1 || c.n_embd % c.n_head != 0) throw new InvalidDataException($"{source}: n_embd {c.n_embd} is not divisible by n_head {c.n_head}");
@@ -168,14 +169,7 @@ public sealed class GPT2MLP : nn.Module
         c_fc = nn.Linear(cfg.n_embd, cfg.InnerSize);
         c_proj = nn.Linear(cfg.InnerSize, cfg.n_embd);
         dropout = nn.Dropout(cfg.resid_pdrop);
-        _act = cfg.activation_function switch
-        {
-            "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => h => F.gelu(h, GELU.Approximate.tanh),
-            "gelu" => h => F.gelu(h),
-            "relu" => h => F.relu(h),
-            "silu" or "swish" => h => F.silu(h),
-            _ => throw new NotSupportedException($"config.json: activation_function '{cfg.activation_function}' is not supported"),
-        };
+        _act = Activations.Of(cfg.activation_function, "activation_function");
         RegisterComponents();
     }
 
@@ -268,9 +262,6 @@ public abstract class Gpt2 : PreTrainedModel
 {
     protected Gpt2(string name, Gpt2Config cfg) : base(name) { Cfg = cfg; }
 
-    /// <summary>HF architecture name of each task head.</summary>
-    public static IReadOnlyDictionary<string, string> Architectures => Gpt2Family.Instance.Architectures;
-
     /// <summary>The HF config; heads read num_labels/pad_token_id/problem_type from it.</summary>
     public Gpt2Config Cfg { get; }
     public override ModelFamily Family => Gpt2Family.Instance;
@@ -278,6 +269,8 @@ public abstract class Gpt2 : PreTrainedModel
     public GPT2LMHeadModel? LMHead => this as GPT2LMHeadModel;
 
     protected override JsonObject ConfigJson() => Cfg.ToJson(Architecture);
+    public override int MaxPositions => Cfg.n_positions;
+    public override int? PadTokenId => Cfg.pad_token_id;
 
     /// <summary>HF's _init_weights: N(0, initializer_range), c_proj weights scaled by 1/sqrt(2 n_layer),
     /// LayerNorm 1/0, biases 0.</summary>
@@ -291,30 +284,14 @@ public abstract class Gpt2 : PreTrainedModel
         else nn.init.normal_(p, 0, std, generator);
     }
 
-    /// <summary>A randomly initialised model with the head for <paramref name="task"/> (torch's default generator).</summary>
-    public static Gpt2 Create(Gpt2Config cfg, string task)
-    {
-        var m = NewHead(cfg, task);
-        m.InitWeights();
-        m.eval();
-        return m;
-    }
-
     internal static Gpt2 NewHead(Gpt2Config cfg, string task) => task switch
     {
         "causal-lm" => new GPT2LMHeadModel(cfg),
         "classification" => new GPT2ForSequenceClassification(cfg),
         "token-classification" => new GPT2ForTokenClassification(cfg),
-        _ => throw new NotSupportedException($"GPT-2 has no '{task}' head{ModelPresets.Suggest(task, Architectures.Keys)} (causal-lm, classification, token-classification)"),
+        _ => throw new NotSupportedException($"GPT-2 has no '{task}' head{ModelPresets.Suggest(task, HfFamilies.Gpt2.Tasks)} (causal-lm, classification, token-classification)"),
     };
 
-    /// <summary>Loads an HF GPT-2 folder (config.json + safetensors or pytorch_model.bin) with a task head. Task
-    /// defaults to the folder's architecture; a head absent from the checkpoint is newly initialised.</summary>
-    public static Gpt2 FromPretrained(string folder, string? task = null, int? numLabels = null, IReadOnlyList<string>? labels = null) =>
-        (Gpt2)PreTrainedModel.FromPretrained(folder, task, numLabels, labels, family: Gpt2Family.Instance);
-
-    /// <summary>HF's Conv1D weights, stored [in, out]; ours are Linear [out, in].</summary>
-    public static bool IsConv1DWeight(string key) => Gpt2Family.Instance.IsConv1DWeight(key);
 }
 
 /// <summary>GPT-2's declared facts (HF's base_model_prefix "transformer", layers h.N, tied lm_head, Conv1D).</summary>
@@ -323,8 +300,7 @@ public sealed partial class Gpt2Family : ModelFamily
     public static readonly Gpt2Family Instance = new();
     Gpt2Family() { }
 
-    public override string ModelType => "gpt2";
-    public override string DisplayName => "GPT-2";
+    public override HfFamily Names => HfFamilies.Gpt2;
     public override string BaseModelPrefix => "transformer";
     [System.Text.RegularExpressions.GeneratedRegex(@"(?:^|\.)h\.(\d+)\.")]
     private static partial System.Text.RegularExpressions.Regex Layer();
@@ -335,19 +311,6 @@ public sealed partial class Gpt2Family : ModelFamily
     public override IReadOnlyList<string> LoraTargetModules { get; } = ["c_attn"];
     public override bool FanInFanOut => true;
     public override string? DefaultTokenizer => "gpt2";
-    public override IReadOnlyDictionary<string, string> Architectures { get; } = new Dictionary<string, string>
-    {
-        ["causal-lm"] = nameof(GPT2LMHeadModel),
-        ["classification"] = nameof(GPT2ForSequenceClassification),
-        ["token-classification"] = nameof(GPT2ForTokenClassification),
-    };
-
-    public override string? TaskOfArchitecture(string architecture) => architecture switch
-    {
-        "" or "GPT2LMHeadModel" or "GPT2Model" or "GPT2DoubleHeadsModel" => "causal-lm",   // no architectures: HF's LM
-        _ => base.TaskOfArchitecture(architecture),
-    };
-
     public override bool IsConv1DWeight(string key) =>
         key.EndsWith(".attn.c_attn.weight", StringComparison.Ordinal) || key.EndsWith(".attn.c_proj.weight", StringComparison.Ordinal) ||
         key.EndsWith(".mlp.c_fc.weight", StringComparison.Ordinal) || key.EndsWith(".mlp.c_proj.weight", StringComparison.Ordinal) ||
@@ -368,7 +331,7 @@ public sealed partial class Gpt2Family : ModelFamily
             ["model_type"] = "gpt2", ["vocab_size"] = p.Vocab, ["n_positions"] = p.MaxPositions, ["n_embd"] = p.Hidden,
             ["n_layer"] = p.Layers, ["n_head"] = p.Heads, ["n_inner"] = null, ["activation_function"] = "gelu_new",
         };
-        HfConfig.ApplyOverrides(json, overrides, ConfigKeys, "GPT-2");
+        ConfigOverrides.Apply(json, overrides, ConfigKeys, "GPT-2");
         return json;
     }
 
@@ -404,10 +367,6 @@ public sealed class GPT2LMHeadModel : Gpt2, ICausalLM
         new(Cfg.n_layer, batch, Cfg.n_head, capacity, Cfg.n_embd / Cfg.n_head, transformer.TokenEmbedding.device, transformer.TokenEmbedding.dtype);
     /// <inheritdoc/>
     public int VocabSize => Cfg.vocab_size;
-    /// <inheritdoc/>
-    public int MaxPositions => Cfg.n_positions;
-    /// <inheritdoc/>
-    public int? PadTokenId => Cfg.pad_token_id;
     /// <inheritdoc/>
     public Device Device => transformer.TokenEmbedding.device;
 
@@ -447,7 +406,10 @@ public sealed class GPT2ForSequenceClassification : Gpt2
         var ids = batch.InputIds;
         var all = score.forward(transformer.Forward(ids, batch.AttentionMask));                 // (B, T, C)
         var logits = HeadLosses.LastNonPad(all, ids, Cfg.pad_token_id, "GPT-2");                   // (B, C): the last non-pad token, as HF pools
-        return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.SequenceClassification(logits, batch.Labels, Cfg.num_labels, Cfg.problem_type).Loss };
+        Tensor? loss = null;
+        // HF decides the problem type on the first labelled batch and records it in the config (as BERT's head does).
+        if (batch.Labels is not null) (loss, Cfg.problem_type) = HeadLosses.SequenceClassification(logits, batch.Labels, Cfg.num_labels, Cfg.problem_type);
+        return new ModelOutput { Logits = logits, Loss = loss };
     }
 }
 

@@ -1,5 +1,6 @@
 // Hugging Face model folders: config.json plus weights (model.safetensors, sharded safetensors index).
 using System.Text.Json.Nodes;
+using TaskLM.Hf;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,13 +11,7 @@ namespace TaskLM.Models;
 public static class HfCheckpoint
 {
     /// <summary>Parses <c>config.json</c> of a model folder.</summary>
-    public static JsonObject LoadConfig(string folder)
-    {
-        string path = Path.Combine(folder, "config.json");
-        if (!File.Exists(path)) throw new FileNotFoundException($"{folder}: no config.json (not a Hugging Face model folder)", path);
-        try { return JsonNode.Parse(File.ReadAllText(path))!.AsObject(); }
-        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{path}: invalid JSON: {e.Message}", e); }
-    }
+    public static JsonObject LoadConfig(string folder) => HfConfig.Load(folder).Json;
 
     /// <summary>Loads the state dict of a folder: <c>model.safetensors</c>, the shards named by
     /// <c>model.safetensors.index.json</c>, or else PyTorch's <c>pytorch_model.bin</c> (or its
@@ -36,27 +31,14 @@ public static class HfCheckpoint
 
     static Dictionary<string, Tensor> LoadSharded(string folder, string index, Func<string, Dictionary<string, Tensor>> load)
     {
-        JsonObject map;
-        try { map = JsonNode.Parse(File.ReadAllText(index))!["weight_map"]?.AsObject() ?? throw new InvalidDataException($"{index}: no \"weight_map\""); }
-        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{index}: invalid JSON: {e.Message}", e); }
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (string shard in map.Select(kv => kv.Value!.GetValue<string>()).Distinct())
-        {
-            string path = Path.Combine(folder, shard);
-            if (!File.Exists(path)) throw new FileNotFoundException($"{index}: shard '{shard}' is missing", path);
+        foreach (string path in SafeTensorsFile.Shards(folder, index))
             foreach (var (k, v) in load(path)) result[k] = v;
-        }
         return result;
     }
 
     /// <summary>Writes config.json (indented, as HF writes it) atomically.</summary>
-    public static void WriteConfig(string folder, JsonObject config)
-    {
-        Directory.CreateDirectory(folder);
-        string path = Path.Combine(folder, "config.json"), tmp = path + ".tmp";
-        File.WriteAllText(tmp, config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(tmp, path, overwrite: true);
-    }
+    public static void WriteConfig(string folder, JsonObject config) => HfConfig.Write(folder, config);
 
     /// <summary>
     /// The one loader: copies an HF state dict into a model's parameters and buffers, in HF's terms. Keys are

@@ -6,7 +6,8 @@ namespace TaskLM.Models;
 
 /// <summary>
 /// A causal language model as the generation stack sees it (<see cref="TextGenerator"/>, <see cref="DecodeSession"/>):
-/// logits for ids with an optional KV cache and explicit positions, and the config facts decoding needs. GPT-2's and
+/// logits for ids with an optional KV cache and explicit positions, and the config facts decoding needs (with
+/// <see cref="ITaskModel.MaxPositions"/> and <see cref="ITaskModel.PadTokenId"/>). GPT-2's and
 /// the Llama family's LM heads implement it.
 /// </summary>
 public interface ICausalLM : ITaskModel
@@ -22,15 +23,9 @@ public interface ICausalLM : ITaskModel
     /// <summary>Rows of the output embedding (config vocab_size).</summary>
     int VocabSize { get; }
 
-    /// <summary>The longest sequence the model takes (n_positions / max_position_embeddings).</summary>
-    int MaxPositions { get; }
-
     /// <summary>The ids a sequence ends at: config.json's eos_token_id (each one when it is a list), then
     /// generation_config.json's (an id or a list), without repeats; empty when neither gives one.</summary>
     IReadOnlyList<int> EosTokenIds { get; }
-
-    /// <summary>config.json pad_token_id, or null.</summary>
-    int? PadTokenId { get; }
 
     /// <summary>The device the weights are on.</summary>
     Device Device { get; }

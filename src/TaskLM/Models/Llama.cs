@@ -1,5 +1,6 @@
 // The Llama family (Llama 2/3, Qwen2, Mistral, SmolLM2 shapes), top to bottom: config → RMSNorm → rotary embeddings → grouped-query attention → SwiGLU MLP → layer → model → declared facts and init → heads, with HF names.
 using System.Text.Json.Nodes;
+using TaskLM.Hf;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -92,7 +93,7 @@ public sealed class LlamaConfig
         c.eos_token_id = json.ContainsKey("eos_token_id") ? FirstId(json, "eos_token_id", source) : c.eos_token_id;
         c.pad_token_id = FirstId(json, "pad_token_id", source);
         c.problem_type = HfConfig.Str(json, "problem_type", source);
-        if (HfConfig.Labels(json, source) is { } labels) c.SetLabels(labels.Count, json.ContainsKey("id2label") ? labels : null);
+        if (HfConfig.LabelsOf(json, source) is { } labels) c.SetLabels(labels.Count, json.ContainsKey("id2label") ? labels : null);
 
         if (c.num_attention_heads < 1 || c.KvHeads < 1 || c.num_attention_heads % c.KvHeads != 0)
             throw new InvalidDataException($"{source}: num_attention_heads {c.num_attention_heads} is not a multiple of num_key_value_heads {c.KvHeads}");
@@ -395,6 +396,8 @@ public abstract class Llama : PreTrainedModel
     public override ModelFamily Family => LlamaFamily.Of(Cfg.model_type);
 
     protected override JsonObject ConfigJson() => Cfg.ToJson(Architecture);
+    public override int MaxPositions => Cfg.max_position_embeddings;
+    public override int? PadTokenId => Cfg.pad_token_id;
 
     /// <summary>HF's _init_weights: Linear and Embedding N(0, initializer_range), biases 0, the padding row 0, RMSNorm 1.</summary>
     protected override void InitWeight(string name, Parameter p, Generator? generator)
@@ -406,15 +409,6 @@ public abstract class Llama : PreTrainedModel
             nn.init.normal_(p, 0, Cfg.initializer_range, generator);
             if (name == "model.embed_tokens.weight" && Cfg.pad_token_id is int pad && pad >= 0 && pad < Cfg.vocab_size) p[pad].zero_();
         }
-    }
-
-    /// <summary>A randomly initialised model with the head for <paramref name="task"/> (torch's default generator).</summary>
-    public static Llama Create(LlamaConfig cfg, string task)
-    {
-        var m = NewHead(cfg, task);
-        m.InitWeights();
-        m.eval();
-        return m;
     }
 
     internal static Llama NewHead(LlamaConfig cfg, string task) => task switch
@@ -430,22 +424,13 @@ public abstract class Llama : PreTrainedModel
 public sealed partial class LlamaFamily : ModelFamily
 {
     /// <summary>model_type "llama" (Llama 1-3, SmolLM2).</summary>
-    public static readonly LlamaFamily Instance = new("llama", "Llama", "Llama");
+    public static readonly LlamaFamily Instance = new(HfFamilies.Llama);
     /// <summary>model_type "qwen2" (Qwen2, Qwen2.5): q/k/v with bias.</summary>
-    public static readonly LlamaFamily Qwen2 = new("qwen2", "Qwen2", "Qwen2");
+    public static readonly LlamaFamily Qwen2 = new(HfFamilies.Qwen2);
     /// <summary>model_type "mistral".</summary>
-    public static readonly LlamaFamily Mistral = new("mistral", "Mistral", "Mistral");
+    public static readonly LlamaFamily Mistral = new(HfFamilies.Mistral);
 
-    readonly string _type, _display;
-    LlamaFamily(string type, string display, string classPrefix)
-    {
-        _type = type; _display = display;
-        Architectures = new Dictionary<string, string>
-        {
-            ["causal-lm"] = classPrefix + "ForCausalLM",
-            ["classification"] = classPrefix + "ForSequenceClassification",
-        };
-    }
+    LlamaFamily(HfFamily names) { Names = names; }
 
     /// <summary>The family instance of a model_type of the Llama family.</summary>
     public static LlamaFamily Of(string modelType) => modelType switch
@@ -455,8 +440,7 @@ public sealed partial class LlamaFamily : ModelFamily
         _ => Instance,
     };
 
-    public override string ModelType => _type;
-    public override string DisplayName => _display;
+    public override HfFamily Names { get; }
     public override string BaseModelPrefix => "model";
     [System.Text.RegularExpressions.GeneratedRegex(@"(?:^|\.)layers\.(\d+)\.")]
     private static partial System.Text.RegularExpressions.Regex Layer();
@@ -466,7 +450,6 @@ public sealed partial class LlamaFamily : ModelFamily
     public override IReadOnlyList<string> TiedWeightKeys { get; } = ["lm_head.weight"];
     public override IReadOnlyList<Type> NormModuleTypes { get; } = [typeof(LlamaRMSNorm)];
     public override IReadOnlyList<string> LoraTargetModules { get; } = ["q_proj", "v_proj"];
-    public override IReadOnlyDictionary<string, string> Architectures { get; }
 
     /// <summary>Old checkpoints store the rotary inverse frequencies (rotary_emb.inv_freq): derived, skipped.</summary>
     public override string? MapCheckpointKey(string key, IReadOnlySet<string> checkpointKeys) =>
@@ -475,24 +458,24 @@ public sealed partial class LlamaFamily : ModelFamily
     public override PreTrainedModel Build(JsonObject config, string source, string task)
     {
         var json = config;
-        if (json["model_type"] is null) { json = (JsonObject)json.DeepClone(); json["model_type"] = _type; }
+        if (json["model_type"] is null) { json = (JsonObject)json.DeepClone(); json["model_type"] = ModelType; }
         return Llama.NewHead(LlamaConfig.FromJson(json, source), task);
     }
 
     public override IEnumerable<string> ConfigKeys =>
-        new LlamaConfig { model_type = _type }.ToJson().Select(k => k.Key).Concat(["rope_scaling", "head_dim", "sliding_window", "use_sliding_window"]).Distinct();
+        new LlamaConfig { model_type = ModelType }.ToJson().Select(k => k.Key).Concat(["rope_scaling", "head_dim", "sliding_window", "use_sliding_window"]).Distinct();
 
     public override JsonObject PresetConfig(ModelPreset p, IDictionary<string, object>? overrides)
     {
         var json = new JsonObject
         {
-            ["model_type"] = _type, ["vocab_size"] = p.Vocab, ["hidden_size"] = p.Hidden, ["intermediate_size"] = p.Inner,
+            ["model_type"] = ModelType, ["vocab_size"] = p.Vocab, ["hidden_size"] = p.Hidden, ["intermediate_size"] = p.Inner,
             ["num_hidden_layers"] = p.Layers, ["num_attention_heads"] = p.Heads, ["num_key_value_heads"] = p.KvHeads ?? p.Heads,
             ["max_position_embeddings"] = p.MaxPositions, ["rms_norm_eps"] = 1e-5, ["rope_theta"] = 10000.0,
             ["tie_word_embeddings"] = true, ["hidden_act"] = "silu",
         };
         foreach (var (k, v) in p.Config ?? new Dictionary<string, object>()) json[k] = System.Text.Json.JsonSerializer.SerializeToNode(v);
-        HfConfig.ApplyOverrides(json, overrides, ConfigKeys, DisplayName);
+        ConfigOverrides.Apply(json, overrides, ConfigKeys, DisplayName);
         return json;
     }
 
@@ -501,7 +484,7 @@ public sealed partial class LlamaFamily : ModelFamily
     public override long CountParameters(ModelPreset p)
     {
         long c = p.Hidden, i = p.Inner, v = p.Vocab, l = p.Layers, kv = (long)(p.KvHeads ?? p.Heads) * (c / p.Heads);
-        long layer = 2 * c + c * c + 2 * c * kv + c * c + 3 * c * i + (_type == "qwen2" ? c + 2 * kv : 0);
+        long layer = 2 * c + c * c + 2 * c * kv + c * c + 3 * c * i + (ModelType == "qwen2" ? c + 2 * kv : 0);
         return v * c + l * layer + c;
     }
 }
@@ -530,10 +513,6 @@ public sealed class LlamaForCausalLM : Llama, ICausalLM
         new(Cfg.num_hidden_layers, batch, Cfg.KvHeads, capacity, Cfg.HeadDim, model.TokenEmbedding.device, model.TokenEmbedding.dtype);
     /// <inheritdoc/>
     public int VocabSize => Cfg.vocab_size;
-    /// <inheritdoc/>
-    public int MaxPositions => Cfg.max_position_embeddings;
-    /// <inheritdoc/>
-    public int? PadTokenId => Cfg.pad_token_id;
     /// <inheritdoc/>
     public Device Device => model.TokenEmbedding.device;
 
@@ -574,6 +553,9 @@ public sealed class LlamaForSequenceClassification : Llama
         var ids = batch.InputIds;
         var all = score.forward(model.Forward(ids, batch.AttentionMask));                 // (B, T, L)
         var logits = HeadLosses.LastNonPad(all, ids, Cfg.pad_token_id, "Llama");                   // (B, L): the last non-pad token, as HF pools
-        return new ModelOutput { Logits = logits, Loss = batch.Labels is null ? null : HeadLosses.SequenceClassification(logits, batch.Labels, Cfg.num_labels, Cfg.problem_type).Loss };
+        Tensor? loss = null;
+        // HF decides the problem type on the first labelled batch and records it in the config (as BERT's head does).
+        if (batch.Labels is not null) (loss, Cfg.problem_type) = HeadLosses.SequenceClassification(logits, batch.Labels, Cfg.num_labels, Cfg.problem_type);
+        return new ModelOutput { Logits = logits, Loss = loss };
     }
 }

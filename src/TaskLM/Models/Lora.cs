@@ -127,6 +127,8 @@ public sealed class LoraModel : ITaskModel
     public ModelFamily? Family => _inner.Family;
     public string Task => _inner.Task;
     public JsonObject Config => _inner.Config;
+    public int MaxPositions => _inner.MaxPositions;
+    public int? PadTokenId => _inner.PadTokenId;
     public nn.Module Module => _trainable;
     public IReadOnlyDictionary<string, LoraLayer> Layers => _layers;
 

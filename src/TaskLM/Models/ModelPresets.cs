@@ -32,9 +32,6 @@ public sealed record ModelPreset(string Name, string ModelType, int Layers, int 
     /// <summary>fp32 training with AdamW: weights + gradients + two moments = 16 bytes a parameter,
     /// activations not included (they scale with batch x sequence).</summary>
     public long AdamWTrainingBytes => 16 * Parameters;
-
-    /// <summary>config.json content for this shape (HF key names), as the family writes it.</summary>
-    public JsonObject ToConfigJson() => Family.PresetConfig(this, null);
 }
 
 /// <summary>The preset table shared by the families and `tasklm models`.</summary>

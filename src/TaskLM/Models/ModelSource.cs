@@ -1,6 +1,7 @@
 // "What is this model spec?" answered once: a preset, an HF folder, a run folder or a LoRA adapter (and, each from
 // its own file, an ONNX file, a NuGet model or a Hub id) becomes a local folder plus what it is; Load builds it.
 using System.Text.Json.Nodes;
+using TaskLM.Hf;
 using TaskLM.Training;
 
 namespace TaskLM.Models;
@@ -65,19 +66,18 @@ public sealed class ModelSource
             if (Recipe != null) return TaskNames.ModelTask(Recipe.Task);
             if (IsAdapter) return Base?.Task;
             if (Config is not { } cfg || ModelFamilies.Find((string?)cfg["model_type"]) is not { } f) return null;
-            var arch = cfg["architectures"] is JsonArray a ? a.Select(x => x?.ToString() ?? "").ToList() : [];
-            return arch.Count > 0 ? arch.Select(f.TaskOfArchitecture).FirstOrDefault(t => t != null) : f.TaskOfArchitecture("");
+            return f.Names.TaskOfArchitectures(HfConfig.ArchitecturesOf(cfg));
         }
     }
 
     /// <summary>Class or tag names in id order (config.json's id2label) when the model classifies; else null.</summary>
     public IReadOnlyList<string>? Labels =>
         Task is TaskNames.Classification or TaskNames.TokenClassification && Config is { } cfg && cfg["id2label"] is JsonObject
-            ? HfConfig.Labels(cfg, Path.Combine(Folder!, "config.json")) : null;
+            ? HfConfig.LabelsOf(cfg, Path.Combine(Folder!, "config.json")) : null;
 
     /// <summary>The longest sequence the model takes (max_position_embeddings / n_positions / n_ctx), or null.</summary>
     public int? MaxPositions => PresetName != null ? ModelPresets.Get(PresetName).MaxPositions
-        : new[] { "max_position_embeddings", "n_positions", "n_ctx" }.Select(k => Config?[k] is JsonValue v && v.TryGetValue(out int n) ? n : (int?)null).FirstOrDefault(n => n != null);
+        : Config is { } cfg ? HfConfig.MaxPositionsOf(cfg, Path.Combine(Folder!, HfConfig.FileName)) : null;
 
     /// <summary>The tokenizer the model speaks: a run's recipe tokenizer, else the weights folder's files, else the base's,
     /// else the family default (GPT-2's vocabulary for a GPT-2 preset); null when none is known.</summary>

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using TaskLM.Hf;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -15,15 +16,20 @@ namespace TaskLM.Models;
 /// <c>base_model_prefix</c>, <c>_tied_weights_keys</c>, <c>_no_split_modules</c> and <c>_init_weights</c>.
 /// Training, LoRA, the optimizer's decay grouping and the loader ask these questions instead of testing
 /// model_type strings. A new family is one file with a <see cref="ModelFamily"/> subclass, its modules, and
-/// a <see cref="PreTrainedModel"/> subclass per head, registered in <see cref="ModelFamilies.All"/>.
+/// a <see cref="PreTrainedModel"/> subclass per head, registered in <see cref="ModelFamilies.All"/>; its Hugging Face
+/// names (<see cref="Names"/>) are its row of <see cref="HfFamilies"/>, where the libtorch-free side reads them.
 /// </summary>
 public abstract class ModelFamily
 {
+    /// <summary>The family's Hugging Face names (model_type, display name, architecture class per task): a row of
+    /// <see cref="HfFamilies"/>, which the libtorch-free ONNX side reads too.</summary>
+    public abstract HfFamily Names { get; }
+
     /// <summary>HF's config.json <c>model_type</c> ("gpt2", "bert").</summary>
-    public abstract string ModelType { get; }
+    public string ModelType => Names.ModelType;
 
     /// <summary>The family's name in messages ("GPT-2").</summary>
-    public abstract string DisplayName { get; }
+    public string DisplayName => Names.DisplayName;
 
     /// <summary>HF's <c>base_model_prefix</c>: the body's field in every head model ("transformer", "bert").
     /// Parameters outside it are the head.</summary>
@@ -62,15 +68,10 @@ public abstract class ModelFamily
     public virtual string? DefaultTokenizer => null;
 
     /// <summary>HF's architecture (class) name of each task head this family has.</summary>
-    public abstract IReadOnlyDictionary<string, string> Architectures { get; }
+    public IReadOnlyDictionary<string, string> Architectures => Names.Architectures;
 
     /// <summary>The tasks with a head in this family.</summary>
-    public IReadOnlyList<string> Tasks => Architectures.Keys.ToList();
-
-    /// <summary>The task of an HF architecture name (also other classes of the family that load as one of its
-    /// heads, e.g. GPT2Model as causal LM), or null.</summary>
-    public virtual string? TaskOfArchitecture(string architecture) =>
-        Architectures.FirstOrDefault(kv => kv.Value == architecture).Key;
+    public IReadOnlyList<string> Tasks => Names.Tasks;
 
     /// <summary>Layer index of a parameter name, or -1 outside the numbered layers.</summary>
     public int LayerOf(string name) => LayerPattern.Match(name) is { Success: true } m ? int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : -1;
@@ -108,7 +109,8 @@ public abstract class ModelFamily
     public override string ToString() => ModelType;
 }
 
-/// <summary>The registered model families: the one place a new family is added.</summary>
+/// <summary>The registered model families: the one place a new family's TorchSharp side is added (its names go in
+/// <see cref="HfFamilies.All"/>).</summary>
 public static class ModelFamilies
 {
     /// <summary>Every family TaskLM builds.</summary>
@@ -154,6 +156,12 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
 
     /// <summary>The family's config.json for this model.</summary>
     protected abstract JsonObject ConfigJson();
+
+    /// <summary>The longest input the position table takes (n_positions, max_position_embeddings).</summary>
+    public abstract int MaxPositions { get; }
+
+    /// <summary>config.json's pad_token_id, or null.</summary>
+    public abstract int? PadTokenId { get; }
 
     /// <summary>This module (the head model is the module, as in HF).</summary>
     public nn.Module Module => this;
@@ -206,9 +214,8 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
         var cfg = Config;
         int vocab = HfConfig.Int(cfg, "vocab_size", "config.json") ?? int.MaxValue;
         CheckRange(ids, "input_ids", vocab, $"the vocabulary (vocab_size {vocab}: ids 0..{vocab - 1})", source);
-        int? positions = HfConfig.Int(cfg, "n_positions", "config.json") ?? HfConfig.Int(cfg, "max_position_embeddings", "config.json");
-        if (positions is int np && ids.shape[1] > np)
-            throw new InvalidDataException($"{source}: input_ids rows have {ids.shape[1]} tokens, more than the model's {np} positions");
+        if (ids.shape[1] > MaxPositions)
+            throw new InvalidDataException($"{source}: input_ids rows have {ids.shape[1]} tokens, more than the model's {MaxPositions} positions");
         foreach (var (key, t) in new[] { ("attention_mask", batch.AttentionMask), ("token_type_ids", batch.TokenTypeIds) })
         {
             if (t is null) continue;
@@ -279,12 +286,12 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
         string? mt = json["model_type"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
         var f = family != null && mt == null ? family : ModelFamilies.Get(mt, source);
         if (family != null && f != family) throw new InvalidDataException($"{source}: model_type is '{mt}', not '{family.ModelType}'");
-        task ??= ArchitectureTask(json, f)
-            ?? throw new ArgumentException($"{source}: architectures [{string.Join(", ", Architectures(json))}] name no {f.DisplayName} task head; choose a task ({string.Join(", ", f.Tasks)})");
+        task ??= f.Names.TaskOfArchitectures(HfConfig.ArchitecturesOf(json))
+            ?? throw new ArgumentException($"{source}: architectures [{string.Join(", ", HfConfig.ArchitecturesOf(json))}] name no {f.DisplayName} task head; choose a task ({string.Join(", ", f.Tasks)})");
         // As HF's from_pretrained(folder, hidden_dropout_prob=0.0): a recipe's model.config overrides the folder's
         // config.json (dropout, pad_token_id, say); a key the family does not read is refused with the closest name,
         // and a changed shape fails the weight load below naming the tensor.
-        if (overrides is { Count: > 0 }) HfConfig.ApplyOverrides(json, overrides, json.Select(kv => kv.Key).Concat(f.ConfigKeys).ToList(), $"{f.DisplayName} ({source})");
+        if (overrides is { Count: > 0 }) ConfigOverrides.Apply(json, overrides, json.Select(kv => kv.Key).Concat(f.ConfigKeys).ToList(), $"{f.DisplayName} ({source})");
         if (ModelFamily.HasLabels(task)) HfConfig.SetLabels(json, numLabels, labels);
         var model = f.Build(json, source, task);
         var sd = HfCheckpoint.LoadStateDict(folder);
@@ -311,117 +318,31 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
         model.eval();
         return model;
     }
-
-    static IEnumerable<string> Architectures(JsonObject json) =>
-        json["architectures"] is JsonArray a ? a.Select(x => x?.ToString() ?? "") : [];
-
-    static string? ArchitectureTask(JsonObject json, ModelFamily f) =>
-        Architectures(json).Any() ? Architectures(json).Select(f.TaskOfArchitecture).FirstOrDefault(t => t != null) : f.TaskOfArchitecture("");
 }
 
-/// <summary>The one config.json reader: typed values that name the file and key on a wrong type (numbers
-/// written as strings, as YAML overrides give them, are accepted), and HF's label rules.</summary>
-public static class HfConfig
+/// <summary>The activation functions of every family's modules (HF's ACT2FN), by config.json name.</summary>
+public static class Activations
 {
-    static JsonNode? Node(JsonObject j, string key) => j.TryGetPropertyValue(key, out var v) ? v : null;
-
-    // A JSON number (parsed or built from any CLR numeric type), or a string holding one.
-    static double? AsNumber(JsonValue v) => v.GetValueKind() switch
+    /// <summary>The function <paramref name="name"/> (config.json's <paramref name="key"/>) names; an error naming both when
+    /// TaskLM has none.</summary>
+    public static Func<Tensor, Tensor> Of(string name, string key, string source = HfConfig.FileName) => HfActivations.Parse(name, key, source) switch
     {
-        JsonValueKind.Number => double.Parse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture),
-        JsonValueKind.String when double.TryParse(v.GetValue<string>(), NumberStyles.Float, CultureInfo.InvariantCulture, out double d) => d,
-        _ => null,
+        HfActivation.Gelu => x => nn.functional.gelu(x),                                  // exact: 0.5 x (1 + erf(x/√2))
+        HfActivation.GeluTanh => x => nn.functional.gelu(x, GELU.Approximate.tanh),
+        HfActivation.Relu => x => nn.functional.relu(x),
+        HfActivation.Silu => x => nn.functional.silu(x),
+        HfActivation.Tanh => x => nn.functional.tanh(x),
+        var a => throw new ArgumentOutOfRangeException(nameof(name), a, null),
     };
+}
 
-    /// <summary>An integer key, null when absent or JSON null.</summary>
-    public static int? Int(JsonObject j, string key, string source)
-    {
-        var v = Node(j, key);
-        if (v is null) return null;
-        if (v is JsonValue jv && AsNumber(jv) is double d && d == Math.Floor(d) && Math.Abs(d) <= int.MaxValue) return (int)d;
-        throw new InvalidDataException($"{source}: key '{key}' must be an integer, got {v.ToJsonString()}");
-    }
-
-    /// <summary>A number key, null when absent or JSON null.</summary>
-    public static double? Num(JsonObject j, string key, string source)
-    {
-        var v = Node(j, key);
-        if (v is null) return null;
-        if (v is JsonValue jv && AsNumber(jv) is double d) return d;
-        throw new InvalidDataException($"{source}: key '{key}' must be a number, got {v.ToJsonString()}");
-    }
-
-    /// <summary>A boolean key, null when absent or JSON null.</summary>
-    public static bool? Bool(JsonObject j, string key, string source)
-    {
-        var v = Node(j, key);
-        if (v is null) return null;
-        if (v is JsonValue jv && jv.GetValueKind() is JsonValueKind.True or JsonValueKind.False) return jv.GetValueKind() == JsonValueKind.True;
-        if (v is JsonValue sv && sv.GetValueKind() == JsonValueKind.String && bool.TryParse(sv.GetValue<string>(), out bool b)) return b;
-        throw new InvalidDataException($"{source}: key '{key}' must be true or false, got {v.ToJsonString()}");
-    }
-
-    /// <summary>A string key, null when absent or JSON null.</summary>
-    public static string? Str(JsonObject j, string key, string source)
-    {
-        var v = Node(j, key);
-        if (v is null) return null;
-        if (v is JsonValue jv && jv.GetValueKind() == JsonValueKind.String) return jv.GetValue<string>();
-        throw new InvalidDataException($"{source}: key '{key}' must be a string, got {v.ToJsonString()}");
-    }
-
-    /// <summary>Generated label names LABEL_0..LABEL_{n-1}, as HF makes them.</summary>
-    public static List<string> DefaultLabels(int n) => Enumerable.Range(0, n).Select(i => $"LABEL_{i}").ToList();
-
-    /// <summary>The label names of a config (id2label wins over num_labels, as in HF's PretrainedConfig; a plain
-    /// list of names is accepted from recipe overrides), or null when it names none.</summary>
-    public static List<string>? Labels(JsonObject json, string source)
-    {
-        if (json["id2label"] is JsonObject id2label && id2label.Count > 0)
-        {
-            var names = new string[id2label.Count];
-            foreach (var (k, v) in id2label)
-            {
-                if (!int.TryParse(k, NumberStyles.Integer, CultureInfo.InvariantCulture, out int id) || id < 0 || id >= names.Length)
-                    throw new InvalidDataException($"{source}: id2label key '{k}' is not an id in 0..{names.Length - 1}");
-                names[id] = v?.ToString() ?? throw new InvalidDataException($"{source}: id2label['{k}'] is null");
-            }
-            return names.ToList();
-        }
-        if (json["id2label"] is JsonArray list && list.Count > 0)
-            return list.Select(v => v?.ToString() ?? throw new InvalidDataException($"{source}: id2label holds null")).ToList();
-        if (Int(json, "num_labels", source) is int n)
-        {
-            if (n < 1) throw new InvalidDataException($"{source}: num_labels must be at least 1, got {n}");
-            return DefaultLabels(n);
-        }
-        return null;
-    }
-
-    /// <summary>Sets a config's classes from label names and/or a count (HF's num_labels / id2label kwargs of
-    /// from_pretrained): id2label and label2id are rewritten, num_labels removed (HF derives it).</summary>
-    public static void SetLabels(JsonObject json, int? numLabels, IReadOnlyList<string>? labels)
-    {
-        if (labels == null && numLabels == null) return;
-        if (labels != null)
-        {
-            if (numLabels != null && numLabels != labels.Count) throw new ArgumentException($"{labels.Count} labels given but num_labels = {numLabels}");
-            if (labels.Count < 1) throw new ArgumentException("the label list is empty");
-        }
-        else if (numLabels < 1) throw new ArgumentException($"num_labels must be at least 1, got {numLabels}");
-        var names = labels?.ToList() ?? DefaultLabels(numLabels!.Value);
-        if (labels == null && Labels(json, "config.json") is { } current && current.Count == names.Count) return; // same count: keep the names
-        var id2 = new JsonObject();
-        var l2i = new JsonObject();
-        for (int i = 0; i < names.Count; i++) { id2[i.ToString(CultureInfo.InvariantCulture)] = names[i]; l2i[names[i]] = i; }
-        json["id2label"] = id2;
-        json["label2id"] = l2i;
-        json.Remove("num_labels");
-    }
-
+/// <summary>A recipe's model.config overrides applied to a config.json object (the labels through
+/// <see cref="HfConfig.SetLabels"/>); an unknown key is refused with the closest known one.</summary>
+public static class ConfigOverrides
+{
     /// <summary>Applies recipe overrides to a preset's config.json: "labels" (names) and "num_labels" through
-    /// <see cref="SetLabels"/>, other keys must be one of <paramref name="known"/> (else the closest is suggested).</summary>
-    public static void ApplyOverrides(JsonObject json, IDictionary<string, object>? overrides, IEnumerable<string> known, string family,
+    /// <see cref="HfConfig.SetLabels"/>, other keys must be one of <paramref name="known"/> (else the closest is suggested).</summary>
+    public static void Apply(JsonObject json, IDictionary<string, object>? overrides, IEnumerable<string> known, string family,
         IReadOnlyDictionary<string, string>? aliases = null)
     {
         if (overrides == null) return;
@@ -442,7 +363,7 @@ public static class HfConfig
         {
             json.Remove("id2label");
             json.Remove("label2id");
-            SetLabels(json, numLabels, labels);
+            HfConfig.SetLabels(json, numLabels, labels);
         }
     }
 

@@ -1,5 +1,6 @@
 // What every model family offers training, evaluation and serving: a batch in, logits (and loss) out.
 using System.Text.Json.Nodes;
+using TaskLM.Hf;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -51,6 +52,13 @@ public interface ITaskModel
 
     /// <summary>The HF config.json content, including architectures, num_labels/id2label for heads.</summary>
     JsonObject Config { get; }
+
+    /// <summary>The longest input the position table takes (config.json's n_positions / max_position_embeddings);
+    /// a model outside the families (a test stand-in) reads its config, no limit when it names none.</summary>
+    int MaxPositions => HfConfig.MaxPositionsOf(Config) ?? int.MaxValue;
+
+    /// <summary>config.json's pad_token_id, or null.</summary>
+    int? PadTokenId => HfConfig.PadTokenIdOf(Config);
 
     /// <summary>The TorchSharp module (parameters named with HF's keys, e.g. transformer.h.0.attn.c_attn.weight).</summary>
     nn.Module Module { get; }

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using TaskLM.Data.Corpus;
 using TaskLM.Data.Tokenization;
 using TaskLM.Evaluation;
+using TaskLM.Hf;
 using TaskLM.Models;
 
 namespace TaskLM.Training;
@@ -92,12 +93,8 @@ public static class AutoSettings
 
     /// <summary>The longest sequence the model takes: the recipe's model.config override when it sets one (a preset
     /// reshaped to 128 positions takes 128), else config.json's max_position_embeddings / n_positions, or the preset's.</summary>
-    public static int ModelLimit(string init, JsonObject? configOverride = null)
-    {
-        static int? Positions(JsonObject? cfg) =>
-            new[] { "max_position_embeddings", "n_positions", "n_ctx" }.Select(k => EvalResult.AsNumber(cfg?[k])).FirstOrDefault(n => n != null) is double n ? (int)n : null;
-        return Positions(configOverride) ?? ModelSource.Resolve(init).MaxPositions ?? 512;
-    }
+    public static int ModelLimit(string init, JsonObject? configOverride = null) =>
+        (configOverride is { } o ? HfConfig.MaxPositionsOf(o, "model.config") : null) ?? ModelSource.Resolve(init).MaxPositions ?? 512;
 
     static void SplitValidation(Recipe r, string runDir, Action<string> say)
     {

@@ -2,6 +2,7 @@
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
 using TaskLM.Evaluation;
+using TaskLM.Hf;
 using TaskLM.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -76,7 +77,7 @@ public static class ModelEvaluation
         model.Module.to(o.Device);
         model.Module.eval();
         IReadOnlyList<string>? labels = model.Config["id2label"] is JsonObject
-            ? HfConfig.Labels(model.Config, Path.Combine(modelDir, "config.json")) : null;
+            ? HfConfig.LabelsOf(model.Config, Path.Combine(modelDir, "config.json")) : null;
         if (recipe.Task is not ("classification" or "token-classification")) labels = null;
 
         string? tokSource = o.Tokenizer ?? recipe.Tokenizer ?? source.Tokenizer ?? ModelSource.Resolve(recipe.Model.Init).Tokenizer;
@@ -140,7 +141,7 @@ public static class ModelEvaluation
         var data = TaskData.Load(recipe, dataPath, tok, labels);
         if (data.Examples.Count == 0) throw new InvalidDataException($"{dataPath}: no examples to evaluate");
         o.Say($"data: {data.Examples.Count} examples from {dataPath}");
-        int pad = onnx.Config.Int("pad_token_id") ?? tok?.PadTokenId ?? 0;
+        int pad = onnx.Config.PadTokenId ?? tok?.PadTokenId ?? 0;
         string split = SplitName(dataPath);
         var result = ClassifyWith(chunk =>
         {

@@ -717,7 +717,7 @@ public static class TrainingRun
     {
         // Padding id: the model's, else the tokenizer's pad or EOS; never past the embedding (a preset with a small vocab).
         int vocab = (int?)model.Config["vocab_size"] ?? int.MaxValue;
-        int pad = (int?)model.Config["pad_token_id"] ?? tok?.PadTokenId ?? tok?.EosTokenId ?? 0;
+        int pad = model.PadTokenId ?? tok?.PadTokenId ?? tok?.EosTokenId ?? 0;
         if (pad < 0 || pad >= vocab) pad = 0;
         if (r.Task != "masked-lm") return new Collator(r.Task, pad, device);
         if (tok == null) throw new InvalidOperationException("masked-lm needs a tokenizer (for [MASK] and the special tokens)");

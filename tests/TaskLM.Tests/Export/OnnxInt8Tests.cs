@@ -1,5 +1,6 @@
 // `tasklm export --format onnx --quantize int8`: dynamic int8 Linear layers of a BERT encoder under ONNX Runtime.
 using System.Text.Json.Nodes;
+using TaskLM.Hf;
 using TaskLM.Onnx;
 using TaskLM.Onnx.Proto;
 using TaskLM.Tests.Models;

@@ -53,7 +53,7 @@ public sealed class OnnxRunnerTests : IDisposable
     {
         string hf = Path.Combine(_tmp, task + "-hf"), onnx = Path.Combine(_tmp, task + "-onnx");
         var ov = new Dictionary<string, object> { ["vocab_size"] = 2000, ["num_labels"] = labels, ["max_position_embeddings"] = 128 };
-        var m = Bert.FromPreset("bert-tiny", task, ov, seed: 7);
+        var m = (BertPreTrainedModel)PreTrainedModel.FromPreset("bert-tiny", task, ov, seed: 7);
         m.SavePretrained(hf);
         foreach (var f in new[] { "tokenizer.json", "vocab.txt" }) File.Copy(Gpt2Tests.Fixture("tok-wordpiece", f), Path.Combine(hf, f));
         OnnxExport.Export(hf, onnx);
@@ -150,7 +150,7 @@ public sealed class OnnxRunnerTests : IDisposable
     public void GreedyGenerationMatchesTaskLm()
     {
         string hf = Path.Combine(_tmp, "gpt2-hf"), dir = Path.Combine(_tmp, "gpt2-onnx");
-        var m = Gpt2.FromPretrained(Gpt2Tests.Fixture("gpt2-tiny"));
+        var m = (Gpt2)PreTrainedModel.FromPretrained(Gpt2Tests.Fixture("gpt2-tiny"), family: Gpt2Family.Instance);
         m.SavePretrained(hf);
         TokenizerLoader.Load("gpt2").Save(hf);
         OnnxExport.Export(hf, dir);
@@ -172,7 +172,7 @@ public sealed class OnnxRunnerTests : IDisposable
         string dir = Path.Combine(_tmp, "gpt2-batch");
         OnnxExport.Export(Gpt2Tests.Fixture("gpt2-tiny"), dir);
         using var onnx = OnnxTaskModel.Load(dir);
-        var m = Gpt2.FromPretrained(Gpt2Tests.Fixture("gpt2-tiny"));
+        var m = (Gpt2)PreTrainedModel.FromPretrained(Gpt2Tests.Fixture("gpt2-tiny"), family: Gpt2Family.Instance);
         IReadOnlyList<int>[] prompts = [[464, 3290, 318, 257, 1332, 286], [1212, 318], [50256, 40, 588, 257]];
         var ours = Generation.Generate(m, prompts, new GenerationOptions { MaxNewTokens = 10, EosTokenId = -1 });
         var streamed = new List<(int, int)>();

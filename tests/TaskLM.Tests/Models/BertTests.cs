@@ -79,7 +79,7 @@ public class BertTests
     public void HeadMatchesHfLogitsAndLoss(string name, string task)
     {
         using var scope = NewDisposeScope();
-        var model = Bert.FromPretrained(Fixture(name), task: null, numLabels: null, labels: null);
+        var model = (BertPreTrainedModel)PreTrainedModel.FromPretrained(Fixture(name), task: null, numLabels: null, labels: null, family: BertFamily.Instance);
         model.Module.eval();
         Assert.Equal(task, model.Task); // inferred from config.json's architectures
         Assert.Empty(model.LoadReport!.NewlyInitialised);
@@ -108,7 +108,7 @@ public class BertTests
         // Padding must not change a sequence's result: HF's logits for the padded row equal what the model
         // gives for the same 9 tokens alone, without padding or mask.
         using var scope = NewDisposeScope();
-        var model = Bert.FromPretrained(Fixture("bert-cls"), null, null, null);
+        var model = (BertPreTrainedModel)PreTrainedModel.FromPretrained(Fixture("bert-cls"), null, null, null, family: BertFamily.Instance);
         model.Module.eval();
         var e = Expected("bert-cls");
         var ids = Ints(e["input_ids"]!)[2].slice(0, 0, 9, 1).unsqueeze(0);
@@ -129,7 +129,7 @@ public class BertTests
         try
         {
             using var scope = NewDisposeScope();
-            var model = Bert.FromPretrained(Fixture(name), null, null, null);
+            var model = (BertPreTrainedModel)PreTrainedModel.FromPretrained(Fixture(name), null, null, null, family: BertFamily.Instance);
             model.SavePretrained(dir);
 
             // The same tensor names, shapes and dtypes as the file HF's save_pretrained wrote (tied decoder absent).
@@ -139,7 +139,7 @@ public class BertTests
             var ours = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
             Assert.True(JsonNode.DeepEquals(hfConfig, ours), $"config.json differs:\nHF:   {hfConfig.ToJsonString()}\nours: {ours.ToJsonString()}");
 
-            var back = Bert.FromPretrained(dir, null, null, null);
+            var back = (BertPreTrainedModel)PreTrainedModel.FromPretrained(dir, null, null, null, family: BertFamily.Instance);
             Assert.Empty(back.LoadReport!.NewlyInitialised);
             var a = model.Module.state_dict();
             var b = back.Module.state_dict();
@@ -168,7 +168,7 @@ public class BertTests
         using var scope = NewDisposeScope();
         // A masked-LM checkpoint loaded for classification: HF reports the pooler and classifier as newly
         // initialised and the MLM head as unused.
-        var model = Bert.FromPretrained(Fixture("bert-mlm"), "classification", null, ["neg", "neu", "pos"], seed: 1);
+        var model = (BertPreTrainedModel)PreTrainedModel.FromPretrained(Fixture("bert-mlm"), "classification", null, ["neg", "neu", "pos"], seed: 1, family: BertFamily.Instance);
         var r = model.LoadReport!;
         Assert.Equal(new[] {"bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias", "classifier.weight"}, r.NewlyInitialised);
         Assert.Equal(new[] {"cls.predictions.bias", "cls.predictions.transform.LayerNorm.bias", "cls.predictions.transform.LayerNorm.weight",
@@ -184,7 +184,7 @@ public class BertTests
         Assert.InRange(std, 0.016, 0.024);
 
         // A classifier for another number of labels is re-initialised and reported, the body kept.
-        var five = Bert.FromPretrained(Fixture("bert-cls"), null, numLabels: 5, labels: null);
+        var five = (BertPreTrainedModel)PreTrainedModel.FromPretrained(Fixture("bert-cls"), null, numLabels: 5, labels: null, family: BertFamily.Instance);
         Assert.Equal(new[] {"classifier.bias", "classifier.weight"}, five.LoadReport!.NewlyInitialised);
         Assert.Equal(new[] {"classifier.bias", "classifier.weight"}, five.LoadReport.Mismatched);
         Assert.Equal(new long[] { 5, 32 }, five.Module.state_dict()["classifier.weight"].shape);
@@ -212,10 +212,10 @@ public class BertTests
             cfg["architectures"] = new JsonArray("BertModel");
             File.WriteAllText(Path.Combine(dir, "config.json"), cfg.ToJsonString());
 
-            var e = Assert.Throws<ArgumentException>(() => Bert.FromPretrained(dir, null, null, null));
+            var e = Assert.Throws<ArgumentException>(() => (BertPreTrainedModel)PreTrainedModel.FromPretrained(dir, null, null, null, family: BertFamily.Instance));
             Assert.Contains("choose a task", e.Message);
 
-            var model = Bert.FromPretrained(dir, "token-classification", null, null);
+            var model = (BertPreTrainedModel)PreTrainedModel.FromPretrained(dir, "token-classification", null, null, family: BertFamily.Instance);
             Assert.Equal(new[] {"classifier.bias", "classifier.weight"}, model.LoadReport!.NewlyInitialised);
             Assert.Empty(model.LoadReport.Unexpected);
             var sd = model.Module.state_dict();
@@ -236,7 +236,7 @@ public class BertTests
         // whether the token after [CLS] is in the lower half of the vocabulary, with padded rows in the batch.
         manual_seed(3);
         using var scope = NewDisposeScope();
-        var model = Bert.FromPreset("bert-tiny", "classification", new Dictionary<string, object>
+        var model = (BertPreTrainedModel)PreTrainedModel.FromPreset("bert-tiny", "classification", new Dictionary<string, object>
         {
             ["vocab_size"] = 40, ["hidden_size"] = 32, ["num_hidden_layers"] = 1, ["num_attention_heads"] = 2,
             ["max_position_embeddings"] = 16, ["num_labels"] = 2,
@@ -279,26 +279,26 @@ public class BertTests
     {
         using var scope = NewDisposeScope();
         // google/bert_uncased_L-2_H-128_A-2 (bert-tiny): BertModel has 4,385,920 parameters.
-        var tiny = Bert.FromPreset("bert-tiny", "classification", new Dictionary<string, object> { ["num_labels"] = 3 }, seed: 0);
+        var tiny = (BertPreTrainedModel)PreTrainedModel.FromPreset("bert-tiny", "classification", new Dictionary<string, object> { ["num_labels"] = 3 }, seed: 0);
         long n = tiny.Module.parameters().Sum(p => p.numel());
         Assert.Equal(4_385_920 + 128 * 3 + 3, n);
         Assert.Equal(new[] {"LABEL_0", "LABEL_1", "LABEL_2"}, tiny.config.id2label);
         foreach (var (name, l, h, heads) in new[] { ("bert-mini", 4, 256, 4), ("bert-small", 4, 512, 8), ("bert-medium", 8, 512, 8),
                      ("bert-base", 12, 768, 12), ("bert-large", 24, 1024, 16) })
         {
-            var c = Bert.PresetConfig(name);
+            var c = BertConfig.FromJson(BertFamily.Instance.PresetConfig(ModelPresets.Get(name), null), $"preset {name}");
             Assert.Equal((l, h, heads, 4 * h), (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size));
         }
 
         // Overriding hidden_size alone keeps heads = H/64 and intermediate = 4H; a misspelt key names the right one.
-        var small = Bert.FromPreset("bert-tiny", "masked-lm", new Dictionary<string, object> { ["n_embd"] = 64, ["vocab_size"] = "100" });
+        var small = (BertPreTrainedModel)PreTrainedModel.FromPreset("bert-tiny", "masked-lm", new Dictionary<string, object> { ["n_embd"] = 64, ["vocab_size"] = "100" });
         Assert.Equal((1, 256, 100), (small.config.num_attention_heads, small.config.intermediate_size, small.config.vocab_size));
-        var odd = Bert.FromPreset("bert-tiny", "token-classification", new Dictionary<string, object> { ["hidden_size"] = 48, ["vocab_size"] = 50 });
+        var odd = (BertPreTrainedModel)PreTrainedModel.FromPreset("bert-tiny", "token-classification", new Dictionary<string, object> { ["hidden_size"] = 48, ["vocab_size"] = 50 });
         Assert.Equal(1, odd.config.num_attention_heads); // 48/64 rounds up to one head, not an error about bert-tiny's two
         // `tasklm train` passes the training data's class names as "labels" (as for GPT-2): they become id2label.
-        var tagger = Bert.FromPreset("bert-tiny", "token-classification", new Dictionary<string, object> { ["labels"] = new List<string> { "DET", "NOUN", "VERB" } });
+        var tagger = (BertPreTrainedModel)PreTrainedModel.FromPreset("bert-tiny", "token-classification", new Dictionary<string, object> { ["labels"] = new List<string> { "DET", "NOUN", "VERB" } });
         Assert.Equal(new[] { "DET", "NOUN", "VERB" }, tagger.config.id2label);
-        var e = Assert.Throws<ArgumentException>(() => Bert.FromPreset("bert-tiny", "masked-lm", new Dictionary<string, object> { ["hiden_size"] = 64 }));
+        var e = Assert.Throws<ArgumentException>(() => (BertPreTrainedModel)PreTrainedModel.FromPreset("bert-tiny", "masked-lm", new Dictionary<string, object> { ["hiden_size"] = 64 }));
         Assert.Contains("did you mean 'hidden_size'", e.Message);
     }
 
@@ -331,7 +331,7 @@ public class BertMemoryTests
     [Fact]
     public void ThousandForwardPassesKeepMemoryFlat()
     {
-        var model = Bert.FromPretrained(BertTests.Fixture("bert-cls"), null, null, null);
+        var model = (BertPreTrainedModel)PreTrainedModel.FromPretrained(BertTests.Fixture("bert-cls"), null, null, null, family: BertFamily.Instance);
         model.Module.eval();
         var e = BertTests.Expected("bert-cls");
         using var batch = new BertTests.DisposableBatch(BertTests.BatchOf(e));

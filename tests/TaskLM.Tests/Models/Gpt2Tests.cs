@@ -41,7 +41,7 @@ public class Gpt2Tests
     public void Gpt2TinyMatchesHfLogitsLossGradientsAndGreedyGeneration()
     {
         var exp = Expected("gpt2-tiny");
-        var m = Gpt2.FromPretrained(Fixture("gpt2-tiny"));
+        var m = (Gpt2)PreTrainedModel.FromPretrained(Fixture("gpt2-tiny"), family: Gpt2Family.Instance);
         Assert.Equal("causal-lm", m.Task);
         Assert.True(m.LoadReport!.IsExact, string.Join("\n", m.LoadReport.Warnings()));
         var ids = Ids(exp["input_ids"]!);
@@ -73,7 +73,7 @@ public class Gpt2Tests
     {
         // c_proj is [n_embd, n_embd]: loading it untransposed raises no shape error, only wrong numbers.
         var exp = Expected("gpt2-bin");
-        var m = Gpt2.FromPretrained(Fixture("gpt2-bin"));
+        var m = (Gpt2)PreTrainedModel.FromPretrained(Fixture("gpt2-bin"), family: Gpt2Family.Instance);
         var ids = Ids(exp["input_ids"]!);
         using (no_grad())
             AssertClose(Flat(exp["logits"]!), m.Forward(new ModelBatch { InputIds = ids }).Logits!.to(float64).data<double>().ToArray(), 1e-4, "logits");
@@ -99,7 +99,7 @@ public class Gpt2Tests
         var sd = TorchPickle.LoadStateDict(Fixture("gpt2-bin", "pytorch_model.bin"));
         Assert.True(sd["lm_head.weight"].eq(sd["transformer.wte.weight"]).all().item<bool>());
         Assert.Equal(new long[] { 32, 96 }, sd["transformer.h.0.attn.c_attn.weight"].shape);
-        var m = Gpt2.FromPretrained(Fixture("gpt2-bin"));
+        var m = (Gpt2)PreTrainedModel.FromPretrained(Fixture("gpt2-bin"), family: Gpt2Family.Instance);
         Assert.True(m.LoadReport!.IsExact, string.Join("\n", m.LoadReport.Warnings()));
     }
 
@@ -124,7 +124,7 @@ public class Gpt2Tests
                 foreach (var k in part.Keys) map[k] = file;
             }
             File.WriteAllText(Path.Combine(dir, "model.safetensors.index.json"), new JsonObject { ["metadata"] = new JsonObject(), ["weight_map"] = map }.ToJsonString());
-            var m = Gpt2.FromPretrained(dir);
+            var m = (Gpt2)PreTrainedModel.FromPretrained(dir, family: Gpt2Family.Instance);
             Assert.True(m.LoadReport!.IsExact, string.Join("\n", m.LoadReport.Warnings()));
             Assert.Equal(new[] { "Float16->Float32" }, m.LoadReport.Conversions);
             Assert.Equal(ScalarType.Float32, m.Module.parameters().First().dtype);
@@ -203,7 +203,7 @@ public class Gpt2Tests
     {
         OneThread(() =>
         {
-            var m = Gpt2.FromPretrained(Fixture("lora-base"));
+            var m = (Gpt2)PreTrainedModel.FromPretrained(Fixture("lora-base"), family: Gpt2Family.Instance);
             var prompts = new[] { new[] { 5, 17, 300, 42 }, new[] { 9, 8 } };
             foreach (var sample in new[] { false, true })
             {
@@ -225,7 +225,7 @@ public class Gpt2Tests
     {
         OneThread(() =>
         {
-            var m = Gpt2.FromPretrained(Fixture("lora-base"));
+            var m = (Gpt2)PreTrainedModel.FromPretrained(Fixture("lora-base"), family: Gpt2Family.Instance);
             var prompts = new[] { new[] { 11, 500, 7 }, new[] { 3, 99, 250, 600, 12, 1 }, new[] { 42 } };
             var opts = new GenerationOptions { MaxNewTokens = 10, EosTokenId = -1, PadTokenId = 0 };
             var batch = Generation.Generate(m, prompts, opts);
@@ -241,7 +241,7 @@ public class Gpt2Tests
     [Fact]
     public void GenerationStopsAtEosAndStopStrings()
     {
-        var m = Gpt2.FromPretrained(Fixture("lora-base"));
+        var m = (Gpt2)PreTrainedModel.FromPretrained(Fixture("lora-base"), family: Gpt2Family.Instance);
         var free = Generation.Generate(m, new[] { new[] { 5, 6, 7 } }, new GenerationOptions { MaxNewTokens = 8, EosTokenId = -1 })[0];
         // Declaring the 3rd generated token the EOS stops right there, EOS included (as HF returns it).
         var stopped = Generation.Generate(m, new[] { new[] { 5, 6, 7 } }, new GenerationOptions { MaxNewTokens = 8, EosTokenId = free[2] })[0];
@@ -269,7 +269,7 @@ public class Gpt2Tests
     [Fact]
     public void ThousandForwardPassesKeepResidentMemoryFlat()
     {
-        var m = Gpt2.FromPretrained(Fixture("gpt2-bin"));
+        var m = (Gpt2)PreTrainedModel.FromPretrained(Fixture("gpt2-bin"), family: Gpt2Family.Instance);
         var ids = randint(0, 512, new long[] { 2, 16 });
         void Step()
         {

@@ -149,7 +149,7 @@ public class InferenceFaultTests
     public async Task StreamEndsWithTheFinishReason()
     {
         using var scope = torch.NewDisposeScope();
-        var m = Gpt2.FromPretrained(Fixture("gpt2-tiny"));
+        var m = (Gpt2)PreTrainedModel.FromPretrained(Fixture("gpt2-tiny"), family: Gpt2Family.Instance);
         var gen = new TextGenerator(m, null);
         var free = await gen.GenerateAsync(new GenerationRequest { PromptIds = [5, 6, 7], MaxNewTokens = 6, EosTokenId = -1 });
         Assert.Equal(FinishReason.Length, free.Finish);

@@ -204,9 +204,9 @@ public sealed class LlamaTests : IDisposable
         var m = PreTrainedModel.FromPreset("llama-tiny", "causal-lm");
         Assert.Equal(tiny.Parameters, m.parameters().Sum(p => p.numel()));
         Assert.InRange(tiny.Parameters, 800_000, 1_200_000);
-        var cfg = tiny.ToConfigJson();
+        var cfg = tiny.Family.PresetConfig(tiny, null);
         Assert.Equal(2, (int)cfg["num_key_value_heads"]!);
-        Assert.Equal(100000.0, (double)ModelPresets.Get("smollm2-135m").ToConfigJson()["rope_theta"]!);
+        Assert.Equal(100000.0, (double)LlamaFamily.Instance.PresetConfig(ModelPresets.Get("smollm2-135m"), null)["rope_theta"]!);
     }
 
     [Fact]
