@@ -30,7 +30,7 @@ public static class TokenizerCommand
             if (k is not ("bpe" or "wordpiece")) throw new ArgumentException($"--kind '{k}': expected bpe or wordpiece");
             var sp = p.GetValue(specials)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 ?? (k == "bpe" ? ["<|endoftext|>"] : ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]);
-            var options = new TrainerOptions { VocabSize = p.GetValue(vocabSize), MinFrequency = p.GetValue(minFreq), SpecialTokens = sp };
+            var options = new TokenizerTrainerOptions { VocabSize = p.GetValue(vocabSize), MinFrequency = p.GetValue(minFreq), SpecialTokens = sp };
             var texts = TextSources.Documents(input.Read(p), DocumentSplit.Line, p.GetValue(column) ?? "text", p.GetValue(encoding));
             var sw = Stopwatch.StartNew();
             ITokenizer? tok = null;

@@ -5,7 +5,7 @@ using System.Text;
 namespace TaskLM.Data.Tokenization;
 
 /// <summary>Settings of a vocabulary trainer (HF trainer argument names).</summary>
-public sealed record TrainerOptions
+public sealed record TokenizerTrainerOptions
 {
     /// <summary><c>vocab_size</c>: final size, special tokens and alphabet included.</summary>
     public int VocabSize { get; init; } = 30000;
@@ -24,7 +24,7 @@ public sealed record TrainerOptions
 public static class TokenizerTrainer
 {
     /// <summary>Trains GPT-2-style byte-level BPE (initial alphabet: all 256 bytes) on <paramref name="texts"/>.</summary>
-    public static ByteLevelBpeTokenizer TrainByteLevelBpe(IEnumerable<string> texts, TrainerOptions options)
+    public static ByteLevelBpeTokenizer TrainByteLevelBpe(IEnumerable<string> texts, TokenizerTrainerOptions options)
     {
         var counts = CountWords(texts, text =>
         {
@@ -40,7 +40,7 @@ public static class TokenizerTrainer
     }
 
     /// <summary>Trains BERT-style WordPiece on <paramref name="texts"/>, normalized and split by <see cref="BertPreTokenizer"/>.</summary>
-    public static WordPieceTokenizer TrainWordPiece(IEnumerable<string> texts, TrainerOptions options, BertNormalizerOptions? normalizer = null)
+    public static WordPieceTokenizer TrainWordPiece(IEnumerable<string> texts, TokenizerTrainerOptions options, BertNormalizerOptions? normalizer = null)
     {
         normalizer ??= new BertNormalizerOptions();
         var counts = CountWords(texts, text => BertPreTokenizer.Split(text, normalizer).Select(w => w.ToString()));
@@ -77,7 +77,7 @@ public static class TokenizerTrainer
     }
 
     /// <summary>The BPE merge loop. Returns the vocabulary (token → id) and the merges in order.</summary>
-    private static (Dictionary<string, int> Vocab, List<(string, string)> Merges) Train(Dictionary<string, long> wordCounts, TrainerOptions o,
+    private static (Dictionary<string, int> Vocab, List<(string, string)> Merges) Train(Dictionary<string, long> wordCounts, TokenizerTrainerOptions o,
         IEnumerable<string> initialAlphabet, string? prefix)
     {
         var idToWord = new List<string>();

@@ -363,6 +363,7 @@ public static class TrainingRun
             var heads = TaskNames.HasHead(r.Task)
                 ? model.Module.named_children().Select(ch => ch.name).Where(n => Strategies.IsHead(model, n + ".")).ToList() : [];
             string? adapter = c.ResumeDir ?? l.Adapter;
+            if (adapter != null && c.ResumeDir == null) CheckAdapterSettings(l, adapter);
             model = adapter != null ? LoraModel.FromAdapter(model, adapter)
                 : new LoraModel(model, new LoraConfig(l.R, l.Alpha, l.Dropout, l.TargetModules ?? LoraConfig.DefaultTargets(model.ModelType)), heads);
         }
@@ -388,6 +389,23 @@ public static class TrainingRun
         c.TotalParameters = model is LoraModel lm ? lm.CountParameters().total : model.Module.parameters().Sum(p => p.numel());
         o.Say($"trainable params: {c.TrainableParameters:N0} || all params: {c.TotalParameters:N0} || trainable%: {100.0 * c.TrainableParameters / Math.Max(1, c.TotalParameters):F4}");
         c.Collator = MakeCollator(r, model, c.Tokenizer, c.Device);
+    }
+
+    /// <summary>An adapter keeps the r, alpha and target modules it was trained with (its adapter_config.json): a recipe
+    /// that sets other values beside <c>strategy.lora.adapter</c> is refused, naming each key, rather than silently
+    /// ignored. A key left at its default is not a request (a recipe cannot tell "8" written from "8" by default).</summary>
+    static void CheckAdapterSettings(LoraSection l, string adapter)
+    {
+        var (cfg, _) = LoraModel.ReadAdapterConfig(adapter);
+        var defaults = new LoraSection();
+        var clashes = new List<string>();
+        if (l.R != defaults.R && l.R != cfg.R) clashes.Add($"strategy.lora.r is {l.R}, the adapter's r is {cfg.R}");
+        if (l.Alpha != defaults.Alpha && l.Alpha != cfg.Alpha) clashes.Add($"strategy.lora.alpha is {l.Alpha:R}, the adapter's lora_alpha is {cfg.Alpha:R}");
+        if (l.TargetModules is { } t && !t.Order(StringComparer.Ordinal).SequenceEqual(cfg.TargetModules.Order(StringComparer.Ordinal)))
+            clashes.Add($"strategy.lora.target_modules is [{string.Join(", ", t)}], the adapter's is [{string.Join(", ", cfg.TargetModules)}]");
+        if (clashes.Count > 0)
+            throw new RecipeException($"strategy.lora.adapter: {adapter} keeps the settings it was trained with: {string.Join("; ", clashes)}. "
+                + "Remove those keys to continue the adapter, or remove strategy.lora.adapter to train a new one with them");
     }
 
     /// <summary>A NaN or infinite weight in the folder a run starts or resumes from is an error naming the folder and

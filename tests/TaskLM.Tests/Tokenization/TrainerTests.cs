@@ -35,7 +35,7 @@ public class TrainerTests
     {
         var lines = MobyLines.Value;
         Assert.Equal(1184539, lines.Take(3000).Sum(l => l.Length));  // the same text HF counted
-        var tok = TokenizerTrainer.TrainByteLevelBpe(lines, new TrainerOptions { VocabSize = 2000, MinFrequency = 2, SpecialTokens = ["<|endoftext|>"] });
+        var tok = TokenizerTrainer.TrainByteLevelBpe(lines, new TokenizerTrainerOptions { VocabSize = 2000, MinFrequency = 2, SpecialTokens = ["<|endoftext|>"] });
         Assert.Equal(2000, tok.VocabSize);
         Assert.Equal(0, tok.TokenToId("<|endoftext|>"));
 
@@ -70,7 +70,7 @@ public class TrainerTests
     {
         var lines = MobyLines.Value;
         string[] specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
-        var tok = TokenizerTrainer.TrainWordPiece(lines, new TrainerOptions { VocabSize = 2000, SpecialTokens = specials });
+        var tok = TokenizerTrainer.TrainWordPiece(lines, new TokenizerTrainerOptions { VocabSize = 2000, SpecialTokens = specials });
         Assert.Equal(2000, tok.VocabSize);
         Assert.Equal([0, 1, 2, 3, 4], specials.Select(s => tok.TokenToId(s)!.Value));
 

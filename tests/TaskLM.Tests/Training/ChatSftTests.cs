@@ -26,7 +26,7 @@ public sealed class ChatSftTests : IDisposable
     // A small byte-level BPE with the special tokens of ChatML and Llama 3 (kept whole by the tokenizer).
     static readonly ByteLevelBpeTokenizer Tok = TokenizerTrainer.TrainByteLevelBpe(
         Enumerable.Repeat("Hello there. Be brief, say hi and bye! What is the time? system user assistant", 20),
-        new TaskLM.Data.Tokenization.TrainerOptions
+        new TaskLM.Data.Tokenization.TokenizerTrainerOptions
         {
             VocabSize = 320,
             SpecialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
