@@ -263,34 +263,33 @@ public static class Quickstart
 
     static Recipe BaseRecipe(QuickstartOptions o, string run, string model, string task, string train, string val, string metric, string? test = null)
     {
-        static string Q(string s) => "'" + s.Replace("'", "''") + "'";
         var (epochs, lr) = Defaults(o.Task);
         bool features = task == "classification" && (o.Method ?? "features") == "features";
-        // Frozen features: the C grid is chosen on validation by the journey's metric; the model + baseline mix is chosen
-        // on validation too and shipped when it beats the model (predict, serve and evaluate then run it).
-        string strategy = features ? "strategy: {method: features, features: {c: [0.01, 0.1, 1, 10, 100], batch_size: 64}}" : "";
-        string yaml = $"""
-            task: {task}
-            model: {"{"}init: {Q(model)}{"}"}
-            tokenizer: {(o.Tokenizer != null ? Q(o.Tokenizer) : "null")}
-            data: {"{"}train: {Q(train)}, validation: {Q(val)}, test: {(test != null ? Q(test) : "null")}, max_length: {o.MaxLength}, max_train_examples: {o.MaxTrain}, max_eval_examples: {o.MaxEval}{"}"}
-            training:
-              epochs: {o.Epochs ?? epochs}
-              max_steps: {o.MaxSteps}
-              batch_size: {o.BatchSize}
-              lr: {(o.Lr ?? lr).ToString("R", System.Globalization.CultureInfo.InvariantCulture)}
-              weight_decay: 0.01
-              warmup: 0.1
-              seed: {o.Seed}
-              eval_every: {o.EvalEvery}
-              keep_last: 1
-              {(task == "classification" ? "class_weights: auto" : "")}
-              early_stopping: {"{"}metric: {metric}, patience: 3{"}"}
-            {strategy}
-            evaluation: {"{"}ensemble: {(task == "classification" ? "true" : "false")}{"}"}
-            output_dir: {Q(run)}
-            """;
-        return RecipeLoader.Parse(yaml, "quickstart recipe");
+        var recipe = new Recipe
+        {
+            Task = task,
+            Model = new ModelSection { Init = model },
+            Tokenizer = o.Tokenizer,
+            Data = new DataSection
+            {
+                Train = train, Validation = val, Test = test, MaxLength = o.MaxLength, MaxTrainExamples = o.MaxTrain, MaxEvalExamples = o.MaxEval,
+            },
+            Training = new TrainingSection
+            {
+                Epochs = o.Epochs ?? epochs, MaxSteps = o.MaxSteps, BatchSize = o.BatchSize, Lr = o.Lr ?? lr, WeightDecay = 0.01, Warmup = 0.1,
+                Seed = o.Seed, EvalEvery = o.EvalEvery.ToString(System.Globalization.CultureInfo.InvariantCulture), KeepLast = 1,
+                ClassWeights = task == "classification" ? "auto" : null,
+                EarlyStopping = new EarlyStoppingSection { Metric = metric, Patience = 3 },
+            },
+            // The model + baseline mix is chosen on validation and shipped when it beats the model (predict, serve and
+            // evaluate then run it).
+            Evaluation = new EvaluationSection { Ensemble = task == "classification" },
+            OutputDir = run,
+        };
+        // Frozen features: the C grid is chosen on validation by the journey's metric.
+        if (features) recipe.Strategy = new StrategySection { Method = "features", Features = new FeaturesSection { C = [0.01, 0.1, 1, 10, 100], BatchSize = 64 } };
+        // Checked as a recipe file is: the same key, type and range errors.
+        return RecipeLoader.Apply(recipe, null, "quickstart recipe");
     }
 
     static QuickstartResult FineTuneAndEvaluate(QuickstartOptions o, Recipe recipe, string run, string test, Stopwatch sw, CleaningReport? cleaning,
