@@ -30,6 +30,8 @@ row() {
 }
 flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -x 'avx2\|avx512f\|avx512_bf16\|avx512_vnni\|avx_vnni\|amx_bf16\|amx_int8' | tr '\n' ' ')
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, SIMD flags: ${flags:-none of avx2/avx512/vnni/amx}" | tee "$out/machine.txt"
+# Debian's python3-torch links the reference BLAS unless OpenBLAS is installed (33-79 tokens/s instead of ~1,200): say which.
+echo "BLAS behind PyTorch: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown) (apt-get install -y libopenblas0-pthread for OpenBLAS)" | tee -a "$out/machine.txt"
 echo "load before: $(load)" | tee -a "$out/machine.txt"
 
 train_flags=(--batch 32 --seq "$seq" --steps "$steps" --warmup 1 --dropout 0 --threads "$threads")

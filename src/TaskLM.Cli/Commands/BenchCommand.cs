@@ -141,8 +141,8 @@ public static class BenchCommand
         // attention's 12 · L · C · T per token (QK^T and AV, forward + backward).
         double perToken = 6.0 * (heads ? nparams - embedding : nparams) + 12.0 * layers * hidden * t;
         double flops = perToken * tokens;
-        var (gemm32, side32) = Gemm(device, gemmSize, ScalarType.Float32);
-        var (gemm16, side16) = Gemm(device, gemmSize, ScalarType.BFloat16);
+        var (gemm32, side32) = TorchBackend.MeasureMatmulGflopsUpTo(device, gemmSize, ScalarType.Float32);
+        var (gemm16, side16) = TorchBackend.MeasureMatmulGflopsUpTo(device, gemmSize, ScalarType.BFloat16);
         double gflops = precision == "bf16" ? gemm16 : gemm32;
         var r = Shape(spec, model, b, t, device);
         r["model"] = spec;
@@ -168,21 +168,6 @@ public static class BenchCommand
         r["final_loss"] = Math.Round(timer.LastLoss, 4);
         r["machine"] = Machine();
         return r;
-    }
-
-    /// <summary>The square GEMM rate in GFLOP/s (median of 3) and the side it was measured at: <paramref name="n"/>, or
-    /// less where one product of that side would take over a second — bf16 on a CPU without bf16 instructions runs
-    /// 10-100x below fp32, and a 2048² product would hold the run up for minutes.</summary>
-    static (double Gflops, int Side) Gemm(Device device, int n, ScalarType dtype)
-    {
-        int side = Math.Min(256, n);
-        double rate = TorchBackend.MeasureMatmulGflops(device, side, 1, dtype);
-        while (side < n && 2.0 * Math.Pow(Math.Min(n, side * 2), 3) / (rate * 1e9) < 1.0)
-        {
-            side = Math.Min(n, side * 2);
-            rate = TorchBackend.MeasureMatmulGflops(device, side, 1, dtype);
-        }
-        return (TorchBackend.MeasureMatmulGflops(device, side, 3, dtype), side);
     }
 
     /// <summary>A parameter that is an embedding table (BERT's word/position/type embeddings, GPT-2's wte/wpe).</summary>

@@ -147,6 +147,22 @@ public static class TorchBackend
         return 2.0 * n * n * n / times[times.Count / 2] / 1e9;
     }
 
+    /// <summary>The square matmul rate in GFLOP/s (median of 3) and the side it was measured at: <paramref name="n"/>, or
+    /// less where one product of that side would take over a second — bf16 on a CPU without bf16 instructions runs
+    /// 10-100x below fp32, and a 2048² product would hold the caller up for minutes. Small products (512² and below)
+    /// mostly time the call overhead, so a rate is compared with another only at the same large side.</summary>
+    public static (double Gflops, int Side) MeasureMatmulGflopsUpTo(Device device, int n, ScalarType dtype)
+    {
+        int side = Math.Min(256, n);
+        double rate = MeasureMatmulGflops(device, side, 1, dtype);
+        while (side < n && 2.0 * Math.Pow(Math.Min(n, side * 2), 3) / (rate * 1e9) < 1.0)
+        {
+            side = Math.Min(n, side * 2);
+            rate = MeasureMatmulGflops(device, side, 1, dtype);
+        }
+        return (MeasureMatmulGflops(device, side, 3, dtype), side);
+    }
+
     static bool _cudaTried, _cudaOk;
 
     static bool TryInitCuda()

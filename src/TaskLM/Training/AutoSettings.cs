@@ -79,6 +79,34 @@ public static class AutoSettings
         }
     }
 
+    /// <summary>How much faster than fp32 a bf16 matmul must run here for <c>training.precision: auto</c> to choose bf16.
+    /// A step gains less than its products do (the 2-core Zen 5 box: a 2048² product 3.6x faster in bf16, a MiniLM
+    /// fine-tuning step 1.7x), and a CPU without bf16 instructions emulates them 10-100x slower than fp32.</summary>
+    public const double Bf16MatmulSpeedup = 2.0;
+
+    /// <summary><c>training.precision: auto</c>: bf16 where this device multiplies bf16 matrices at least
+    /// <see cref="Bf16MatmulSpeedup"/> times as fast as fp32 (a CPU with AVX-512 BF16 or AMX, a GPU with bf16 tensor
+    /// cores), else fp32; measured now on 1024² products, since the CPU under a VM changes between hosts. Full
+    /// fine-tuning only: the strategy whose validation scores were checked in bf16 (the others keep fp32). Says what it
+    /// chose and why; the run records the choice in recipe.resolved.yaml.</summary>
+    public static void ResolvePrecision(Recipe r, TorchSharp.torch.Device device, Action<string> say)
+    {
+        var t = r.Training;
+        if (t.Precision != "auto") return;
+        if (r.Strategy.Method != "full")
+        {
+            t.Precision = "fp32";
+            if (r.Strategy.Method != "features") say($"training.precision: fp32 (auto chooses bf16 for strategy.method full only; this run is {r.Strategy.Method})");
+            return;
+        }
+        // 1024² products: a 512² one mostly times the call (17 GFLOP/s fp32 where a 2048² runs at 150) and its bf16/fp32
+        // ratio wandered across 2x between runs. A CPU that emulates bf16 stops at a smaller side, within a second.
+        var (fp32, _) = Native.TorchBackend.MeasureMatmulGflopsUpTo(device, 1024, TorchSharp.torch.ScalarType.Float32);
+        var (bf16, side) = Native.TorchBackend.MeasureMatmulGflopsUpTo(device, 1024, TorchSharp.torch.ScalarType.BFloat16);
+        t.Precision = bf16 >= Bf16MatmulSpeedup * fp32 ? "bf16" : "fp32";
+        say($"training.precision: {t.Precision} (auto: a {side}x{side} matmul runs at {bf16:N0} GFLOP/s in bf16 and {fp32:N0} in fp32 on this {device.type.ToString().ToLowerInvariant()}; bf16 from {Bf16MatmulSpeedup:0.#}x)");
+    }
+
     /// <summary>Holds a validation set out of the training file as a run without <c>data.validation</c> does (stratified,
     /// seeded, <c>data.validation_split</c> of the rows) into <paramref name="dir"/>/data/, after checking the files and
     /// columns; <c>tasklm tune</c> does it once for every trial. Sets data.train and data.validation to the two parts.</summary>

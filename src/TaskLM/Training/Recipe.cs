@@ -196,8 +196,9 @@ public sealed class TrainingSection
     /// <summary>HF's gradient_checkpointing: recompute each transformer block's activations in backward instead of
     /// keeping them (less memory, about one more forward pass of time). GPT-2 and BERT families.</summary>
     public bool GradientCheckpointing { get; set; }
-    /// <summary>fp32 | bf16. bf16: the model computes in bf16 while AdamW keeps fp32 master weights and moments
-    /// (mixed precision without autocast); the loss is computed in fp32.</summary>
+    /// <summary>fp32 | bf16 | auto. bf16: the model computes in bf16 while AdamW keeps fp32 master weights and moments
+    /// (mixed precision without autocast); the loss is computed in fp32. auto: bf16 where this device's bf16 matmul is
+    /// at least twice as fast as its fp32 one, for full fine-tuning (<see cref="AutoSettings.ResolvePrecision"/>).</summary>
     public string Precision { get; set; } = "fp32";
 }
 

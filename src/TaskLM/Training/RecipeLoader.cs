@@ -254,7 +254,7 @@ public static class RecipeLoader
         }
         OneOf(r.Training.Scheduler, ["linear", "cosine", "constant"], "training.scheduler", source);
         OneOf(r.Data.Format, ["auto", "jsonl", "csv", "tsv", "parquet", "txt", "tokens"], "data.format", source);
-        OneOf(r.Training.Precision, ["fp32", "bf16"], "training.precision", source);
+        OneOf(r.Training.Precision, ["fp32", "bf16", "auto"], "training.precision", source);
         if (r.Model.EmbeddingInit != null) OneOf(r.Model.EmbeddingInit, ["ppmi-svd"], "model.embedding_init", source);
         FiniteNumbers(r, "", source);
         var t = r.Training;

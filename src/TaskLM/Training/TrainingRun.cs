@@ -270,6 +270,7 @@ public static class TrainingRun
         // Values the data decides (validation split, max_length 0, class_weights auto): Training/AutoSettings.cs.
         string trainFile = r.Data.Train!;   // the user's file (a held-out validation split replaces it with our copy)
         AutoSettings.Resolve(r, c.RunDir, c.Tokenizer, o.Say);
+        AutoSettings.ResolvePrecision(r, c.Device, o.Say);
         if (c.Tokenizer != null && r.Task is TaskNames.CausalLm or TaskNames.Generation && IsChatData(r))
             c.ChatTemplate = ChatData.Resolve(r.Data.ChatTemplate, tokSource, c.Tokenizer, o.Say);
         try { c.Train = LoadSplit(c, "train", r.Data.Train!, null, r.Data.MaxTrainExamples); }
@@ -531,8 +532,8 @@ public static class TrainingRun
             (evals > 0 ? $" and {evals} validation pass(es) over {c.Validation!.Examples.Count:N0} examples" : "");
         string kind = c.Device.type.ToString().ToLowerInvariant();
         int threads = get_num_threads();
-        if (MeasuredSpeeds.ForRun(c.Recipe.Model.Init, kind, threads) is double tps)
-            return $"{what}; estimated {Duration(work / tps)} at {tps:N0} tokens/s (this machine's earlier runs of {c.Recipe.Model.Init}, {threads} thread(s))";
+        if (MeasuredSpeeds.ForRun(c.Recipe.Model.Init, kind, threads, c.Recipe.Training.Precision) is double tps)
+            return $"{what}; estimated {Duration(work / tps)} at {tps:N0} tokens/s (this machine's earlier runs of {c.Recipe.Model.Init}, {threads} thread(s), {c.Recipe.Training.Precision})";
         // 6 FLOPs per parameter per training token (forward 2, backward 4); embedding rows are looked up, not multiplied.
         long dense = 0;
         foreach (var (name, p) in c.Model.Module.named_parameters())

@@ -110,10 +110,39 @@ public class MixedPrecisionTests
     }
 
     [Fact]
+    public void Auto_precision_chooses_by_this_machines_matmul_rates_trains_in_that_precision_and_records_it()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "tasklm-bf16-auto-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var probe = new Probe();
+            var log = new List<string>();
+            TrainingRun.Run(RecipeLoader.Parse(Recipe(dir, "auto", "auto", steps: 2)), new RunOptions { TokenizerLoader = null, Callbacks = [probe], Say = log.Add });
+            // One line says the choice and the two rates it came from; the run trains in it and records it, never "auto".
+            string line = Assert.Single(log, l => l.StartsWith("training.precision:", StringComparison.Ordinal) && l.Contains("(auto: a "));
+            string chosen = line.StartsWith("training.precision: bf16", StringComparison.Ordinal) ? "bf16" : "fp32";
+            Assert.StartsWith($"training.precision: {chosen} (", line);
+            Assert.All(probe.Seen, s => Assert.Equal(chosen == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32, s.param));
+            var resolved = RecipeLoader.Load(Path.Combine(dir, "auto", "recipe.resolved.yaml"));
+            Assert.Equal(chosen, resolved.Training.Precision);
+
+            // LoRA keeps fp32 (auto chooses bf16 for full fine-tuning only) and says so.
+            log.Clear();
+            string lora = Recipe(dir, "auto", "lora", steps: 2).Replace("output_dir:", "strategy: {method: lora, lora: {r: 2, alpha: 4}}\noutput_dir:");
+            TrainingRun.Run(RecipeLoader.Parse(lora), new RunOptions { TokenizerLoader = null, Say = log.Add });
+            Assert.Contains(log, l => l.StartsWith("training.precision: fp32 (auto chooses bf16 for strategy.method full only", StringComparison.Ordinal));
+            Assert.Equal("fp32", RecipeLoader.Load(Path.Combine(dir, "lora", "recipe.resolved.yaml")).Training.Precision);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Precision_is_checked_by_name()
     {
         Assert.Equal("fp32", RecipeLoader.Parse("data: {train: t.jsonl}\n").Training.Precision);
         Assert.Equal("bf16", RecipeLoader.Parse("data: {train: t.jsonl}\ntraining: {precision: bf16}\n").Training.Precision);
+        Assert.Equal("auto", RecipeLoader.Parse("data: {train: t.jsonl}\ntraining: {precision: auto}\n").Training.Precision);
         var e = Assert.Throws<RecipeException>(() => RecipeLoader.Parse("data: {train: t.jsonl}\ntraining: {precision: bf61}\n"));
         Assert.Contains("training.precision", e.Message);
         Assert.Contains("did you mean 'bf16'", e.Message);
