@@ -77,6 +77,9 @@ public sealed class HfConfig
     /// <summary>pad_token_id, or null.</summary>
     public int? PadTokenId => Int("pad_token_id");
 
+    /// <summary>vocab_size: rows of the input embedding (ids must stay below it), or null.</summary>
+    public int? VocabSize => VocabSizeOf(Json, Source);
+
     /// <summary>Class names by id (id2label), or LABEL_i for num_labels (default 2), as HF's PretrainedConfig.</summary>
     public IReadOnlyList<string> Labels => LabelsOf(Json, Source) ?? DefaultLabels(Int("num_labels") ?? 2);
 
@@ -149,6 +152,9 @@ public sealed class HfConfig
 
     /// <summary>pad_token_id of a config object, or null.</summary>
     public static int? PadTokenIdOf(JsonObject json, string source = FileName) => Int(json, "pad_token_id", source);
+
+    /// <summary><see cref="VocabSize"/> of a config object.</summary>
+    public static int? VocabSizeOf(JsonObject json, string source = FileName) => Int(json, "vocab_size", source);
 
     // ---- labels ----
 

@@ -79,12 +79,9 @@ public sealed class OnnxTaskModel : IDisposable
         Labels = Config.Labels;
         Tokenizer = tok;
         _multiLabel = Config.Str("problem_type") == "multi_label_classification";
-        if (ModelType == "gpt2")
-        {
-            _layers = Config.Need("n_layer"); _heads = Config.Need("n_head"); _headSize = Config.Need("n_embd") / _heads;
-            MaxLength = Config.Int("n_positions") ?? 1024;
-        }
-        else MaxLength = Config.Int("max_position_embeddings") ?? 512;
+        if (ModelType == "gpt2") { _layers = Config.Need("n_layer"); _heads = Config.Need("n_head"); _headSize = Config.Need("n_embd") / _heads; }
+        // HF's defaults when config.json names no length: GPT2Config's n_positions 1024, BertConfig's 512.
+        MaxLength = Config.MaxPositions ?? (ModelType == "gpt2" ? 1024 : 512);
     }
 
     /// <summary>True when <paramref name="folder"/> holds an ONNX export (model.onnx beside config.json), so a caller
@@ -273,7 +270,7 @@ public sealed class OnnxTaskModel : IDisposable
         if (longest + maxNewTokens > MaxLength)
             throw new ArgumentException($"prompt of {longest} tokens + {maxNewTokens} new ones is longer than n_positions={MaxLength}");
         int eos = eosTokenId ?? Config.Int("eos_token_id") ?? -1;
-        int pad = Config.Int("pad_token_id") ?? (eos >= 0 ? eos : 0);
+        int pad = Config.PadTokenId ?? (eos >= 0 ? eos : 0);
         var mask = prompts.Select(p => Enumerable.Repeat(0L, longest - p.Count).Concat(Enumerable.Repeat(1L, p.Count)).ToList()).ToList();
         var step = prompts.Select(p => Enumerable.Repeat((long)pad, longest - p.Count).Concat(p.Select(i => (long)i)).ToArray()).ToArray();
         // Position of a token = real tokens before it (pads get 1; nothing attends to them).
@@ -331,7 +328,7 @@ public sealed class OnnxTaskModel : IDisposable
 
     ITokenizer NeedTokenizer() => Tokenizer ?? throw new InvalidOperationException("the ONNX folder has no tokenizer files (tokenizer.json, vocab.txt or vocab.json + merges.txt)");
 
-    int PadId => Config.Int("pad_token_id") ?? Tokenizer?.PadTokenId ?? 0;
+    int PadId => Config.PadTokenId ?? Tokenizer?.PadTokenId ?? 0;
 
     // The task encoder training, evaluation and the torch runtime use (TaskLM.Data's TaskEncoder).
     TaskEncoder Encoder() => new(NeedTokenizer(), MaxLength);
@@ -361,7 +358,7 @@ public sealed class OnnxTaskModel : IDisposable
         if (Task != "classification") throw new InvalidOperationException($"a {Task} model does not classify sequences");
         if (texts.Count == 0) return [];
         // GPT-2 pools the last non-pad token; without pad_token_id HF cannot pool a padded batch, so go one by one.
-        if (ModelType == "gpt2" && Config.Int("pad_token_id") is null && texts.Count > 1)
+        if (ModelType == "gpt2" && Config.PadTokenId is null && texts.Count > 1)
             return texts.SelectMany((t, i) => Classify([t], pairs is null ? null : [pairs[i]])).ToList();
         var enc = Encode(texts, pairs);
         var logits = Forward(Rows(enc.Select(e => e.InputIds)), Rows(enc.Select(e => e.AttentionMask)), Rows(enc.Select(e => e.TokenTypeIds)))["logits"];

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TokenizerLoader = TaskLM.Data.Tokenization.TokenizerLoader;
+using TaskLM.Hf;
 using TaskLM.Models;
 using TaskLM.Native;
 using TaskLM.Serving;
@@ -104,7 +105,7 @@ public static class BenchCommand
         model.Module.train();
         if (gradientCheckpointing) ActivationCheckpoint.Enable(model.Module);
         var masters = precision == "bf16" ? MixedPrecision.CastToBf16(model.Module) : null;
-        int vocab = (int?)model.Config["vocab_size"] ?? 30522;
+        int vocab = model.VocabSize;
         int positions = model.MaxPositions;
         if (t > positions) throw new ArgumentException($"--seq {t} is longer than the model's {positions} positions");
         var rng = new Random(0);
@@ -134,8 +135,8 @@ public static class BenchCommand
         // Embedding tables are looked up, not multiplied: a head over tokens (classifier, tagger) counts only the rest.
         long embedding = distinct.Where(x => IsEmbedding(x.name)).Sum(x => x.parameter.numel());
         double tokens = (double)b * t;
-        int layers = (int?)model.Config["n_layer"] ?? (int?)model.Config["num_hidden_layers"] ?? 0;
-        int hidden = (int?)model.Config["n_embd"] ?? (int?)model.Config["hidden_size"] ?? 0;
+        int layers = ShapeKey(model, "num_hidden_layers") ?? 0;
+        int hidden = ShapeKey(model, "hidden_size") ?? 0;
         // Kaplan/PaLM estimate: 6 N per token (forward + backward through every weight that multiplies: for a language
         // model the tied head over the vocabulary, for a classifier or tagger every weight but the embedding tables) plus
         // attention's 12 · L · C · T per token (QK^T and AV, forward + backward).
@@ -149,7 +150,7 @@ public static class BenchCommand
         r["task"] = task;
         r["params"] = nparams;
         r["non_embedding_params"] = nparams - embedding;
-        r["dropout"] = (double?)model.Config["resid_pdrop"] ?? (double?)model.Config["hidden_dropout_prob"];
+        r["dropout"] = HfConfig.Num(model.Config, "resid_pdrop", HfConfig.FileName) ?? HfConfig.Num(model.Config, "hidden_dropout_prob", HfConfig.FileName);
         r["steps"] = steps;
         r["gradient_checkpointing"] = gradientCheckpointing;
         r["precision"] = precision;
@@ -270,7 +271,7 @@ public static class BenchCommand
             manual_seed(0);
             var model = ModelSource.Resolve(name).Load(TaskNames.CausalLm) as ICausalLM ?? throw new ArgumentException($"--model {name}: generation needs a causal LM (GPT-2 or the Llama family)");
             model.Module.to(device);
-            int vocab = (int?)model.Config["vocab_size"] ?? 50257;
+            int vocab = model.VocabSize;
             var rng = new Random(0);
             var prompts = Enumerable.Range(0, b).Select(_ => (IReadOnlyList<int>)Enumerable.Range(0, t).Select(_ => rng.Next(vocab)).ToArray()).ToList();
             var go = new GenerationOptions { MaxNewTokens = n, EosTokenId = -1, UseCache = true };
@@ -380,12 +381,18 @@ public static class BenchCommand
     static JsonObject Shape(string preset, ITaskModel model, int b, int t, Device device) => new()
     {
         ["bench"] = null, ["preset"] = preset,
-        ["n_layer"] = (int?)model.Config["n_layer"] ?? (int?)model.Config["num_hidden_layers"],
-        ["n_head"] = (int?)model.Config["n_head"] ?? (int?)model.Config["num_attention_heads"],
-        ["n_embd"] = (int?)model.Config["n_embd"] ?? (int?)model.Config["hidden_size"],
-        ["vocab_size"] = (int?)model.Config["vocab_size"],
+        ["n_layer"] = ShapeKey(model, "num_hidden_layers"),
+        ["n_head"] = ShapeKey(model, "num_attention_heads"),
+        ["n_embd"] = ShapeKey(model, "hidden_size"),
+        ["vocab_size"] = model.VocabSize,
         ["batch"] = b, ["seq"] = t, ["device"] = device.ToString(), ["threads"] = get_num_threads(),
     };
+
+    // HF's generic shape names, read under GPT-2's names where the config has them (GPT2Config's attribute_map).
+    static readonly Dictionary<string, string> Gpt2Names = new() { ["num_hidden_layers"] = "n_layer", ["num_attention_heads"] = "n_head", ["hidden_size"] = "n_embd" };
+
+    static int? ShapeKey(ITaskModel model, string key) =>
+        HfConfig.Int(model.Config, Gpt2Names[key], HfConfig.FileName) ?? HfConfig.Int(model.Config, key, HfConfig.FileName);
 
     static void Emit(JsonObject r, bool json, string human)
     {

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using TaskLM.Hf;
 using TaskLM.Models;
 using TaskLM.Training;
 using static TorchSharp.torch;
@@ -138,7 +139,8 @@ public static class Compare
         var src = ModelSource.Resolve(r.Model.Init);
         if (r.Tokenizer == null && src.Tokenizer == null)
             throw new ArgumentException($"no tokenizer: {src} has no tokenizer files; give one with tokenizer=<folder> (a recipe's own tokenizer is dropped for a model of another family)");
-        bool pad = r.Model.Config?["pad_token_id"] != null || src.Config?["pad_token_id"] != null;
+        bool pad = r.Model.Config is { } set && HfConfig.PadTokenIdOf(set, "model.config") is not null
+            || src.Config is { } cfg && HfConfig.PadTokenIdOf(cfg) is not null;
         if (src.ModelType == "gpt2" && r.Task == "classification" && r.Training.BatchSize > 1 && !pad)
             throw new ArgumentException("GPT-2 sequence classification needs pad_token_id in its config to pool batches of more than one sequence (as in HF); set model.config.pad_token_id or training.batch_size=1");
     }
@@ -166,7 +168,7 @@ public static class Compare
         var (lat, thr1, thr32) = Scoring.Speed(m, Scoring.Examples(m, resolved.Data.Test!));
         long peak = PeakMemory.Bytes();
         try { Directory.Delete(Path.Combine(runDir, "checkpoints"), recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        string family = (string?)m.Model.Config["model_type"] ?? "?";
+        string family = m.Model.ModelType;
         var row = new JsonObject
         {
             ["model"] = spec, ["family"] = family, ["kind"] = ModelSource.IsPretrained(spec) ? "pretrained folder" : "preset (random init)",

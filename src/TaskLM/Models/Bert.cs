@@ -195,12 +195,12 @@ public sealed class BertEmbeddings : nn.Module
 // ───────────────────────────────────────── encoder ─────────────────────────────────────────
 
 /// <summary>Multi-head self-attention: query/key/value projections and PyTorch's fused SDPA.</summary>
-public sealed class BertSelfAttention : nn.Module
+public sealed class BertSelfAttention : nn.Module, ILoraTargets
 {
-    // Typed as the layer interface (not Linear) so LoRA can swap a LoraLayer in for a target.
-    readonly nn.Module<Tensor, Tensor> query;
-    readonly nn.Module<Tensor, Tensor> key;
-    readonly nn.Module<Tensor, Tensor> value;
+    // Settable and typed as the layer interface (not Linear): LoRA puts a LoraLayer in their place (SwapLayer).
+    nn.Module<Tensor, Tensor> query;
+    nn.Module<Tensor, Tensor> key;
+    nn.Module<Tensor, Tensor> value;
     readonly int numHeads;
     readonly int headSize;
     readonly double dropoutP;
@@ -226,6 +226,14 @@ public sealed class BertSelfAttention : nn.Module
             Heads(value.forward(hidden)), mask, training ? dropoutP : 0.0); // (B, nh, T, hs)
         return ctx.transpose(1, 2).reshape(B, T, numHeads * headSize);
     }
+
+    public nn.Module<Tensor, Tensor>? SwapLayer(string name, nn.Module<Tensor, Tensor> layer) => name switch
+    {
+        nameof(query) => ILoraTargets.Swap(ref query, layer),
+        nameof(key) => ILoraTargets.Swap(ref key, layer),
+        nameof(value) => ILoraTargets.Swap(ref value, layer),
+        _ => null,
+    };
 }
 
 /// <summary>Projection to H, dropout, residual, LayerNorm (post-LN): HF's BertSelfOutput (after attention,
@@ -392,6 +400,7 @@ public abstract class BertPreTrainedModel : PreTrainedModel
     public override ModelFamily Family => BertFamily.Instance;
     public override int MaxPositions => config.max_position_embeddings;
     public override int? PadTokenId => config.pad_token_id;
+    public override int VocabSize => config.vocab_size;
 
     /// <summary>HF's <c>BertModel(...).last_hidden_state</c>: the body's sequence output (B, T, H) for (B, T) ids, no
     /// head applied (what sentence encoders pool, and what an ONNX export of a bare BertModel outputs).</summary>

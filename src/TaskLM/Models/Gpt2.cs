@@ -119,10 +119,10 @@ public sealed class Gpt2Config
 
 /// <summary>Causal self-attention. c_attn and c_proj are HF Conv1D layers: held here as Linear [out, in],
 /// transposed from HF's [in, out] on load and back on save.</summary>
-public sealed class GPT2Attention : nn.Module
+public sealed class GPT2Attention : nn.Module, ILoraTargets
 {
-    // Typed as the layer interface (not Linear) so LoRA can swap a LoraLayer in for a target.
-    readonly nn.Module<Tensor, Tensor> c_attn, c_proj;
+    // Settable and typed as the layer interface (not Linear): LoRA puts a LoraLayer in their place (SwapLayer).
+    nn.Module<Tensor, Tensor> c_attn, c_proj;
     readonly Dropout resid_dropout;
     readonly int _nHead, _nEmbd, _layer;
     readonly double _attnPdrop;
@@ -153,14 +153,21 @@ public sealed class GPT2Attention : nn.Module
         y = y.transpose(1, 2).contiguous().view(b, t, _nEmbd);                   // (B, T, C)
         return resid_dropout.forward(c_proj.forward(y));
     }
+
+    public nn.Module<Tensor, Tensor>? SwapLayer(string name, nn.Module<Tensor, Tensor> layer) => name switch
+    {
+        nameof(c_attn) => ILoraTargets.Swap(ref c_attn, layer),
+        nameof(c_proj) => ILoraTargets.Swap(ref c_proj, layer),
+        _ => null,
+    };
 }
 
 // ───────────────────────────── MLP and block ─────────────────────────────
 
 /// <summary>c_fc → activation (gelu_new = tanh GELU) → c_proj, both Conv1D in HF.</summary>
-public sealed class GPT2MLP : nn.Module
+public sealed class GPT2MLP : nn.Module, ILoraTargets
 {
-    readonly nn.Module<Tensor, Tensor> c_fc, c_proj;   // swappable for LoRA, as in GPT2Attention
+    nn.Module<Tensor, Tensor> c_fc, c_proj;   // LoRA targets, as in GPT2Attention
     readonly Dropout dropout;
     readonly Func<Tensor, Tensor> _act;
 
@@ -175,6 +182,13 @@ public sealed class GPT2MLP : nn.Module
 
     /// <summary>(B, T, C) → (B, T, C).</summary>
     public Tensor Forward(Tensor x) => dropout.forward(c_proj.forward(_act(c_fc.forward(x))));
+
+    public nn.Module<Tensor, Tensor>? SwapLayer(string name, nn.Module<Tensor, Tensor> layer) => name switch
+    {
+        nameof(c_fc) => ILoraTargets.Swap(ref c_fc, layer),
+        nameof(c_proj) => ILoraTargets.Swap(ref c_proj, layer),
+        _ => null,
+    };
 }
 
 /// <summary>Pre-LayerNorm block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).</summary>
@@ -271,6 +285,7 @@ public abstract class Gpt2 : PreTrainedModel
     protected override JsonObject ConfigJson() => Cfg.ToJson(Architecture);
     public override int MaxPositions => Cfg.n_positions;
     public override int? PadTokenId => Cfg.pad_token_id;
+    public override int VocabSize => Cfg.vocab_size;
 
     /// <summary>HF's _init_weights: N(0, initializer_range), c_proj weights scaled by 1/sqrt(2 n_layer),
     /// LayerNorm 1/0, biases 0.</summary>
@@ -365,8 +380,6 @@ public sealed class GPT2LMHeadModel : Gpt2, ICausalLM
     /// <inheritdoc/>
     public KvCache NewKvCache(long batch, long capacity) =>
         new(Cfg.n_layer, batch, Cfg.n_head, capacity, Cfg.n_embd / Cfg.n_head, transformer.TokenEmbedding.device, transformer.TokenEmbedding.dtype);
-    /// <inheritdoc/>
-    public int VocabSize => Cfg.vocab_size;
     /// <inheritdoc/>
     public Device Device => transformer.TokenEmbedding.device;
 

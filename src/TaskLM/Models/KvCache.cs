@@ -20,9 +20,6 @@ public interface ICausalLM : ITaskModel
     /// model's device and in its dtype, with the model's layer count, key/value heads and head size.</summary>
     KvCache NewKvCache(long batch, long capacity);
 
-    /// <summary>Rows of the output embedding (config vocab_size).</summary>
-    int VocabSize { get; }
-
     /// <summary>The ids a sequence ends at: config.json's eos_token_id (each one when it is a list), then
     /// generation_config.json's (an id or a list), without repeats; empty when neither gives one.</summary>
     IReadOnlyList<int> EosTokenIds { get; }

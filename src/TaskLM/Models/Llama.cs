@@ -238,10 +238,10 @@ public static class Rope
 
 /// <summary>Grouped-query self-attention: n_heads query heads share n_kv_heads key/value heads (each kv head serves
 /// n_heads / n_kv_heads consecutive query heads, HF's repeat_kv); rotary embeddings on q and k.</summary>
-public sealed class LlamaAttention : nn.Module
+public sealed class LlamaAttention : nn.Module, ILoraTargets
 {
-    // Typed as the layer interface (not Linear) so LoRA can swap a LoraLayer in for a target.
-    readonly nn.Module<Tensor, Tensor> q_proj, k_proj, v_proj, o_proj;
+    // Settable and typed as the layer interface (not Linear): LoRA puts a LoraLayer in their place (SwapLayer).
+    nn.Module<Tensor, Tensor> q_proj, k_proj, v_proj, o_proj;
     readonly int _nHead, _nKv, _hd, _layer;
     readonly double _dropout;
 
@@ -276,14 +276,23 @@ public sealed class LlamaAttention : nn.Module
         y = y.transpose(1, 2).contiguous().view(b, t, _nHead * _hd);                    // (B, T, nh·hd)
         return o_proj.forward(y);
     }
+
+    public nn.Module<Tensor, Tensor>? SwapLayer(string name, nn.Module<Tensor, Tensor> layer) => name switch
+    {
+        nameof(q_proj) => ILoraTargets.Swap(ref q_proj, layer),
+        nameof(k_proj) => ILoraTargets.Swap(ref k_proj, layer),
+        nameof(v_proj) => ILoraTargets.Swap(ref v_proj, layer),
+        nameof(o_proj) => ILoraTargets.Swap(ref o_proj, layer),
+        _ => null,
+    };
 }
 
 // ───────────────────────────── MLP and layer ─────────────────────────────
 
 /// <summary>SwiGLU: down_proj(silu(gate_proj(x)) · up_proj(x)).</summary>
-public sealed class LlamaMLP : nn.Module<Tensor, Tensor>
+public sealed class LlamaMLP : nn.Module<Tensor, Tensor>, ILoraTargets
 {
-    readonly nn.Module<Tensor, Tensor> gate_proj, up_proj, down_proj;   // swappable for LoRA
+    nn.Module<Tensor, Tensor> gate_proj, up_proj, down_proj;   // LoRA targets, as in LlamaAttention
 
     public LlamaMLP(LlamaConfig cfg) : base(nameof(LlamaMLP))
     {
@@ -295,6 +304,14 @@ public sealed class LlamaMLP : nn.Module<Tensor, Tensor>
 
     /// <summary>(B, T, C) → (B, T, C) through (B, T, intermediate_size).</summary>
     public override Tensor forward(Tensor x) => down_proj.forward(F.silu(gate_proj.forward(x)) * up_proj.forward(x));
+
+    public nn.Module<Tensor, Tensor>? SwapLayer(string name, nn.Module<Tensor, Tensor> layer) => name switch
+    {
+        nameof(gate_proj) => ILoraTargets.Swap(ref gate_proj, layer),
+        nameof(up_proj) => ILoraTargets.Swap(ref up_proj, layer),
+        nameof(down_proj) => ILoraTargets.Swap(ref down_proj, layer),
+        _ => null,
+    };
 }
 
 /// <summary>Pre-norm decoder layer: x + attn(input_layernorm(x)), then x + mlp(post_attention_layernorm(x)).</summary>
@@ -398,6 +415,7 @@ public abstract class Llama : PreTrainedModel
     protected override JsonObject ConfigJson() => Cfg.ToJson(Architecture);
     public override int MaxPositions => Cfg.max_position_embeddings;
     public override int? PadTokenId => Cfg.pad_token_id;
+    public override int VocabSize => Cfg.vocab_size;
 
     /// <summary>HF's _init_weights: Linear and Embedding N(0, initializer_range), biases 0, the padding row 0, RMSNorm 1.</summary>
     protected override void InitWeight(string name, Parameter p, Generator? generator)
@@ -432,13 +450,8 @@ public sealed partial class LlamaFamily : ModelFamily
 
     LlamaFamily(HfFamily names) { Names = names; }
 
-    /// <summary>The family instance of a model_type of the Llama family.</summary>
-    public static LlamaFamily Of(string modelType) => modelType switch
-    {
-        "qwen2" => Qwen2,
-        "mistral" => Mistral,
-        _ => Instance,
-    };
+    /// <summary>The family instance of a model_type of the Llama family (its entry in <see cref="ModelFamilies.All"/>).</summary>
+    public static LlamaFamily Of(string modelType) => ModelFamilies.Find(modelType) as LlamaFamily ?? Instance;
 
     public override HfFamily Names { get; }
     public override string BaseModelPrefix => "model";
@@ -511,8 +524,6 @@ public sealed class LlamaForCausalLM : Llama, ICausalLM
     /// <inheritdoc/>
     public KvCache NewKvCache(long batch, long capacity) =>
         new(Cfg.num_hidden_layers, batch, Cfg.KvHeads, capacity, Cfg.HeadDim, model.TokenEmbedding.device, model.TokenEmbedding.dtype);
-    /// <inheritdoc/>
-    public int VocabSize => Cfg.vocab_size;
     /// <inheritdoc/>
     public Device Device => model.TokenEmbedding.device;
 

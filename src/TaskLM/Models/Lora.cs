@@ -1,5 +1,4 @@
 // LoRA as PEFT does it: low-rank A/B beside target linears, PEFT-format adapters (load/save), merge into the base.
-using System.Reflection;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -17,6 +16,27 @@ public sealed record LoraConfig(int R, double Alpha, double Dropout, IReadOnlyLi
     public static IReadOnlyList<string> DefaultTargets(string modelType) =>
         ModelFamilies.Find(modelType)?.LoraTargetModules
         ?? throw new ArgumentException($"no default LoRA target_modules for model type '{modelType}'; set strategy.lora.target_modules");
+}
+
+/// <summary>A module whose forward calls layers LoRA may wrap, each named by its HF name (its child's name, e.g.
+/// "c_attn"). PEFT replaces the attribute by name; a C# module declares the names it lets be replaced instead.
+/// The replacement is not registered in the module: its state_dict keys stay the base model's, and
+/// <see cref="LoraModel"/> registers the LoRA matrices itself.</summary>
+public interface ILoraTargets
+{
+    /// <summary>Makes forward call <paramref name="layer"/> where it called the child <paramref name="name"/>, and
+    /// returns the layer it called before; null (nothing replaced) when <paramref name="name"/> is not one of this
+    /// module's LoRA targets.</summary>
+    nn.Module<Tensor, Tensor>? SwapLayer(string name, nn.Module<Tensor, Tensor> layer);
+
+    /// <summary>Stores <paramref name="layer"/> in <paramref name="slot"/> and returns what was there: one line per
+    /// target in a <see cref="SwapLayer"/>.</summary>
+    static nn.Module<Tensor, Tensor> Swap(ref nn.Module<Tensor, Tensor> slot, nn.Module<Tensor, Tensor> layer)
+    {
+        var previous = slot;
+        slot = layer;
+        return previous;
+    }
 }
 
 /// <summary>A target layer with its low-rank update: y = base(x) + B(A(dropout(x))) · scaling.
@@ -75,7 +95,7 @@ public sealed class LoraModel : ITaskModel
 {
     readonly ITaskModel _inner;
     readonly Dictionary<string, LoraLayer> _layers = new(StringComparer.Ordinal);
-    readonly Dictionary<string, (object parent, FieldInfo field, nn.Module original)> _swaps = new(StringComparer.Ordinal);
+    readonly Dictionary<string, (ILoraTargets parent, string child, nn.Module<Tensor, Tensor> original)> _swaps = new(StringComparer.Ordinal);
     readonly TrainableParts _trainable;
 
     public LoraConfig Lora { get; }
@@ -99,7 +119,7 @@ public sealed class LoraModel : ITaskModel
             long inF = conv1d ? w.shape[0] : w.shape[1], outF = conv1d ? w.shape[1] : w.shape[0];
             var layer = new LoraLayer(target, inF, outF, cfg, conv1d);
             layer.to(w.device);
-            Swap(name, module, layer, modules);
+            Swap(name, target, layer, modules);
             _layers[name] = layer;
         }
         if (_layers.Count == 0) throw new InvalidOperationException($"LoRA: no module matches target_modules [{string.Join(", ", cfg.TargetModules)}]");
@@ -108,19 +128,21 @@ public sealed class LoraModel : ITaskModel
         _trainable = new TrainableParts(this);
     }
 
-    /// <summary>Points the parent's field at <paramref name="layer"/> so the family's forward calls it. The family's
-    /// field must be typed nn.Module&lt;Tensor, Tensor&gt; (or a base of it).</summary>
-    void Swap(string name, nn.Module original, LoraLayer layer, List<(string, nn.Module)> modules)
+    /// <summary>Has the parent module call <paramref name="layer"/> in place of its child <paramref name="name"/>
+    /// (<see cref="ILoraTargets"/>), so the family's forward goes through the LoRA side path.</summary>
+    void Swap(string name, nn.Module<Tensor, Tensor> original, LoraLayer layer, List<(string name, nn.Module module)> modules)
     {
         int dot = name.LastIndexOf('.');
-        var parent = dot < 0 ? _inner.Module : modules.First(m => m.Item1 == name[..dot]).Item2;
-        var field = parent.GetType().GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)
-            .FirstOrDefault(f => ReferenceEquals(f.GetValue(parent), original))
-            ?? throw new InvalidOperationException($"LoRA: cannot find the field of '{name}' in {parent.GetType().Name}");
-        if (!field.FieldType.IsAssignableFrom(typeof(LoraLayer)))
-            throw new InvalidOperationException($"LoRA: field {parent.GetType().Name}.{field.Name} is typed {field.FieldType.Name}; LoRA needs it typed nn.Module<Tensor, Tensor>");
-        field.SetValue(parent, layer);
-        _swaps[name] = (parent, field, original);
+        var parent = dot < 0 ? _inner.Module : modules.First(m => m.name == name[..dot]).module;
+        string child = name[(dot + 1)..];
+        if (parent is not ILoraTargets targets || targets.SwapLayer(child, layer) is not { } replaced)
+            throw new InvalidOperationException($"LoRA: {parent.GetType().Name} does not let '{name}' be replaced (not one of its LoRA targets)");
+        if (!ReferenceEquals(replaced, original))
+        {
+            targets.SwapLayer(child, replaced);
+            throw new InvalidOperationException($"LoRA: '{name}' is already replaced (a LoRA model on this model already exists)");
+        }
+        _swaps[name] = (targets, child, original);
     }
 
     public string ModelType => _inner.ModelType;
@@ -129,6 +151,7 @@ public sealed class LoraModel : ITaskModel
     public JsonObject Config => _inner.Config;
     public int MaxPositions => _inner.MaxPositions;
     public int? PadTokenId => _inner.PadTokenId;
+    public int VocabSize => _inner.VocabSize;
     public nn.Module Module => _trainable;
     public IReadOnlyDictionary<string, LoraLayer> Layers => _layers;
 
@@ -160,7 +183,7 @@ public sealed class LoraModel : ITaskModel
         public override void train(bool on = true)
         {
             _owner._inner.Module.train(on);
-            // The LoRA layers replaced fields of the base model but are not its registered children: switch them
+            // The LoRA layers replaced layers of the base model but are not its registered children: switch them
             // (their lora_dropout) too, or evaluation runs with dropout on.
             foreach (var layer in _owner._layers.Values) layer.train(on);
             base.train(on);
@@ -287,8 +310,8 @@ public sealed class LoraModel : ITaskModel
         foreach (var (name, layer) in _layers)
         {
             layer.Merge();
-            var (parent, field, original) = _swaps[name];
-            field.SetValue(parent, original);
+            var (parent, child, original) = _swaps[name];
+            parent.SwapLayer(child, original);
         }
         foreach (var p in _inner.Module.parameters()) p.requires_grad = true;
         return _inner;

@@ -55,7 +55,8 @@ public sealed class ModelSource
     JsonObject? _config;
 
     /// <summary>model_type (gpt2, bert, ...): config.json's, or the preset's.</summary>
-    public string? ModelType => PresetName != null ? ModelPresets.Get(PresetName).ModelType : (string?)Config?["model_type"];
+    public string? ModelType => PresetName != null ? ModelPresets.Get(PresetName).ModelType
+        : Config is { } cfg ? HfConfig.Str(cfg, "model_type", Path.Combine(Folder!, HfConfig.FileName)) : null;
 
     /// <summary>The model task (head) the weights were trained for: a run's recipe task (generation → causal-lm), else
     /// the head config.json's architectures name; null for a preset or a bare body.</summary>
@@ -65,7 +66,7 @@ public sealed class ModelSource
         {
             if (Recipe != null) return TaskNames.ModelTask(Recipe.Task);
             if (IsAdapter) return Base?.Task;
-            if (Config is not { } cfg || ModelFamilies.Find((string?)cfg["model_type"]) is not { } f) return null;
+            if (Config is not { } cfg || ModelFamilies.Find(ModelType) is not { } f) return null;
             return f.Names.TaskOfArchitectures(HfConfig.ArchitecturesOf(cfg));
         }
     }

@@ -163,6 +163,9 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
     /// <summary>config.json's pad_token_id, or null.</summary>
     public abstract int? PadTokenId { get; }
 
+    /// <summary>config.json's vocab_size: rows of the token embedding.</summary>
+    public abstract int VocabSize { get; }
+
     /// <summary>This module (the head model is the module, as in HF).</summary>
     public nn.Module Module => this;
 
@@ -212,7 +215,7 @@ public abstract class PreTrainedModel : nn.Module, ITaskModel
         if (ids.dim() != 2) throw new InvalidDataException($"{source}: input_ids must be a list of token-id rows (B, T), got {ids.dim()} dimensions");
         if (ids.numel() == 0) throw new InvalidDataException($"{source}: input_ids is empty (no tokens)");
         var cfg = Config;
-        int vocab = HfConfig.Int(cfg, "vocab_size", "config.json") ?? int.MaxValue;
+        int vocab = VocabSize;
         CheckRange(ids, "input_ids", vocab, $"the vocabulary (vocab_size {vocab}: ids 0..{vocab - 1})", source);
         if (ids.shape[1] > MaxPositions)
             throw new InvalidDataException($"{source}: input_ids rows have {ids.shape[1]} tokens, more than the model's {MaxPositions} positions");

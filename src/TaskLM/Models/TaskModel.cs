@@ -60,6 +60,10 @@ public interface ITaskModel
     /// <summary>config.json's pad_token_id, or null.</summary>
     int? PadTokenId => HfConfig.PadTokenIdOf(Config);
 
+    /// <summary>Rows of the input (and tied output) embedding, config.json's vocab_size: ids must stay below it. No limit
+    /// when a model outside the families names none.</summary>
+    int VocabSize => HfConfig.VocabSizeOf(Config) ?? int.MaxValue;
+
     /// <summary>The TorchSharp module (parameters named with HF's keys, e.g. transformer.h.0.attn.c_attn.weight).</summary>
     nn.Module Module { get; }
 

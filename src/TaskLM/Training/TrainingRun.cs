@@ -735,7 +735,7 @@ public static class TrainingRun
     internal static Collator MakeCollator(Recipe r, ITaskModel model, ITokenizer? tok, Device device)
     {
         // Padding id: the model's, else the tokenizer's pad or EOS; never past the embedding (a preset with a small vocab).
-        int vocab = (int?)model.Config["vocab_size"] ?? int.MaxValue;
+        int vocab = model.VocabSize;
         int pad = model.PadTokenId ?? tok?.PadTokenId ?? tok?.EosTokenId ?? 0;
         if (pad < 0 || pad >= vocab) pad = 0;
         if (r.Task != "masked-lm") return new Collator(r.Task, pad, device);

@@ -88,6 +88,15 @@ public class FamilyContractTests
         Assert.Equal(ModelFamilies.All.Select(f => f.ModelType).Order(), ModelPresets.All.Select(p => p.Family.ModelType).Distinct().Order());
     }
 
+    /// <summary>The two family lists (TorchSharp's ModelFamilies.All, the libtorch-free HfFamilies.All) name the same
+    /// families: a family added to one and not the other fails here, naming its model_type.</summary>
+    [Fact]
+    public void EveryTorchFamilyHasItsHuggingFaceRowAndEveryRowItsFamily()
+    {
+        Assert.Equal(TaskLM.Hf.HfFamilies.All.Select(f => f.ModelType).Order(), ModelFamilies.All.Select(f => f.ModelType).Order());
+        foreach (var f in ModelFamilies.All) Assert.Same(TaskLM.Hf.HfFamilies.Find(f.ModelType), f.Names);
+    }
+
     /// <summary>Issue 11: a config.json that describes more layers than the weights hold, one without n_layer
     /// (HF's default 12), and checkpoints with a body tensor removed are refused for inference, naming keys.</summary>
     [Theory]

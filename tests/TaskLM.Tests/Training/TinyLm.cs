@@ -8,12 +8,12 @@ using static TorchSharp.torch;
 namespace TaskLM.Tests.Training;
 
 /// <summary>Module with HF-style names (wte, ln_f, fc, lm_head) so the decay grouping has biases, LayerNorm weights and matrices.</summary>
-sealed class TinyLmModule : nn.Module<Tensor, Tensor>
+sealed class TinyLmModule : nn.Module<Tensor, Tensor>, ILoraTargets
 {
     public readonly Embedding wte;
     public readonly Dropout drop;
     public readonly LayerNorm ln_f;
-    public nn.Module<Tensor, Tensor> fc;   // typed as the interface so LoRA can swap it
+    public nn.Module<Tensor, Tensor> fc;   // typed as the interface so LoRA can swap it (SwapLayer)
     public readonly Linear lm_head;
 
     public TinyLmModule(int vocab, int dim, double dropout) : base("TinyLm")
@@ -28,6 +28,8 @@ sealed class TinyLmModule : nn.Module<Tensor, Tensor>
 
     // (B, T) → (B, T, V): each position predicts the next token from itself only (a bigram model).
     public override Tensor forward(Tensor ids) => lm_head.forward(nn.functional.gelu(fc.forward(ln_f.forward(drop.forward(wte.forward(ids))))));
+
+    public nn.Module<Tensor, Tensor>? SwapLayer(string name, nn.Module<Tensor, Tensor> layer) => name == nameof(fc) ? ILoraTargets.Swap(ref fc, layer) : null;
 }
 
 /// <summary>ITaskModel over <see cref="TinyLmModule"/> with HF's causal-LM loss (shifted, -100 ignored).</summary>
