@@ -2,7 +2,7 @@
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
 using TaskLM.Models;
-using TaskLM.Training;
+using TaskLM.Recipes;
 using static TorchSharp.torch;
 
 namespace TaskLM.Export;

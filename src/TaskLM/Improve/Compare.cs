@@ -5,6 +5,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using TaskLM.Models;
+using TaskLM.Recipes;
 using TaskLM.Training;
 using static TorchSharp.torch;
 
