@@ -6,7 +6,7 @@ using TaskLM.Data.Tokenization;
 using TaskLM.Evaluation;
 using TaskLM.Models;
 using TaskLM.Onnx;
-using TaskLM.Training;
+using TaskLM.Recipes;
 using TorchSharp;
 using static TorchSharp.torch;
 

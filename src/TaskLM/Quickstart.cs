@@ -6,6 +6,8 @@ using TaskLM.Data.Tokenization;
 using TaskLM.Evaluation;
 using TaskLM.Hf;
 using TaskLM.Models;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using TaskLM.Training;
 using TorchSharp;
 using static TorchSharp.torch;

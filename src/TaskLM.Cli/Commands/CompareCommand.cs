@@ -1,7 +1,7 @@
 // `tasklm compare <recipe> --models A,B,C [--budget 300steps|10m] [key=value ...]`: the size/performance trade-off on the task.
 using System.CommandLine;
 using TaskLM.Improve;
-using TaskLM.Training.Search;
+using TaskLM.Recipes;
 
 namespace TaskLM.Cli.Commands;
 

@@ -1,7 +1,7 @@
 // `tasklm evaluate`: score a run's model (or an HF model folder) on a data file; eval.json, report.md/html.
 using System.CommandLine;
 using Spectre.Console;
-using TaskLM.Training;
+using TaskLM.Evaluation;
 
 namespace TaskLM.Cli.Commands;
 

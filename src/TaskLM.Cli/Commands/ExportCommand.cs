@@ -44,13 +44,7 @@ public static class ExportCommand
             if (TaskLM.Evaluation.ShippedBaseline.ForRun(src.Source.RunDir) is { } shipped)
                 Console.Error.WriteLine($"note: {src.Source.RunDir} ships the {shipped.Ships} (model weight {shipped.ModelWeight:0.00}, chosen on validation); "
                     + $"this export holds the model alone — the TF-IDF baseline is in {Path.Combine(src.Source.RunDir!, TaskLM.Evaluation.ShippedBaseline.FolderName)}, and predict/serve/evaluate on the run folder run the mix");
-            // Never write over what is being exported (a run, the adapter or its base): export into a new folder.
-            string full = Path.GetFullPath(output).TrimEnd(Path.DirectorySeparatorChar);
-            foreach (var taken in new[] { spec, src.ModelDir, src.BaseModel }.OfType<string>())
-                if (string.Equals(Path.GetFullPath(taken).TrimEnd(Path.DirectorySeparatorChar), full, StringComparison.Ordinal))
-                    throw new ArgumentException($"--out '{output}' is the model being exported ({taken}); export into a new folder");
-            if (Directory.Exists(output) && File.Exists(Path.Combine(output, "recipe.resolved.yaml")))
-                throw new ArgumentException($"--out '{output}' is a run folder; export into a new folder");
+            src.CheckOutput(output);   // never over what is being exported, nor over a run folder
             string task;
             string? written = null;
             if (fmt == "hf")
@@ -62,16 +56,7 @@ public static class ExportCommand
                 output = Path.GetDirectoryName(Path.GetFullPath(written))!;
             }
             else
-            {
-                // TaskLM loads (and merges) the model, writes its HF weights, and the graph is built from those.
-                string staging = Path.Combine(output, ".hf-staging");
-                try
-                {
-                    task = HfExport.Export(src, staging).Task;
-                    OnnxExport.Export(staging, output, task, quant, p.GetValue(int8Ops) == "onnx" ? Int8Ops.Onnx : Int8Ops.Contrib, p.GetValue(reduceRange), p.GetValue(exclude));
-                }
-                finally { if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true); }
-            }
+                task = OnnxSourceExport.Export(src, output, quant, p.GetValue(int8Ops) == "onnx" ? Int8Ops.Onnx : Int8Ops.Contrib, p.GetValue(reduceRange), p.GetValue(exclude));
             var files = Directory.GetFiles(output).Select(Path.GetFileName).OrderBy(f => f, StringComparer.Ordinal).ToList();
             if (p.GetValue(json))
                 Console.WriteLine(new JsonObject

@@ -1,7 +1,7 @@
 // `tasklm learning-curve <recipe> [--fractions 0.1,0.25,0.5,1] [--seeds N] [key=value ...]`: would more data help?
 using System.CommandLine;
 using TaskLM.Improve;
-using TaskLM.Training.Search;
+using TaskLM.Recipes;
 
 namespace TaskLM.Cli.Commands;
 

@@ -199,7 +199,9 @@ public static class MetricsCommand
             var metrics = new JsonObject();
             foreach (var (k, v) in r.ToMetrics())
                 metrics[k] = v is double d ? d : JsonSerializer.SerializeToNode(v);
-            if (p.GetValue(scores) is string scorePath) AddScoreMetrics(metrics, scorePath, g, r.Labels, p.GetValue(positive), p.GetValue(topK));
+            if (p.GetValue(scores) is string scorePath)
+                foreach (var (name, value) in ClassificationMetrics.FromScores(g, r.Labels, ReadScores(scorePath), p.GetValue(positive), p.GetValue(topK), scorePath))
+                    metrics[name] = value;
             var o = new JsonObject { ["n"] = r.N, ["metrics"] = metrics };
             var rows = new JsonArray();
             for (int i = 0; i < r.Labels.Count; i++)
@@ -230,10 +232,10 @@ public static class MetricsCommand
         return cmd;
     }
 
-    private static void AddScoreMetrics(JsonObject metrics, string path, List<string> gold, IReadOnlyList<string> labels, string? positive, int k)
+    /// <summary>Class scores, one row of numbers per line (the library checks their shape and picks the metrics).</summary>
+    private static List<double[]> ReadScores(string path)
     {
         var lines = ReadLines(path, "scores");
-        if (lines.Count != gold.Count) throw new InvalidDataException($"'{path}' has {lines.Count} lines but there are {gold.Count} gold labels");
         var rows = new List<double[]>();
         for (int i = 0; i < lines.Count; i++)
         {
@@ -242,26 +244,9 @@ public static class MetricsCommand
             for (int j = 0; j < parts.Length; j++)
                 if (!double.TryParse(parts[j], NumberStyles.Float, CultureInfo.InvariantCulture, out row[j]))
                     throw new InvalidDataException($"{path} line {i + 1}: '{parts[j]}' is not a number");
-            if (row.Length != 1 && row.Length != labels.Count)
-                throw new InvalidDataException($"{path} line {i + 1}: {row.Length} scores, expected 1 (binary) or {labels.Count} (one per label: {string.Join(", ", labels)})");
             rows.Add(row);
         }
-        if (labels.Count == 2 || rows.All(r => r.Length == 1))
-        {
-            if (labels.Count > 2) throw new InvalidDataException($"{path}: one score per line only works for two labels, there are {labels.Count}");
-            var pos = positive ?? labels[^1];
-            int pi = labels.ToList().IndexOf(pos);
-            if (pi < 0) throw new InvalidDataException($"--positive '{pos}' is not one of the labels ({string.Join(", ", labels)})");
-            var isPos = gold.Select(x => x == pos).ToList();
-            var s = rows.Select(r => r.Length == 1 ? r[0] : r[pi]).ToList();
-            metrics["roc_auc"] = ClassificationMetrics.RocAuc(isPos, s);
-            metrics["average_precision"] = ClassificationMetrics.AveragePrecision(isPos, s);
-        }
-        else
-        {
-            var index = labels.Select((l, i) => (l, i)).ToDictionary(x => x.l, x => x.i);
-            metrics[$"top_{k}_accuracy"] = ClassificationMetrics.TopKAccuracy(gold.Select(x => index[x]).ToList(), rows, k);
-        }
+        return rows;
     }
 
     private static Command Squad()

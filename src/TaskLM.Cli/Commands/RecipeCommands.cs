@@ -2,7 +2,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
-using TaskLM.Training;
+using TaskLM.Recipes;
 using TaskLM.Training.Search;
 
 namespace TaskLM.Cli.Commands;

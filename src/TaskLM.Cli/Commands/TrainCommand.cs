@@ -7,6 +7,7 @@ using TaskLM.Evaluation;
 using TaskLM.Logging;
 using TaskLM.Distributed;
 using TaskLM.Native;
+using TaskLM.Recipes;
 using TaskLM.Training;
 
 namespace TaskLM.Cli.Commands;
@@ -60,7 +61,7 @@ public static class TrainCommand
     static int Train(ParseResult p, Argument<string> recipeArg, Argument<string[]> overridesArg, Option<string?> resume, Option<bool> overwrite, Option<bool> json, DataParallel? dp)
     {
         {
-            var recipe = RecipeLoader.Load(TaskLM.Training.Search.RecipeCatalog.Resolve(p.GetValue(recipeArg)!), p.GetValue(overridesArg) ?? []);   // a file, or a shipped recipe by name
+            var recipe = RecipeLoader.Load(RecipeCatalog.Resolve(p.GetValue(recipeArg)!), p.GetValue(overridesArg) ?? []);   // a file, or a shipped recipe by name
             string? resumeFrom = p.GetResult(resume) is null ? null : p.GetValue(resume) ?? "latest";
             // Before train.log is opened in the folder: a run still writing there, or a foreign finished one, is refused untouched.
             using var folderLock = dp is { IsMain: false } ? null : RunFolderLock.Acquire(recipe.OutputDir);

@@ -4,6 +4,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Spectre.Console;
+using TaskLM.Recipes;
 using TaskLM.Training.Search;
 
 namespace TaskLM.Cli.Commands;

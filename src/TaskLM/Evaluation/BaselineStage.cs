@@ -1,6 +1,8 @@
 // The results stage's baseline step: fit the TF-IDF baseline on a run's training texts and compare it with the model.
 using TaskLM.Data.Tokenization;
 using TaskLM.Models;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using TaskLM.Training;
 using static TorchSharp.torch;
 

@@ -184,4 +184,30 @@ public static class ClassificationMetrics
         }
         return (double)hits / gold.Count;
     }
+
+    /// <summary>The metrics class scores add to a classification report (<c>tasklm metrics classification --scores</c>):
+    /// with two labels, ROC-AUC and average precision of <paramref name="positive"/> (default: the last label in sorted
+    /// order, sklearn's pos_label=1 for 0/1 labels), from one score per row (the positive class's) or one per label; with
+    /// more labels, top-k accuracy from one score per label. <paramref name="labels"/>: the report's sorted label set;
+    /// <paramref name="source"/> names the scores in errors, whose row i is line i + 1.</summary>
+    public static List<(string Name, double Value)> FromScores(IReadOnlyList<string> gold, IReadOnlyList<string> labels, IReadOnlyList<double[]> scores,
+        string? positive, int k, string source)
+    {
+        if (scores.Count != gold.Count) throw new InvalidDataException($"'{source}' has {scores.Count} lines but there are {gold.Count} gold labels");
+        for (int i = 0; i < scores.Count; i++)
+            if (scores[i].Length != 1 && scores[i].Length != labels.Count)
+                throw new InvalidDataException($"{source} line {i + 1}: {scores[i].Length} scores, expected 1 (binary) or {labels.Count} (one per label: {string.Join(", ", labels)})");
+        if (labels.Count == 2 || scores.All(r => r.Length == 1))
+        {
+            if (labels.Count > 2) throw new InvalidDataException($"{source}: one score per line only works for two labels, there are {labels.Count}");
+            var pos = positive ?? labels[^1];
+            int pi = labels.ToList().IndexOf(pos);
+            if (pi < 0) throw new InvalidDataException($"--positive '{pos}' is not one of the labels ({string.Join(", ", labels)})");
+            var isPos = gold.Select(x => x == pos).ToList();
+            var s = scores.Select(r => r.Length == 1 ? r[0] : r[pi]).ToList();
+            return [("roc_auc", RocAuc(isPos, s)), ("average_precision", AveragePrecision(isPos, s))];
+        }
+        var index = labels.Select((l, i) => (l, i)).ToDictionary(x => x.l, x => x.i);
+        return [($"top_{k}_accuracy", TopKAccuracy(gold.Select(x => index[x]).ToList(), scores, k))];
+    }
 }

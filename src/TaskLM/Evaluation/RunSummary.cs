@@ -2,7 +2,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
-using TaskLM.Training;
+using TaskLM.Tasks;
 
 namespace TaskLM.Evaluation;
 

@@ -2,7 +2,7 @@
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
 using TaskLM.Models;
-using TaskLM.Training;
+using TaskLM.Recipes;
 using static TorchSharp.torch;
 
 namespace TaskLM.Export;
@@ -18,6 +18,18 @@ public sealed record ExportSource(ModelSource Source, string? Task, string? Toke
     public string ModelDir => Source.Folder!;
     /// <summary>The base model folder of an adapter; null for a full model.</summary>
     public string? BaseModel => Source.IsAdapter ? Source.Base?.Folder : null;
+
+    /// <summary>Refuses an output that would write over what is being exported (the spec, its weights folder, an
+    /// adapter's base) or over a run folder: every format exports into a new folder.</summary>
+    public void CheckOutput(string output)
+    {
+        string full = Path.GetFullPath(output).TrimEnd(Path.DirectorySeparatorChar);
+        foreach (var taken in new[] { Source.Spec, ModelDir, BaseModel }.OfType<string>())
+            if (string.Equals(Path.GetFullPath(taken).TrimEnd(Path.DirectorySeparatorChar), full, StringComparison.Ordinal))
+                throw new ArgumentException($"--out '{output}' is the model being exported ({taken}); export into a new folder");
+        if (Directory.Exists(output) && File.Exists(Path.Combine(output, RunFolderFiles.Recipe)))
+            throw new ArgumentException($"--out '{output}' is a run folder; export into a new folder");
+    }
 }
 
 /// <summary>Writes a Hugging Face model folder that from_pretrained (and TaskLM) loads on its own: LoRA adapters merged

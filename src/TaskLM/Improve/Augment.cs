@@ -8,6 +8,7 @@ using TaskLM.Data.Corpus;
 using TaskLM.Data.Tokenization;
 using TaskLM.Evaluation;
 using TaskLM.Models;
+using TaskLM.Recipes;
 using TaskLM.Training;
 using TorchSharp;
 using static TorchSharp.torch;

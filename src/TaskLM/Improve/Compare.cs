@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using TaskLM.Hf;
 using TaskLM.Models;
+using TaskLM.Recipes;
 using TaskLM.Training;
 using static TorchSharp.torch;
 

@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using TaskLM.Evaluation;
 using TaskLM.Models;
+using TaskLM.Recipes;
 using TaskLM.Training;
 using static TorchSharp.torch;
 

@@ -9,6 +9,7 @@ using System.Text.Json.Nodes;
 using TaskLM.Evaluation;
 using TaskLM.Hf;
 using TaskLM.Models;
+using TaskLM.Recipes;
 using TaskLM.Training;
 using static TorchSharp.torch;
 

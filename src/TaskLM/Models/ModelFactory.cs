@@ -1,5 +1,6 @@
 // Builds an ITaskModel from an HF folder or a preset name: the family comes from config.json's model_type
 // (or the preset's row) through the shared PreTrainedModel machinery; specs are resolved by ModelSource.
+
 namespace TaskLM.Models;
 
 /// <summary>The one entry point that turns a folder or a preset name into a model of the right family.</summary>

@@ -2,6 +2,7 @@
 // its own file, an ONNX file, a NuGet model or a Hub id) becomes a local folder plus what it is; Load builds it.
 using System.Text.Json.Nodes;
 using TaskLM.Hf;
+using TaskLM.Recipes;
 using TaskLM.Training;
 
 namespace TaskLM.Models;

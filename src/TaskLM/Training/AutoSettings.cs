@@ -6,6 +6,7 @@ using TaskLM.Data.Tokenization;
 using TaskLM.Evaluation;
 using TaskLM.Hf;
 using TaskLM.Models;
+using TaskLM.Recipes;
 
 namespace TaskLM.Training;
 

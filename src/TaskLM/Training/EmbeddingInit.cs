@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using TaskLM.Models;
+using TaskLM.Recipes;
 using TorchSharp;
 using static TorchSharp.torch;
 

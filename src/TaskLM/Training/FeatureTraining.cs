@@ -5,6 +5,8 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Runtime.InteropServices;
 using TaskLM.Models;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 

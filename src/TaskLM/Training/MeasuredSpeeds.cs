@@ -3,6 +3,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using TaskLM.Models;
+using TaskLM.Recipes;
 using static TorchSharp.torch;
 
 namespace TaskLM.Training;

@@ -1,5 +1,6 @@
 // What trains: freezing (embeddings, bottom N layers, all but the head) and gradual unfreezing, by HF parameter names.
 using TaskLM.Models;
+using TaskLM.Recipes;
 
 namespace TaskLM.Training;
 

@@ -3,6 +3,7 @@
 using System.Diagnostics;
 using TaskLM.Distributed;
 using TaskLM.Models;
+using TaskLM.Tasks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -6,6 +6,8 @@ using TaskLM.Data.Tokenization;
 using TaskLM.Distributed;
 using TaskLM.Evaluation;
 using TaskLM.Models;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -293,7 +295,7 @@ public static class TrainingRun
         o.Say($"data: {c.Train.Examples.Count} training examples" + (c.Validation != null ? $", {c.Validation.Examples.Count} validation" : "") + (c.Labels != null ? $", {c.Labels.Count} labels" : ""));
     }
 
-    /// <summary>A split's examples: from the run folder's cache (data.cache, Training/ExampleCache.cs), else tokenized.</summary>
+    /// <summary>A split's examples: from the run folder's cache (data.cache, Tasks/ExampleCache.cs), else tokenized.</summary>
     static TaskExamples LoadSplit(RunContext c, string split, string path, IReadOnlyList<string>? labels, int maxExamples) =>
         c.Recipe.Data.Cache
             ? ExampleCache.Load(c.Recipe, split, path, c.Tokenizer, labels, maxExamples, c.RunDir, c.Options.Say, c.ChatTemplate)

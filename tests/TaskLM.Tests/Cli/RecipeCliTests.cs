@@ -1,7 +1,7 @@
 // tasklm recipes / recipe validate|copy|show, and every shipped recipe prepared as its header says and run tiny.
 using System.Text.Json.Nodes;
 using TaskLM.Models;
-using TaskLM.Training;
+using TaskLM.Recipes;
 
 namespace TaskLM.Tests.Cli;
 

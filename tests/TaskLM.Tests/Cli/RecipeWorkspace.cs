@@ -2,8 +2,7 @@
 // preparation commands and tiny runs execute, so the repository's own data/ gets no outputs.
 using TaskLM.Data.Corpus;
 using TaskLM.Models;
-using TaskLM.Training;
-using TaskLM.Training.Search;
+using TaskLM.Recipes;
 
 namespace TaskLM.Tests.Cli;
 

@@ -1,6 +1,6 @@
 // `tasklm evaluate` on Hugging Face's gpt2-cls fixture: predictions and loss are HF's, the report is written.
 using System.Text.Json.Nodes;
-using TaskLM.Training;
+using TaskLM.Recipes;
 
 namespace TaskLM.Tests.Evaluation;
 

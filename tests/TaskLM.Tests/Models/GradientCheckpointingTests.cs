@@ -1,7 +1,7 @@
 // training.gradient_checkpointing: the same loss and gradients as libtorch's ordinary autograd (which keeps every
 // activation), for GPT-2 and BERT; dropout draws the same masks in the recomputation.
 using TaskLM.Models;
-using TaskLM.Training;
+using TaskLM.Recipes;
 using static TorchSharp.torch;
 
 namespace TaskLM.Tests.Models;

@@ -2,7 +2,7 @@
 // rule, the median pruner, the search-space checks, the study database's claims, and TPE beating random search.
 using Microsoft.Data.Sqlite;
 using Xunit.Abstractions;
-using TaskLM.Training;
+using TaskLM.Recipes;
 using TaskLM.Training.Search;
 
 namespace TaskLM.Tests.Search;

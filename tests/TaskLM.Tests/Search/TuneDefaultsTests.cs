@@ -1,6 +1,6 @@
 // `tasklm tune` on a recipe with neither data.validation nor a search: section: train's held-out split, once, and the default space.
+using TaskLM.Recipes;
 using TaskLM.Tests.Faults;
-using TaskLM.Training;
 using TaskLM.Training.Search;
 
 namespace TaskLM.Tests.Search;

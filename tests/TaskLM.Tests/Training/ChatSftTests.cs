@@ -4,7 +4,8 @@ using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
 using TaskLM.Models;
 using TaskLM.Native;
-using TaskLM.Training;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using static TorchSharp.torch;
 
 namespace TaskLM.Tests.Training;

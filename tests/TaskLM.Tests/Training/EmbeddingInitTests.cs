@@ -1,5 +1,6 @@
 // model.embedding_init: ppmi-svd — word embeddings from co-occurrence statistics before pre-training from random.
 using TaskLM.Models;
+using TaskLM.Recipes;
 using TaskLM.Training;
 using static TorchSharp.torch;
 

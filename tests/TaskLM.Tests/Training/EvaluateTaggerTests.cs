@@ -1,7 +1,7 @@
 // `tasklm evaluate` on a token-classification run: BIO tags get seqeval's entity scores (per entity type, not per
 // tag); other tag sets (part of speech) get token accuracy only, as training's evaluation reports.
 using System.Text.Json.Nodes;
-using TaskLM.Training;
+using TaskLM.Evaluation;
 
 namespace TaskLM.Tests.Training;
 

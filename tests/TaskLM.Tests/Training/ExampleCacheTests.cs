@@ -2,6 +2,8 @@
 // setting or file is tokenized again; a resumed run reads the cache.
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using TaskLM.Training;
 
 namespace TaskLM.Tests.Training;

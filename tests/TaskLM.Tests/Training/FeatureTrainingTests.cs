@@ -5,6 +5,8 @@ using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
 using TaskLM.Models;
 using TaskLM.Onnx;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using TaskLM.Tests.Transfer;
 using TaskLM.Training;
 using static TorchSharp.torch;

@@ -2,7 +2,7 @@
 // from_pretrained(folder, resid_pdrop=0.0) does (before, they were silently ignored and the folder's dropout used).
 using System.Text.Json.Nodes;
 using TaskLM.Models;
-using TaskLM.Training;
+using TaskLM.Tasks;
 using static TorchSharp.torch;
 
 namespace TaskLM.Tests.Training;

@@ -1,5 +1,7 @@
 // training.group_by_length: batches of similar length, every example once per epoch, the order a function of (seed, epoch).
-using TaskLM.Training;
+
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 
 namespace TaskLM.Tests.Training;
 

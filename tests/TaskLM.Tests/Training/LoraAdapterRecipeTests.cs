@@ -1,5 +1,6 @@
 // strategy.lora.adapter continues an adapter with the settings it was trained with: r, alpha or target_modules set to
 // other values beside it are refused by name (they used to be ignored without a word).
+using TaskLM.Recipes;
 using TaskLM.Tests.Models;
 using TaskLM.Training;
 

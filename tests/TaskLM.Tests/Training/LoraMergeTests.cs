@@ -2,6 +2,8 @@
 // whose logits are the trained adapter model's; the adapter itself is kept in best/adapter/.
 using System.Text.Json.Nodes;
 using TaskLM.Models;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using TaskLM.Training;
 using static TorchSharp.torch;
 

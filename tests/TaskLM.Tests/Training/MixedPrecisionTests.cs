@@ -2,6 +2,7 @@
 // the fp32 curve, the masters are fp32, the checkpoint loads, and a resumed run continues the same curve.
 using System.Text.Json.Nodes;
 using TaskLM.Models;
+using TaskLM.Recipes;
 using TaskLM.Training;
 using static TorchSharp.torch;
 

@@ -1,7 +1,8 @@
 // Task objectives against HF's documented conventions: sub-word label alignment, QA spans, completion-only loss, MLM 80/10/10, packing.
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
-using TaskLM.Training;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using static TorchSharp.torch;
 
 namespace TaskLM.Tests.Training;

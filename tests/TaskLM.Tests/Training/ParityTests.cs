@@ -1,6 +1,7 @@
 // Training parity with Hugging Face: 10 AdamW steps on tiny GPT-2s (train-init) and LoRA logits (lora-base + lora-adapter).
 using System.Text.Json.Nodes;
 using TaskLM.Models;
+using TaskLM.Tasks;
 using TaskLM.Training;
 using static TorchSharp.torch;
 

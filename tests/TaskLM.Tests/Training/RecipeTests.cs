@@ -1,4 +1,5 @@
 // Recipe loading: strict keys with suggestions, type errors naming key and type, dotted overrides, resolved YAML.
+using TaskLM.Recipes;
 using TaskLM.Training;
 
 namespace TaskLM.Tests.Training;

@@ -1,5 +1,7 @@
 // Freezing and gradual unfreezing on a tiny GPT-2 classifier: exactly the named parts stop (or start) training.
 using TaskLM.Models;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using TaskLM.Training;
 using static TorchSharp.torch;
 

@@ -4,7 +4,8 @@ using System.IO.Compression;
 using System.Text.Json.Nodes;
 using TaskLM.Data.Corpus;
 using TaskLM.Data.Tokenization;
-using TaskLM.Training;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 
 namespace TaskLM.Tests.Training;
 

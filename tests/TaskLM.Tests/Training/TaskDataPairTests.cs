@@ -3,7 +3,8 @@
 // (Before, task data truncated a token at a time from the longer side, which differs from HF when the two tie.)
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
-using TaskLM.Training;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 
 namespace TaskLM.Tests.Training;
 

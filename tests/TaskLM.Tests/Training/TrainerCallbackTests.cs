@@ -1,6 +1,7 @@
 // The loop tells its observers about every checkpoint (OnSave with the folder) and about an interrupt (SIGINT's
 // cancellation token): the step finishes, a checkpoint is written, and the loop stops without evaluating. The
 // trainer keeps the best metric and step; early stopping only observes them.
+using TaskLM.Tasks;
 using TaskLM.Training;
 using static TorchSharp.torch;
 

@@ -1,5 +1,6 @@
 // Training loop on a tiny model: HF schedule values, decay grouping, accumulation, NaN handling, crash + resume.
 using System.Text.Json.Nodes;
+using TaskLM.Tasks;
 using TaskLM.Training;
 using TorchSharp;
 using static TorchSharp.torch;

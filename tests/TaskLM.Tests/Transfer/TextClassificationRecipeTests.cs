@@ -152,7 +152,7 @@ public class AutoMaxLengthTests
         {
             string train = Path.Combine(dir, "train.jsonl");
             File.WriteAllLines(train, Enumerable.Range(0, 20).Select(i => new JsonObject { ["text"] = string.Join(' ', Enumerable.Repeat("word", 200)), ["label"] = i % 2 == 0 ? "a" : "b" }.ToJsonString()));
-            var r = TaskLM.Training.RecipeLoader.Parse($"task: classification\nmodel: {{init: bert-tiny, config: {{max_position_embeddings: 32}}}}\ndata: {{train: '{train}', max_length: 0}}\n");
+            var r = TaskLM.Recipes.RecipeLoader.Parse($"task: classification\nmodel: {{init: bert-tiny, config: {{max_position_embeddings: 32}}}}\ndata: {{train: '{train}', max_length: 0}}\n");
             var said = new List<string>();
             var tok = TaskLM.Data.Tokenization.TokenizerLoader.Load(TextClassificationRecipeTests.Repo("tests", "fixtures", "hf", "tok-wordpiece"));
             TaskLM.Training.AutoSettings.Resolve(r, dir, tok, said.Add);

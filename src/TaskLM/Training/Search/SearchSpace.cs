@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
+using TaskLM.Recipes;
 
 namespace TaskLM.Training.Search;
 

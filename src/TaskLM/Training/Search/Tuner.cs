@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TaskLM.Evaluation;
+using TaskLM.Recipes;
 using static TorchSharp.torch;
 
 namespace TaskLM.Training.Search;

@@ -2,7 +2,7 @@
 using TaskLM.Models;
 using static TorchSharp.torch;
 
-namespace TaskLM.Training;
+namespace TaskLM.Tasks;
 
 /// <summary>One tokenized training example.</summary>
 public sealed class Example

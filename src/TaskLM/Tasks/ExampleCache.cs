@@ -5,8 +5,9 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using TaskLM.Data.Tokenization;
+using TaskLM.Recipes;
 
-namespace TaskLM.Training;
+namespace TaskLM.Tasks;
 
 /// <summary>The run folder's cache of tokenized examples (<c>output_dir/cache/examples-&lt;split&gt;-&lt;key&gt;.bin</c>).
 /// The key is a SHA-256 of the data file's bytes, the tokenizer's files (what <see cref="ITokenizer.Save"/> writes), and

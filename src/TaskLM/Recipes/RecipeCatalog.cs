@@ -3,7 +3,7 @@
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
-namespace TaskLM.Training.Search;
+namespace TaskLM.Recipes;
 
 /// <summary>What <c>tasklm recipes</c> shows of one recipe: its name, what it trains on what, the one-line purpose
 /// (first header line), the measured figure (a <c># figure:</c> header line, else the <c># Measured</c> paragraph)

@@ -5,8 +5,9 @@ using System.Text;
 using System.Text.Json.Nodes;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
+using TaskLM.Training;
 
-namespace TaskLM.Training;
+namespace TaskLM.Recipes;
 
 /// <summary>A recipe problem: names the file, line and key (or the override) and what was expected.</summary>
 public sealed class RecipeException(string message) : Exception(message);

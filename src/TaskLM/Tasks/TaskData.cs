@@ -4,8 +4,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TaskLM.Data.Corpus;
 using TaskLM.Data.Tokenization;
+using TaskLM.Recipes;
+using TaskLM.Training;
 
-namespace TaskLM.Training;
+namespace TaskLM.Tasks;
 
 /// <summary>Examples of one split plus the label names the head uses.</summary>
 public sealed record TaskExamples(List<Example> Examples, IReadOnlyList<string>? Labels)

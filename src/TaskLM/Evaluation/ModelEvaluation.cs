@@ -1,13 +1,15 @@
 // `tasklm evaluate`: score a trained model (a run folder or an HF folder) on a data file; eval.json + report.
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
-using TaskLM.Evaluation;
 using TaskLM.Hf;
 using TaskLM.Models;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
+using TaskLM.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace TaskLM.Training;
+namespace TaskLM.Evaluation;
 
 /// <summary>What <see cref="ModelEvaluation.Run"/> needs beyond the model and the data.</summary>
 public sealed class EvaluateOptions

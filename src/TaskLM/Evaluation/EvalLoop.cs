@@ -1,10 +1,11 @@
 // Held-out evaluation during training: mean loss plus the task's headline metrics (what early stopping can watch).
 using TaskLM.Distributed;
-using TaskLM.Evaluation;
 using TaskLM.Models;
+using TaskLM.Recipes;
+using TaskLM.Tasks;
 using static TorchSharp.torch;
 
-namespace TaskLM.Training;
+namespace TaskLM.Evaluation;
 
 /// <summary>Runs a model over examples in batches (no grad) and computes loss and task metrics:
 /// LM: loss, perplexity; classification: accuracy, micro_f1, macro_f1, weighted_f1; token classification:

@@ -1,5 +1,5 @@
 // The task names a recipe may use, and the one place that maps a recipe task to the model head it trains.
-namespace TaskLM.Training;
+namespace TaskLM.Recipes;
 
 /// <summary>Recipe task names. <c>generation</c> (prompt → completion, loss on the completion only) trains a causal LM,
 /// so models and their saved configs only ever say <c>causal-lm</c>; every other name is its model's task.</summary>

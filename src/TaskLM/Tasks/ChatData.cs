@@ -2,8 +2,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TaskLM.Data.Tokenization;
+using TaskLM.Recipes;
 
-namespace TaskLM.Training;
+namespace TaskLM.Tasks;
 
 /// <summary>
 /// Supervised fine-tuning on conversations, as TRL's SFTTrainer with <c>assistant_only_loss</c> does it: a row's

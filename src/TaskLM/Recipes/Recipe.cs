@@ -1,7 +1,9 @@
 // A training recipe: the YAML that names task, model, data, strategy and hyperparameters, as typed sections.
 using System.Text.Json.Nodes;
+using TaskLM.Tasks;
+using TaskLM.Training;
 
-namespace TaskLM.Training;
+namespace TaskLM.Recipes;
 
 /// <summary>Everything one training run uses. YAML keys are the snake_case property names
 /// (<c>output_dir</c>, <c>training.max_grad_norm</c>); <see cref="RecipeLoader"/> reads, validates and writes it.</summary>
@@ -20,7 +22,7 @@ public sealed class Recipe
     /// <summary>The run folder (metrics.jsonl, checkpoints/, best/, recipe.resolved.yaml).</summary>
     public string OutputDir { get; set; } = "runs/run";
     /// <summary>Hyperparameter search space for <c>tasklm tune</c> (dotted key → {choice|uniform|loguniform|int: ...});
-    /// training ignores it. Parsed and checked by <see cref="Search.SearchSpace"/>.</summary>
+    /// training ignores it. Parsed and checked by <see cref="Training.Search.SearchSpace"/>.</summary>
     public JsonObject? Search { get; set; }
     /// <summary>Set by <c>tasklm train</c> when a fresh run starts (leave it out of recipes): the run folder's
     /// recipe.resolved.yaml and every checkpoint's trainer_state.json carry it, and <c>--resume</c> accepts only
@@ -73,7 +75,7 @@ public sealed class DataSection
     public string CompletionColumn { get; set; } = "completion";
     /// <summary>Chat data (causal-lm and generation): the column holding OpenAI-format messages (a list of {role,
     /// content}); rows that have it are rendered with the chat template and train on the assistant turns only
-    /// (Training/ChatData.cs). Prompt and completion columns holding message lists train on the completion's turns.</summary>
+    /// (Tasks/ChatData.cs). Prompt and completion columns holding message lists train on the completion's turns.</summary>
     public string MessagesColumn { get; set; } = "messages";
     /// <summary>Chat data: null = the tokenizer's own chat_template (tokenizer_config.json), else ChatML; "chatml";
     /// or a path to a Jinja template file.</summary>
